@@ -1,0 +1,37 @@
+// The page set behind one object's SQLite main database file.
+//
+// Invariants:
+//  (1) The VFS never writes to LMDB. write_page()/truncate() land in the
+//      current turn's page map; only the engine's turn commit moves pages into
+//      LMDB, and only after SQLite's COMMIT returned OK.
+//  (2) read_page() sees, newest first: the turn's pages, the object's pages of
+//      commits not yet durable, then LMDB.
+//  (3) Every page is exactly page_bytes() long; pages are numbered from 0
+//      (SQLite's page 1 is page 0 here, at file offset 0).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "carrel/status.h"
+
+namespace carrel::sql {
+
+class PageSource {
+ public:
+  virtual ~PageSource() = default;
+  virtual uint32_t page_bytes() const = 0;
+  // The file's length in pages.
+  virtual uint32_t page_count() = 0;
+  // Fills *out with the page (page_bytes() long) and returns true, or returns
+  // false when the page lies at or past page_count() or was never written
+  // (the caller treats its content as zeros).
+  virtual Result<bool> read_page(uint32_t page_no, std::string* out) = 0;
+  // Writes a whole page; page_count() grows to page_no + 1 when it was smaller.
+  virtual Status write_page(uint32_t page_no, std::string_view data) = 0;
+  // Sets the file length to page_count pages, dropping pages past it.
+  virtual Status truncate(uint32_t page_count) = 0;
+};
+
+}  // namespace carrel::sql

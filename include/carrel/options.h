@@ -1,0 +1,91 @@
+// carrel/options.h — engine options, their defaults and their limits.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "carrel/clock.h"
+#include "carrel/status.h"
+
+namespace carrel {
+
+enum class Durability {
+  // Default. A commit is fsynced before any output that depends on it is
+  // released: an acknowledged turn survives a process crash and a power loss.
+  kSync,
+  // Commits are written but not fsynced before outputs are released. An
+  // acknowledged turn survives a process crash; a power loss or kernel crash
+  // may lose the most recent commits (never part of one: each stays atomic).
+  kNoSync,
+};
+
+// What the committer is about to commit; passed to Options::commit_hook.
+struct CommitInfo {
+  uint64_t commit_number = 0;  // 1 for the first commit since open
+  size_t turns = 0;            // sealed turns in this write transaction
+  size_t bytes = 0;            // key + value bytes written
+};
+
+// Called by the committer thread after a group's writes and before the LMDB
+// commit. A non-ok Status aborts the write transaction and fails every turn in
+// it, exactly as a real I/O error would. May block (to delay commits in tests).
+using CommitHook = std::function<Status(const CommitInfo&)>;
+
+struct Options {
+  // The engine directory. Holds data.mdb, lock.mdb and writer.lock.
+  std::string dir;
+  bool create_if_missing = true;
+  // Open for reading only (the CLI's inspection commands). No events run.
+  bool read_only = false;
+  Durability durability = Durability::kSync;
+
+  // Address space reserved for the LMDB map (not disk). Hitting it is NoSpace.
+  uint64_t map_bytes_max = uint64_t{64} << 30;
+
+  // KV limits. LMDB keys are at most 511 bytes and carrel prefixes each with a
+  // 16-byte object id, so key_bytes_max may not exceed 495.
+  size_t key_bytes_max = 495;
+  size_t value_bytes_max = size_t{2} << 20;
+  // Keys in one get_many / put_many / del_many call (Durable Objects: 128).
+  size_t kv_batch_keys_max = 128;
+  // Key + value bytes one turn may write before its writes fail InvalidArgument.
+  size_t turn_dirty_bytes_max = size_t{64} << 20;
+
+  // Request loop.
+  int workers = 0;                       // 0: one per hardware thread
+  int workers_blocked_extra_max = 256;   // extra threads while workers block in ctx.call
+  size_t mailbox_depth_max = 4096;       // events queued per object; beyond: Busy
+  size_t active_objects_max = 10000;     // live handlers; LRU idle ones are evicted past it
+  int64_t idle_timeout_ms = 10000;       // an idle object is evicted after this
+  size_t call_depth_max = 64;            // nested ctx.call chain length
+
+  // History (point-in-time recovery). 0 turns history off.
+  int64_t history_retention_ms = int64_t{30} * 24 * 3600 * 1000;
+
+  // Alarms.
+  int64_t alarm_retry_initial_ms = 2000;  // first backoff; doubles per retry
+  double alarm_retry_jitter = 0.25;       // +-25% of each backoff
+  int alarm_retries_max = 6;              // counted retries before the dead-letter list
+  size_t alarms_per_object_max = 1000;
+  size_t alarm_payload_bytes_max = size_t{64} << 10;
+  size_t alarm_name_bytes_max = 256;
+
+  // SQL. The page size is fixed when the directory is created (stored in meta).
+  uint32_t sql_page_bytes = 1024;
+  int sql_cache_pages = 256;               // per-object SQLite page cache
+  size_t sql_statement_bytes_max = 100000;
+  int sql_params_max = 999;
+  size_t sql_value_bytes_max = size_t{2} << 20;
+
+  // Time. Null: SystemClock.
+  std::shared_ptr<Clock> clock;
+  // Fault injection; see CommitHook.
+  CommitHook commit_hook;
+  // Seed for alarm jitter; 0 draws one from the OS.
+  uint64_t random_seed = 0;
+};
+
+}  // namespace carrel
