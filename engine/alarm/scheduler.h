@@ -1,0 +1,67 @@
+// The alarm scheduler: posts due alarms from the engine-wide timetable.
+//
+// Invariants:
+//  (1) Due entries are posted in timetable order (due time, then object id,
+//      then name), so delivery across objects follows due time.
+//  (2) An entry is in flight from its post until its turn's commit (success,
+//      retry bookkeeping or dead letter) is durable, or fails; it is never
+//      posted twice while in flight. Everything else reads the durable
+//      timetable, so a crash loses no alarm: at open, every entry is due again.
+//  (3) The thread sleeps until the earliest entry not in flight is due, or
+//      until wake() (a commit wrote an earlier one), done(), or a clock jump.
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "carrel/clock.h"
+#include "carrel/id.h"
+#include "carrel/status.h"
+#include "engine/store/store.h"
+
+namespace carrel::alarm {
+
+// Posts one alarm event; Busy (full mailbox) or a missing class leaves the
+// entry for a later pass.
+using PostAlarm = std::function<Status(const ObjectId& id, const std::string& name, UnixMs due_ms)>;
+
+class Scheduler {
+ public:
+  static constexpr size_t kInFlightMax = 20000;
+  static constexpr size_t kPostsPerPass = 2048;
+
+  Scheduler(store::Store& store, Clock& clock, PostAlarm post)
+      : store_(store), clock_(clock), post_(std::move(post)) {}
+  ~Scheduler() { stop(); }
+
+  void start();
+  void stop();
+  // A commit wrote an entry due at due_ms.
+  void wake(UnixMs due_ms);
+  void wake_now();
+  // The alarm's turn finished (durably, or failed): it may be posted again.
+  void done(const ObjectId& id, const std::string& name);
+  size_t in_flight() const;
+
+ private:
+  void run();
+  // One scan: posts what is due; returns when to look again.
+  UnixMs pass(UnixMs now);
+
+  store::Store& store_;
+  Clock& clock_;
+  PostAlarm post_;
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  std::set<std::pair<ObjectId, std::string>> in_flight_;  // GUARDED_BY(mutex_)
+  bool poked_ = false;                                    // GUARDED_BY(mutex_)
+  bool stopping_ = false;                                 // GUARDED_BY(mutex_)
+  std::thread thread_;
+};
+
+}  // namespace carrel::alarm

@@ -1,0 +1,65 @@
+// A sealed turn, on its way to the committer.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "carrel/context.h"
+#include "carrel/status.h"
+
+namespace carrel::detail {
+
+struct ObjectSlot;
+
+// A durable one-way message between objects (ctx.send).
+struct OutMessage {
+  ObjectRef target;
+  std::string method;
+  std::string payload;
+  std::string sender;  // the sender's label, for tools
+};
+
+// Runs after the batch's commit: ok once it is durable, or the failure.
+using Completion = std::function<void(const Status&)>;
+
+template <typename K>
+using WriteList = std::vector<std::pair<K, std::optional<std::string>>>;
+
+struct CommitBatch {
+  std::shared_ptr<ObjectSlot> slot;
+  ObjectRef object;
+  uint64_t generation = 0;  // the slot's generation when sealed; stale batches fail
+  uint64_t seq = 0;         // the object's commit sequence; 0: the batch only carries outputs
+  int64_t commit_ms = 0;    // commit time (engine clock at seal; never below the previous)
+
+  bool kv_cleared = false;                   // delete_all() before the kv writes
+  WriteList<std::string> kv;                 // user key -> value (nullopt: delete)
+  WriteList<std::string> alarms;             // alarm name -> encoded AlarmEntry
+  WriteList<std::string> dead;               // alarm name -> encoded DeadLetter
+  WriteList<uint32_t> pages;                 // SQL page images (nullopt: truncated away)
+  std::optional<uint32_t> sql_pages;         // new SQL file length in pages
+  std::vector<OutMessage> messages;          // ctx.send() of this turn
+  std::optional<uint64_t> consumed_message;  // outbox entry this turn processed
+  std::optional<uint64_t> restore_to_seq;    // Engine::restore: undo commits after this seq
+
+  std::vector<Completion> outputs;  // released in order after the commit
+
+  bool has_writes() const {
+    return seq != 0;
+  }
+  size_t bytes() const {
+    size_t n = 0;
+    for (auto& [k, v] : kv) n += k.size() + (v ? v->size() : 0);
+    for (auto& [k, v] : alarms) n += k.size() + (v ? v->size() : 0);
+    for (auto& p : pages) n += p.second ? p.second->size() : 0;
+    for (auto& m : messages) n += m.payload.size() + m.method.size();
+    return n;
+  }
+};
+
+}  // namespace carrel::detail

@@ -1,0 +1,264 @@
+#include "engine/commit/group_writer.h"
+
+#include <algorithm>
+
+#include "engine/alarm/entry.h"
+#include "engine/store/keys.h"
+
+namespace carrel::detail {
+namespace {
+
+using store::Db;
+constexpr std::string_view kNextMessageKey = "next_message_no";
+
+void append_str16(std::string* out, std::string_view s) {
+  out->push_back(static_cast<char>(s.size() >> 8));
+  out->push_back(static_cast<char>(s.size() & 0xff));
+  out->append(s);
+}
+
+bool read_str16(std::string_view b, size_t* at, std::string* s) {
+  if (*at + 2 > b.size()) return false;
+  size_t n = static_cast<uint8_t>(b[*at]) << 8 | static_cast<uint8_t>(b[*at + 1]);
+  *at += 2;
+  if (*at + n > b.size()) return false;
+  s->assign(b.substr(*at, n));
+  *at += n;
+  return true;
+}
+
+}  // namespace
+
+std::string encode_message(const OutMessage& m) {
+  std::string out;
+  out.push_back(1);  // version
+  append_str16(&out, m.target.class_name);
+  out.append(m.target.id.raw());
+  append_str16(&out, m.target.name);
+  append_str16(&out, m.sender);
+  store::append_u32(&out, static_cast<uint32_t>(m.method.size()));
+  out.append(m.method);
+  out.append(m.payload);
+  return out;
+}
+
+Result<OutMessage> decode_message(std::string_view b) {
+  OutMessage m;
+  size_t at = 1;
+  auto bad = Status::corruption("outbox message is malformed");
+  if (b.empty() || b[0] != 1) return bad;
+  if (!read_str16(b, &at, &m.target.class_name)) return bad;
+  if (at + store::kIdBytes > b.size()) return bad;
+  m.target.id = ObjectId::from_raw(b.substr(at, store::kIdBytes));
+  at += store::kIdBytes;
+  if (!read_str16(b, &at, &m.target.name) || !read_str16(b, &at, &m.sender)) return bad;
+  if (at + 4 > b.size()) return bad;
+  uint32_t n = store::read_u32(b, at);
+  at += 4;
+  if (at + n > b.size()) return bad;
+  m.method.assign(b.substr(at, n));
+  m.payload.assign(b.substr(at + n));
+  return m;
+}
+
+Result<std::optional<std::string>> GroupWriter::get_raw(Db db, std::string_view key) {
+  MDB_val k = store::to_val(key), v;
+  int rc = mdb_get(txn_, store_.dbi(db), &k, &v);
+  if (rc == MDB_NOTFOUND) return std::optional<std::string>{};
+  if (rc != 0) return store::from_mdb(rc, "read " + std::string(store::db_name(db)));
+  return std::optional<std::string>{std::string(store::from_val(v))};
+}
+
+Status GroupWriter::put_raw(Db db, std::string_view key, std::string_view value) {
+  MDB_val k = store::to_val(key), v = store::to_val(value);
+  int rc = mdb_put(txn_, store_.dbi(db), &k, &v, 0);
+  bytes_written_ += key.size() + value.size();
+  return store::from_mdb(rc, "write " + std::string(store::db_name(db)));
+}
+
+Status GroupWriter::del_raw(Db db, std::string_view key) {
+  MDB_val k = store::to_val(key);
+  int rc = mdb_del(txn_, store_.dbi(db), &k, nullptr);
+  if (rc == MDB_NOTFOUND) return Status::ok();
+  return store::from_mdb(rc, "delete from " + std::string(store::db_name(db)));
+}
+
+Result<GroupWriter::ObjectState*> GroupWriter::load(const CommitBatch& b) {
+  auto it = objects_.find(b.object.id);
+  if (it == objects_.end()) {
+    ObjectState st;
+    CARREL_ASSIGN_OR_RETURN(auto raw, get_raw(Db::kObjects, b.object.id.raw()));
+    if (raw) {
+      CARREL_ASSIGN_OR_RETURN(st.record, store::ObjectRecord::decode(*raw));
+    } else {
+      st.record.class_name = b.object.class_name;
+      st.record.created_ms = b.commit_ms;
+    }
+    it = objects_.emplace(b.object.id, std::move(st)).first;
+  }
+  ObjectState& st = it->second;
+  if (st.record.name.empty() && !b.object.name.empty()) st.record.name = b.object.name;
+  return &st;
+}
+
+Status GroupWriter::write(ObjectState& st, Db db, const std::string& key,
+                          const std::optional<std::string>& value) {
+  CARREL_ASSIGN_OR_RETURN(auto old, get_raw(db, key));
+  if (!old && !value) return Status::ok();
+  if (keep_history_ && st.touched.emplace(static_cast<uint8_t>(db), key).second) {
+    st.undo.entries.push_back({db, key, old});
+  }
+  if (value) {
+    CARREL_RETURN_IF_ERROR(put_raw(db, key, *value));
+  } else {
+    CARREL_RETURN_IF_ERROR(del_raw(db, key));
+  }
+  store::ObjectRecord& r = st.record;
+  std::string_view suffix = std::string_view(key).substr(store::kIdBytes);
+  switch (db) {
+    case Db::kKv:
+      if (old) r.kv_keys -= 1, r.kv_bytes -= suffix.size() + old->size();
+      if (value) r.kv_keys += 1, r.kv_bytes += suffix.size() + value->size();
+      break;
+    case Db::kAlarms: {
+      ObjectId id = ObjectId::from_raw(key);
+      if (old) {
+        CARREL_ASSIGN_OR_RETURN(UnixMs due, alarm::decode_due(*old));
+        CARREL_RETURN_IF_ERROR(del_raw(Db::kSchedule, store::schedule_key(due, id, suffix)));
+        r.alarms -= 1;
+      }
+      if (value) {
+        CARREL_ASSIGN_OR_RETURN(UnixMs due, alarm::decode_due(*value));
+        CARREL_RETURN_IF_ERROR(put_raw(Db::kSchedule, store::schedule_key(due, id, suffix), {}));
+        r.alarms += 1;
+        earliest_alarm_ = std::min(earliest_alarm_.value_or(due), due);
+      }
+      break;
+    }
+    case Db::kDead:
+      if (old) r.dead_letters -= 1;
+      if (value) r.dead_letters += 1;
+      break;
+    default: break;
+  }
+  return Status::ok();
+}
+
+Status GroupWriter::clear_range(ObjectState& st, Db db, const std::string& from,
+                                const std::string& to) {
+  std::vector<std::string> keys;
+  MDB_cursor* c = nullptr;
+  int rc = mdb_cursor_open(txn_, store_.dbi(db), &c);
+  if (rc != 0) return store::from_mdb(rc, "open cursor");
+  MDB_val k = store::to_val(from), v;
+  rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+  while (rc == 0 && (to.empty() || store::from_val(k) < to)) {
+    keys.emplace_back(store::from_val(k));
+    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(c);
+  if (rc != 0 && rc != MDB_NOTFOUND) return store::from_mdb(rc, "scan range");
+  for (const std::string& key : keys) CARREL_RETURN_IF_ERROR(write(st, db, key, std::nullopt));
+  return Status::ok();
+}
+
+Status GroupWriter::apply_restore(ObjectState& st, const ObjectId& id, uint64_t to_seq) {
+  // Undo newest first (invariant (2) of undo.h). The restore's own undo record
+  // captures the current values on first touch, so it can itself be undone.
+  uint32_t sql_pages = st.record.sql_pages;
+  for (uint64_t seq = st.record.last_seq; seq > to_seq; --seq) {
+    CARREL_ASSIGN_OR_RETURN(auto raw, get_raw(Db::kHistory, store::history_key(id, seq)));
+    if (!raw) {
+      return Status::not_found("history of object " + id.to_hex() + " has no record of commit " +
+                               std::to_string(seq));
+    }
+    CARREL_ASSIGN_OR_RETURN(history::UndoRecord undo, history::UndoRecord::decode(*raw));
+    for (const history::UndoEntry& e : undo.entries) {
+      CARREL_RETURN_IF_ERROR(write(st, e.db, e.key, e.before));
+    }
+    sql_pages = undo.sql_pages_before;
+  }
+  st.record.sql_pages = sql_pages;
+  return Status::ok();
+}
+
+Result<uint64_t> GroupWriter::next_message_no() {
+  if (!message_no_) {
+    CARREL_ASSIGN_OR_RETURN(auto raw, get_raw(Db::kMeta, kNextMessageKey));
+    message_no_ = raw && raw->size() == 8 ? store::read_u64(*raw, 0) : 1;
+  }
+  return (*message_no_)++;
+}
+
+Status GroupWriter::apply(const CommitBatch& b) {
+  if (!b.has_writes()) return Status::ok();
+  CARREL_ASSIGN_OR_RETURN(ObjectState * st, load(b));
+  store::ObjectRecord& r = st->record;
+  if (b.seq != r.last_seq + 1) {
+    return Status::aborted("commit " + std::to_string(b.seq) + " of " + b.object.label() +
+                           " does not follow its last commit " + std::to_string(r.last_seq));
+  }
+  st->touched.clear();
+  st->undo = history::UndoRecord{};
+  st->undo.seq = b.seq;
+  st->undo.sql_pages_before = r.sql_pages;
+  const ObjectId& id = b.object.id;
+  if (b.restore_to_seq) CARREL_RETURN_IF_ERROR(apply_restore(*st, id, *b.restore_to_seq));
+  if (b.kv_cleared) {
+    std::string from(id.raw());
+    CARREL_RETURN_IF_ERROR(clear_range(*st, Db::kKv, from, store::prefix_successor(from)));
+  }
+  for (auto& [k, v] : b.kv) CARREL_RETURN_IF_ERROR(write(*st, Db::kKv, store::object_key(id, k), v));
+  for (auto& [n, page] : b.pages) {
+    CARREL_RETURN_IF_ERROR(write(*st, Db::kPages, store::page_key(id, n), page));
+  }
+  if (b.sql_pages) {
+    CARREL_RETURN_IF_ERROR(clear_range(*st, Db::kPages, store::page_key(id, *b.sql_pages),
+                                       store::prefix_successor(std::string(id.raw()))));
+    r.sql_pages = *b.sql_pages;
+  }
+  for (auto& [name, v] : b.alarms) {
+    CARREL_RETURN_IF_ERROR(write(*st, Db::kAlarms, store::object_key(id, name), v));
+  }
+  for (auto& [name, v] : b.dead) {
+    CARREL_RETURN_IF_ERROR(write(*st, Db::kDead, store::object_key(id, name), v));
+  }
+  for (const OutMessage& m : b.messages) {
+    CARREL_ASSIGN_OR_RETURN(uint64_t no, next_message_no());
+    std::string key;
+    store::append_u64(&key, no);
+    CARREL_RETURN_IF_ERROR(put_raw(Db::kOutbox, key, encode_message(m)));
+    sent_.emplace_back(no, m);
+  }
+  if (b.consumed_message) {
+    std::string key;
+    store::append_u64(&key, *b.consumed_message);
+    CARREL_RETURN_IF_ERROR(del_raw(Db::kOutbox, key));
+  }
+  r.last_seq = b.seq;
+  r.last_commit_ms = std::max(b.commit_ms, r.last_commit_ms);
+  if (keep_history_) {
+    st->undo.time_ms = r.last_commit_ms;
+    CARREL_RETURN_IF_ERROR(put_raw(Db::kHistory, store::history_key(id, b.seq), st->undo.encode()));
+  }
+  return Status::ok();
+}
+
+int64_t GroupWriter::commit_ms_of(const ObjectId& id) {
+  auto it = objects_.find(id);
+  return it == objects_.end() ? now_ms_ : it->second.record.last_commit_ms;
+}
+
+Status GroupWriter::finish() {
+  for (auto& [id, st] : objects_) {
+    CARREL_RETURN_IF_ERROR(put_raw(Db::kObjects, id.raw(), st.record.encode()));
+  }
+  if (message_no_) {
+    std::string v;
+    store::append_u64(&v, *message_no_);
+    CARREL_RETURN_IF_ERROR(put_raw(Db::kMeta, kNextMessageKey, v));
+  }
+  return Status::ok();
+}
+
+}  // namespace carrel::detail

@@ -1,0 +1,77 @@
+// Applies sealed batches to one LMDB write transaction.
+//
+// Invariants:
+//  (1) Every change to a tracked database (kv, pages, alarms, dead) goes
+//      through write(), which keeps the derived state in the same transaction:
+//      the timetable (`schedule`) for alarms, the object record's counters,
+//      and the batch's undo record (before-image on first touch).
+//  (2) Object records are read once per group and written once at finish().
+//  (3) A GroupWriter is used by the committer thread only.
+#pragma once
+
+#include <lmdb.h>
+
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "carrel/status.h"
+#include "engine/commit/batch.h"
+#include "engine/history/undo.h"
+#include "engine/store/object_record.h"
+#include "engine/store/store.h"
+
+namespace carrel::detail {
+
+std::string encode_message(const OutMessage& m);
+Result<OutMessage> decode_message(std::string_view bytes);
+
+class GroupWriter {
+ public:
+  GroupWriter(store::Store& store, MDB_txn* txn, int64_t now_ms, bool keep_history)
+      : store_(store), txn_(txn), now_ms_(now_ms), keep_history_(keep_history) {}
+
+  // Writes one batch. On error the whole transaction must be aborted.
+  Status apply(const CommitBatch& batch);
+  // Writes the object records; call once after the last apply().
+  Status finish();
+
+  size_t bytes_written() const { return bytes_written_; }
+  // Messages stored by this group, with their outbox numbers.
+  std::vector<std::pair<uint64_t, OutMessage>>& sent() { return sent_; }
+  // The earliest due time among alarm entries this group wrote (for the scheduler).
+  std::optional<int64_t> earliest_alarm() const { return earliest_alarm_; }
+  // Commit time given to the batch's seq (for bookmarks).
+  int64_t commit_ms_of(const ObjectId& id);
+
+ private:
+  struct ObjectState {
+    store::ObjectRecord record;
+    history::UndoRecord undo;
+    std::set<std::pair<uint8_t, std::string>> touched;  // this batch's first touches
+  };
+  Result<ObjectState*> load(const CommitBatch& batch);
+  Status write(ObjectState& st, store::Db db, const std::string& key,
+               const std::optional<std::string>& value);
+  Status clear_range(ObjectState& st, store::Db db, const std::string& from, const std::string& to);
+  Status apply_restore(ObjectState& st, const ObjectId& id, uint64_t to_seq);
+  Status put_raw(store::Db db, std::string_view key, std::string_view value);
+  Status del_raw(store::Db db, std::string_view key);
+  Result<std::optional<std::string>> get_raw(store::Db db, std::string_view key);
+  Result<uint64_t> next_message_no();
+
+  store::Store& store_;
+  MDB_txn* txn_;
+  int64_t now_ms_;
+  bool keep_history_;
+  std::unordered_map<ObjectId, ObjectState> objects_;
+  size_t bytes_written_ = 0;
+  std::vector<std::pair<uint64_t, OutMessage>> sent_;
+  std::optional<int64_t> earliest_alarm_;
+  std::optional<uint64_t> message_no_;
+};
+
+}  // namespace carrel::detail

@@ -1,0 +1,342 @@
+#include "engine/loop/engine_core.h"
+
+#include <algorithm>
+#include <future>
+
+#include "engine/alarm/scheduler.h"
+#include "engine/commit/group_writer.h"
+#include "engine/history/bookmark.h"
+#include "engine/history/undo.h"
+#include "engine/loop/page_source.h"
+#include "engine/sql/sql_database.h"
+#include "engine/store/keys.h"
+#include "engine/store/object_record.h"
+
+namespace carrel::detail {
+namespace {
+
+Status validate(const Options& o) {
+  auto bad = [](std::string m) { return Status::invalid_argument(std::move(m)); };
+  if (o.key_bytes_max == 0 || o.key_bytes_max > store::kLmdbKeyBytesMax - store::kIdBytes) {
+    return bad("key_bytes_max is " + std::to_string(o.key_bytes_max) + "; it must be 1.." +
+               std::to_string(store::kLmdbKeyBytesMax - store::kIdBytes) +
+               " (LMDB's 511-byte key limit less the 16-byte object id)");
+  }
+  if (o.alarm_name_bytes_max > store::kLmdbKeyBytesMax - store::kIdBytes - 8) {
+    return bad("alarm_name_bytes_max may not exceed " +
+               std::to_string(store::kLmdbKeyBytesMax - store::kIdBytes - 8));
+  }
+  if (o.value_bytes_max == 0 || o.value_bytes_max > (size_t{1} << 30)) {
+    return bad("value_bytes_max must be 1 byte .. 1 GiB");
+  }
+  if (o.workers < 0 || o.workers > 1024) return bad("workers must be 0..1024");
+  if (o.mailbox_depth_max == 0) return bad("mailbox_depth_max must be > 0");
+  if (o.active_objects_max == 0) return bad("active_objects_max must be > 0");
+  if (o.kv_batch_keys_max == 0) return bad("kv_batch_keys_max must be > 0");
+  uint32_t p = o.sql_page_bytes;
+  if (p < 512 || p > 65536 || (p & (p - 1)) != 0) {
+    return bad("sql_page_bytes is " + std::to_string(p) + "; it must be a power of two, 512..65536");
+  }
+  if (o.alarm_retries_max < 0 || o.alarm_retry_initial_ms <= 0 || o.alarm_retry_jitter < 0 ||
+      o.alarm_retry_jitter >= 1) {
+    return bad("alarm retry options out of range (retries >= 0, initial > 0, 0 <= jitter < 1)");
+  }
+  if (o.history_retention_ms < 0) return bad("history_retention_ms must be >= 0");
+  return Status::ok();
+}
+
+}  // namespace
+
+EngineCore::EngineCore(Options options) : options_(std::move(options)) {}
+
+Result<std::unique_ptr<EngineCore>> EngineCore::open(Options options) {
+  CARREL_RETURN_IF_ERROR(validate(options));
+  if (!options.clock) options.clock = std::make_shared<SystemClock>();
+  std::unique_ptr<EngineCore> core(new EngineCore(std::move(options)));
+  store::StoreOptions so;
+  so.dir = core->options_.dir;
+  so.create_if_missing = core->options_.create_if_missing;
+  so.read_only = core->options_.read_only;
+  so.sync = core->options_.durability == Durability::kSync;
+  so.map_bytes_max = core->options_.map_bytes_max;
+  so.sql_page_bytes = core->options_.sql_page_bytes;
+  CARREL_ASSIGN_OR_RETURN(core->store_, store::Store::open(so));
+  if (!core->options_.read_only) CARREL_RETURN_IF_ERROR(core->start());
+  return core;
+}
+
+Status EngineCore::start() {
+  CommitterHooks hooks;
+  hooks.on_sent = [this](std::vector<std::pair<uint64_t, OutMessage>>&& m) { deliver(std::move(m)); };
+  hooks.on_alarm_written = [this](int64_t due) { scheduler_->wake(due); };
+  committer_ = std::make_unique<Committer>(*store_, clock(), options_, std::move(hooks), counters_);
+  scheduler_ = std::make_unique<alarm::Scheduler>(
+      *store_, clock(), [this](const ObjectId& id, const std::string& name, UnixMs due) {
+        auto txn = store_->begin_read();
+        if (!txn.is_ok()) return txn.status();
+        auto raw = txn->get(store::Db::kObjects, id.raw());
+        if (!raw.is_ok()) return raw.status();
+        if (!*raw) return Status::not_found("alarm of an unknown object");
+        CARREL_ASSIGN_OR_RETURN(auto rec, store::ObjectRecord::decode(**raw));
+        txn->release();
+        if (!has_class(rec.class_name)) {
+          return Status::not_found("class " + rec.class_name + " is not registered");
+        }
+        Event ev;
+        ev.kind = EventKind::kAlarm;
+        ev.object = ObjectRef{rec.class_name, id, rec.name};
+        ev.alarm_name = name;
+        ev.alarm_due_ms = due;
+        return post(std::move(ev));
+      });
+  workers_ = options_.workers > 0 ? options_.workers
+                                  : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  committer_->start();
+  {
+    std::lock_guard lock(run_mutex_);
+    for (int i = 0; i < workers_; ++i) spawn_worker_locked();
+  }
+  scheduler_->start();
+  janitor_ = std::thread([this] { janitor_main(); });
+  return deliver_outbox_at_open();
+}
+
+Status EngineCore::deliver_outbox_at_open() {
+  CARREL_ASSIGN_OR_RETURN(auto txn, store_->begin_read());
+  MDB_cursor* c = nullptr;
+  int rc = mdb_cursor_open(txn.get(), store_->dbi(store::Db::kOutbox), &c);
+  if (rc != 0) return store::from_mdb(rc, "open outbox cursor");
+  std::vector<std::pair<uint64_t, OutMessage>> pending;
+  MDB_val k, v;
+  for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+    auto m = decode_message(store::from_val(v));
+    if (m.is_ok()) pending.emplace_back(store::read_u64(store::from_val(k), 0), std::move(*m));
+  }
+  mdb_cursor_close(c);
+  deliver(std::move(pending));
+  return Status::ok();
+}
+
+Status EngineCore::register_class(std::string_view class_name, HandlerFactory factory) {
+  if (class_name.empty()) return Status::invalid_argument("class name is empty");
+  if (!factory) return Status::invalid_argument("class " + std::string(class_name) + ": no factory");
+  {
+    std::lock_guard lock(classes_mutex_);
+    if (!classes_.emplace(std::string(class_name), std::move(factory)).second) {
+      return Status::invalid_argument("class " + std::string(class_name) + " is registered already");
+    }
+  }
+  // Messages and alarms waiting for this class can go now.
+  janitor_cv_.notify_all();
+  if (scheduler_) scheduler_->wake_now();
+  return Status::ok();
+}
+
+bool EngineCore::has_class(std::string_view class_name) {
+  std::lock_guard lock(classes_mutex_);
+  return classes_.find(class_name) != classes_.end();
+}
+
+std::shared_ptr<ObjectSlot> EngineCore::slot_for(const ObjectId& id, bool* created) {
+  Shard& shard = shards_[std::hash<ObjectId>()(id) % kShards];
+  // REQUIRES: shard.mutex held by the caller.
+  auto& slot = shard.slots[id];
+  *created = !slot;
+  if (!slot) slot = std::make_shared<ObjectSlot>(id);
+  return slot;
+}
+
+Status EngineCore::post(Event event) {
+  if (closing_.load(std::memory_order_acquire)) {
+    return Status::aborted("engine is closing; event for " + event.object.label() + " not accepted");
+  }
+  if (options_.read_only) return Status::aborted("engine is open read-only");
+  Shard& shard = shards_[std::hash<ObjectId>()(event.object.id) % kShards];
+  bool created = false;
+  bool schedule = false;
+  std::shared_ptr<ObjectSlot> slot;
+  {
+    std::lock_guard lock(shard.mutex);
+    slot = slot_for(event.object.id, &created);
+    std::lock_guard slot_lock(slot->mutex);
+    if (slot->mailbox.size() >= options_.mailbox_depth_max) {
+      counters_.mailbox_rejections.fetch_add(1, std::memory_order_relaxed);
+      return Status::busy("mailbox of " + event.object.label() + " is full (mailbox_depth_max " +
+                          std::to_string(options_.mailbox_depth_max) + ")");
+    }
+    slot->mailbox.push_back(std::move(event));
+    slot->last_used_ms.store(clock().now_ms(), std::memory_order_relaxed);
+    if (!slot->scheduled) slot->scheduled = schedule = true;
+  }
+  if (created) {
+    uint64_t n = counters_.active_objects.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (n > options_.active_objects_max) janitor_cv_.notify_all();
+  }
+  if (schedule) {
+    std::lock_guard lock(run_mutex_);
+    ready_.push_back(std::move(slot));
+    if (idle_threads_ == 0 && live_threads_ - blocked_threads_ < workers_) spawn_worker_locked();
+    run_cv_.notify_one();
+  }
+  return Status::ok();
+}
+
+void EngineCore::call(const ObjectRef& object, Request request, CallOptions options,
+                      std::vector<ObjectId> chain, std::function<void(Result<std::string>)> done) {
+  Event ev;
+  ev.kind = EventKind::kRequest;
+  ev.object = object;
+  ev.request = std::move(request);
+  ev.allow_unconfirmed = options.allow_unconfirmed;
+  ev.call_chain = std::move(chain);
+  ev.done = done;
+  Status s = post(std::move(ev));
+  if (!s.is_ok()) done(s);
+}
+
+void EngineCore::spawn_worker_locked() {
+  ++live_threads_;
+  threads_.emplace_back([this] { worker_main(); });
+}
+
+Status EngineCore::begin_blocking() {
+  std::lock_guard lock(run_mutex_);
+  if (blocked_threads_ >= options_.workers_blocked_extra_max) {
+    return Status::busy("too many workers are blocked in calls (workers_blocked_extra_max " +
+                        std::to_string(options_.workers_blocked_extra_max) + ")");
+  }
+  ++blocked_threads_;
+  if (idle_threads_ == 0 && live_threads_ - blocked_threads_ < workers_ && !stopping_workers_) {
+    spawn_worker_locked();
+  }
+  return Status::ok();
+}
+
+void EngineCore::end_blocking() {
+  std::lock_guard lock(run_mutex_);
+  --blocked_threads_;
+}
+
+void EngineCore::worker_main() {
+  std::unique_lock lock(run_mutex_);
+  for (;;) {
+    while (ready_.empty() && !stopping_workers_) {
+      if (live_threads_ - blocked_threads_ > workers_) {  // an extra thread no longer needed
+        --live_threads_;
+        return;
+      }
+      ++idle_threads_;
+      run_cv_.wait(lock);
+      --idle_threads_;
+    }
+    if (ready_.empty()) {  // stopping, and nothing is left to run
+      --live_threads_;
+      return;
+    }
+    std::shared_ptr<ObjectSlot> slot = std::move(ready_.front());
+    ready_.pop_front();
+    lock.unlock();
+    run_slot(slot);
+    lock.lock();
+  }
+}
+
+void EngineCore::run_slot(const std::shared_ptr<ObjectSlot>& slot) {
+  // Fairness: after this many events the slot goes to the back of the queue.
+  constexpr int kEventsPerRun = 64;
+  for (int n = 0;; ++n) {
+    Event ev;
+    {
+      std::lock_guard lock(slot->mutex);
+      if (slot->mailbox.empty()) {
+        slot->scheduled = false;
+        return;
+      }
+      if (n == kEventsPerRun) break;
+      ev = std::move(slot->mailbox.front());
+      slot->mailbox.pop_front();
+    }
+    run_event(slot, ev);
+  }
+  std::lock_guard lock(run_mutex_);
+  ready_.push_back(slot);
+  run_cv_.notify_one();
+}
+
+Status EngineCore::prepare(ObjectSlot& slot, const Event& event, store::ReadTxn& txn) {
+  Activation& act = slot.act;
+  uint64_t generation = slot.generation.load(std::memory_order_acquire);
+  if (act.loaded && act.generation != generation) {
+    act = Activation{};  // reset after a failed commit: back to the durable state
+  }
+  // Invariant (2) of turn.h: read durable_seq, then take the snapshot.
+  uint64_t durable = slot.durable_seq.load(std::memory_order_acquire);
+  CARREL_ASSIGN_OR_RETURN(txn, store_->begin_read());
+  if (!act.loaded) {
+    CARREL_ASSIGN_OR_RETURN(auto raw, txn.get(store::Db::kObjects, slot.id.raw()));
+    store::ObjectRecord rec;
+    if (raw) {
+      CARREL_ASSIGN_OR_RETURN(rec, store::ObjectRecord::decode(*raw));
+    }
+    act.generation = generation;
+    act.next_seq = rec.last_seq + 1;
+    act.last_commit_ms = rec.last_commit_ms;
+    act.class_name = raw ? rec.class_name : event.object.class_name;
+    act.name = rec.name;
+    slot.sealed_seq.store(rec.last_seq, std::memory_order_release);
+    slot.durable_seq.store(rec.last_seq, std::memory_order_release);
+    durable = rec.last_seq;
+    act.loaded = true;
+  }
+  if (act.name.empty()) act.name = event.object.name;
+  if (event.object.class_name != act.class_name && event.kind != EventKind::kRestore) {
+    return Status::invalid_argument("object " + slot.id.to_hex() + " belongs to class " +
+                                    act.class_name + ", not " + event.object.class_name);
+  }
+  act.pending.prune(durable);
+  if (!act.handler && event.kind != EventKind::kRestore) {
+    HandlerFactory factory;
+    {
+      std::lock_guard lock(classes_mutex_);
+      auto it = classes_.find(act.class_name);
+      if (it != classes_.end()) factory = it->second;
+    }
+    if (factory) {
+      ObjectRef ref{act.class_name, slot.id, act.name};
+      try {
+        act.handler = factory(ref);
+      } catch (...) {
+        return Status::aborted("handler factory of class " + act.class_name + " threw");
+      }
+    } else if (event.kind != EventKind::kRun) {
+      return Status::not_found("class " + act.class_name + " is not registered");
+    }
+  }
+  return Status::ok();
+}
+
+void EngineCore::run_event(const std::shared_ptr<ObjectSlot>& slot, Event& event) {
+  store::ReadTxn txn;
+  Status s = prepare(*slot, event, txn);
+  if (!s.is_ok()) {
+    counters_.turns_failed.fetch_add(1, std::memory_order_relaxed);
+    if (event.kind == EventKind::kAlarm) {
+      scheduler_->done(slot->id, event.alarm_name);
+    } else if (event.kind == EventKind::kMessage) {
+      std::lock_guard lock(janitor_mutex_);
+      parked_messages_.emplace_back(event.message_no,
+                                    OutMessage{event.object, event.request.method,
+                                               event.request.payload, ""});
+    }
+    if (event.done) event.done(s);
+    return;
+  }
+  if (event.kind == EventKind::kRestore) {
+    run_restore(slot, event, txn);
+  } else {
+    run_turn_event(slot, event, txn);
+  }
+  slot->last_used_ms.store(clock().now_ms(), std::memory_order_relaxed);
+}
+
+}  // namespace carrel::detail

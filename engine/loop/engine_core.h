@@ -1,0 +1,133 @@
+// The engine's insides: object table, worker pool, committer, scheduler, janitor.
+//
+// Threads and what they own:
+//  - workers (Options::workers, plus one extra while a worker blocks in
+//    ctx.call or restore, up to workers_blocked_extra_max): run objects' turns;
+//    each owns the slots it took from the run queue (object.h invariant (1));
+//  - the committer: the LMDB write transaction (committer.h);
+//  - the scheduler: the timetable scan that posts due alarms (scheduler.h);
+//  - the janitor: eviction of idle objects, redelivery, history retention.
+#pragma once
+
+#include <array>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "carrel/engine.h"
+#include "engine/commit/committer.h"
+#include "engine/commit/counters.h"
+#include "engine/loop/object.h"
+#include "engine/store/store.h"
+
+namespace carrel::alarm {
+class Scheduler;
+}
+
+namespace carrel::detail {
+
+class Turn;
+
+class EngineCore {
+ public:
+  static Result<std::unique_ptr<EngineCore>> open(Options options);
+  ~EngineCore();
+
+  const Options& options() const { return options_; }
+  Clock& clock() { return *options_.clock; }
+  store::Store& store() { return *store_; }
+  Committer& committer() { return *committer_; }
+  Counters& counters() { return counters_; }
+
+  Status register_class(std::string_view class_name, HandlerFactory factory);
+  bool has_class(std::string_view class_name);
+
+  // Queues an event on its object. Busy when the mailbox is full, Aborted when
+  // the engine is closing. On error the event is dropped and `done` not called.
+  Status post(Event event);
+  // Posts a request and calls done with the reply (or the error).
+  void call(const ObjectRef& object, Request request, CallOptions options,
+            std::vector<ObjectId> chain, std::function<void(Result<std::string>)> done);
+
+  // A worker is about to wait on another thread (ctx.call, restore): keep
+  // Options::workers runnable. Busy when workers_blocked_extra_max are blocked.
+  Status begin_blocking();
+  void end_blocking();
+
+  // Outbox messages stored by a commit (or found at open): deliver them.
+  void deliver(std::vector<std::pair<uint64_t, OutMessage>>&& messages);
+  // The scheduler's and the janitor's entry points.
+  void alarm_done(const ObjectId& id, const std::string& name);
+  // Evicts idle objects now (the janitor's pass); returns how many.
+  size_t evict_idle();
+
+  Result<std::string> restore(const ObjectRef& object, std::string_view bookmark);
+  Result<std::string> bookmark_for_time(const ObjectRef& object, UnixMs t);
+  Result<std::string> current_bookmark(const ObjectRef& object);
+  Status close();
+
+ private:
+  explicit EngineCore(Options options);
+  Status start();
+  void spawn_worker_locked();
+  void worker_main();
+  void run_slot(const std::shared_ptr<ObjectSlot>& slot);
+  void run_event(const std::shared_ptr<ObjectSlot>& slot, Event& event);
+  Status prepare(ObjectSlot& slot, const Event& event, store::ReadTxn& txn);
+  void run_turn_event(const std::shared_ptr<ObjectSlot>& slot, Event& event, store::ReadTxn& txn);
+  void run_restore(const std::shared_ptr<ObjectSlot>& slot, Event& event, store::ReadTxn& txn);
+  void finish_alarm(Turn& turn, const Event& event, const AlarmEntry& entry, const Status& result,
+                    bool handled);
+  std::shared_ptr<ObjectSlot> slot_for(const ObjectId& id, bool* created);
+  void janitor_main();
+  void redeliver_parked();
+  Status deliver_outbox_at_open();
+
+  Options options_;
+  std::unique_ptr<store::Store> store_;
+  Counters counters_;
+  std::unique_ptr<Committer> committer_;
+  std::unique_ptr<alarm::Scheduler> scheduler_;
+  int clock_listener_ = 0;
+
+  std::mutex classes_mutex_;
+  std::map<std::string, HandlerFactory, std::less<>> classes_;  // GUARDED_BY(classes_mutex_)
+
+  // The object table, sharded by id to keep posting cheap.
+  static constexpr size_t kShards = 16;
+  struct Shard {
+    std::mutex mutex;
+    std::unordered_map<ObjectId, std::shared_ptr<ObjectSlot>> slots;  // GUARDED_BY(mutex)
+  };
+  std::array<Shard, kShards> shards_;
+  std::atomic<bool> closing_{false};
+
+  // Worker pool.
+  std::mutex run_mutex_;
+  std::condition_variable run_cv_;
+  std::deque<std::shared_ptr<ObjectSlot>> ready_;  // GUARDED_BY(run_mutex_)
+  std::vector<std::thread> threads_;               // GUARDED_BY(run_mutex_)
+  int live_threads_ = 0;                           // GUARDED_BY(run_mutex_)
+  int idle_threads_ = 0;                           // GUARDED_BY(run_mutex_)
+  int blocked_threads_ = 0;                        // GUARDED_BY(run_mutex_)
+  int workers_ = 1;
+  bool stopping_workers_ = false;                  // GUARDED_BY(run_mutex_)
+
+  // Janitor, and messages that could not be posted yet (full mailbox,
+  // unregistered class): retried by the janitor.
+  std::mutex janitor_mutex_;
+  std::condition_variable janitor_cv_;
+  bool stopping_janitor_ = false;                                  // GUARDED_BY(janitor_mutex_)
+  std::deque<std::pair<uint64_t, OutMessage>> parked_messages_;    // GUARDED_BY(janitor_mutex_)
+  std::thread janitor_;
+  bool closed_ = false;
+  std::mutex close_mutex_;
+};
+
+}  // namespace carrel::detail

@@ -1,0 +1,266 @@
+// The engine's background services and administrative calls: message
+// delivery, eviction (hibernation), history retention, bookmarks, restore, close.
+#include <algorithm>
+#include <future>
+
+#include "engine/alarm/scheduler.h"
+#include "engine/history/bookmark.h"
+#include "engine/history/undo.h"
+#include "engine/loop/engine_core.h"
+#include "engine/store/keys.h"
+#include "engine/store/object_record.h"
+
+namespace carrel::detail {
+namespace {
+constexpr size_t kPruneRecordsPerStep = 2000;
+constexpr int64_t kPruneIntervalMs = 5000;
+}  // namespace
+
+void EngineCore::deliver(std::vector<std::pair<uint64_t, OutMessage>>&& messages) {
+  for (auto& [no, m] : messages) {
+    Status s = Status::not_found("class not registered");
+    if (has_class(m.target.class_name)) {
+      Event ev;
+      ev.kind = EventKind::kMessage;
+      ev.object = m.target;
+      ev.request = Request{m.method, m.payload};
+      ev.message_no = no;
+      s = post(std::move(ev));
+    }
+    if (!s.is_ok()) {
+      std::lock_guard lock(janitor_mutex_);
+      parked_messages_.emplace_back(no, std::move(m));
+    }
+  }
+}
+
+void EngineCore::redeliver_parked() {
+  std::vector<std::pair<uint64_t, OutMessage>> retry;
+  {
+    std::lock_guard lock(janitor_mutex_);
+    retry.assign(std::make_move_iterator(parked_messages_.begin()),
+                 std::make_move_iterator(parked_messages_.end()));
+    parked_messages_.clear();
+  }
+  if (!retry.empty()) deliver(std::move(retry));
+}
+
+void EngineCore::alarm_done(const ObjectId& id, const std::string& name) {
+  scheduler_->done(id, name);
+}
+
+size_t EngineCore::evict_idle() {
+  UnixMs now = clock().now_ms();
+  struct Candidate {
+    int64_t last_used;
+    std::shared_ptr<ObjectSlot> slot;
+  };
+  std::vector<Candidate> candidates;
+  std::vector<Activation> graveyard;  // destroyed outside the locks
+  auto evictable = [](ObjectSlot& s) {
+    // REQUIRES: s.mutex held. Invariant (3) of object.h.
+    if (s.scheduled || !s.mailbox.empty()) return false;
+    bool in_flight = s.sealed_seq.load(std::memory_order_acquire) !=
+                     s.durable_seq.load(std::memory_order_acquire);
+    bool reset_pending = s.act.loaded && s.act.generation != s.generation.load();
+    return !in_flight || reset_pending;
+  };
+  auto evict_locked = [&](Shard& shard, const std::shared_ptr<ObjectSlot>& slot) {
+    slot->retired = true;
+    graveyard.push_back(std::move(slot->act));
+    shard.slots.erase(slot->id);
+    counters_.evictions.fetch_add(1, std::memory_order_relaxed);
+    counters_.active_objects.fetch_sub(1, std::memory_order_relaxed);
+  };
+  size_t evicted = 0;
+  for (Shard& shard : shards_) {
+    std::lock_guard lock(shard.mutex);
+    for (auto it = shard.slots.begin(); it != shard.slots.end();) {
+      std::shared_ptr<ObjectSlot> slot = (it++)->second;
+      std::unique_lock slot_lock(slot->mutex, std::try_to_lock);
+      if (!slot_lock.owns_lock() || !evictable(*slot)) continue;
+      int64_t last = slot->last_used_ms.load(std::memory_order_relaxed);
+      if (now - last >= options_.idle_timeout_ms) {
+        evict_locked(shard, slot);
+        ++evicted;
+      } else {
+        candidates.push_back({last, slot});
+      }
+    }
+  }
+  uint64_t active = counters_.active_objects.load(std::memory_order_relaxed);
+  if (active > options_.active_objects_max) {
+    // Least recently used first.
+    std::sort(candidates.begin(), candidates.end(),
+              [](const Candidate& a, const Candidate& b) { return a.last_used < b.last_used; });
+    size_t excess = active - options_.active_objects_max;
+    for (Candidate& c : candidates) {
+      if (excess == 0) break;
+      Shard& shard = shards_[std::hash<ObjectId>()(c.slot->id) % kShards];
+      std::lock_guard lock(shard.mutex);
+      std::lock_guard slot_lock(c.slot->mutex);
+      if (c.slot->retired || !evictable(*c.slot)) continue;
+      evict_locked(shard, c.slot);
+      ++evicted;
+      --excess;
+    }
+  }
+  graveyard.clear();
+  return evicted;
+}
+
+void EngineCore::janitor_main() {
+  int64_t tick_ms = std::clamp<int64_t>(options_.idle_timeout_ms / 4, 10, 1000);
+  auto last_prune = std::chrono::steady_clock::now();
+  std::unique_lock lock(janitor_mutex_);
+  while (!stopping_janitor_) {
+    janitor_cv_.wait_for(lock, std::chrono::milliseconds(tick_ms));
+    if (stopping_janitor_) break;
+    lock.unlock();
+    evict_idle();
+    redeliver_parked();
+    auto now = std::chrono::steady_clock::now();
+    if (options_.history_retention_ms > 0 &&
+        now - last_prune > std::chrono::milliseconds(kPruneIntervalMs)) {
+      last_prune = now;
+      int64_t cutoff = clock().now_ms() - options_.history_retention_ms;
+      committer_->submit_task(
+          [cutoff](store::Store& store, MDB_txn* txn) -> Status {
+            // One bounded step per interval: history is keyed id ‖ seq, and
+            // within an object times only grow, so old records form a prefix.
+            std::vector<std::string> doomed;
+            MDB_cursor* c = nullptr;
+            int rc = mdb_cursor_open(txn, store.dbi(store::Db::kHistory), &c);
+            if (rc != 0) return store::from_mdb(rc, "open history cursor");
+            MDB_val k, v;
+            size_t seen = 0;
+            rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+            while (rc == 0 && seen++ < kPruneRecordsPerStep) {
+              auto h = history::UndoRecord::decode_header(store::from_val(v));
+              if (h.is_ok() && h->first < cutoff) {
+                doomed.emplace_back(store::from_val(k));
+                rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+                continue;
+              }
+              // The rest of this object's history is newer: skip to the next object.
+              std::string next = store::prefix_successor(
+                  std::string(store::from_val(k).substr(0, store::kIdBytes)));
+              if (next.empty()) break;
+              k = store::to_val(next);
+              rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+            }
+            mdb_cursor_close(c);
+            if (rc != 0 && rc != MDB_NOTFOUND) return store::from_mdb(rc, "scan history");
+            for (const std::string& key : doomed) {
+              MDB_val dk = store::to_val(key);
+              rc = mdb_del(txn, store.dbi(store::Db::kHistory), &dk, nullptr);
+              if (rc != 0 && rc != MDB_NOTFOUND) return store::from_mdb(rc, "prune history");
+            }
+            return Status::ok();
+          },
+          nullptr);
+    }
+    lock.lock();
+  }
+}
+
+Result<std::string> EngineCore::current_bookmark(const ObjectRef& object) {
+  CARREL_ASSIGN_OR_RETURN(auto txn, store_->begin_read());
+  CARREL_ASSIGN_OR_RETURN(auto raw, txn.get(store::Db::kObjects, object.id.raw()));
+  if (!raw) return Status::not_found("object " + object.label() + " has never committed");
+  CARREL_ASSIGN_OR_RETURN(auto rec, store::ObjectRecord::decode(*raw));
+  return history::Bookmark{rec.last_commit_ms, rec.last_seq, object.id}.to_string();
+}
+
+Result<std::string> EngineCore::bookmark_for_time(const ObjectRef& object, UnixMs t) {
+  CARREL_ASSIGN_OR_RETURN(auto txn, store_->begin_read());
+  CARREL_ASSIGN_OR_RETURN(auto raw, txn.get(store::Db::kObjects, object.id.raw()));
+  if (!raw) return Status::not_found("object " + object.label() + " has never committed");
+  CARREL_ASSIGN_OR_RETURN(auto rec, store::ObjectRecord::decode(*raw));
+  if (rec.last_commit_ms <= t) {
+    return history::Bookmark{rec.last_commit_ms, rec.last_seq, object.id}.to_string();
+  }
+  // Walk history from the newest commit back to the last one at or before t.
+  MDB_cursor* c = nullptr;
+  int rc = mdb_cursor_open(txn.get(), store_->dbi(store::Db::kHistory), &c);
+  if (rc != 0) return store::from_mdb(rc, "open history cursor");
+  std::string prefix(object.id.raw());
+  std::string last_key = store::history_key(object.id, rec.last_seq);
+  MDB_val k = store::to_val(last_key), v;
+  rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
+  uint64_t oldest_seq = 0;
+  int64_t oldest_ms = 0;
+  while (rc == 0 && store::from_val(k).substr(0, store::kIdBytes) == prefix) {
+    auto h = history::UndoRecord::decode_header(store::from_val(v));
+    if (!h.is_ok()) break;
+    oldest_seq = h->second;
+    oldest_ms = h->first;
+    // The state after commit seq-1 is what commit seq's undo record restores.
+    rc = mdb_cursor_get(c, &k, &v, MDB_PREV);
+    if (h->first <= t) {
+      mdb_cursor_close(c);
+      return history::Bookmark{h->first, h->second, object.id}.to_string();
+    }
+  }
+  mdb_cursor_close(c);
+  if (oldest_seq == 1) return history::Bookmark{0, 0, object.id}.to_string();
+  return Status::not_found("history of " + object.label() + " goes back only to commit " +
+                           std::to_string(oldest_seq) + " at " + std::to_string(oldest_ms) +
+                           " ms; no bookmark at or before " + std::to_string(t));
+}
+
+Result<std::string> EngineCore::restore(const ObjectRef& object, std::string_view bookmark) {
+  CARREL_ASSIGN_OR_RETURN(auto b, history::Bookmark::parse_for(bookmark, object.id));
+  auto promise = std::make_shared<std::promise<Result<std::string>>>();
+  auto future = promise->get_future();
+  Event ev;
+  ev.kind = EventKind::kRestore;
+  ev.object = object;
+  ev.restore_seq = b.seq;
+  ev.restore_time_ms = b.time_ms;
+  ev.done = [promise](Result<std::string> r) { promise->set_value(std::move(r)); };
+  CARREL_RETURN_IF_ERROR(post(std::move(ev)));
+  return future.get();
+}
+
+Status EngineCore::close() {
+  std::lock_guard close_lock(close_mutex_);
+  if (closed_) return Status::ok();
+  closed_ = true;
+  closing_.store(true, std::memory_order_release);
+  if (scheduler_) scheduler_->stop();
+  if (janitor_.joinable()) {
+    {
+      std::lock_guard lock(janitor_mutex_);
+      stopping_janitor_ = true;
+    }
+    janitor_cv_.notify_all();
+    janitor_.join();
+  }
+  std::vector<std::thread> threads;
+  {
+    std::lock_guard lock(run_mutex_);
+    stopping_workers_ = true;
+  }
+  run_cv_.notify_all();
+  for (;;) {
+    {
+      std::lock_guard lock(run_mutex_);
+      if (threads_.empty()) break;
+      threads.swap(threads_);
+    }
+    for (auto& t : threads) t.join();
+    threads.clear();
+  }
+  if (committer_) committer_->stop();
+  // SQL connections and handlers go before the LMDB environment.
+  for (Shard& shard : shards_) {
+    std::lock_guard lock(shard.mutex);
+    shard.slots.clear();
+  }
+  return Status::ok();
+}
+
+EngineCore::~EngineCore() { (void)close(); }
+
+}  // namespace carrel::detail

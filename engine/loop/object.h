@@ -1,0 +1,115 @@
+// One object's place in the request loop: its mailbox and its activation.
+//
+// Invariants:
+//  (1) Input gate: a slot is on at most one worker at a time (scheduled ==
+//      true while a worker owns it or it waits in the run queue), and that
+//      worker runs its events one at a time, in arrival order.
+//  (2) The activation (handler, SQL connection, pending overlay) is touched
+//      only by the worker that owns the slot, or by the janitor while holding
+//      mutex and scheduled == false.
+//  (3) sealed_seq >= durable_seq. The object has commits in flight exactly
+//      when sealed_seq > durable_seq; it is evicted only when it has none (or
+//      when a failed commit bumped its generation: then it resets anyway).
+//  (4) A retired slot accepts no events; a new slot is made for the id.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "carrel/context.h"
+#include "carrel/handler.h"
+#include "engine/commit/batch.h"
+
+namespace carrel::sql {
+class SqlDatabase;
+}
+
+namespace carrel::detail {
+
+class ObjectPageSource;
+
+enum class EventKind : uint8_t { kRequest, kRun, kAlarm, kMessage, kRestore, kEvict };
+
+struct Event {
+  EventKind kind = EventKind::kRequest;
+  ObjectRef object;
+  Request request;                             // kRequest, kMessage
+  std::function<Status(Context&)> fn;          // kRun
+  std::function<void(Result<std::string>)> done;  // reply (kRequest, kRun, kRestore)
+  bool allow_unconfirmed = false;
+  std::vector<ObjectId> call_chain;            // objects waiting in ctx.call on this event
+  std::string alarm_name;                      // kAlarm
+  UnixMs alarm_due_ms = 0;                     // kAlarm: the due time the scheduler saw
+  uint64_t message_no = 0;                     // kMessage
+  uint64_t restore_seq = 0;                    // kRestore
+  int64_t restore_time_ms = 0;                 // kRestore: the bookmark's time, checked
+};
+
+// A value written by a commit not yet durable, tagged with that commit's seq.
+template <typename V>
+struct Pending {
+  uint64_t seq;
+  std::optional<V> value;  // nullopt: deleted
+};
+
+// Writes of sealed commits that are not yet durable (ARCHITECTURE.md section 4:
+// "Pages of a commit that is not yet durable stay in the overlay").
+struct PendingOverlay {
+  std::map<std::string, Pending<std::string>, std::less<>> kv;
+  uint64_t kv_cleared_seq = 0;  // a delete_all() not yet durable hides LMDB's kv
+  std::map<std::string, Pending<std::string>, std::less<>> alarms;
+  std::map<uint32_t, Pending<std::string>> pages;
+  std::optional<Pending<uint32_t>> sql_pages;
+
+  bool empty() const {
+    return kv.empty() && kv_cleared_seq == 0 && alarms.empty() && pages.empty() && !sql_pages;
+  }
+  // Drops what commits up to durable_seq made durable (LMDB has it now).
+  void prune(uint64_t durable_seq);
+};
+
+struct Activation {
+  bool loaded = false;          // next_seq and the record were read
+  uint64_t generation = 0;      // the slot generation this activation belongs to
+  uint64_t next_seq = 1;
+  int64_t last_commit_ms = 0;   // commit times never decrease (bookmark order)
+  std::string class_name;       // from the object record, or the first event
+  std::string name;
+  std::unique_ptr<Handler> handler;
+  bool started = false;         // on_start committed for this activation
+  PendingOverlay pending;
+  std::unique_ptr<ObjectPageSource> page_source;
+  std::unique_ptr<sql::SqlDatabase> sql;
+
+  Activation();
+  ~Activation();
+  Activation(Activation&&) noexcept;
+  Activation& operator=(Activation&&) noexcept;
+};
+
+struct ObjectSlot {
+  explicit ObjectSlot(const ObjectId& object_id) : id(object_id) {}
+  const ObjectId id;
+
+  std::mutex mutex;
+  std::deque<Event> mailbox;  // GUARDED_BY(mutex)
+  bool scheduled = false;     // GUARDED_BY(mutex)
+  bool retired = false;       // GUARDED_BY(mutex)
+
+  std::atomic<uint64_t> generation{0};   // bumped by the committer on a failed commit
+  std::atomic<uint64_t> durable_seq{0};  // set by the committer after each commit
+  std::atomic<uint64_t> sealed_seq{0};   // set by the owning worker
+  std::atomic<int64_t> last_used_ms{0};
+
+  Activation act;  // invariant (2)
+};
+
+}  // namespace carrel::detail

@@ -1,0 +1,99 @@
+#include "engine/loop/page_source.h"
+
+#include "engine/loop/object.h"
+#include "engine/sql/sql_database.h"
+#include "engine/store/keys.h"
+
+namespace carrel::detail {
+
+uint32_t ObjectPageSource::page_count() {
+  if (turn_count_) return *turn_count_;
+  if (pending_->sql_pages) return *pending_->sql_pages->value;
+  return durable_pages_;
+}
+
+Result<bool> ObjectPageSource::read_page(uint32_t page_no, std::string* out) {
+  if (page_no >= page_count()) return false;
+  if (auto it = turn_pages_.find(page_no); it != turn_pages_.end()) {
+    if (!it->second) return false;
+    *out = *it->second;
+    return true;
+  }
+  if (auto it = pending_->pages.find(page_no); it != pending_->pages.end()) {
+    if (!it->second.value) return false;
+    *out = *it->second.value;
+    return true;
+  }
+  if (txn_ == nullptr) return Status::aborted("SQL page read outside a turn");
+  CARREL_ASSIGN_OR_RETURN(auto v, txn_->get(store::Db::kPages, store::page_key(id_, page_no)));
+  if (!v) return false;
+  if (v->size() != page_bytes_) {
+    return Status::corruption("SQL page " + std::to_string(page_no) + " of object " + id_.to_hex() +
+                              " is " + std::to_string(v->size()) + " bytes, not " +
+                              std::to_string(page_bytes_));
+  }
+  out->assign(*v);
+  return true;
+}
+
+Status ObjectPageSource::write_page(uint32_t page_no, std::string_view data) {
+  if (data.size() != page_bytes_) {
+    return Status::invalid_argument("SQL page write of " + std::to_string(data.size()) +
+                                    " bytes; pages are " + std::to_string(page_bytes_));
+  }
+  uint32_t count = page_count();
+  turn_pages_[page_no] = std::string(data);
+  turn_count_ = std::max(count, page_no + 1);
+  return Status::ok();
+}
+
+Status ObjectPageSource::truncate(uint32_t new_count) {
+  uint32_t count = page_count();
+  // Invariant (2): pages past the new end are marked deleted, so an older
+  // layer's copy never shows through if the file grows again.
+  for (uint32_t n = new_count; n < count; ++n) turn_pages_[n] = std::nullopt;
+  turn_count_ = new_count;
+  return Status::ok();
+}
+
+void ObjectPageSource::take_turn_writes(CommitBatch* batch) {
+  for (auto& [n, page] : turn_pages_) batch->pages.emplace_back(n, std::move(page));
+  batch->sql_pages = turn_count_;
+  turn_pages_.clear();
+  turn_count_.reset();
+}
+
+void ObjectPageSource::discard_turn_writes() {
+  turn_pages_.clear();
+  turn_count_.reset();
+}
+
+Activation::Activation() = default;
+
+// The SQL connection goes first: closing it may write pages back to the page
+// source, which reads the pending overlay.
+Activation::~Activation() { sql.reset(); }
+
+Activation::Activation(Activation&& o) noexcept { *this = std::move(o); }
+
+Activation& Activation::operator=(Activation&& o) noexcept {
+  if (this == &o) return *this;
+  sql.reset();
+  page_source.reset();
+  handler.reset();
+  loaded = o.loaded;
+  generation = o.generation;
+  next_seq = o.next_seq;
+  last_commit_ms = o.last_commit_ms;
+  class_name = std::move(o.class_name);
+  name = std::move(o.name);
+  started = o.started;
+  pending = std::move(o.pending);
+  handler = std::move(o.handler);
+  page_source = std::move(o.page_source);
+  sql = std::move(o.sql);
+  if (page_source) page_source->rebind(&pending);
+  return *this;
+}
+
+}  // namespace carrel::detail

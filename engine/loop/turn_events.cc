@@ -1,0 +1,268 @@
+// Running events as turns: requests, closures, messages, alarms, restores.
+#include <cmath>
+#include <future>
+#include <random>
+
+#include "engine/alarm/cron.h"
+#include "engine/alarm/entry.h"
+#include "engine/alarm/scheduler.h"
+#include "engine/history/bookmark.h"
+#include "engine/history/undo.h"
+#include "engine/loop/engine_core.h"
+#include "engine/loop/turn.h"
+#include "engine/store/keys.h"
+
+namespace carrel::detail {
+namespace {
+
+template <typename Fn>
+Status guarded(Fn&& fn) {
+  try {
+    return fn();
+  } catch (const std::exception& e) {
+    return Status::aborted(std::string("handler threw: ") + e.what());
+  } catch (...) {
+    return Status::aborted("handler threw a non-standard exception");
+  }
+}
+
+// The next occurrence of a repeating entry after a successful delivery; nullopt: none.
+Result<std::optional<UnixMs>> next_occurrence(const AlarmEntry& e, UnixMs now) {
+  switch (e.repeat.kind) {
+    case Repeat::Kind::kNone: return std::optional<UnixMs>{};
+    case Repeat::Kind::kEvery: {
+      UnixMs next = e.due_ms + e.repeat.every_ms;
+      // Missed periods (the engine was down) are skipped, not replayed.
+      if (next <= now) next += ((now - next) / e.repeat.every_ms + 1) * e.repeat.every_ms;
+      return std::optional<UnixMs>{next};
+    }
+    case Repeat::Kind::kCron: {
+      CARREL_ASSIGN_OR_RETURN(auto cron, alarm::CronExpr::parse(e.repeat.cron));
+      return cron.next_after(std::max(now, e.due_ms));
+    }
+  }
+  return std::optional<UnixMs>{};
+}
+
+// Exponential backoff with jitter for retry n (1-based).
+int64_t backoff_ms(const Options& o, int retry) {
+  static std::mutex mutex;
+  static std::mt19937_64 rng(o.random_seed != 0 ? o.random_seed : std::random_device{}());
+  double base = static_cast<double>(o.alarm_retry_initial_ms) * std::ldexp(1.0, retry - 1);
+  std::uniform_real_distribution<double> jitter(-o.alarm_retry_jitter, o.alarm_retry_jitter);
+  std::lock_guard lock(mutex);
+  return static_cast<int64_t>(base * (1.0 + jitter(rng)));
+}
+
+}  // namespace
+
+void EngineCore::run_turn_event(const std::shared_ptr<ObjectSlot>& slot, Event& ev,
+                                store::ReadTxn& txn) {
+  Activation& act = slot->act;
+  Turn turn(*this, slot, txn, ev);
+  Context& ctx = turn.context();
+  counters_.turns_run.fetch_add(1, std::memory_order_relaxed);
+
+  std::optional<AlarmEntry> alarm_entry;
+  if (ev.kind == EventKind::kAlarm) {
+    auto e = turn.alarm_get(ev.alarm_name);
+    if (!e.is_ok() || !*e || (*e)->due_ms != ev.alarm_due_ms) {
+      scheduler_->done(slot->id, ev.alarm_name);  // cancelled or moved since it was posted
+      return;
+    }
+    alarm_entry = **e;
+  }
+  if (ev.kind == EventKind::kMessage) turn.consume_message(ev.message_no);
+
+  bool ran_start = false;
+  Status status;
+  std::string reply;
+  if (act.handler && !act.started) {
+    ran_start = true;
+    status = guarded([&] { return act.handler->on_start(ctx); });
+    if (!status.is_ok()) status = status.with_context("on_start");
+  }
+  if (status.is_ok()) {
+    switch (ev.kind) {
+      case EventKind::kRequest:
+      case EventKind::kMessage:
+        status = guarded([&] {
+          Result<std::string> r = act.handler->on_request(ctx, ev.request);
+          if (!r.is_ok()) return r.status();
+          reply = std::move(r).value();
+          return Status::ok();
+        });
+        break;
+      case EventKind::kRun: status = guarded([&] { return ev.fn(ctx); }); break;
+      case EventKind::kAlarm: {
+        AlarmInfo info{alarm_entry->name, alarm_entry->payload, alarm_entry->due_ms,
+                       alarm_entry->retry_count, alarm_entry->retry_count > 0};
+        status = guarded([&] { return act.handler->on_alarm(ctx, info); });
+        break;
+      }
+      default: status = Status::aborted("unexpected event kind"); break;
+    }
+  }
+  if (status.is_ok() && ev.kind == EventKind::kAlarm && !turn.alarm_touched(ev.alarm_name)) {
+    // The entry leaves the queue (or moves to its next occurrence) in this same commit.
+    auto next = next_occurrence(*alarm_entry, clock().now_ms());
+    if (!next.is_ok()) {
+      status = next.status();
+    } else if (*next) {
+      AlarmEntry moved = *alarm_entry;
+      moved.due_ms = **next;
+      moved.retry_count = 0;
+      status = turn.alarm_put(moved);
+    } else {
+      status = turn.alarm_delete(ev.alarm_name).status();
+    }
+  }
+  std::unique_ptr<CommitBatch> batch;
+  if (status.is_ok()) {
+    auto sealed = turn.seal();
+    if (sealed.is_ok()) batch = std::move(sealed).value();
+    else status = sealed.status();
+  }
+  if (!status.is_ok()) {
+    turn.rollback();
+    counters_.turns_failed.fetch_add(1, std::memory_order_relaxed);
+    if (ran_start) act.handler.reset();  // a fresh handler runs on_start again
+    if (ev.kind == EventKind::kAlarm) {
+      finish_alarm(turn, ev, *alarm_entry, status, false);
+      return;
+    }
+    if (ev.kind == EventKind::kMessage) {
+      // A message whose handler fails is consumed (not retried): see docs/loop.md.
+      turn.consume_message(ev.message_no);
+      auto sealed = turn.seal();
+      if (sealed.is_ok()) batch = std::move(sealed).value();
+    } else {
+      if (ev.done) ev.done(status);
+      return;
+    }
+  } else if (ran_start) {
+    act.started = true;
+  }
+
+  std::vector<Completion> outputs;
+  if (ev.kind == EventKind::kAlarm) {
+    counters_.alarms_delivered.fetch_add(1, std::memory_order_relaxed);
+    outputs.push_back([this, id = slot->id, name = ev.alarm_name](const Status&) {
+      scheduler_->done(id, name);
+    });
+  } else if (ev.kind == EventKind::kMessage) {
+    outputs.push_back([this, no = ev.message_no, m = OutMessage{ev.object, ev.request.method,
+                                                                ev.request.payload, ""}](
+                          const Status& s) mutable {
+      if (s.is_ok()) {
+        counters_.messages_delivered.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        std::lock_guard lock(janitor_mutex_);
+        parked_messages_.emplace_back(no, std::move(m));
+      }
+    });
+  } else if (ev.done) {
+    if (ev.allow_unconfirmed) {
+      ev.done(std::move(reply));
+    } else {
+      outputs.push_back([done = std::move(ev.done), reply = std::move(reply)](const Status& s) {
+        if (s.is_ok()) done(reply);
+        else done(s);
+      });
+    }
+  }
+  turn.release_after_durable(std::move(batch), std::move(outputs));
+}
+
+void EngineCore::finish_alarm(Turn& turn, const Event& ev, const AlarmEntry& entry,
+                              const Status& result, bool handled) {
+  (void)handled;
+  counters_.alarms_failed.fetch_add(1, std::memory_order_relaxed);
+  UnixMs now = clock().now_ms();
+  Status s;
+  if (entry.retry_count >= options_.alarm_retries_max) {
+    DeadLetter dead{entry, now, result.to_string()};
+    s = turn.alarm_delete(entry.name).status();
+    turn.dead_letter_put(entry.name, alarm::encode_dead(dead));
+  } else {
+    AlarmEntry retry = entry;
+    retry.retry_count += 1;
+    retry.due_ms = now + backoff_ms(options_, retry.retry_count);
+    s = turn.alarm_put(retry);
+  }
+  std::unique_ptr<CommitBatch> batch;
+  if (s.is_ok()) {
+    auto sealed = turn.seal();
+    if (sealed.is_ok()) batch = std::move(sealed).value();
+  }
+  ObjectId id = turn.object().id;
+  turn.release_after_durable(std::move(batch), {[this, id, name = ev.alarm_name](const Status&) {
+                               scheduler_->done(id, name);
+                             }});
+}
+
+void EngineCore::run_restore(const std::shared_ptr<ObjectSlot>& slot, Event& ev,
+                             store::ReadTxn& txn) {
+  Activation& act = slot->act;
+  Turn turn(*this, slot, txn, ev);
+  auto fail = [&](Status s) {
+    if (ev.done) ev.done(std::move(s));
+  };
+  uint64_t last = act.next_seq - 1;
+  uint64_t target = ev.restore_seq;
+  if (target > last) {
+    return fail(Status::invalid_argument("bookmark names commit " + std::to_string(target) +
+                                         " but object " + turn.object().label() +
+                                         " has only " + std::to_string(last) + " commits"));
+  }
+  // With every earlier commit durable, LMDB holds the whole history to check.
+  Status s = turn.wait_durable(nullptr);
+  if (!s.is_ok()) return fail(s);
+  auto fresh = store_->begin_read();
+  if (!fresh.is_ok()) return fail(fresh.status());
+  if (target < last) {
+    std::string first_key = store::history_key(slot->id, target + 1);
+    auto rec = fresh->get(store::Db::kHistory, first_key);
+    if (!rec.is_ok()) return fail(rec.status());
+    if (!*rec) {
+      return fail(Status::not_found(
+          "history of " + turn.object().label() + " does not reach back to commit " +
+          std::to_string(target) + " (retention " + std::to_string(options_.history_retention_ms) +
+          " ms); see `carrel history` for the oldest bookmark"));
+    }
+  }
+  if (target > 0) {
+    auto rec = fresh->get(store::Db::kHistory, store::history_key(slot->id, target));
+    if (rec.is_ok() && *rec) {
+      auto header = history::UndoRecord::decode_header(**rec);
+      if (header.is_ok() && header->first != ev.restore_time_ms) {
+        return fail(Status::invalid_argument("bookmark's time does not match commit " +
+                                             std::to_string(target) + " of " +
+                                             turn.object().label()));
+      }
+    }
+  }
+  fresh->release();
+  std::string undo = history::Bookmark{act.last_commit_ms, last, slot->id}.to_string();
+  if (target == last) {
+    if (ev.done) ev.done(undo);
+    return;
+  }
+  auto batch = std::make_unique<CommitBatch>();
+  batch->slot = slot;
+  batch->object = turn.object();
+  batch->generation = act.generation;
+  batch->seq = act.next_seq++;
+  batch->commit_ms = std::max(clock().now_ms(), act.last_commit_ms);
+  batch->restore_to_seq = target;
+  slot->sealed_seq.store(batch->seq, std::memory_order_release);
+  s = turn.wait_durable(std::move(batch));
+  // Drop the handler, SQL connection and overlays; the next event reloads.
+  act = Activation{};
+  if (ev.done) {
+    if (s.is_ok()) ev.done(undo);
+    else ev.done(s);
+  }
+}
+
+}  // namespace carrel::detail

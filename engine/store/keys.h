@@ -1,0 +1,100 @@
+// Storage key encoding.
+//
+// Invariants:
+//  (1) Integers in keys are fixed-width big-endian, so byte order is numeric order.
+//  (2) Every per-object key starts with the object's 16 raw id bytes, so one
+//      object's keys are one contiguous range and no key of another object
+//      shares its prefix (ids are fixed width).
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+#include "carrel/id.h"
+
+namespace carrel::store {
+
+constexpr size_t kIdBytes = 16;
+// LMDB's compile-time key limit (mdb_env_get_maxkeysize with default build).
+constexpr size_t kLmdbKeyBytesMax = 511;
+
+inline void append_u64(std::string* out, uint64_t v) {
+  char b[8];
+  for (int i = 7; i >= 0; --i) {
+    b[i] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+  out->append(b, 8);
+}
+
+inline void append_u32(std::string* out, uint32_t v) {
+  char b[4];
+  for (int i = 3; i >= 0; --i) {
+    b[i] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+  out->append(b, 4);
+}
+
+inline uint64_t read_u64(std::string_view s, size_t at) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < 8; ++i) v = v << 8 | static_cast<uint8_t>(s[at + i]);
+  return v;
+}
+
+inline uint32_t read_u32(std::string_view s, size_t at) {
+  uint32_t v = 0;
+  for (size_t i = 0; i < 4; ++i) v = v << 8 | static_cast<uint8_t>(s[at + i]);
+  return v;
+}
+
+// id ‖ suffix: keys of kv, alarms, dead letters.
+inline std::string object_key(const ObjectId& id, std::string_view suffix) {
+  std::string k;
+  k.reserve(kIdBytes + suffix.size());
+  k.append(id.raw());
+  k.append(suffix);
+  return k;
+}
+
+// id ‖ page number (u32 BE)
+inline std::string page_key(const ObjectId& id, uint32_t page_no) {
+  std::string k(id.raw());
+  append_u32(&k, page_no);
+  return k;
+}
+
+// id ‖ seq (u64 BE)
+inline std::string history_key(const ObjectId& id, uint64_t seq) {
+  std::string k(id.raw());
+  append_u64(&k, seq);
+  return k;
+}
+
+// due (u64 BE ms) ‖ id ‖ alarm name: the engine-wide timetable.
+inline std::string schedule_key(uint64_t due_ms, const ObjectId& id, std::string_view name) {
+  std::string k;
+  k.reserve(8 + kIdBytes + name.size());
+  append_u64(&k, due_ms);
+  k.append(id.raw());
+  k.append(name);
+  return k;
+}
+
+// The smallest key greater than every key starting with prefix, or empty when
+// there is none (prefix is all 0xff).
+inline std::string prefix_successor(std::string prefix) {
+  while (!prefix.empty()) {
+    auto& c = prefix.back();
+    if (static_cast<uint8_t>(c) != 0xff) {
+      c = static_cast<char>(static_cast<uint8_t>(c) + 1);
+      return prefix;
+    }
+    prefix.pop_back();
+  }
+  return prefix;
+}
+
+}  // namespace carrel::store

@@ -1,0 +1,122 @@
+// The LMDB environment behind one engine directory.
+//
+// Invariants:
+//  (1) One directory is opened at most once per process (LMDB must never be
+//      opened twice in one process: closing a second handle drops the first's
+//      locks), and for writing by at most one process (flock on writer.lock,
+//      which holds the owner's pid for error messages).
+//  (2) Only the committer thread begins write transactions (see
+//      engine/commit/committer.h); everyone else reads through ReadTxn.
+//  (3) The environment uses MDB_NOTLS, so a read transaction is not bound to a
+//      thread: ReadTxns are pooled, reset when released and renewed when taken.
+#pragma once
+
+#include <lmdb.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "carrel/status.h"
+
+namespace carrel::store {
+
+enum class Db : uint8_t {
+  kObjects,   // id -> ObjectRecord
+  kKv,        // id ‖ key -> value
+  kPages,     // id ‖ page_no -> SQLite page
+  kAlarms,    // id ‖ name -> AlarmEntry
+  kSchedule,  // due ‖ id ‖ name -> empty
+  kHistory,   // id ‖ seq -> undo record
+  kOutbox,    // message_no -> message
+  kDead,      // id ‖ name -> dead letter
+  kMeta,      // setting -> value
+  kCount,
+};
+constexpr size_t kDbCount = static_cast<size_t>(Db::kCount);
+std::string_view db_name(Db db);
+
+// Maps an LMDB return code to a Status; `what` names the operation.
+Status from_mdb(int rc, std::string_view what);
+
+inline MDB_val to_val(std::string_view s) {
+  return MDB_val{s.size(), const_cast<char*>(s.data())};
+}
+inline std::string_view from_val(const MDB_val& v) {
+  return {static_cast<const char*>(v.mv_data), v.mv_size};
+}
+
+class Store;
+
+// A pooled read-only snapshot. Views it returns stay valid until it is released.
+class ReadTxn {
+ public:
+  ReadTxn() = default;
+  ReadTxn(Store* store, MDB_txn* txn) : store_(store), txn_(txn) {}
+  ReadTxn(ReadTxn&& o) noexcept : store_(o.store_), txn_(o.txn_) { o.txn_ = nullptr; }
+  ReadTxn& operator=(ReadTxn&& o) noexcept;
+  ~ReadTxn() { release(); }
+
+  MDB_txn* get() const { return txn_; }
+  explicit operator bool() const { return txn_ != nullptr; }
+  // nullopt when the key is absent.
+  Result<std::optional<std::string_view>> get(Db db, std::string_view key) const;
+  void release();
+
+ private:
+  Store* store_ = nullptr;
+  MDB_txn* txn_ = nullptr;
+};
+
+struct StoreOptions {
+  std::string dir;
+  bool create_if_missing = true;
+  bool read_only = false;
+  bool sync = true;
+  uint64_t map_bytes_max = uint64_t{64} << 30;
+  uint32_t sql_page_bytes = 1024;  // stored at creation; the stored value wins later
+};
+
+class Store {
+ public:
+  static Result<std::unique_ptr<Store>> open(const StoreOptions& options);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  MDB_env* env() const { return env_; }
+  MDB_dbi dbi(Db db) const { return dbis_[static_cast<size_t>(db)]; }
+  const std::string& dir() const { return dir_; }
+  bool read_only() const { return read_only_; }
+  uint32_t sql_page_bytes() const { return sql_page_bytes_; }
+
+  // A snapshot of the latest committed state.
+  Result<ReadTxn> begin_read();
+
+  // Copies the environment with compaction to dest_dir (created, must be
+  // empty). Consistent: it reads one snapshot while writers go on.
+  Status copy_compact(const std::string& dest_dir);
+
+ private:
+  friend class ReadTxn;
+  Store() = default;
+  Status open_env(const StoreOptions& options, bool creating);
+  Status init_or_check_meta(bool creating, uint32_t sql_page_bytes);
+  void recycle(MDB_txn* txn);
+
+  std::string dir_;
+  bool read_only_ = false;
+  uint32_t sql_page_bytes_ = 0;
+  MDB_env* env_ = nullptr;
+  MDB_dbi dbis_[kDbCount] = {};
+  int lock_fd_ = -1;
+  uint64_t dev_ = 0, ino_ = 0;  // registry key for invariant (1)
+  std::mutex pool_mutex_;
+  std::vector<MDB_txn*> pool_;  // GUARDED_BY(pool_mutex_): reset read transactions
+};
+
+}  // namespace carrel::store
