@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -68,5 +69,46 @@ class MemoryPageSource : public sql::PageSource {
   uint32_t page_bytes_;
   Contents contents_;
 };
+
+// Free-list leaf pages of the SQLite database in `c` (our page numbers: SQLite's
+// minus one). SQLite never reads their content, and does not restore it on
+// ROLLBACK when a transaction reused them (it fetches them "no content").
+inline std::set<uint32_t> free_leaf_pages(const MemoryPageSource::Contents& c) {
+  auto u32 = [](const std::string& page, size_t at) {
+    auto b = [&](size_t i) {
+      return static_cast<uint32_t>(static_cast<unsigned char>(page[at + i]));
+    };
+    return b(0) << 24 | b(1) << 16 | b(2) << 8 | b(3);
+  };
+  std::set<uint32_t> leaves;
+  auto header = c.pages.find(0);
+  if (header == c.pages.end()) return leaves;
+  for (uint32_t trunk = u32(header->second, 32); trunk != 0;) {
+    auto it = c.pages.find(trunk - 1);
+    if (it == c.pages.end()) break;
+    const uint32_t count = u32(it->second, 4);
+    for (uint32_t i = 0; i < count && 8 + 4 * i + 4 <= it->second.size(); ++i) {
+      leaves.insert(u32(it->second, 8 + 4 * i) - 1);
+    }
+    trunk = u32(it->second, 0);
+  }
+  return leaves;
+}
+
+// True when b holds the same SQLite database as a: same length, and every
+// page byte-identical except a's free-list leaf pages.
+inline bool same_database(const MemoryPageSource::Contents& a,
+                          const MemoryPageSource::Contents& b) {
+  if (a.page_count != b.page_count) return false;
+  const std::set<uint32_t> free_leaves = free_leaf_pages(a);
+  for (uint32_t n = 0; n < a.page_count; ++n) {
+    if (free_leaves.count(n) != 0) continue;
+    auto x = a.pages.find(n);
+    auto y = b.pages.find(n);
+    const bool x_has = x != a.pages.end(), y_has = y != b.pages.end();
+    if (x_has != y_has || (x_has && x->second != y->second)) return false;
+  }
+  return true;
+}
 
 }  // namespace carrel::testing
