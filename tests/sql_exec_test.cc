@@ -70,6 +70,8 @@ TEST(SqlExec, WrongNumberOfBindingsIsAClearError) {
   expect_error(exec_status(db.get(), ""), Code::kInvalidArgument, "SQL query is empty");
   expect_error(exec_status(db.get(), " ; -- nothing\n /* here */ ;"), Code::kInvalidArgument,
                "SQL query is empty");
+  expect_error(exec_status(db.get(), std::string("SELECT 1;\0 DROP TABLE x", 23)),
+               Code::kInvalidArgument, "NUL byte at offset 9");
   // Named parameters bind by position.
   EXPECT_EQ(must_exec(db.get(), "SELECT :a + :b", {int64_t{2}, int64_t{3}}).rows()[0][0],
             SqlValue(int64_t{5}));

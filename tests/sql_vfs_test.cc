@@ -3,8 +3,11 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <thread>
+#include <vector>
 
 #include "engine/sql/sql_database.h"
 #include "engine/sql/vfs.h"
@@ -343,6 +346,37 @@ TEST(SqlDatabase, NoFileEverAppears) {
     unsetenv("TMPDIR");
   unsetenv("SQLITE_TMPDIR");
   EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+}
+
+}  // namespace
+}  // namespace carrel::sql
+
+namespace carrel::sql {
+namespace {
+
+// vfs.h: registration and the file registry are process-wide and thread-safe;
+// connections on different threads do not interfere.
+TEST(SqlVfs, ConnectionsOnManyThreads) {
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&ok, t] {
+      for (int round = 0; round < 5; ++round) {
+        testing::MemoryPageSource pages(1024);
+        auto db = SqlDatabase::open(&pages, SqlLimits{}, "Thread:" + std::to_string(t));
+        if (!db.is_ok()) return;
+        bool good = (*db)->exec("CREATE TABLE t(a)", {}).is_ok();
+        for (int i = 0; i < 50 && good; ++i) {
+          good = (*db)->exec("INSERT INTO t VALUES (?)", {int64_t{i}}).is_ok();
+        }
+        good = good && (*db)->commit_turn().is_ok();
+        auto sum = (*db)->exec("SELECT sum(a) FROM t", {});
+        if (good && sum.is_ok() && sum->rows()[0][0] == SqlValue(int64_t{1225})) ++ok;
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  EXPECT_EQ(ok.load(), 20);
 }
 
 }  // namespace
