@@ -129,7 +129,8 @@ Status SqlDatabase::apply_pragmas() {
   int rc = sqlite3_prepare_v2(db_, "PRAGMA journal_mode", -1, &stmt, nullptr);
   std::string mode;
   if (rc == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW) {
-    mode = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    const unsigned char* text = sqlite3_column_text(stmt, 0);
+    if (text != nullptr) mode = reinterpret_cast<const char*>(text);
   }
   sqlite3_finalize(stmt);
   if (mode != "memory") {

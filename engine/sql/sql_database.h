@@ -6,9 +6,12 @@
 //  (2) After commit_turn() returns OK, every page the turn changed has been
 //      written with PageSource::write_page (journal_mode=MEMORY,
 //      synchronous=OFF: COMMIT writes all dirty pages and syncs nothing).
-//  (3) After rollback_turn(), the PageSource holds exactly what it held before
+//  (3) After rollback_turn(), the PageSource holds the database it held before
 //      the turn began: pages SQLite spilled mid-turn are written back from the
-//      in-memory journal and the file is truncated to its old length.
+//      in-memory journal and the file is truncated to its old length. Every
+//      page is byte-identical except free-list leaf pages the turn reused:
+//      SQLite fetches those "no content" and does not journal them, since it
+//      never reads a free page. (The engine may as well drop the turn's pages.)
 //  (4) locking_mode=EXCLUSIVE: SQLite trusts its page cache across
 //      transactions. The PageSource must change only through this connection.
 //      If the engine drops pages this connection wrote (say, an LMDB commit

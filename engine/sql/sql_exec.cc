@@ -2,6 +2,8 @@
 // and stepping user statements. See sql_database.h for the invariants.
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <climits>
 #include <new>
 
 #include "engine/sql/sql_database.h"
@@ -126,10 +128,17 @@ Result<SqlCursor> SqlDatabase::exec(std::string_view query, const std::vector<Sq
 Status SqlDatabase::check_query(std::string_view query, const std::vector<SqlValue>& args) const {
   const std::string who = "object " + label_ + ": ";
   if (holds_no_statement(query)) return Status::invalid_argument(who + "SQL query is empty");
-  if (query.size() > limits_.statement_bytes_max) {
+  // SQLite takes lengths as int; the limit is clamped like SQLITE_LIMIT_SQL_LENGTH.
+  const size_t bytes_max = std::min<size_t>(limits_.statement_bytes_max, INT_MAX);
+  if (query.size() > bytes_max) {
     return Status::invalid_argument(who + "SQL query is " + std::to_string(query.size()) +
                                     " bytes; sql_statement_bytes_max is " +
-                                    std::to_string(limits_.statement_bytes_max));
+                                    std::to_string(bytes_max));
+  }
+  // SQLite stops reading at a NUL byte; the rest of the query would never run.
+  if (size_t nul = query.find('\0'); nul != std::string_view::npos) {
+    return Status::invalid_argument(who + "SQL query has a NUL byte at offset " +
+                                    std::to_string(nul));
   }
   if (args.size() > static_cast<size_t>(limits_.params_max)) {
     return Status::invalid_argument(who + std::to_string(args.size()) +
@@ -167,6 +176,11 @@ Result<SqlDatabase::Prepared> SqlDatabase::prepare(std::string_view sql) {
     return error(rc);
   }
   p.tail = text.substr(tail - text.data());
+  if (p.stmt == nullptr && p.tail.size() == text.size()) {
+    // No statement and no progress: never loop on text SQLite will not consume.
+    return Status::invalid_argument("object " + label_ + ": SQL query has text SQLite cannot " +
+                                    "split into statements");
+  }
   if (p.stmt != nullptr && holds_no_statement(p.tail)) {
     statements_.insert(std::string(text), p.stmt);
     p.cached = true;

@@ -24,10 +24,15 @@ Status io_status(const SqliteFailure& f, bool full) {
 }  // namespace
 
 Status status_from_sqlite(const SqliteFailure& f) {
-  switch (f.rc & 0xff) {
+  // A refused function fails with SQLITE_ERROR ("not authorized to use
+  // function"), other refusals with SQLITE_AUTH: the kept reason says which rule.
+  const int primary = f.rc & 0xff;
+  if (!f.refusal.empty() && (primary == SQLITE_AUTH || primary == SQLITE_ERROR)) {
+    return Status::invalid_argument(said("SQL refused: ", f.refusal));
+  }
+  switch (primary) {
     case SQLITE_AUTH:
-      return Status::invalid_argument(
-          said("SQL refused: ", f.refusal.empty() ? f.message : f.refusal));
+      return Status::invalid_argument(said("SQL refused: ", f.message));
     case SQLITE_TOOBIG:
       return Status::invalid_argument(said("SQL error: ", f.message) + " (sql_value_bytes_max is " +
                                       std::to_string(f.value_bytes_max) +
