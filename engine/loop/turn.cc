@@ -193,11 +193,15 @@ Result<size_t> Turn::kv_del_many(const std::vector<std::string>& keys) {
   std::vector<std::string> sorted = keys;
   std::sort(sorted.begin(), sorted.end());
   sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
-  size_t n = 0;
+  // Read and charge everything first: a refused batch deletes nothing.
+  size_t n = 0, bytes = 0;
   for (auto& k : sorted) {
-    CARREL_ASSIGN_OR_RETURN(bool existed, kv_del(k));
-    n += existed ? 1 : 0;
+    CARREL_ASSIGN_OR_RETURN(auto old, kv_lookup(k));
+    n += old ? 1 : 0;
+    bytes += k.size();
   }
+  CARREL_RETURN_IF_ERROR(add_dirty(bytes));
+  for (auto& k : sorted) layers_.back().kv[k] = std::nullopt;
   return n;
 }
 
