@@ -952,5 +952,31 @@ TEST(KvLimitsTest, TurnDirtyBytes) {
       e->run(ref, [](Context& ctx) { return ctx.kv().put("f", std::string(990, 'f')); }).is_ok());
 }
 
+// Writes a failed ctx.transaction dropped no longer count against the turn's
+// budget: a handler may retry a failed step without running out.
+TEST(KvLimitsTest, FailedTransactionReturnsItsDirtyBytes) {
+  testing::TempDir dir;
+  Options o = test_options(dir.path());
+  o.turn_dirty_bytes_max = 1000;
+  auto e = open_engine(o);
+  ASSERT_NE(e, nullptr);
+  auto ref = ObjectRef::named("Room", "retry");
+  Status s = e->run(ref, [&](Context& ctx) -> Status {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      Status t = ctx.transaction([&]() -> Status {
+        CARREL_RETURN_IF_ERROR(ctx.kv().put("step", std::string(700, 's')));
+        return Status::aborted("step fails on purpose");
+      });
+      EXPECT_EQ(t.code(), Code::kAborted) << "attempt " << attempt << ": " << t.to_string();
+    }
+    return ctx.kv().put("done", std::string(900, 'd'));
+  });
+  EXPECT_TRUE(s.is_ok()) << s.to_string();
+  auto all = list_all(*e, ref);
+  ASSERT_TRUE(all.is_ok());
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].first, "done");
+}
+
 }  // namespace
 }  // namespace carrel

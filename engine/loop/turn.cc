@@ -404,6 +404,8 @@ Status Turn::transaction(const std::function<Status()>& fn) {
   int depth = static_cast<int>(layers_.size());
   bool savepoint = act_.sql && act_.sql->in_turn();
   if (savepoint) CARREL_RETURN_IF_ERROR(act_.sql->savepoint(depth));
+  // The budget bounds what the turn holds; a dropped layer gives its bytes back.
+  size_t dirty_before = dirty_bytes_;
   layers_.emplace_back();
   Status s;
   try {
@@ -420,6 +422,7 @@ Status Turn::transaction(const std::function<Status()>& fn) {
     if (savepoint) return act_.sql->release(depth);
     return s;
   }
+  dirty_bytes_ = dirty_before;
   if (savepoint) {
     Status r = act_.sql->rollback_to(depth);
     if (r.is_ok()) r = act_.sql->release(depth);
