@@ -193,11 +193,15 @@ Result<size_t> Turn::kv_del_many(const std::vector<std::string>& keys) {
   std::vector<std::string> sorted = keys;
   std::sort(sorted.begin(), sorted.end());
   sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
-  size_t n = 0;
+  // Read and charge everything first: a refused batch deletes nothing.
+  size_t n = 0, bytes = 0;
   for (auto& k : sorted) {
-    CARREL_ASSIGN_OR_RETURN(bool existed, kv_del(k));
-    n += existed ? 1 : 0;
+    CARREL_ASSIGN_OR_RETURN(auto old, kv_lookup(k));
+    n += old ? 1 : 0;
+    bytes += k.size();
   }
+  CARREL_RETURN_IF_ERROR(add_dirty(bytes));
+  for (auto& k : sorted) layers_.back().kv[k] = std::nullopt;
   return n;
 }
 
@@ -400,6 +404,8 @@ Status Turn::transaction(const std::function<Status()>& fn) {
   int depth = static_cast<int>(layers_.size());
   bool savepoint = act_.sql && act_.sql->in_turn();
   if (savepoint) CARREL_RETURN_IF_ERROR(act_.sql->savepoint(depth));
+  // The budget bounds what the turn holds; a dropped layer gives its bytes back.
+  size_t dirty_before = dirty_bytes_;
   layers_.emplace_back();
   Status s;
   try {
@@ -416,6 +422,7 @@ Status Turn::transaction(const std::function<Status()>& fn) {
     if (savepoint) return act_.sql->release(depth);
     return s;
   }
+  dirty_bytes_ = dirty_before;
   if (savepoint) {
     Status r = act_.sql->rollback_to(depth);
     if (r.is_ok()) r = act_.sql->release(depth);
