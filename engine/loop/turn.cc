@@ -245,8 +245,13 @@ Result<Entries> Turn::kv_list(const ListOptions& o) {
       mk = store::to_val(full_lo);
       rc = mdb_cursor_get(c, &mk, &mv, MDB_SET_RANGE);
     } else {
-      mk = store::to_val(full_hi);
-      rc = mdb_cursor_get(c, &mk, &mv, MDB_SET_RANGE);
+      // Start at the last key below full_hi; with no upper bound (an all-0xff
+      // id and no end) that is the database's last key.
+      rc = MDB_NOTFOUND;
+      if (!full_hi.empty()) {
+        mk = store::to_val(full_hi);
+        rc = mdb_cursor_get(c, &mk, &mv, MDB_SET_RANGE);
+      }
       rc = rc == 0 ? mdb_cursor_get(c, &mk, &mv, MDB_PREV) : mdb_cursor_get(c, &mk, &mv, MDB_LAST);
     }
   }

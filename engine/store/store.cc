@@ -119,7 +119,7 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
     store->ino_ = st.st_ino;
   }
   CARREL_RETURN_IF_ERROR(store->open_env(options, !has_data));
-  CARREL_RETURN_IF_ERROR(store->init_or_check_meta(!has_data, options.sql_page_bytes));
+  CARREL_RETURN_IF_ERROR(store->check_meta());
   return store;
 }
 
@@ -166,6 +166,14 @@ Status Store::open_env(const StoreOptions& options, bool creating) {
   MDB_txn* txn = nullptr;
   rc = mdb_txn_begin(env_, nullptr, read_only_ ? MDB_RDONLY : 0, &txn);
   if (rc != 0) return from_mdb(rc, "begin transaction to open databases");
+  // An environment whose main database is empty never finished its creation
+  // (a crash before the first commit): create it now rather than refuse it.
+  MDB_dbi main_db;
+  MDB_stat main_stat{};
+  if (mdb_dbi_open(txn, nullptr, 0, &main_db) == 0 && mdb_stat(txn, main_db, &main_stat) == 0 &&
+      main_stat.ms_entries == 0 && !read_only_ && options.create_if_missing) {
+    creating = true;
+  }
   for (size_t i = 0; i < kDbCount; ++i) {
     std::string name(db_name(static_cast<Db>(i)));
     rc = mdb_dbi_open(txn, name.c_str(), creating && !read_only_ ? MDB_CREATE : 0, &dbis_[i]);
@@ -179,27 +187,29 @@ Status Store::open_env(const StoreOptions& options, bool creating) {
       return from_mdb(rc, "open database " + name);
     }
   }
+  if (creating) {
+    // The format marker commits with the databases: creation is atomic.
+    std::string page_bytes;
+    append_u32(&page_bytes, options.sql_page_bytes);
+    MDB_val k1 = to_val(kFormatKey), v1 = to_val(kFormatValue);
+    MDB_val k2 = to_val(kPageBytesKey), v2 = to_val(page_bytes);
+    MDB_dbi meta = dbis_[static_cast<size_t>(Db::kMeta)];
+    rc = mdb_put(txn, meta, &k1, &v1, 0);
+    if (rc == 0) rc = mdb_put(txn, meta, &k2, &v2, 0);
+    if (rc != 0) {
+      mdb_txn_abort(txn);
+      return from_mdb(rc, "write engine format");
+    }
+  }
   rc = mdb_txn_commit(txn);
   return from_mdb(rc, "commit database handles");
 }
 
-Status Store::init_or_check_meta(bool creating, uint32_t sql_page_bytes) {
+Status Store::check_meta() {
   MDB_txn* txn = nullptr;
-  int rc = mdb_txn_begin(env_, nullptr, creating ? 0 : MDB_RDONLY, &txn);
+  int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn);
   if (rc != 0) return from_mdb(rc, "begin meta transaction");
   MDB_dbi meta = dbi(Db::kMeta);
-  if (creating) {
-    std::string page_bytes;
-    append_u32(&page_bytes, sql_page_bytes);
-    MDB_val k1 = to_val(kFormatKey), v1 = to_val(kFormatValue);
-    MDB_val k2 = to_val(kPageBytesKey), v2 = to_val(page_bytes);
-    rc = mdb_put(txn, meta, &k1, &v1, 0);
-    if (rc == 0) rc = mdb_put(txn, meta, &k2, &v2, 0);
-    if (rc == 0) rc = mdb_txn_commit(txn);
-    else mdb_txn_abort(txn);
-    sql_page_bytes_ = sql_page_bytes;
-    return from_mdb(rc, "write engine format");
-  }
   MDB_val k = to_val(kFormatKey), v;
   rc = mdb_get(txn, meta, &k, &v);
   if (rc != 0 || from_val(v) != kFormatValue) {

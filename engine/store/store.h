@@ -105,7 +105,8 @@ class Store {
   friend class ReadTxn;
   Store() = default;
   Status open_env(const StoreOptions& options, bool creating);
-  Status init_or_check_meta(bool creating, uint32_t sql_page_bytes);
+  // Reads the format marker and the SQL page size; Corruption when absent or foreign.
+  Status check_meta();
   void recycle(MDB_txn* txn);
 
   std::string dir_;
