@@ -147,7 +147,14 @@ std::shared_ptr<ObjectSlot> EngineCore::slot_for(const ObjectId& id, bool* creat
 }
 
 Status EngineCore::post(Event event) {
-  if (closing_.load(std::memory_order_acquire)) {
+  // close() waits for posts in progress before it stops the workers, so an
+  // event accepted here always finds a worker (seq_cst pairs with close()).
+  posts_in_progress_.fetch_add(1);
+  struct Done {
+    std::atomic<int>& n;
+    ~Done() { n.fetch_sub(1); }
+  } done{posts_in_progress_};
+  if (closing_.load()) {
     return Status::aborted("engine is closing; event for " + event.object.label() + " not accepted");
   }
   if (options_.read_only) return Status::aborted("engine is open read-only");
@@ -322,7 +329,9 @@ void EngineCore::run_event(const std::shared_ptr<ObjectSlot>& slot, Event& event
     counters_.turns_failed.fetch_add(1, std::memory_order_relaxed);
     if (event.kind == EventKind::kAlarm) {
       scheduler_->done(slot->id, event.alarm_name);
-    } else if (event.kind == EventKind::kMessage) {
+    } else if (event.kind == EventKind::kMessage && s.code() != Code::kInvalidArgument) {
+      // Transient (reset, busy): retry. A message for an object of another
+      // class stays in the outbox, offered again only at the next open.
       std::lock_guard lock(janitor_mutex_);
       parked_messages_.emplace_back(event.message_no,
                                     OutMessage{event.object, event.request.method,

@@ -107,6 +107,7 @@ class EngineCore {
   };
   std::array<Shard, kShards> shards_;
   std::atomic<bool> closing_{false};
+  std::atomic<int> posts_in_progress_{0};
 
   // Worker pool.
   std::mutex run_mutex_;

@@ -227,7 +227,8 @@ Status EngineCore::close() {
   std::lock_guard close_lock(close_mutex_);
   if (closed_) return Status::ok();
   closed_ = true;
-  closing_.store(true, std::memory_order_release);
+  closing_.store(true);
+  while (posts_in_progress_.load() != 0) std::this_thread::yield();
   if (scheduler_) scheduler_->stop();
   if (janitor_.joinable()) {
     {
