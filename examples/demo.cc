@@ -44,19 +44,19 @@ class CallPipeline {
       room_.wait(lock, [&] { return in_flight_ < in_flight_max_; });
       ++in_flight_;
     }
-    stub.call_async(method, payload, [this, label = stub.object().label(),
-                                      method](Result<std::string> reply) {
-      std::lock_guard lock(mutex_);
-      --in_flight_;
-      ++done_;
-      if (!reply.is_ok()) {
-        ++failed_;
-        if (first_error_.empty()) {
-          first_error_ = label + " " + method + ": " + reply.status().to_string();
-        }
-      }
-      room_.notify_all();
-    });
+    stub.call_async(method, payload,
+                    [this, label = stub.object().label(), method](Result<std::string> reply) {
+                      std::lock_guard lock(mutex_);
+                      --in_flight_;
+                      ++done_;
+                      if (!reply.is_ok()) {
+                        ++failed_;
+                        if (first_error_.empty()) {
+                          first_error_ = label + " " + method + ": " + reply.status().to_string();
+                        }
+                      }
+                      room_.notify_all();
+                    });
   }
 
   void wait_all() {
@@ -121,8 +121,12 @@ std::string numbered(const char* prefix, int i) {
 }
 
 // Workspace i's name; the first one is "acme", the name the next steps use.
-std::string workspace_name(int i) { return i == 0 ? "acme" : numbered("ws", i); }
-std::string room_name(int i) { return i == 0 ? "lobby" : numbered("room", i); }
+std::string workspace_name(int i) {
+  return i == 0 ? "acme" : numbered("ws", i);
+}
+std::string room_name(int i) {
+  return i == 0 ? "lobby" : numbered("room", i);
+}
 
 std::vector<std::string> split_lines(const std::string& s) {
   std::vector<std::string> out;
@@ -188,7 +192,8 @@ void run_chats(Engine& engine, CallPipeline& calls, const Scale& scale) {
     calls.submit(room, "init", room_name(i));
     int messages = i == 0 ? scale.lobby_messages : scale.messages_per_room;
     for (int m = 0; m < messages; ++m) {
-      calls.submit(room, "post", "user-" + std::to_string(m % 13) + "|message " + std::to_string(m));
+      calls.submit(room, "post",
+                   "user-" + std::to_string(m % 13) + "|message " + std::to_string(m));
     }
   }
 }
@@ -277,27 +282,27 @@ int main(int argc, char** argv) {
 
   // Every 1-second session expires by its alarm; wait (bounded) for them.
   uint64_t want_expired = expired_before + static_cast<uint64_t>(scale.session_users);
-  bool all_expired = wait_until(
-      [&] { return sessions_expired(*engine, scale) >= want_expired; }, 15000);
+  bool all_expired =
+      wait_until([&] { return sessions_expired(*engine, scale) >= want_expired; }, 15000);
   double elapsed = seconds_since(start);
   EngineStats after = engine->stats();
 
-  uint64_t objects = static_cast<uint64_t>(scale.workspaces) +
-                     static_cast<uint64_t>(scale.workspaces_with_threads) *
-                         static_cast<uint64_t>(scale.threads_per_workspace) +
-                     static_cast<uint64_t>(scale.chat_rooms) +
-                     static_cast<uint64_t>(scale.rate_limited_users) +
-                     static_cast<uint64_t>(scale.session_users) +
-                     static_cast<uint64_t>(scale.subscribers);
+  uint64_t objects =
+      static_cast<uint64_t>(scale.workspaces) +
+      static_cast<uint64_t>(scale.workspaces_with_threads) *
+          static_cast<uint64_t>(scale.threads_per_workspace) +
+      static_cast<uint64_t>(scale.chat_rooms) + static_cast<uint64_t>(scale.rate_limited_users) +
+      static_cast<uint64_t>(scale.session_users) + static_cast<uint64_t>(scale.subscribers);
   uint64_t turns = after.turns_run - before.turns_run;
   uint64_t commits = after.commits - before.commits;
   uint64_t committed = after.turns_committed - before.turns_committed;
   std::printf("\n");
-  std::printf("  objects          %llu (workspaces %d, threads %d, chat rooms %d, rate limiters %d,"
-              " session stores %d, subscriptions %d)\n",
-              static_cast<unsigned long long>(objects), scale.workspaces,
-              scale.workspaces_with_threads * scale.threads_per_workspace, scale.chat_rooms,
-              scale.rate_limited_users, scale.session_users, scale.subscribers);
+  std::printf(
+      "  objects          %llu (workspaces %d, threads %d, chat rooms %d, rate limiters %d,"
+      " session stores %d, subscriptions %d)\n",
+      static_cast<unsigned long long>(objects), scale.workspaces,
+      scale.workspaces_with_threads * scale.threads_per_workspace, scale.chat_rooms,
+      scale.rate_limited_users, scale.session_users, scale.subscribers);
   std::printf("  calls            %llu (%llu failed)\n",
               static_cast<unsigned long long>(calls.done()),
               static_cast<unsigned long long>(calls.failed()));
@@ -317,13 +322,13 @@ int main(int argc, char** argv) {
     check.expect(calls.failed() == 0, "no call failed");
     check.expect(all_expired, "every 1-second session expired by its alarm");
     auto projects = call(*engine, kWorkspaceClass, "acme", "list_projects");
-    check.expect(count_lines(projects.value_or("")) ==
-                     static_cast<size_t>(scale.projects_per_workspace),
-                 "acme has its projects, once each");
+    check.expect(
+        count_lines(projects.value_or("")) == static_cast<size_t>(scale.projects_per_workspace),
+        "acme has its projects, once each");
     auto threads = call(*engine, kWorkspaceClass, "acme", "list_threads");
-    check.expect(count_lines(threads.value_or("")) ==
-                     static_cast<size_t>(scale.threads_per_workspace),
-                 "acme has its threads, once each");
+    check.expect(
+        count_lines(threads.value_or("")) == static_cast<size_t>(scale.threads_per_workspace),
+        "acme has its threads, once each");
     auto lobby = split_fields(call(*engine, kChatClass, "lobby", "stats").value_or("0|0|0"));
     check.expect(std::stoi(lobby[0]) <= kChatLiveMax && std::stoi(lobby[1]) >= 1,
                  "the lobby archived its oldest messages");

@@ -6,13 +6,14 @@
 // exactly the 10 tokens there are: the object's turns never interleave.
 //
 //   rate_limiter [--check] [--dir DIR]
+#include "classes/rate_limiter.h"
+
 #include <cstdio>
 #include <future>
 #include <string>
 #include <vector>
 
 #include "carrel/carrel.h"
-#include "classes/rate_limiter.h"
 
 using namespace carrel;
 using namespace carrel::examples;
@@ -43,12 +44,12 @@ int main(int argc, char** argv) {
   check.expect(alice.call("peek", "").get().value_or("") == "10", "a minute later: full (10)");
   check.expect(alice.call("take", "11").get().status().code() == Code::kInvalidArgument,
                "more than the capacity is InvalidArgument");
-  check.expect(engine->stub(kRateLimiterClass, "bob").call("take", "").get().value_or("") ==
-                   "ok|9",
+  check.expect(engine->stub(kRateLimiterClass, "bob").call("take", "").get().value_or("") == "ok|9",
                "bob has his own bucket");
 
   std::vector<std::future<Result<std::string>>> burst;
-  for (int i = 0; i < 50; ++i) burst.push_back(engine->stub(kRateLimiterClass, "carol").call("take", ""));
+  for (int i = 0; i < 50; ++i)
+    burst.push_back(engine->stub(kRateLimiterClass, "carol").call("take", ""));
   int granted = 0;
   int limited = 0;
   for (auto& f : burst) {
@@ -57,9 +58,9 @@ int main(int argc, char** argv) {
     granted += v.starts_with("ok|");
     limited += v.starts_with("limited|");
   }
-  check.expect(granted == 10 && limited == 40,
-               "50 concurrent takes: " + std::to_string(granted) + " granted, " +
-                   std::to_string(limited) + " limited (want 10 and 40)");
+  check.expect(granted == 10 && limited == 40, "50 concurrent takes: " + std::to_string(granted) +
+                                                   " granted, " + std::to_string(limited) +
+                                                   " limited (want 10 and 40)");
 
   check.ok(engine->close(), "close");
   int rc = check.exit_code();

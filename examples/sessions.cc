@@ -47,17 +47,15 @@ int main(int argc, char** argv) {
 
   clock->advance_ms(61000);
   check.expect(wait_until([&] { return count() == "1|1"; }), "tok1's alarm expired it");
-  check.expect(alice.call("get", "tok1").get().status().code() == Code::kNotFound,
-               "tok1 is gone");
+  check.expect(alice.call("get", "tok1").get().status().code() == Code::kNotFound, "tok1 is gone");
 
   // Touching tok2 at t0+61s moves its expiry (and its alarm) to t0+181s.
-  check.expect(alice.call("touch", "tok2|120000").get().value_or("") ==
-                   std::to_string(t0 + 181000),
+  check.expect(alice.call("touch", "tok2|120000").get().value_or("") == std::to_string(t0 + 181000),
                "touch tok2");
   auto entries = alarms_of(*engine, "alice");
-  check.expect(entries.size() == 1 && entries[0].name == "expire/tok2" &&
-                   entries[0].due_ms == t0 + 181000,
-               "tok2's alarm moved to t0+181s");
+  check.expect(
+      entries.size() == 1 && entries[0].name == "expire/tok2" && entries[0].due_ms == t0 + 181000,
+      "tok2's alarm moved to t0+181s");
   clock->advance_ms(60000);  // t0+121s: past tok2's first expiry
   check.expect(alice.call("get", "tok2").get().is_ok(), "tok2 still valid at t0+121s");
   clock->advance_ms(61000);  // t0+182s

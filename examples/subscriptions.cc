@@ -21,7 +21,8 @@ namespace {
 // "status|plan|renewals|next_renewal_ms"
 std::vector<std::string> status_of(Engine& engine, const std::string& user) {
   auto r = call(engine, kSubscriptionClass, user, "status");
-  return r.is_ok() ? split_fields(*r) : std::vector<std::string>{r.status().to_string(), "", "", ""};
+  return r.is_ok() ? split_fields(*r)
+                   : std::vector<std::string>{r.status().to_string(), "", "", ""};
 }
 
 // Failed deliveries of the user's pending renewal; -1 when there is none.
@@ -51,9 +52,9 @@ int main(int argc, char** argv) {
   check.expect(call(*engine, kSubscriptionClass, "alice", "subscribe", "alice|pro").value_or("") ==
                    "subscribed",
                "alice subscribes to pro");
-  check.expect(call(*engine, kSubscriptionClass, "alice", "subscribe", "alice|pro").value_or("") ==
-                   "exists",
-               "subscribing again keeps the active subscription");
+  check.expect(
+      call(*engine, kSubscriptionClass, "alice", "subscribe", "alice|pro").value_or("") == "exists",
+      "subscribing again keeps the active subscription");
   auto s = status_of(*engine, "alice");
   check.expect(s[0] == "active" && s[3] == std::to_string(t0 + kRenewalPeriodMs),
                "renewal due in 30 days");
@@ -61,13 +62,14 @@ int main(int argc, char** argv) {
   // Two months pass: two renewals, each setting the next alarm.
   for (int month = 1; month <= 2; ++month) {
     clock->advance_ms(kRenewalPeriodMs);
-    check.expect(wait_until([&] { return status_of(*engine, "alice")[2] == std::to_string(month); }),
-                 "renewal " + std::to_string(month) + " charged");
+    check.expect(
+        wait_until([&] { return status_of(*engine, "alice")[2] == std::to_string(month); }),
+        "renewal " + std::to_string(month) + " charged");
   }
   s = status_of(*engine, "alice");
-  check.expect(s[0] == "active" && s[1] == "pro" &&
-                   s[3] == std::to_string(t0 + 3 * kRenewalPeriodMs),
-               "still pro, next renewal at day 90");
+  check.expect(
+      s[0] == "active" && s[1] == "pro" && s[3] == std::to_string(t0 + 3 * kRenewalPeriodMs),
+      "still pro, next renewal at day 90");
 
   // The card is declined: the alarm fails and is retried with backoff.
   check.value(call(*engine, kSubscriptionClass, "alice", "set_card", "declined"), "decline card");

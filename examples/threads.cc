@@ -50,10 +50,10 @@ int main(int argc, char** argv) {
   check.value(acme.call("init", "acme|user-123").get(), "init acme");
 
   // The workspace creates each child and keeps a reference to it.
-  std::string planning = check.value(acme.call("create_thread", "Q4 Planning").get(),
-                                     "create thread Q4 Planning");
-  std::string hiring = check.value(acme.call("create_thread", "Hiring").get(),
-                                   "create thread Hiring");
+  std::string planning =
+      check.value(acme.call("create_thread", "Q4 Planning").get(), "create thread Q4 Planning");
+  std::string hiring =
+      check.value(acme.call("create_thread", "Hiring").get(), "create thread Hiring");
   check.expect(planning.size() == 32 && hiring.size() == 32 && planning != hiring,
                "two threads with their own ids");
   check.expect(thread_kv(*engine, planning, "workspace_id") == "acme" &&
@@ -75,9 +75,9 @@ int main(int argc, char** argv) {
   for (int i = 0; i < 5; ++i) listed = check.value(acme.call("list_threads", "").get(), "list");
   check.expect(count_lines(listed) == 2 && listed.find("|Q4 Planning\n") != std::string::npos,
                "the directory lists both threads");
-  check.expect(thread_activations.load() == before,
-               "listing 5 times activated no thread (activations stay " +
-                   std::to_string(before) + ")");
+  check.expect(
+      thread_activations.load() == before,
+      "listing 5 times activated no thread (activations stay " + std::to_string(before) + ")");
 
   // Deleting removes the reference and tells the thread, in one commit.
   check.expect(acme.call("delete_thread", planning).get().value_or("") == "deleted",
@@ -91,9 +91,9 @@ int main(int argc, char** argv) {
                "its messages are gone");
   check.expect(acme.call("delete_thread", planning).get().status().code() == Code::kNotFound,
                "deleting it again is NotFound");
-  check.expect(count_lines(engine->stub(kThreadClass, hiring).call("messages", "").get().value_or(
-                   "")) == 1,
-               "the other thread is untouched");
+  check.expect(
+      count_lines(engine->stub(kThreadClass, hiring).call("messages", "").get().value_or("")) == 1,
+      "the other thread is untouched");
   std::printf("thread activations: %llu\n",
               static_cast<unsigned long long>(thread_activations.load()));
 

@@ -10,11 +10,12 @@
 // Time comes from a ManualClock, so the monthly cleanup alarm can be shown
 // firing months later without waiting. --check exits non-zero when an
 // expectation fails; --dir keeps the data for `carrel` to inspect.
+#include "classes/workspace.h"
+
 #include <cstdio>
 #include <string>
 
 #include "carrel/carrel.h"
-#include "classes/workspace.h"
 
 using namespace carrel;
 using namespace carrel::examples;
@@ -102,9 +103,9 @@ int main(int argc, char** argv) {
 
   // The monthly cleanup is a named cron entry, first due 2025-02-01 03:00 UTC.
   auto entry = cleanup_entry(*engine, "acme");
-  check.expect(entry && entry->repeat == Repeat::cron_expr(kCleanupCron) &&
-                   entry->due_ms == 1738378800000,
-               "cleanup alarm scheduled for 2025-02-01T03:00Z with cron 0 3 1 * *");
+  check.expect(
+      entry && entry->repeat == Repeat::cron_expr(kCleanupCron) && entry->due_ms == 1738378800000,
+      "cleanup alarm scheduled for 2025-02-01T03:00Z with cron 0 3 1 * *");
 
   // Projects live in the workspace's SQL database.
   r = front(*engine, "POST", "/projects?workspace=acme", "old-roadmap");

@@ -58,9 +58,10 @@ class ChatRoom final : public Handler {
  private:
   Result<std::string> post(Context& ctx, const Request& request) {
     CARREL_ASSIGN_OR_RETURN(auto f, expect_fields(request, 2));
-    CARREL_ASSIGN_OR_RETURN(auto rows, ctx.sql().exec("INSERT INTO messages (user, content, created)"
-                                                      " VALUES (?, ?, ?) RETURNING n",
-                                                      f[0], f[1], ctx.now_ms()));
+    CARREL_ASSIGN_OR_RETURN(auto rows,
+                            ctx.sql().exec("INSERT INTO messages (user, content, created)"
+                                           " VALUES (?, ?, ?) RETURNING n",
+                                           f[0], f[1], ctx.now_ms()));
     CARREL_ASSIGN_OR_RETURN(auto row, rows.one());
     CARREL_ASSIGN_OR_RETURN(int64_t n, row.get_int(0));
     // A failed archive must not lose the message: it runs in its own savepoint.

@@ -50,9 +50,8 @@ inline std::string join_fields(const std::vector<std::string>& fields) {
 inline Result<std::vector<std::string>> expect_fields(const Request& request, size_t count) {
   auto fields = split_fields(request.payload);
   if (fields.size() != count) {
-    return Status::invalid_argument("method " + request.method + " takes " +
-                                    std::to_string(count) + " '|'-separated fields, got " +
-                                    std::to_string(fields.size()));
+    return Status::invalid_argument("method " + request.method + " takes " + std::to_string(count) +
+                                    " '|'-separated fields, got " + std::to_string(fields.size()));
   }
   return fields;
 }
@@ -134,9 +133,8 @@ inline bool wait_until(const std::function<bool()>& done, int64_t deadline_ms = 
 }
 
 // Calls a method and waits for its durable reply.
-inline Result<std::string> call(Engine& engine, std::string_view class_name,
-                                std::string_view name, std::string_view method,
-                                std::string_view payload = {}) {
+inline Result<std::string> call(Engine& engine, std::string_view class_name, std::string_view name,
+                                std::string_view method, std::string_view payload = {}) {
   return engine.stub(class_name, name).call(method, payload).get();
 }
 

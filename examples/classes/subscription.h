@@ -45,8 +45,10 @@ class Subscription final : public Handler {
       return std::string("subscribed");
     }
     if (m == "set_card") {
-      if (request.payload == "declined") CARREL_RETURN_IF_ERROR(ctx.kv().put("card_declined", "1"));
-      else CARREL_RETURN_IF_ERROR(ctx.kv().del("card_declined").status());
+      if (request.payload == "declined")
+        CARREL_RETURN_IF_ERROR(ctx.kv().put("card_declined", "1"));
+      else
+        CARREL_RETURN_IF_ERROR(ctx.kv().del("card_declined").status());
       return std::string("ok");
     }
     if (m == "cancel") {

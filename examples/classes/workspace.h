@@ -85,8 +85,8 @@ class Workspace final : public Handler {
     // The cron rule moves the entry to next month in this same commit.
     CARREL_ASSIGN_OR_RETURN(auto removed, ctx.sql().exec("DELETE FROM projects WHERE created < ?",
                                                          ctx.now_ms() - kProjectMaxAgeMs));
-    return ctx.kv().put("last_cleanup",
-                        std::to_string(ctx.now_ms()) + "|" + std::to_string(removed.rows_written()));
+    return ctx.kv().put("last_cleanup", std::to_string(ctx.now_ms()) + "|" +
+                                            std::to_string(removed.rows_written()));
   }
 
  private:
@@ -104,9 +104,8 @@ class Workspace final : public Handler {
       return std::string("exists");
     }
     CARREL_RETURN_IF_ERROR(ctx.kv().put_many({{"workspace_id", f[0]}, {"owner_id", f[1]}}));
-    CARREL_RETURN_IF_ERROR(ctx.alarms().schedule(kCleanupAlarm,
-                                                 next_monthly_cleanup_ms(ctx.now_ms()), {},
-                                                 Repeat::cron_expr(kCleanupCron)));
+    CARREL_RETURN_IF_ERROR(ctx.alarms().schedule(
+        kCleanupAlarm, next_monthly_cleanup_ms(ctx.now_ms()), {}, Repeat::cron_expr(kCleanupCron)));
     return std::string("created");
   }
 
@@ -121,8 +120,8 @@ class Workspace final : public Handler {
 
   Result<std::string> create_project(Context& ctx, const std::string& name) {
     if (name.empty()) return Status::invalid_argument("create_project: empty project name");
-    CARREL_ASSIGN_OR_RETURN(auto found, ctx.sql().exec("SELECT id FROM projects WHERE name = ?",
-                                                       name));
+    CARREL_ASSIGN_OR_RETURN(auto found,
+                            ctx.sql().exec("SELECT id FROM projects WHERE name = ?", name));
     if (found.size() == 1) return found.rows()[0].get_text(0);
     std::string id = new_unique_id("Project").to_hex();
     CARREL_RETURN_IF_ERROR(ctx.sql()
@@ -177,13 +176,11 @@ class Workspace final : public Handler {
     CARREL_ASSIGN_OR_RETURN(auto gone,
                             ctx.sql().exec("DELETE FROM threads WHERE id = ?", thread_id));
     if (gone.rows_written() == 0) {
-      return Status::not_found("workspace " + ctx.object().label() + " has no thread " +
-                               thread_id);
+      return Status::not_found("workspace " + ctx.object().label() + " has no thread " + thread_id);
     }
     // The directory row and the destroy message commit together: the thread
     // is told exactly once, and only if the reference is really gone.
-    CARREL_RETURN_IF_ERROR(
-        ctx.send(ObjectRef::named(kThreadClass, thread_id), "destroy", {}));
+    CARREL_RETURN_IF_ERROR(ctx.send(ObjectRef::named(kThreadClass, thread_id), "destroy", {}));
     return std::string("deleted");
   }
 };
