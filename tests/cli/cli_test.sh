@@ -339,12 +339,13 @@ mkfifo "$WORK/fifo"
 HOLDER_PID=$!
 exec 9>"$WORK/fifo"
 printf 'SELECT 41 + 1 AS answer;\n' >&9
-# Wait (bounded) until the holder has taken the writer lock.
-for _ in $(seq 1 100); do
-  c kv put Room:lobby k v
-  [[ "$RC" == 1 ]] && grep -q "open for writing by process" "$ERR" && break
-  sleep 0.1
+# Wait (bounded) until the holder has taken the writer lock: it writes its pid
+# into writer.lock after taking it. Reading the file never competes for the lock.
+for _ in $(seq 1 200); do
+  [[ "$(cat "$DIR/writer.lock" 2>/dev/null)" == "$HOLDER_PID" ]] && break
+  sleep 0.05
 done
+c kv put Room:lobby k v
 expect_rc 1 "kv put beside a running engine"
 expect_err "is open for writing by process $HOLDER_PID" "busy error names the pid"
 ok "objects beside a running engine" objects
