@@ -412,12 +412,10 @@ int cmd_history(const Globals& g, const std::string& obj, std::optional<size_t> 
       return s;
     };
     std::vector<std::string> parts;
-    if (!kv.empty()) parts.push_back("kv " + std::to_string(kv.size()) + " (" + names(kv) + ")");
-    if (pages > 0) parts.push_back("sql " + std::to_string(pages) + " pages");
-    if (!alarms.empty()) {
-      parts.push_back("alarms " + std::to_string(alarms.size()) + " (" + names(alarms) + ")");
-    }
-    if (!dead.empty()) parts.push_back("dead " + std::to_string(dead.size()));
+    if (!kv.empty()) parts.push_back("kv: " + names(kv));
+    if (pages > 0) parts.push_back("sql: " + std::to_string(pages) + " pages");
+    if (!alarms.empty()) parts.push_back("alarms: " + names(alarms));
+    if (!dead.empty()) parts.push_back("dead letters: " + names(dead));
     std::string changed;
     for (const auto& p : parts) changed += (changed.empty() ? "" : "; ") + p;
     t.add({std::to_string(u->seq), format_time(u->time_ms), bookmark,

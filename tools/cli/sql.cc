@@ -75,7 +75,9 @@ void print_cursor(const Globals& g, const SqlCursor& c, std::ostream& out) {
   }
   if (c.columns().empty()) {
     out << "ok";
-    if (c.rows_written() > 0) out << " (" << c.rows_written() << " rows changed)";
+    if (c.rows_written() > 0) {
+      out << " (" << c.rows_written() << (c.rows_written() == 1 ? " row" : " rows") << " changed)";
+    }
     out << '\n';
     return;
   }
@@ -138,7 +140,12 @@ Status run_dot(const Globals& g, Context& ctx, const std::string& cmd, std::ostr
     if (g.json) {
       print_cursor(g, *c, out);
     } else {
-      for (const SqlRow& row : c->rows()) out << display_sql_value(row[0]) << ";\n";
+      // CREATE statements print as written (newlines included) when they are text.
+      for (const SqlRow& row : c->rows()) {
+        const auto* text = std::get_if<std::string>(&row[0]);
+        out << (text != nullptr && is_valid_utf8(*text) ? *text : display_sql_value(row[0]))
+            << ";\n";
+      }
     }
     return Status::ok();
   }

@@ -167,6 +167,7 @@ Status Verifier::walk(Db db, Visit visit) {
 }
 
 Status Verifier::check_sql(const ObjectId& id, const store::ObjectRecord& r) {
+  ++sql_checked_;
   SnapshotPageSource pages(txn_, id, store_.sql_page_bytes(), r.sql_pages);
   auto db = sql::SqlDatabase::open(&pages, sql::SqlLimits{}, label(id));
   if (!db.is_ok()) {
@@ -185,7 +186,6 @@ Status Verifier::check_sql(const ObjectId& id, const store::ObjectRecord& r) {
     }
   }
   (*db)->rollback_turn();
-  ++sql_checked_;
   return Status::ok();
 }
 

@@ -135,7 +135,8 @@ int cmd_kv_put(const Globals& g, const std::string& obj, const std::string& key,
   j.bytes_field("key", key).field("bytes", static_cast<uint64_t>(bytes.size()));
   j.field("bookmark", bookmark);
   print_done(g,
-             "put '" + display_bytes(key) + "' (" + std::to_string(bytes.size()) + " bytes) in " +
+             "put '" + display_bytes(key) + "' (" + std::to_string(bytes.size()) +
+                 (bytes.size() == 1 ? " byte) in " : " bytes) in ") +
                  display_bytes(w->ref.label()) + "; bookmark " + bookmark,
              j);
   return kExitOk;
