@@ -320,7 +320,8 @@ expect_err "cron '61 \* \* \* \*'" "malformed cron named"
 c alarms set Room:lobby soon
 expect_rc 1 "malformed WHEN"
 c kv put Room:lobby k
-expect_rc 1 "kv put without a value"
+expect_rc 2 "usage: kv put without a value"
+expect_err "VALUE or --value-file" "kv put usage names the value"
 c kv put Room:lobby k --value-file "$WORK/no-such-file"
 expect_rc 1 "kv put from a missing file"
 expect_err "no-such-file" "missing value file named"

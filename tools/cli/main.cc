@@ -81,6 +81,9 @@ int main(int argc, char** argv) {
       kv_put->add_option("--value-file", value_file, "read the value from a file (- for stdin)");
   put_value->excludes(put_file);
   kv_put->callback([&] {
+    if (put_value->count() + put_file->count() != 1) {
+      throw CLI::RequiredError("VALUE or --value-file (exactly one)");
+    }
     run = [&] {
       return cli::cmd_kv_put(g, obj, key, given(put_value, value), given(put_file, value_file));
     };
