@@ -10,14 +10,18 @@ namespace {
 
 using carrel::cli::Globals;
 
-// The deepest subcommand the parser selected, for the help shown on a usage error.
-const CLI::App* selected(const CLI::App& app) {
+// The help of the deepest subcommand the parser selected, for a usage error,
+// with its full command path ("Usage: carrel kv get ...").
+std::string selected_help(const CLI::App& app) {
   const CLI::App* at = &app;
+  std::string path;
   for (;;) {
     auto subs = at->get_subcommands();
-    if (subs.empty()) return at;
+    if (subs.empty()) break;
+    path += (path.empty() ? "" : " ") + at->get_name();
     at = subs.front();
   }
+  return at->help(path);
 }
 
 template <typename T>
@@ -29,7 +33,7 @@ std::optional<T> given(const CLI::Option* opt, const T& value) {
 
 int main(int argc, char** argv) {
   namespace cli = carrel::cli;
-  CLI::App app{"carrel: inspect and repair a carrel engine directory"};
+  CLI::App app{"carrel: inspect and repair a carrel engine directory", "carrel"};
   app.require_subcommand(1);
   // Global options may also follow the command: `carrel kv get OBJ KEY --json`.
   app.fallthrough();
@@ -193,7 +197,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << "carrel: " << e.what() << "\n\n" << selected(app)->help();
+    std::cerr << "carrel: " << e.what() << "\n\n" << selected_help(app);
     return cli::kExitUsage;
   }
   return run ? run() : cli::kExitUsage;
