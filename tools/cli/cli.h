@@ -1,0 +1,100 @@
+// The carrel CLI: shared declarations of its commands.
+//
+// Invariants:
+//  (1) Inspection commands open the engine directory read-only (an LMDB
+//      read-only environment, no writer lock), so they work beside a process
+//      that has the engine open for writing, and they never change anything.
+//  (2) Writing commands open the full Engine and change state only through
+//      Engine::run turns, Engine::restore and Engine::backup, so every change
+//      is one atomic, durable commit with its history (undo) record.
+//  (3) Every error goes to stderr as one line naming the input at fault, and
+//      the exit code is 1; usage errors exit 2 (CLI11 prints the help).
+//      Output goes to stdout only after the work it reports has succeeded.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "carrel/engine.h"
+#include "carrel/status.h"
+#include "engine/store/object_record.h"
+#include "engine/store/store.h"
+
+namespace carrel::cli {
+
+constexpr int kExitOk = 0;
+constexpr int kExitError = 1;
+constexpr int kExitUsage = 2;
+
+struct Globals {
+  std::string dir;
+  bool json = false;
+};
+
+// Prints "carrel: <message>" to stderr and returns kExitError.
+int fail(const Status& status);
+int fail(const std::string& message);
+
+// An engine directory opened for one command. read_only: invariant (1).
+Result<std::unique_ptr<Engine>> open_engine(const Globals& g, bool read_only);
+store::Store& store_of(Engine& engine);
+
+// OBJ arguments: CLASS:NAME, CLASS:<32 hex digits> or a bare 32-hex-digit id.
+struct ObjectSpec {
+  std::string text;  // as given, for messages
+  std::string class_name;
+  ObjectId id;
+  std::string name;
+  bool bare_id = false;
+};
+Result<ObjectSpec> parse_object(const std::string& text);
+
+struct ResolvedObject {
+  ObjectRef ref;
+  std::optional<store::ObjectRecord> record;  // nullopt: the object never committed
+};
+// Reads the object's record. NotFound naming the input when must_exist and the
+// object has none (a bare id always needs one: its class comes from it).
+Result<ResolvedObject> resolve_object(store::Store& store, const ObjectSpec& spec, bool must_exist);
+
+// Commands. Each returns the process exit code.
+int cmd_init(const Globals& g);
+int cmd_objects(const Globals& g, const std::optional<std::string>& class_name,
+                std::optional<size_t> limit);
+int cmd_show(const Globals& g, const std::string& obj);
+
+int cmd_kv_get(const Globals& g, const std::string& obj, const std::string& key, bool raw);
+int cmd_kv_put(const Globals& g, const std::string& obj, const std::string& key,
+               const std::optional<std::string>& value,
+               const std::optional<std::string>& value_file);
+int cmd_kv_delete(const Globals& g, const std::string& obj, const std::string& key);
+struct KvListArgs {
+  std::optional<std::string> prefix, start, start_after, end;
+  bool reverse = false;
+  std::optional<size_t> limit;
+};
+int cmd_kv_list(const Globals& g, const std::string& obj, const KvListArgs& args);
+
+int cmd_sql(const Globals& g, const std::string& obj, const std::optional<std::string>& query);
+
+int cmd_alarms_list(const Globals& g, const std::optional<std::string>& obj, bool dead);
+struct AlarmSetArgs {
+  std::string when;
+  std::string name;
+  std::string payload;
+  std::optional<int64_t> every_ms;
+  std::optional<std::string> cron;
+};
+int cmd_alarms_set(const Globals& g, const std::string& obj, const AlarmSetArgs& args);
+int cmd_alarms_delete(const Globals& g, const std::string& obj, const std::string& name);
+
+int cmd_history(const Globals& g, const std::string& obj, std::optional<size_t> limit);
+int cmd_bookmark(const Globals& g, const std::string& obj, const std::optional<std::string>& at);
+int cmd_restore(const Globals& g, const std::string& obj, const std::string& bookmark);
+int cmd_backup(const Globals& g, const std::string& dest);
+int cmd_verify(const Globals& g, const std::optional<std::string>& obj);
+int cmd_stats(const Globals& g);
+
+}  // namespace carrel::cli

@@ -1,0 +1,102 @@
+// Output of the carrel CLI: a small JSON writer, aligned tables, and the
+// printable forms of times, sizes and arbitrary bytes.
+//
+// Invariants:
+//  (1) JsonWriter emits valid JSON for any input: strings are escaped
+//      (quotes, backslash, every control character) and bytes that are not
+//      valid UTF-8 never reach a JSON string (bytes_field() switches to base64,
+//      text() replaces them with U+FFFD).
+//  (2) display_bytes() returns valid UTF-8 without control characters, so a
+//      hostile key or value cannot garble a terminal or a table.
+#pragma once
+
+#include <cstdint>
+#include <iostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "carrel/clock.h"
+#include "carrel/sql.h"
+#include "carrel/status.h"
+
+namespace carrel::cli {
+
+bool is_valid_utf8(std::string_view s);
+std::string base64(std::string_view bytes);
+// Valid UTF-8 without control characters as is; otherwise escaped: \xNN for
+// bytes that are not UTF-8, \n \t \r \\ and \xNN for control characters.
+std::string display_bytes(std::string_view bytes);
+
+// RFC 3339 UTC with milliseconds, e.g. 2024-05-01T12:00:00.000Z; "-" for 0.
+std::string format_time(UnixMs t);
+// Epoch milliseconds (all digits) or RFC 3339 (YYYY-MM-DDTHH:MM:SS[.fff](Z|+HH:MM|-HH:MM)).
+// InvalidArgument naming the input otherwise.
+Result<UnixMs> parse_time(std::string_view text);
+// "512 B", "1.5 KiB", "3.0 MiB".
+std::string format_bytes(uint64_t n);
+
+class JsonWriter {
+ public:
+  JsonWriter& begin_object();
+  JsonWriter& end_object();
+  JsonWriter& begin_array();
+  JsonWriter& end_array();
+  JsonWriter& key(std::string_view k);
+  JsonWriter& text(std::string_view s);
+  JsonWriter& number(int64_t v);
+  JsonWriter& number(uint64_t v);
+  JsonWriter& number(uint32_t v) { return number(static_cast<uint64_t>(v)); }
+  JsonWriter& number(int v) { return number(static_cast<int64_t>(v)); }
+  JsonWriter& number(double v);
+  JsonWriter& boolean(bool v);
+  JsonWriter& null();
+  // "name": text when bytes are valid UTF-8; otherwise base64 plus
+  // "name_encoding": "base64".
+  JsonWriter& bytes_field(std::string_view name, std::string_view bytes);
+  // An SQL value: null, number, text, or {"base64": "..."} for a blob.
+  JsonWriter& sql_value(const SqlValue& v);
+
+  // Shorthands: key then value.
+  template <typename T>
+  JsonWriter& field(std::string_view k, const T& v) {
+    key(k);
+    if constexpr (std::is_convertible_v<const T&, std::string_view>) {
+      return text(std::string_view(v));
+    } else {
+      return number(v);
+    }
+  }
+
+  const std::string& str() const { return out_; }
+  // Writes the document and a newline to stdout.
+  void print_line() const;
+
+ private:
+  void before_value();
+  std::string out_;
+  std::vector<bool> first_;  // per open container: no member written yet
+  bool after_key_ = false;
+};
+
+// A text table: a header row and aligned columns; numeric columns align right.
+class Table {
+ public:
+  explicit Table(std::vector<std::string> headers) : headers_(std::move(headers)) {
+    right_.assign(headers_.size(), false);
+  }
+  void align_right(size_t column) { right_[column] = true; }
+  void add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+  size_t size() const { return rows_.size(); }
+  void print(std::ostream& out = std::cout) const;
+
+ private:
+  std::vector<std::string> headers_;
+  std::vector<bool> right_;
+  std::vector<std::vector<std::string>> rows_;
+};
+
+// The human form of an SQL value for a table cell.
+std::string display_sql_value(const SqlValue& v);
+
+}  // namespace carrel::cli

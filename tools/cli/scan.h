@@ -1,0 +1,63 @@
+// Cursor walks over one LMDB database of a read snapshot, for the CLI's
+// inspection commands and verify.
+#pragma once
+
+#include <lmdb.h>
+
+#include <string>
+#include <string_view>
+
+#include "carrel/status.h"
+#include "engine/store/store.h"
+
+namespace carrel::cli {
+
+class ScanCursor {
+ public:
+  // REQUIRES: txn outlives the cursor.
+  static Result<ScanCursor> open(store::Store& store, const store::ReadTxn& txn, store::Db db) {
+    MDB_cursor* c = nullptr;
+    int rc = mdb_cursor_open(txn.get(), store.dbi(db), &c);
+    if (rc != 0) return store::from_mdb(rc, "open cursor on " + std::string(store::db_name(db)));
+    return ScanCursor(c, db);
+  }
+  ScanCursor(ScanCursor&& o) noexcept : c_(o.c_), db_(o.db_), k_(o.k_), v_(o.v_) { o.c_ = nullptr; }
+  ScanCursor& operator=(ScanCursor&&) = delete;
+  ~ScanCursor() {
+    if (c_ != nullptr) mdb_cursor_close(c_);
+  }
+
+  // Each positions the cursor and returns whether it is on an entry;
+  // an LMDB error other than not-found is kept in status().
+  bool first() { return move(MDB_FIRST); }
+  bool last() { return move(MDB_LAST); }
+  bool next() { return move(MDB_NEXT); }
+  bool prev() { return move(MDB_PREV); }
+  // The first entry with key >= k.
+  bool seek(std::string_view k) {
+    if (k.empty()) return first();  // LMDB refuses an empty key (MDB_BAD_VALSIZE)
+    k_ = store::to_val(k);
+    return move(MDB_SET_RANGE);
+  }
+  std::string_view key() const { return store::from_val(k_); }
+  std::string_view value() const { return store::from_val(v_); }
+  const Status& status() const { return status_; }
+
+ private:
+  ScanCursor(MDB_cursor* c, store::Db db) : c_(c), db_(db) {}
+  bool move(MDB_cursor_op op) {
+    int rc = mdb_cursor_get(c_, &k_, &v_, op);
+    if (rc == MDB_NOTFOUND) return false;
+    if (rc != 0) {
+      status_ = store::from_mdb(rc, "scan " + std::string(store::db_name(db_)));
+      return false;
+    }
+    return true;
+  }
+  MDB_cursor* c_;
+  store::Db db_;
+  MDB_val k_{}, v_{};
+  Status status_;
+};
+
+}  // namespace carrel::cli

@@ -1,0 +1,371 @@
+// carrel verify: reads one snapshot of a read-only environment and checks
+//   (1) LMDB: environment figures are sane and every database walks cleanly,
+//       its entry count matching mdb_stat, its keys strictly ascending;
+//   (2) every object record matches its data: kv keys and bytes, alarm and
+//       dead-letter counts, SQL pages below the recorded page count, history
+//       sequence numbers at or below last_seq; no data without a record;
+//   (3) the timetable (`schedule`) and the alarm queues (`alarms`) agree one
+//       to one, with the same due times;
+//   (4) every object's SQL database passes PRAGMA integrity_check, run on a
+//       private connection over the snapshot (its writes, if any, stay in
+//       memory), so verify works beside a running engine.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <iostream>
+#include <map>
+#include <set>
+
+#include "engine/alarm/entry.h"
+#include "engine/history/undo.h"
+#include "engine/sql/sql_database.h"
+#include "engine/store/keys.h"
+#include "tools/cli/cli.h"
+#include "tools/cli/output.h"
+#include "tools/cli/scan.h"
+
+namespace carrel::cli {
+namespace {
+
+using store::Db;
+
+// One object's SQL file as of a snapshot; writes stay in memory.
+class SnapshotPageSource final : public sql::PageSource {
+ public:
+  SnapshotPageSource(const store::ReadTxn& txn, const ObjectId& id, uint32_t page_bytes,
+                     uint32_t pages)
+      : txn_(txn), id_(id), page_bytes_(page_bytes), count_(pages) {}
+  uint32_t page_bytes() const override { return page_bytes_; }
+  uint32_t page_count() override { return count_; }
+  Result<bool> read_page(uint32_t page_no, std::string* out) override {
+    if (page_no >= count_) return false;
+    if (auto it = written_.find(page_no); it != written_.end()) {
+      if (!it->second) return false;
+      *out = *it->second;
+      return true;
+    }
+    CARREL_ASSIGN_OR_RETURN(auto v, txn_.get(Db::kPages, store::page_key(id_, page_no)));
+    if (!v) return false;
+    if (v->size() != page_bytes_) {
+      return Status::corruption("SQL page " + std::to_string(page_no) + " is " +
+                                std::to_string(v->size()) + " bytes, not " +
+                                std::to_string(page_bytes_));
+    }
+    out->assign(*v);
+    return true;
+  }
+  Status write_page(uint32_t page_no, std::string_view data) override {
+    written_[page_no] = std::string(data);
+    count_ = std::max(count_, page_no + 1);
+    return Status::ok();
+  }
+  Status truncate(uint32_t pages) override {
+    for (uint32_t n = pages; n < count_; ++n) written_[n] = std::nullopt;
+    count_ = pages;
+    return Status::ok();
+  }
+
+ private:
+  const store::ReadTxn& txn_;
+  ObjectId id_;
+  uint32_t page_bytes_;
+  uint32_t count_;
+  std::map<uint32_t, std::optional<std::string>> written_;
+};
+
+struct Counted {
+  uint64_t kv_keys = 0, kv_bytes = 0, alarms = 0, dead = 0;
+};
+
+class Verifier {
+ public:
+  Verifier(store::Store& store, const store::ReadTxn& txn, std::optional<ObjectId> only,
+           bool progress)
+      : store_(store), txn_(txn), only_(only), progress_(progress) {}
+
+  Status run();
+  const std::vector<std::string>& problems() const { return problems_; }
+  const std::map<std::string, uint64_t>& entries() const { return entries_; }
+  size_t objects_checked() const { return objects_checked_; }
+  size_t sql_checked() const { return sql_checked_; }
+
+ private:
+  bool wanted(const ObjectId& id) const { return !only_ || *only_ == id; }
+  void problem(std::string p) { problems_.push_back(std::move(p)); }
+  std::string label(const ObjectId& id) const {
+    auto it = records_.find(id);
+    if (it == records_.end()) return id.to_hex();
+    return it->second.class_name + ":" + (it->second.name.empty() ? id.to_hex() : it->second.name);
+  }
+  void show_progress(const std::string& what) {
+    if (progress_) std::cout << "\r\033[Kverifying " << what << " ..." << std::flush;
+  }
+  Status check_environment();
+  // Walks db, checking order and count; calls visit(key, value) per entry.
+  template <typename Visit>
+  Status walk(Db db, Visit visit);
+  Status check_sql(const ObjectId& id, const store::ObjectRecord& r);
+
+  store::Store& store_;
+  const store::ReadTxn& txn_;
+  std::optional<ObjectId> only_;
+  bool progress_;
+  std::vector<std::string> problems_;
+  std::map<std::string, uint64_t> entries_;
+  std::map<ObjectId, store::ObjectRecord> records_;
+  std::map<ObjectId, Counted> counted_;
+  size_t objects_checked_ = 0, sql_checked_ = 0;
+};
+
+Status Verifier::check_environment() {
+  MDB_envinfo info{};
+  MDB_stat st{};
+  int rc = mdb_env_info(store_.env(), &info);
+  if (rc == 0) rc = mdb_env_stat(store_.env(), &st);
+  if (rc != 0) return store::from_mdb(rc, "read environment figures");
+  uint64_t used = (static_cast<uint64_t>(info.me_last_pgno) + 1) * st.ms_psize;
+  struct stat fst {};
+  std::string data = store_.dir() + "/data.mdb";
+  if (::stat(data.c_str(), &fst) != 0) {
+    problem("lmdb: cannot stat " + data);
+  } else if (static_cast<uint64_t>(fst.st_size) < used) {
+    problem("lmdb: data.mdb is " + std::to_string(fst.st_size) +
+            " bytes but its last page ends at " + std::to_string(used));
+  }
+  if (used > info.me_mapsize) problem("lmdb: used pages exceed the map size");
+  if (st.ms_psize == 0 || (st.ms_psize & (st.ms_psize - 1)) != 0) {
+    problem("lmdb: page size " + std::to_string(st.ms_psize) + " is not a power of two");
+  }
+  return Status::ok();
+}
+
+template <typename Visit>
+Status Verifier::walk(Db db, Visit visit) {
+  std::string name(store::db_name(db));
+  show_progress(name);
+  MDB_stat st{};
+  int rc = mdb_stat(txn_.get(), store_.dbi(db), &st);
+  if (rc != 0) return store::from_mdb(rc, "stat " + name);
+  CARREL_ASSIGN_OR_RETURN(ScanCursor cur, ScanCursor::open(store_, txn_, db));
+  uint64_t n = 0;
+  std::string prev;
+  for (bool ok = cur.first(); ok; ok = cur.next()) {
+    if (n > 0 && !(prev < cur.key())) problem("lmdb: " + name + " keys are out of order");
+    prev.assign(cur.key());
+    ++n;
+    visit(cur.key(), cur.value());
+  }
+  if (!cur.status().is_ok()) {
+    problem("lmdb: walking " + name + " failed: " + cur.status().message());
+  }
+  if (n != st.ms_entries) {
+    problem("lmdb: " + name + " walks " + std::to_string(n) + " entries; mdb_stat says " +
+            std::to_string(st.ms_entries));
+  }
+  entries_[name] = n;
+  return Status::ok();
+}
+
+Status Verifier::check_sql(const ObjectId& id, const store::ObjectRecord& r) {
+  ++sql_checked_;
+  SnapshotPageSource pages(txn_, id, store_.sql_page_bytes(), r.sql_pages);
+  auto db = sql::SqlDatabase::open(&pages, sql::SqlLimits{}, label(id));
+  if (!db.is_ok()) {
+    problem("sql " + label(id) + ": cannot open: " + db.status().message());
+    return Status::ok();
+  }
+  auto c = (*db)->exec("PRAGMA integrity_check", {});
+  if (!c.is_ok()) {
+    problem("sql " + label(id) + ": integrity_check failed: " + c.status().message());
+    return Status::ok();
+  }
+  for (const SqlRow& row : c->rows()) {
+    auto text = row.get_text(0);
+    if (!text.is_ok() || *text != "ok") {
+      problem("sql " + label(id) + ": " + (text.is_ok() ? *text : display_sql_value(row[0])));
+    }
+  }
+  (*db)->rollback_turn();
+  return Status::ok();
+}
+
+Status Verifier::run() {
+  CARREL_RETURN_IF_ERROR(check_environment());
+  uint32_t page_bytes = store_.sql_page_bytes();
+  auto prefix_id = [](std::string_view k) {
+    return ObjectId::from_raw(k.substr(0, store::kIdBytes));
+  };
+  CARREL_RETURN_IF_ERROR(walk(Db::kObjects, [&](std::string_view k, std::string_view v) {
+    if (k.size() != store::kIdBytes)
+      return problem("objects: a key is " + std::to_string(k.size()) + " bytes, not 16");
+    auto r = store::ObjectRecord::decode(v);
+    if (!r.is_ok())
+      return problem("objects: " + ObjectId::from_raw(k).to_hex() + ": " + r.status().message());
+    records_.emplace(ObjectId::from_raw(k), std::move(*r));
+  }));
+  // (2) data without a record, and per-object counts.
+  auto owner = [&](std::string_view db, std::string_view k,
+                   size_t min_bytes) -> const store::ObjectRecord* {
+    if (k.size() < min_bytes) {
+      problem(std::string(db) + ": a key of " + std::to_string(k.size()) + " bytes is too short");
+      return nullptr;
+    }
+    ObjectId id = prefix_id(k);
+    auto it = records_.find(id);
+    if (it == records_.end()) {
+      if (wanted(id))
+        problem(std::string(db) + ": data of object " + id.to_hex() + ", which has no record");
+      return nullptr;
+    }
+    return &it->second;
+  };
+  CARREL_RETURN_IF_ERROR(walk(Db::kKv, [&](std::string_view k, std::string_view v) {
+    if (owner("kv", k, store::kIdBytes) == nullptr) return;
+    Counted& c = counted_[prefix_id(k)];
+    c.kv_keys += 1;
+    c.kv_bytes += k.size() - store::kIdBytes + v.size();
+  }));
+  CARREL_RETURN_IF_ERROR(walk(Db::kPages, [&](std::string_view k, std::string_view v) {
+    const store::ObjectRecord* r = owner("pages", k, store::kIdBytes + 4);
+    if (r == nullptr || !wanted(prefix_id(k))) return;
+    ObjectId id = prefix_id(k);
+    uint32_t n = store::read_u32(k, store::kIdBytes);
+    if (k.size() != store::kIdBytes + 4) problem("pages " + label(id) + ": malformed page key");
+    if (v.size() != page_bytes) {
+      problem("pages " + label(id) + ": page " + std::to_string(n) + " is " +
+              std::to_string(v.size()) + " bytes, not " + std::to_string(page_bytes));
+    }
+    if (n >= r->sql_pages) {
+      problem("pages " + label(id) + ": page " + std::to_string(n) + " lies past the recorded " +
+              std::to_string(r->sql_pages) + " pages");
+    }
+  }));
+  // (3) alarms -> schedule
+  std::set<std::string> expected_schedule;
+  CARREL_RETURN_IF_ERROR(walk(Db::kAlarms, [&](std::string_view k, std::string_view v) {
+    if (owner("alarms", k, store::kIdBytes) == nullptr) return;
+    ObjectId id = prefix_id(k);
+    counted_[id].alarms += 1;
+    std::string_view name = k.substr(store::kIdBytes);
+    auto e = alarm::decode_entry(name, v);
+    if (!e.is_ok()) {
+      if (wanted(id)) problem("alarms " + label(id) + ": " + e.status().message());
+      return;
+    }
+    std::string sk = store::schedule_key(static_cast<uint64_t>(e->due_ms), id, name);
+    expected_schedule.insert(sk);
+    auto present = txn_.get(Db::kSchedule, sk);
+    if (wanted(id) && (!present.is_ok() || !*present)) {
+      problem("timetable: alarm '" + display_bytes(name) + "' of " + label(id) + " due " +
+              format_time(e->due_ms) + " has no timetable entry");
+    }
+  }));
+  CARREL_RETURN_IF_ERROR(walk(Db::kSchedule, [&](std::string_view k, std::string_view) {
+    if (k.size() < 8 + store::kIdBytes) return problem("schedule: a key is too short");
+    ObjectId id = ObjectId::from_raw(k.substr(8, store::kIdBytes));
+    if (!wanted(id) || expected_schedule.count(std::string(k)) != 0) return;
+    std::string_view name = k.substr(8 + store::kIdBytes);
+    problem("timetable: entry for alarm '" + display_bytes(name) + "' of " + label(id) + " at " +
+            format_time(static_cast<int64_t>(store::read_u64(k, 0))) +
+            " matches no alarm with that due time");
+  }));
+  CARREL_RETURN_IF_ERROR(walk(Db::kDead, [&](std::string_view k, std::string_view v) {
+    if (owner("dead", k, store::kIdBytes) == nullptr) return;
+    ObjectId id = prefix_id(k);
+    counted_[id].dead += 1;
+    auto d = alarm::decode_dead(k.substr(store::kIdBytes), v);
+    if (!d.is_ok() && wanted(id))
+      problem("dead letters " + label(id) + ": " + d.status().message());
+  }));
+  CARREL_RETURN_IF_ERROR(walk(Db::kHistory, [&](std::string_view k, std::string_view v) {
+    const store::ObjectRecord* r = owner("history", k, store::kIdBytes + 8);
+    if (r == nullptr || !wanted(prefix_id(k))) return;
+    ObjectId id = prefix_id(k);
+    uint64_t seq = store::read_u64(k, store::kIdBytes);
+    auto u = history::UndoRecord::decode(v);
+    if (!u.is_ok())
+      return problem("history " + label(id) + ": seq " + std::to_string(seq) + ": " +
+                     u.status().message());
+    if (u->seq != seq)
+      problem("history " + label(id) + ": record under seq " + std::to_string(seq) + " says seq " +
+              std::to_string(u->seq));
+    if (seq > r->last_seq)
+      problem("history " + label(id) + ": seq " + std::to_string(seq) + " is past last_seq " +
+              std::to_string(r->last_seq));
+  }));
+  for (Db db : {Db::kOutbox, Db::kMeta}) {
+    CARREL_RETURN_IF_ERROR(walk(db, [](std::string_view, std::string_view) {}));
+  }
+  // (2) records vs counted data, then (4) SQL.
+  for (const auto& [id, r] : records_) {
+    if (!wanted(id)) continue;
+    ++objects_checked_;
+    Counted c = counted_[id];
+    auto mismatch = [&](std::string_view what, uint64_t recorded, uint64_t actual) {
+      if (recorded != actual) {
+        problem("record " + label(id) + ": " + std::string(what) + " is " +
+                std::to_string(recorded) + " in the record but " + std::to_string(actual) +
+                " in the data");
+      }
+    };
+    mismatch("kv_keys", r.kv_keys, c.kv_keys);
+    mismatch("kv_bytes", r.kv_bytes, c.kv_bytes);
+    mismatch("alarms", r.alarms, c.alarms);
+    mismatch("dead_letters", r.dead_letters, c.dead);
+  }
+  for (const auto& [id, r] : records_) {
+    if (!wanted(id) || r.sql_pages == 0) continue;
+    show_progress("sql of " + label(id));
+    CARREL_RETURN_IF_ERROR(check_sql(id, r));
+  }
+  if (progress_) std::cout << "\r\033[K" << std::flush;
+  return Status::ok();
+}
+
+}  // namespace
+
+int cmd_verify(const Globals& g, const std::optional<std::string>& obj) {
+  auto engine = open_engine(g, /*read_only=*/true);
+  if (!engine.is_ok()) return fail(engine.status());
+  store::Store& store = store_of(**engine);
+  std::optional<ObjectId> only;
+  std::string label = "the engine";
+  if (obj) {
+    auto spec = parse_object(*obj);
+    if (!spec.is_ok()) return fail(spec.status());
+    auto r = resolve_object(store, *spec, /*must_exist=*/true);
+    if (!r.is_ok()) return fail(r.status());
+    only = r->ref.id;
+    label = r->ref.label();
+  }
+  auto txn = store.begin_read();
+  if (!txn.is_ok()) return fail(txn.status());
+  Verifier v(store, *txn, only, !g.json && isatty(STDOUT_FILENO) != 0);
+  Status s = v.run();
+  if (!s.is_ok()) return fail(s.with_context("verify"));
+  if (g.json) {
+    JsonWriter j;
+    j.begin_object().field("dir", g.dir);
+    if (only) j.field("object", label);
+    j.key("ok").boolean(v.problems().empty());
+    j.field("objects_checked", static_cast<uint64_t>(v.objects_checked()));
+    j.field("sql_checked", static_cast<uint64_t>(v.sql_checked()));
+    j.key("entries").begin_object();
+    for (const auto& [db, n] : v.entries()) j.field(db, n);
+    j.end_object().key("problems").begin_array();
+    for (const auto& p : v.problems()) j.text(p);
+    j.end_array().end_object().print_line();
+  } else {
+    uint64_t total = 0;
+    for (const auto& [db, n] : v.entries()) total += n;
+    std::cout << "checked " << label << ": " << v.objects_checked() << " objects, "
+              << v.sql_checked() << " SQL databases, " << total << " LMDB entries\n";
+    for (const auto& p : v.problems()) std::cout << "PROBLEM: " << p << '\n';
+    std::cout << (v.problems().empty() ? "no problems found"
+                                       : std::to_string(v.problems().size()) + " problems found")
+              << '\n';
+  }
+  return v.problems().empty() ? kExitOk : kExitError;
+}
+
+}  // namespace carrel::cli

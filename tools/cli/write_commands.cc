@@ -1,0 +1,274 @@
+// Writing commands: init, kv put / delete, alarms set / delete, restore,
+// backup. Each change is one Engine::run turn (invariant (2) of cli.h).
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+
+#include "engine/alarm/cron.h"
+#include "engine/history/bookmark.h"
+#include "tools/cli/cli.h"
+#include "tools/cli/output.h"
+
+namespace carrel::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Writing {
+  std::unique_ptr<Engine> engine;
+  ObjectRef ref;
+  bool existed = false;
+};
+
+// Opens the engine for writing and resolves OBJ. must_exist: the command
+// changes something that only an existing object can have (a delete).
+Result<Writing> begin_write(const Globals& g, const std::string& obj, bool must_exist) {
+  CARREL_ASSIGN_OR_RETURN(ObjectSpec spec, parse_object(obj));
+  Writing w;
+  CARREL_ASSIGN_OR_RETURN(w.engine, open_engine(g, /*read_only=*/false));
+  CARREL_ASSIGN_OR_RETURN(ResolvedObject r, resolve_object(store_of(*w.engine), spec, must_exist));
+  w.ref = std::move(r.ref);
+  w.existed = r.record.has_value();
+  return w;
+}
+
+std::string bookmark_after(Writing& w) {
+  auto b = w.engine->current_bookmark(w.ref);
+  return b.is_ok() ? *b : std::string();
+}
+
+Result<std::string> read_value_file(const std::string& path) {
+  if (path == "-") {
+    std::ostringstream s;
+    s << std::cin.rdbuf();
+    if (std::cin.bad()) return Status::io_error("cannot read the value from stdin");
+    return s.str();
+  }
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return Status::not_found("cannot open value file '" + path + "'");
+  std::string v((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (f.bad()) return Status::io_error("cannot read value file '" + path + "'");
+  return v;
+}
+
+// WHEN of alarms set: "now", "+N[ms|s|m|h|d]" from now, or a time parse_time() accepts.
+Result<UnixMs> parse_when(const std::string& text, UnixMs now) {
+  if (text == "now") return now;
+  if (!text.empty() && text[0] == '+') {
+    size_t digits = 1;
+    while (digits < text.size() && isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+    std::string unit = text.substr(digits);
+    int64_t scale = unit == "ms"                  ? 1
+                    : unit == "s" || unit.empty() ? 1000
+                    : unit == "m"                 ? 60000
+                    : unit == "h"                 ? 3600000
+                    : unit == "d"                 ? 86400000
+                                                  : 0;
+    if (digits == 1 || digits > 12 || scale == 0) {
+      return Status::invalid_argument("time '" + text +
+                                      "' is not a valid offset; expected +N with unit ms, s, m, h "
+                                      "or d (e.g. +30s)");
+    }
+    return now + std::stoll(text.substr(1, digits - 1)) * scale;
+  }
+  return parse_time(text);
+}
+
+void print_done(const Globals& g, const std::string& human, JsonWriter& j) {
+  if (g.json) {
+    j.end_object().print_line();
+  } else {
+    std::cout << human << '\n';
+  }
+}
+
+}  // namespace
+
+int cmd_init(const Globals& g) {
+  std::error_code ec;
+  if (fs::exists(fs::path(g.dir) / "data.mdb", ec)) {
+    return fail("'" + g.dir + "' already holds a carrel engine");
+  }
+  if (fs::exists(g.dir, ec) && !(fs::is_directory(g.dir, ec) && fs::is_empty(g.dir, ec))) {
+    return fail("'" + g.dir + "' exists and is not an empty directory");
+  }
+  Options o;
+  o.dir = g.dir;
+  o.create_if_missing = true;
+  o.workers = 1;
+  auto engine = Engine::open(std::move(o));
+  if (!engine.is_ok()) return fail(engine.status());
+  uint32_t page_bytes = store_of(**engine).sql_page_bytes();
+  Status s = (*engine)->close();
+  if (!s.is_ok()) return fail(s);
+  JsonWriter j;
+  j.begin_object().field("dir", g.dir).field("sql_page_bytes", page_bytes);
+  print_done(g, "initialized an empty engine in " + g.dir, j);
+  return kExitOk;
+}
+
+int cmd_kv_put(const Globals& g, const std::string& obj, const std::string& key,
+               const std::optional<std::string>& value,
+               const std::optional<std::string>& value_file) {
+  if (value.has_value() == value_file.has_value()) {
+    return fail("kv put: give either VALUE or --value-file, exactly one");
+  }
+  std::string bytes;
+  if (value_file) {
+    auto v = read_value_file(*value_file);
+    if (!v.is_ok()) return fail(v.status());
+    bytes = std::move(*v);
+  } else {
+    bytes = *value;
+  }
+  auto w = begin_write(g, obj, /*must_exist=*/false);
+  if (!w.is_ok()) return fail(w.status());
+  Status s = w->engine->run(w->ref, [&](Context& ctx) { return ctx.kv().put(key, bytes); });
+  if (!s.is_ok()) return fail(s.with_context("kv put " + display_bytes(w->ref.label())));
+  std::string bookmark = bookmark_after(*w);
+  JsonWriter j;
+  j.begin_object().field("object", w->ref.label()).field("id", w->ref.id.to_hex());
+  j.bytes_field("key", key).field("bytes", static_cast<uint64_t>(bytes.size()));
+  j.field("bookmark", bookmark);
+  print_done(g,
+             "put '" + display_bytes(key) + "' (" + std::to_string(bytes.size()) +
+                 (bytes.size() == 1 ? " byte) in " : " bytes) in ") +
+                 display_bytes(w->ref.label()) + "; bookmark " + bookmark,
+             j);
+  return kExitOk;
+}
+
+int cmd_kv_delete(const Globals& g, const std::string& obj, const std::string& key) {
+  auto w = begin_write(g, obj, /*must_exist=*/true);
+  if (!w.is_ok()) return fail(w.status());
+  Status s = w->engine->run(w->ref, [&](Context& ctx) -> Status {
+    CARREL_ASSIGN_OR_RETURN(bool existed, ctx.kv().del(key));
+    if (!existed) {
+      return Status::not_found("key '" + display_bytes(key) + "' not found in object " +
+                               display_bytes(ctx.object().label()));
+    }
+    return Status::ok();
+  });
+  if (!s.is_ok()) return fail(s);
+  std::string bookmark = bookmark_after(*w);
+  JsonWriter j;
+  j.begin_object().field("object", w->ref.label()).bytes_field("key", key);
+  j.key("deleted").boolean(true).field("bookmark", bookmark);
+  print_done(g,
+             "deleted '" + display_bytes(key) + "' from " + display_bytes(w->ref.label()) +
+                 "; bookmark " + bookmark,
+             j);
+  return kExitOk;
+}
+
+int cmd_alarms_set(const Globals& g, const std::string& obj, const AlarmSetArgs& a) {
+  Repeat repeat;
+  if (a.every_ms) {
+    if (*a.every_ms <= 0) {
+      return fail("--every " + std::to_string(*a.every_ms) + " must be a period > 0 ms");
+    }
+    repeat = Repeat::every(*a.every_ms);
+  } else if (a.cron) {
+    auto c = alarm::CronExpr::parse(*a.cron);
+    if (!c.is_ok()) return fail(c.status());
+    repeat = Repeat::cron_expr(*a.cron);
+  }
+  auto when = parse_when(a.when, SystemClock().now_ms());
+  if (!when.is_ok()) return fail(when.status());
+  auto w = begin_write(g, obj, /*must_exist=*/false);
+  if (!w.is_ok()) return fail(w.status());
+  Status s = w->engine->run(w->ref, [&](Context& ctx) {
+    return ctx.alarms().schedule(a.name, *when, a.payload, repeat);
+  });
+  if (!s.is_ok()) return fail(s.with_context("alarms set " + display_bytes(w->ref.label())));
+  std::string bookmark = bookmark_after(*w);
+  JsonWriter j;
+  j.begin_object().field("object", w->ref.label()).bytes_field("name", a.name);
+  j.field("due_ms", *when).field("due", format_time(*when)).field("bookmark", bookmark);
+  std::string what = a.name.empty() ? "the single alarm" : "alarm '" + display_bytes(a.name) + "'";
+  print_done(g,
+             "set " + what + " of " + display_bytes(w->ref.label()) + " for " + format_time(*when) +
+                 "; bookmark " + bookmark,
+             j);
+  return kExitOk;
+}
+
+int cmd_alarms_delete(const Globals& g, const std::string& obj, const std::string& name) {
+  auto w = begin_write(g, obj, /*must_exist=*/true);
+  if (!w.is_ok()) return fail(w.status());
+  std::string what = name.empty() ? "the single alarm" : "alarm '" + display_bytes(name) + "'";
+  Status s = w->engine->run(w->ref, [&](Context& ctx) -> Status {
+    CARREL_ASSIGN_OR_RETURN(bool removed, ctx.alarms().cancel(name));
+    if (!removed) {
+      return Status::not_found(display_bytes(ctx.object().label()) + " has no " + what);
+    }
+    return Status::ok();
+  });
+  if (!s.is_ok()) return fail(s);
+  std::string bookmark = bookmark_after(*w);
+  JsonWriter j;
+  j.begin_object().field("object", w->ref.label()).bytes_field("name", name);
+  j.field("bookmark", bookmark);
+  print_done(
+      g, "deleted " + what + " of " + display_bytes(w->ref.label()) + "; bookmark " + bookmark, j);
+  return kExitOk;
+}
+
+int cmd_restore(const Globals& g, const std::string& obj, const std::string& bookmark) {
+  auto w = begin_write(g, obj, /*must_exist=*/true);
+  if (!w.is_ok()) return fail(w.status());
+  auto parsed = history::Bookmark::parse_for(bookmark, w->ref.id);
+  if (!parsed.is_ok()) return fail(parsed.status());
+  auto undo = w->engine->restore(w->ref, bookmark);
+  if (!undo.is_ok()) return fail(undo.status().with_context("restore " + w->ref.label()));
+  JsonWriter j;
+  j.begin_object().field("object", w->ref.label()).field("restored_to", bookmark);
+  j.field("undo_bookmark", *undo);
+  if (g.json) {
+    j.end_object().print_line();
+  } else {
+    std::cout << "restored " << display_bytes(w->ref.label()) << " to " << bookmark << '\n'
+              << "to undo this restore: carrel restore " << obj << ' ' << *undo << '\n';
+  }
+  return kExitOk;
+}
+
+int cmd_backup(const Globals& g, const std::string& dest) {
+  std::error_code ec;
+  bool dest_existed = fs::exists(dest, ec);
+  if (dest_existed && !(fs::is_directory(dest, ec) && fs::is_empty(dest, ec))) {
+    return fail("backup destination '" + dest + "' exists and is not an empty directory");
+  }
+  if (fs::exists(g.dir, ec) && dest_existed && fs::equivalent(g.dir, dest, ec)) {
+    return fail("backup destination '" + dest + "' is the engine directory");
+  }
+  // A read-only environment copies one consistent snapshot, so a backup works
+  // beside a running engine.
+  auto engine = open_engine(g, /*read_only=*/true);
+  if (!engine.is_ok()) return fail(engine.status());
+  bool tty = isatty(STDOUT_FILENO) != 0;
+  if (tty && !g.json) std::cout << "backing up " << g.dir << " to " << dest << " ..." << std::flush;
+  Status s = (*engine)->backup(dest);
+  if (tty && !g.json) std::cout << "\r\033[K" << std::flush;
+  if (!s.is_ok()) {
+    // Nothing changed on error: drop what the failed copy left behind.
+    if (!dest_existed)
+      fs::remove_all(dest, ec);
+    else
+      for (const auto& e : fs::directory_iterator(dest, ec)) fs::remove_all(e.path(), ec);
+    return fail(s);
+  }
+  uint64_t bytes = fs::file_size(fs::path(dest) / "data.mdb", ec);
+  if (ec) bytes = 0;
+  JsonWriter j;
+  j.begin_object().field("dir", g.dir).field("dest", dest).field("bytes", bytes);
+  print_done(g, "backed up " + g.dir + " to " + dest + " (" + format_bytes(bytes) + ", compacted)",
+             j);
+  return kExitOk;
+}
+
+}  // namespace carrel::cli
