@@ -100,3 +100,58 @@ TEST(EngineSmokeTest, SqlInTurn) {
 
 }  // namespace
 }  // namespace carrel
+
+namespace carrel {
+namespace {
+
+TEST(EngineSmokeTest, SqlPagesCountAgainstTurnDirtyBytes) {
+  testing::TempDir dir;
+  Options o;
+  o.dir = dir.path();
+  o.turn_dirty_bytes_max = 64 << 10;
+  auto e = Engine::open(o);
+  ASSERT_TRUE(e.is_ok());
+  auto ref = ObjectRef::named("Db", "big");
+  Status s = (*e)->run(ref, [](Context& ctx) {
+    CARREL_RETURN_IF_ERROR(ctx.sql().exec("CREATE TABLE t(b BLOB)").status());
+    return ctx.sql().exec("INSERT INTO t VALUES (zeroblob(200000))").status();
+  });
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_EQ(s.code(), Code::kInvalidArgument) << s.to_string();
+  EXPECT_NE(s.message().find("turn_dirty_bytes_max"), std::string::npos) << s.to_string();
+  // Nothing of the refused turn is left, and the object still works.
+  s = (*e)->run(ref, [](Context& ctx) {
+    return ctx.sql().exec("CREATE TABLE t(b BLOB); INSERT INTO t VALUES (x'00')").status();
+  });
+  EXPECT_TRUE(s.is_ok()) << s.to_string();
+}
+
+TEST(EngineSmokeTest, TurnWhoseSqlWasLostDoesNotCommitItsKv) {
+  testing::TempDir dir;
+  Options o;
+  o.dir = dir.path();
+  o.turn_dirty_bytes_max = 64 << 10;
+  auto e = Engine::open(o);
+  ASSERT_TRUE(e.is_ok());
+  auto ref = ObjectRef::named("Db", "lost");
+  ASSERT_TRUE((*e)->run(ref, [](Context& ctx) {
+                   return ctx.sql().exec("CREATE TABLE t(b BLOB)").status();
+                 }).is_ok());
+  // The handler ignores the SQL error and returns ok: the turn must still fail.
+  Status s = (*e)->run(ref, [](Context& ctx) {
+    CARREL_RETURN_IF_ERROR(ctx.kv().put("k", "v"));
+    (void)ctx.sql().exec("INSERT INTO t VALUES (zeroblob(200000))");
+    return Status::ok();
+  });
+  EXPECT_FALSE(s.is_ok());
+  bool present = true;
+  ASSERT_TRUE((*e)->run(ref, [&](Context& ctx) {
+                   auto v = ctx.kv().get("k");
+                   present = !v.is_ok() || v->has_value();
+                   return Status::ok();
+                 }).is_ok());
+  EXPECT_FALSE(present);
+}
+
+}  // namespace
+}  // namespace carrel

@@ -41,6 +41,12 @@ Status ObjectPageSource::write_page(uint32_t page_no, std::string_view data) {
     return Status::invalid_argument("SQL page write of " + std::to_string(data.size()) +
                                     " bytes; pages are " + std::to_string(page_bytes_));
   }
+  if (!turn_pages_.count(page_no) && (turn_pages_.size() + 1) * page_bytes_ > turn_bytes_max_) {
+    return Status::invalid_argument("turn would write " +
+                                    std::to_string((turn_pages_.size() + 1) * page_bytes_) +
+                                    " bytes of SQL pages, more than turn_dirty_bytes_max (" +
+                                    std::to_string(turn_bytes_max_) + " bytes)");
+  }
   uint32_t count = page_count();
   turn_pages_[page_no] = std::string(data);
   turn_count_ = std::max(count, page_no + 1);

@@ -23,8 +23,10 @@ struct PendingOverlay;
 
 class ObjectPageSource final : public sql::PageSource {
  public:
-  ObjectPageSource(const ObjectId& id, uint32_t page_bytes, PendingOverlay* pending)
-      : id_(id), page_bytes_(page_bytes), pending_(pending) {}
+  // turn_bytes_max bounds the pages one turn may hold (Options::turn_dirty_bytes_max).
+  ObjectPageSource(const ObjectId& id, uint32_t page_bytes, size_t turn_bytes_max,
+                   PendingOverlay* pending)
+      : id_(id), page_bytes_(page_bytes), turn_bytes_max_(turn_bytes_max), pending_(pending) {}
 
   // Binds the source to this turn's snapshot and the object's durable page count.
   void begin_turn(const store::ReadTxn* txn, uint32_t durable_pages) {
@@ -49,6 +51,7 @@ class ObjectPageSource final : public sql::PageSource {
  private:
   ObjectId id_;
   uint32_t page_bytes_;
+  size_t turn_bytes_max_;
   PendingOverlay* pending_;
   const store::ReadTxn* txn_ = nullptr;
   uint32_t durable_pages_ = 0;

@@ -378,7 +378,8 @@ void Turn::bind_pages() {
   if (pages_bound_) return;
   if (!act_.page_source) {
     act_.page_source = std::make_unique<ObjectPageSource>(
-        object_.id, core_.store().sql_page_bytes(), &act_.pending);
+        object_.id, core_.store().sql_page_bytes(), core_.options().turn_dirty_bytes_max,
+        &act_.pending);
   }
   uint32_t durable_pages = 0;
   auto raw = txn_.get(Db::kObjects, object_.id.raw());
@@ -454,7 +455,9 @@ Status Turn::send(const ObjectRef& target, std::string_view method, std::string_
 }
 
 Result<std::unique_ptr<CommitBatch>> Turn::seal() {
-  if (act_.sql && act_.sql->in_turn()) {
+  if (act_.sql) {
+    // Also fails when SQLite rolled the turn's SQL back by itself (a lost
+    // turn): then the turn must not commit its other writes either.
     Status s = act_.sql->commit_turn();
     if (!s.is_ok()) return s;
     sql_begin_depth_ = -1;
@@ -506,7 +509,7 @@ void Turn::rollback() {
   layers_.emplace_back();
   dirty_bytes_ = 0;
   consumed_message_.reset();
-  if (act_.sql && act_.sql->in_turn()) act_.sql->rollback_turn();
+  if (act_.sql) act_.sql->rollback_turn();  // also clears a lost turn
   if (act_.page_source) act_.page_source->discard_turn_writes();
   sql_begin_depth_ = -1;
 }
