@@ -68,6 +68,10 @@ class EngineCore {
   size_t evict_idle();
 
   Result<std::string> restore(const ObjectRef& object, std::string_view bookmark);
+  // Runs one step of history retention now (the janitor runs one every 5 s)
+  // and waits for it: undo records older than the engine clock less
+  // history_retention_ms are deleted. For tools and tests.
+  Status prune_history_now();
   Result<std::string> bookmark_for_time(const ObjectRef& object, UnixMs t);
   Result<std::string> current_bookmark(const ObjectRef& object);
   Status close();
