@@ -481,6 +481,42 @@ TEST_F(AlarmTest, FailuresRetryWithBackoffThenDeadLetter) {
   EXPECT_EQ(deliveries_->size(), 4u);
 }
 
+// Options::random_seed makes the jitter reproducible per engine: two engines
+// opened with one seed in one process draw the same backoffs.
+TEST_F(AlarmTest, RetryJitterFollowsTheEnginesSeed) {
+  options_.alarm_retry_initial_ms = 100000;
+  options_.alarm_retry_jitter = 0.5;
+  options_.random_seed = 1234;
+  deliveries_->behaviour = [](Context&, const AlarmInfo&) { return Status::aborted("fail"); };
+  auto backoffs = [&] {
+    std::vector<int64_t> out;
+    auto ref = obj("seeded");
+    size_t before = deliveries_->size();
+    EXPECT_TRUE(run(ref, [](Context& ctx) { return ctx.alarms().set(kT0); }).is_ok());
+    for (size_t n = 1; n <= 3; ++n) {
+      EXPECT_TRUE(wait_deliveries(before + n));
+      barrier(ref);
+      auto e = entry(ref, "");
+      if (!e) break;
+      out.push_back(e->due_ms - clock_->now_ms());
+      clock_->set_ms(e->due_ms);
+    }
+    EXPECT_TRUE(run(ref, [](Context& ctx) { return ctx.alarms().clear(); }).is_ok());
+    return out;
+  };
+  open();
+  std::vector<int64_t> first = backoffs();
+  close();
+  testing::TempDir other;
+  options_.dir = other.path();
+  clock_->set_ms(kT0);
+  open();
+  std::vector<int64_t> second = backoffs();
+  close();
+  ASSERT_EQ(first.size(), 3u);
+  EXPECT_EQ(first, second);
+}
+
 TEST_F(AlarmTest, RetryThatSucceedsRemovesTheEntry) {
   options_.alarm_retry_initial_ms = 1000;
   deliveries_->behaviour = [](Context&, const AlarmInfo& a) {
