@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -88,6 +89,8 @@ class EngineCore {
   void run_restore(const std::shared_ptr<ObjectSlot>& slot, Event& event, store::ReadTxn& txn);
   void finish_alarm(Turn& turn, const Event& event, const AlarmEntry& entry, const Status& result,
                     bool handled);
+  // A uniform draw in [-alarm_retry_jitter, alarm_retry_jitter] for one backoff.
+  double draw_jitter();
   std::shared_ptr<ObjectSlot> slot_for(const ObjectId& id, bool* created);
   void janitor_main();
   void redeliver_parked();
@@ -99,6 +102,12 @@ class EngineCore {
   std::unique_ptr<Committer> committer_;
   std::unique_ptr<alarm::Scheduler> scheduler_;
   int clock_listener_ = 0;
+
+  // Alarm retry jitter: one generator per engine, seeded from
+  // Options::random_seed, so an engine's backoffs do not depend on what other
+  // engines in the process drew before it.
+  std::mutex jitter_mutex_;
+  std::mt19937_64 jitter_rng_;  // GUARDED_BY(jitter_mutex_)
 
   std::mutex classes_mutex_;
   std::map<std::string, HandlerFactory, std::less<>> classes_;  // GUARDED_BY(classes_mutex_)
