@@ -355,6 +355,13 @@ TEST_F(EngineHistoryTest, NoHistoryRestoresOnlyTheCurrentBookmark) {
   auto same = engine_->restore(ref, second);
   ASSERT_TRUE(same.is_ok()) << same.status().to_string();
   EXPECT_EQ(*same, second);
+  // bookmark_for_time finds the current commit, and nothing before it.
+  clock_->advance_ms(100);
+  EXPECT_EQ(*engine_->bookmark_for_time(ref, clock_->now_ms()), second);
+  auto earlier = engine_->bookmark_for_time(ref, kT0 - 1);
+  EXPECT_EQ(earlier.status().code(), Code::kNotFound);
+  EXPECT_NE(earlier.status().message().find("history_retention_ms"), std::string::npos)
+      << earlier.status().message();
   EXPECT_EQ(snapshot(ref).kv, (Entries{{"k", "2"}}));
 }
 

@@ -217,9 +217,19 @@ Result<std::string> EngineCore::bookmark_for_time(const ObjectRef& object, UnixM
   }
   mdb_cursor_close(c);
   if (oldest_seq == 1) return history::Bookmark{0, 0, object.id}.to_string();
+  std::string retention =
+      "history_retention_ms is " + std::to_string(options_.history_retention_ms);
+  if (oldest_seq == 0) {
+    // No undo record at all: history is off, or every record was pruned.
+    return Status::not_found("object " + object.label() + " keeps no history before its last " +
+                             "commit (" + std::to_string(rec.last_seq) + " at " +
+                             std::to_string(rec.last_commit_ms) + " ms; " + retention +
+                             "); no bookmark at or before " + std::to_string(t));
+  }
   return Status::not_found("history of " + object.label() + " goes back only to commit " +
                            std::to_string(oldest_seq) + " at " + std::to_string(oldest_ms) +
-                           " ms; no bookmark at or before " + std::to_string(t));
+                           " ms (" + retention + "); no bookmark at or before " +
+                           std::to_string(t));
 }
 
 Result<std::string> EngineCore::restore(const ObjectRef& object, std::string_view bookmark) {
