@@ -47,7 +47,9 @@ Status validate(const Options& o) {
 
 }  // namespace
 
-EngineCore::EngineCore(Options options) : options_(std::move(options)) {}
+EngineCore::EngineCore(Options options)
+    : options_(std::move(options)),
+      jitter_rng_(options_.random_seed != 0 ? options_.random_seed : std::random_device{}()) {}
 
 Result<std::unique_ptr<EngineCore>> EngineCore::open(Options options) {
   CARREL_RETURN_IF_ERROR(validate(options));

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -68,6 +69,10 @@ class EngineCore {
   size_t evict_idle();
 
   Result<std::string> restore(const ObjectRef& object, std::string_view bookmark);
+  // Runs one step of history retention now (the janitor runs one every 5 s)
+  // and waits for it: undo records older than the engine clock less
+  // history_retention_ms are deleted. For tools and tests.
+  Status prune_history_now();
   Result<std::string> bookmark_for_time(const ObjectRef& object, UnixMs t);
   Result<std::string> current_bookmark(const ObjectRef& object);
   Status close();
@@ -84,6 +89,8 @@ class EngineCore {
   void run_restore(const std::shared_ptr<ObjectSlot>& slot, Event& event, store::ReadTxn& txn);
   void finish_alarm(Turn& turn, const Event& event, const AlarmEntry& entry, const Status& result,
                     bool handled);
+  // A uniform draw in [-alarm_retry_jitter, alarm_retry_jitter] for one backoff.
+  double draw_jitter();
   std::shared_ptr<ObjectSlot> slot_for(const ObjectId& id, bool* created);
   void janitor_main();
   void redeliver_parked();
@@ -95,6 +102,12 @@ class EngineCore {
   std::unique_ptr<Committer> committer_;
   std::unique_ptr<alarm::Scheduler> scheduler_;
   int clock_listener_ = 0;
+
+  // Alarm retry jitter: one generator per engine, seeded from
+  // Options::random_seed, so an engine's backoffs do not depend on what other
+  // engines in the process drew before it.
+  std::mutex jitter_mutex_;
+  std::mt19937_64 jitter_rng_;  // GUARDED_BY(jitter_mutex_)
 
   std::mutex classes_mutex_;
   std::map<std::string, HandlerFactory, std::less<>> classes_;  // GUARDED_BY(classes_mutex_)

@@ -14,6 +14,44 @@ namespace carrel::detail {
 namespace {
 constexpr size_t kPruneRecordsPerStep = 2000;
 constexpr int64_t kPruneIntervalMs = 5000;
+
+// One bounded step of history retention: deletes undo records older than
+// cutoff_ms. History is keyed id ‖ seq, and within an object times only grow,
+// so an object's old records form a prefix of its range.
+MaintenanceTask prune_history_step(int64_t cutoff) {
+  return [cutoff](store::Store& store, MDB_txn* txn) -> Status {
+    std::vector<std::string> doomed;
+    MDB_cursor* c = nullptr;
+    int rc = mdb_cursor_open(txn, store.dbi(store::Db::kHistory), &c);
+    if (rc != 0) return store::from_mdb(rc, "open history cursor");
+    MDB_val k, v;
+    size_t seen = 0;
+    rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    while (rc == 0 && seen++ < kPruneRecordsPerStep) {
+      auto h = history::UndoRecord::decode_header(store::from_val(v));
+      if (h.is_ok() && h->first < cutoff) {
+        doomed.emplace_back(store::from_val(k));
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        continue;
+      }
+      // The rest of this object's history is newer: skip to the next object.
+      std::string next = store::prefix_successor(
+          std::string(store::from_val(k).substr(0, store::kIdBytes)));
+      if (next.empty()) break;
+      k = store::to_val(next);
+      rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    }
+    mdb_cursor_close(c);
+    if (rc != 0 && rc != MDB_NOTFOUND) return store::from_mdb(rc, "scan history");
+    for (const std::string& key : doomed) {
+      MDB_val dk = store::to_val(key);
+      rc = mdb_del(txn, store.dbi(store::Db::kHistory), &dk, nullptr);
+      if (rc != 0 && rc != MDB_NOTFOUND) return store::from_mdb(rc, "prune history");
+    }
+    return Status::ok();
+  };
+}
+
 }  // namespace
 
 void EngineCore::deliver(std::vector<std::pair<uint64_t, OutMessage>>&& messages) {
@@ -124,44 +162,19 @@ void EngineCore::janitor_main() {
         now - last_prune > std::chrono::milliseconds(kPruneIntervalMs)) {
       last_prune = now;
       int64_t cutoff = clock().now_ms() - options_.history_retention_ms;
-      committer_->submit_task(
-          [cutoff](store::Store& store, MDB_txn* txn) -> Status {
-            // One bounded step per interval: history is keyed id ‖ seq, and
-            // within an object times only grow, so old records form a prefix.
-            std::vector<std::string> doomed;
-            MDB_cursor* c = nullptr;
-            int rc = mdb_cursor_open(txn, store.dbi(store::Db::kHistory), &c);
-            if (rc != 0) return store::from_mdb(rc, "open history cursor");
-            MDB_val k, v;
-            size_t seen = 0;
-            rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-            while (rc == 0 && seen++ < kPruneRecordsPerStep) {
-              auto h = history::UndoRecord::decode_header(store::from_val(v));
-              if (h.is_ok() && h->first < cutoff) {
-                doomed.emplace_back(store::from_val(k));
-                rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-                continue;
-              }
-              // The rest of this object's history is newer: skip to the next object.
-              std::string next = store::prefix_successor(
-                  std::string(store::from_val(k).substr(0, store::kIdBytes)));
-              if (next.empty()) break;
-              k = store::to_val(next);
-              rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-            }
-            mdb_cursor_close(c);
-            if (rc != 0 && rc != MDB_NOTFOUND) return store::from_mdb(rc, "scan history");
-            for (const std::string& key : doomed) {
-              MDB_val dk = store::to_val(key);
-              rc = mdb_del(txn, store.dbi(store::Db::kHistory), &dk, nullptr);
-              if (rc != 0 && rc != MDB_NOTFOUND) return store::from_mdb(rc, "prune history");
-            }
-            return Status::ok();
-          },
-          nullptr);
+      committer_->submit_task(prune_history_step(cutoff), nullptr);
     }
     lock.lock();
   }
+}
+
+Status EngineCore::prune_history_now() {
+  if (options_.history_retention_ms == 0) return Status::ok();
+  auto promise = std::make_shared<std::promise<Status>>();
+  auto future = promise->get_future();
+  committer_->submit_task(prune_history_step(clock().now_ms() - options_.history_retention_ms),
+                          [promise](const Status& s) { promise->set_value(s); });
+  return future.get();
 }
 
 Result<std::string> EngineCore::current_bookmark(const ObjectRef& object) {
@@ -204,9 +217,19 @@ Result<std::string> EngineCore::bookmark_for_time(const ObjectRef& object, UnixM
   }
   mdb_cursor_close(c);
   if (oldest_seq == 1) return history::Bookmark{0, 0, object.id}.to_string();
+  std::string retention =
+      "history_retention_ms is " + std::to_string(options_.history_retention_ms);
+  if (oldest_seq == 0) {
+    // No undo record at all: history is off, or every record was pruned.
+    return Status::not_found("object " + object.label() + " keeps no history before its last " +
+                             "commit (" + std::to_string(rec.last_seq) + " at " +
+                             std::to_string(rec.last_commit_ms) + " ms; " + retention +
+                             "); no bookmark at or before " + std::to_string(t));
+  }
   return Status::not_found("history of " + object.label() + " goes back only to commit " +
                            std::to_string(oldest_seq) + " at " + std::to_string(oldest_ms) +
-                           " ms; no bookmark at or before " + std::to_string(t));
+                           " ms (" + retention + "); no bookmark at or before " +
+                           std::to_string(t));
 }
 
 Result<std::string> EngineCore::restore(const ObjectRef& object, std::string_view bookmark) {

@@ -406,6 +406,46 @@ Result<sql::SqlDatabase*> Turn::sql() {
   return act_.sql.get();
 }
 
+Status Turn::export_pages(const std::function<Status(uint32_t count)>& on_count,
+                          const std::function<Status(uint32_t, std::string_view)>& on_page) {
+  if (act_.sql && act_.sql->in_turn()) {
+    return Status::invalid_argument("SQL pages cannot be exported by a turn that used SQL");
+  }
+  bind_pages();
+  uint32_t count = act_.page_source->page_count();
+  CARREL_RETURN_IF_ERROR(on_count(count));
+  std::string page;
+  for (uint32_t n = 0; n < count; ++n) {
+    CARREL_ASSIGN_OR_RETURN(bool found, act_.page_source->read_page(n, &page));
+    if (found) CARREL_RETURN_IF_ERROR(on_page(n, page));
+  }
+  return Status::ok();
+}
+
+Status Turn::import_pages(uint32_t count, const std::map<uint32_t, std::string>& pages) {
+  if (act_.sql && act_.sql->in_turn()) {
+    return Status::invalid_argument("SQL pages cannot be imported by a turn that used SQL");
+  }
+  // A connection opened on the empty file would keep trusting its cache
+  // (locking_mode=EXCLUSIVE never rereads): the next turn opens a fresh one.
+  act_.sql.reset();
+  bind_pages();
+  if (act_.page_source->page_count() != 0) {
+    return Status::invalid_argument("object " + object_.label() + " already has " +
+                                    std::to_string(act_.page_source->page_count()) +
+                                    " SQL pages; pages import only into an empty database");
+  }
+  CARREL_RETURN_IF_ERROR(act_.page_source->truncate(count));
+  for (const auto& [n, data] : pages) {
+    if (n >= count) {
+      return Status::invalid_argument("SQL page " + std::to_string(n) + " lies past the " +
+                                      std::to_string(count) + "-page database");
+    }
+    CARREL_RETURN_IF_ERROR(act_.page_source->write_page(n, data));
+  }
+  return Status::ok();
+}
+
 Status Turn::transaction(const std::function<Status()>& fn) {
   int depth = static_cast<int>(layers_.size());
   bool savepoint = act_.sql && act_.sql->in_turn();

@@ -39,6 +39,9 @@ class Turn {
   Turn(EngineCore& core, std::shared_ptr<ObjectSlot> slot, store::ReadTxn& txn, const Event& event);
   ~Turn();
 
+  // The turn behind a handler's Context (engine-internal callers only).
+  static Turn& of(Context& ctx) { return *ctx.turn_; }
+
   Context& context() { return ctx_; }
   const ObjectRef& object() const { return object_; }
   EngineCore& core() { return core_; }
@@ -65,6 +68,16 @@ class Turn {
 
   // The object's SQL database, opened lazily, with the turn's SQL transaction begun.
   Result<sql::SqlDatabase*> sql();
+  // Raw SQL pages for export/import (engine/history/export.h). Both refuse a
+  // turn that already used SQL: its transaction may hold unwritten pages.
+  // export_pages calls on_count with the file's length in pages, then on_page
+  // for every present page in page order.
+  Status export_pages(const std::function<Status(uint32_t count)>& on_count,
+                      const std::function<Status(uint32_t, std::string_view)>& on_page);
+  // Writes a whole database file (count pages; absent ones read as zeros) into
+  // an object that has no SQL pages. The object's SQL connection is closed so
+  // the next turn opens the imported file.
+  Status import_pages(uint32_t count, const std::map<uint32_t, std::string>& pages);
 
   Status transaction(const std::function<Status()>& fn);
   Status send(const ObjectRef& target, std::string_view method, std::string_view payload);

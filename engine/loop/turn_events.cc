@@ -45,13 +45,9 @@ Result<std::optional<UnixMs>> next_occurrence(const AlarmEntry& e, UnixMs now) {
 }
 
 // Exponential backoff with jitter for retry n (1-based).
-int64_t backoff_ms(const Options& o, int retry) {
-  static std::mutex mutex;
-  static std::mt19937_64 rng(o.random_seed != 0 ? o.random_seed : std::random_device{}());
+int64_t backoff_ms(const Options& o, int retry, double jitter_draw) {
   double base = static_cast<double>(o.alarm_retry_initial_ms) * std::ldexp(1.0, retry - 1);
-  std::uniform_real_distribution<double> jitter(-o.alarm_retry_jitter, o.alarm_retry_jitter);
-  std::lock_guard lock(mutex);
-  return static_cast<int64_t>(base * (1.0 + jitter(rng)));
+  return static_cast<int64_t>(base * (1.0 + jitter_draw));
 }
 
 }  // namespace
@@ -174,6 +170,13 @@ void EngineCore::run_turn_event(const std::shared_ptr<ObjectSlot>& slot, Event& 
   turn.release_after_durable(std::move(batch), std::move(outputs));
 }
 
+double EngineCore::draw_jitter() {
+  std::uniform_real_distribution<double> jitter(-options_.alarm_retry_jitter,
+                                                options_.alarm_retry_jitter);
+  std::lock_guard lock(jitter_mutex_);
+  return jitter(jitter_rng_);
+}
+
 void EngineCore::finish_alarm(Turn& turn, const Event& ev, const AlarmEntry& entry,
                               const Status& result, bool handled) {
   (void)handled;
@@ -187,7 +190,7 @@ void EngineCore::finish_alarm(Turn& turn, const Event& ev, const AlarmEntry& ent
   } else {
     AlarmEntry retry = entry;
     retry.retry_count += 1;
-    retry.due_ms = now + backoff_ms(options_, retry.retry_count);
+    retry.due_ms = now + backoff_ms(options_, retry.retry_count, draw_jitter());
     s = turn.alarm_put(retry);
   }
   std::unique_ptr<CommitBatch> batch;

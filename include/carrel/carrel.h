@@ -5,6 +5,7 @@
 #include "carrel/clock.h"
 #include "carrel/context.h"
 #include "carrel/engine.h"
+#include "carrel/export.h"
 #include "carrel/handler.h"
 #include "carrel/id.h"
 #include "carrel/kv.h"

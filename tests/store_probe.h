@@ -1,0 +1,102 @@
+// Test-only readers of an engine's LMDB databases, for checks that the public
+// API cannot express (the timetable, dead letters, object records), and a
+// bounded wait for background work (alarm delivery) to reach a condition.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "carrel/carrel.h"
+#include "engine/alarm/entry.h"
+#include "engine/loop/engine_core.h"
+#include "engine/store/keys.h"
+#include "engine/store/object_record.h"
+
+namespace carrel::testing {
+
+// Polls pred every millisecond until it holds or the deadline passes. Used to
+// wait for the scheduler and workers; never to wait for time to pass.
+template <typename Pred>
+bool eventually(Pred pred, std::chrono::milliseconds deadline = std::chrono::seconds(20)) {
+  auto until = std::chrono::steady_clock::now() + deadline;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+// Every (key, value) of one LMDB database, in key order.
+inline std::vector<std::pair<std::string, std::string>> scan_db(Engine& engine, store::Db db) {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto txn = engine.core()->store().begin_read();
+  EXPECT_TRUE(txn.is_ok()) << txn.status().to_string();
+  if (!txn.is_ok()) return out;
+  MDB_cursor* c = nullptr;
+  EXPECT_EQ(mdb_cursor_open(txn->get(), engine.core()->store().dbi(db), &c), 0);
+  MDB_val k, v;
+  for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+       rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+    out.emplace_back(std::string(store::from_val(k)), std::string(store::from_val(v)));
+  }
+  mdb_cursor_close(c);
+  return out;
+}
+
+inline std::optional<store::ObjectRecord> object_record(Engine& engine, const ObjectId& id) {
+  auto txn = engine.core()->store().begin_read();
+  if (!txn.is_ok()) return std::nullopt;
+  auto raw = txn->get(store::Db::kObjects, id.raw());
+  if (!raw.is_ok() || !*raw) return std::nullopt;
+  auto rec = store::ObjectRecord::decode(**raw);
+  if (!rec.is_ok()) return std::nullopt;
+  return *rec;
+}
+
+inline std::optional<DeadLetter> dead_letter(Engine& engine, const ObjectId& id,
+                                             const std::string& name) {
+  auto txn = engine.core()->store().begin_read();
+  if (!txn.is_ok()) return std::nullopt;
+  auto raw = txn->get(store::Db::kDead, store::object_key(id, name));
+  if (!raw.is_ok() || !*raw) return std::nullopt;
+  auto d = alarm::decode_dead(name, **raw);
+  if (!d.is_ok()) return std::nullopt;
+  return *d;
+}
+
+// The scheduler's timetable (`schedule`) holds exactly one key per entry of
+// `alarms`, at that entry's due time, and each object record counts its
+// entries and dead letters. Call when no commit is in flight.
+inline void expect_timetable_matches(Engine& engine) {
+  std::map<std::string, int> expected;  // schedule key -> 1
+  std::map<ObjectId, uint32_t> alarms_per_object, dead_per_object;
+  for (auto& [key, value] : scan_db(engine, store::Db::kAlarms)) {
+    ObjectId id = ObjectId::from_raw(std::string_view(key).substr(0, store::kIdBytes));
+    auto due = alarm::decode_due(value);
+    ASSERT_TRUE(due.is_ok()) << due.status().to_string();
+    expected[store::schedule_key(static_cast<uint64_t>(*due), id, key.substr(store::kIdBytes))] = 1;
+    alarms_per_object[id] += 1;
+  }
+  std::map<std::string, int> actual;
+  for (auto& [key, value] : scan_db(engine, store::Db::kSchedule)) actual[key] = 1;
+  EXPECT_EQ(actual, expected) << "timetable and alarm entries differ";
+  for (auto& [key, value] : scan_db(engine, store::Db::kDead)) {
+    dead_per_object[ObjectId::from_raw(std::string_view(key).substr(0, store::kIdBytes))] += 1;
+  }
+  for (auto& [key, value] : scan_db(engine, store::Db::kObjects)) {
+    auto rec = store::ObjectRecord::decode(value);
+    ASSERT_TRUE(rec.is_ok());
+    ObjectId id = ObjectId::from_raw(key);
+    EXPECT_EQ(rec->alarms, alarms_per_object[id]) << "object " << id.to_hex();
+    EXPECT_EQ(rec->dead_letters, dead_per_object[id]) << "object " << id.to_hex();
+  }
+}
+
+}  // namespace carrel::testing
