@@ -181,14 +181,15 @@ int main(int argc, char** argv) {
   auto* stats = app.add_subcommand("stats", "engine-wide figures");
   stats->callback([&] { run = [&] { return cli::cmd_stats(g); }; });
 
-  // Built elsewhere as engine functions; the commands exist so scripts get a clear answer.
-  for (const char* name : {"export", "import"}) {
-    auto* sub = app.add_subcommand(name, std::string(name) + " objects (not yet available)");
-    sub->allow_extras();
-    sub->callback([&, name] {
-      run = [name] { return cli::fail(std::string(name) + " is not yet available in this build"); };
-    });
-  }
+  std::string file;
+  auto* exp = app.add_subcommand("export", "write one object's state as NDJSON (docs/export-format.md)");
+  exp->add_option("OBJ", obj, obj_help)->required();
+  auto* exp_out = exp->add_option("-o,--output", file, "output file (default: stdout)");
+  exp->callback([&] { run = [&] { return cli::cmd_export(g, obj, given(exp_out, file)); }; });
+  auto* imp = app.add_subcommand("import", "load an export into an empty object (one commit)");
+  imp->add_option("OBJ", obj, obj_help)->required();
+  auto* imp_in = imp->add_option("-i,--input", file, "input file (default: stdin)");
+  imp->callback([&] { run = [&] { return cli::cmd_import(g, obj, given(imp_in, file)); }; });
 
   try {
     app.parse(argc, argv);

@@ -8,6 +8,7 @@
 #include <iterator>
 #include <sstream>
 
+#include "carrel/export.h"
 #include "engine/alarm/cron.h"
 #include "engine/history/bookmark.h"
 #include "tools/cli/cli.h"
@@ -234,6 +235,52 @@ int cmd_restore(const Globals& g, const std::string& obj, const std::string& boo
     std::cout << "restored " << display_bytes(w->ref.label()) << " to " << bookmark << '\n'
               << "to undo this restore: carrel restore " << obj << ' ' << *undo << '\n';
   }
+  return kExitOk;
+}
+
+int cmd_export(const Globals& g, const std::string& obj, const std::optional<std::string>& out) {
+  auto w = begin_write(g, obj, /*must_exist=*/true);
+  if (!w.is_ok()) return fail(w.status());
+  if (!out || *out == "-") {
+    Status s = export_object(*w->engine, w->ref, std::cout);
+    return s.is_ok() ? kExitOk : fail(s.with_context("export " + w->ref.label()));
+  }
+  // Write beside the target and rename, so a failed export leaves no partial file.
+  std::string tmp = *out + ".partial";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) return fail("cannot create export file '" + tmp + "'");
+    Status s = export_object(*w->engine, w->ref, f);
+    f.close();
+    if (s.is_ok() && !f) s = Status::io_error("cannot write export file '" + tmp + "'");
+    if (!s.is_ok()) {
+      std::filesystem::remove(tmp);
+      return fail(s.with_context("export " + w->ref.label()));
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, *out, ec);
+  if (ec) return fail("cannot rename '" + tmp + "' to '" + *out + "': " + ec.message());
+  if (!g.json) std::cerr << "exported " << display_bytes(w->ref.label()) << " to " << *out << '\n';
+  return kExitOk;
+}
+
+int cmd_import(const Globals& g, const std::string& obj, const std::optional<std::string>& in) {
+  auto w = begin_write(g, obj, /*must_exist=*/false);
+  if (!w.is_ok()) return fail(w.status());
+  Status s;
+  if (!in || *in == "-") {
+    s = import_object(*w->engine, w->ref, std::cin);
+  } else {
+    std::ifstream f(*in, std::ios::binary);
+    if (!f) return fail("cannot open import file '" + *in + "'");
+    s = import_object(*w->engine, w->ref, f);
+  }
+  if (!s.is_ok()) return fail(s.with_context("import " + w->ref.label()));
+  std::string bookmark = bookmark_after(*w);
+  JsonWriter j;
+  j.begin_object().field("object", w->ref.label()).field("bookmark", bookmark);
+  print_done(g, "imported into " + display_bytes(w->ref.label()) + "; bookmark " + bookmark, j);
   return kExitOk;
 }
 
