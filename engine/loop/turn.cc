@@ -417,8 +417,8 @@ Status Turn::transaction(const std::function<Status()>& fn) {
     return s;
   }
   if (savepoint) {
+    // rollback_to() also ends the savepoint (sql_database.h): no release() after it.
     Status r = act_.sql->rollback_to(depth);
-    if (r.is_ok()) r = act_.sql->release(depth);
     if (!r.is_ok()) return r.with_context("rolling back a failed transaction");
   } else if (act_.sql && act_.sql->in_turn() && sql_begin_depth_ > depth) {
     // The SQL transaction began inside fn: roll all of it back.
