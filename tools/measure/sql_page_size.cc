@@ -13,6 +13,7 @@
 #include <lmdb.h>
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -46,6 +47,8 @@ struct Config {
 struct Sample {
   double insert_s = 0;
   double select_s = 0;
+  double insert_cpu_s = 0;  // process CPU time (all threads): steadier than wall time under load
+  double select_cpu_s = 0;
   double file_bytes = 0;     // data.mdb, or the SQLite file after checkpoint
   double bytes_written = 0;  // carrel: stats().bytes_written
   double sql_bytes = 0;      // database_size() / page_count * page_size
@@ -57,6 +60,14 @@ struct Sample {
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// User + system CPU seconds of the whole process so far.
+double cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return sec(ru.ru_utime) + sec(ru.ru_stime);
 }
 
 uint64_t file_size(const std::string& path) {
@@ -132,6 +143,7 @@ Sample run_carrel(const Config& c, uint32_t page_bytes, const std::vector<int64_
   Sample out;
   int per_turn = c.rows / c.insert_turns;
   auto t0 = Clock::now();
+  double cpu0 = cpu_seconds();
   for (int turn = 0; turn < c.insert_turns; ++turn) {
     s = e->run(ref, [&](carrel::Context& ctx) -> carrel::Status {
       for (int i = turn * per_turn; i < (turn + 1) * per_turn; ++i) {
@@ -145,10 +157,12 @@ Sample run_carrel(const Config& c, uint32_t page_bytes, const std::vector<int64_
     if (!s.is_ok()) die(s, "insert turn");
   }
   out.insert_s = seconds_since(t0);
+  out.insert_cpu_s = cpu_seconds() - cpu0;
   out.bytes_written = static_cast<double>(e->stats().bytes_written - written0);
 
   int64_t checksum = 0;
   t0 = Clock::now();
+  cpu0 = cpu_seconds();
   for (size_t at = 0; at < ids.size(); at += c.selects_per_turn) {
     s = e->run(ref, [&](carrel::Context& ctx) -> carrel::Status {
       for (size_t i = at; i < std::min(ids.size(), at + c.selects_per_turn); ++i) {
@@ -161,6 +175,7 @@ Sample run_carrel(const Config& c, uint32_t page_bytes, const std::vector<int64_
     if (!s.is_ok()) die(s, "select turn");
   }
   out.select_s = seconds_since(t0);
+  out.select_cpu_s = cpu_seconds() - cpu0;
   if (checksum == 0) std::fprintf(stderr, "checksum 0?\n");
 
   s = e->run(ref, [&](carrel::Context& ctx) -> carrel::Status {
@@ -215,6 +230,7 @@ Sample run_native(const Config& c, uint32_t page_bytes, const std::vector<int64_
   Sample out;
   int per_turn = c.rows / c.insert_turns;
   auto t0 = Clock::now();
+  double cpu0 = cpu_seconds();
   for (int turn = 0; turn < c.insert_turns; ++turn) {
     must(sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr), db, "begin");
     for (int i = turn * per_turn; i < (turn + 1) * per_turn; ++i) {
@@ -228,9 +244,11 @@ Sample run_native(const Config& c, uint32_t page_bytes, const std::vector<int64_
     must(sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr), db, "commit");
   }
   out.insert_s = seconds_since(t0);
+  out.insert_cpu_s = cpu_seconds() - cpu0;
 
   int64_t checksum = 0;
   t0 = Clock::now();
+  cpu0 = cpu_seconds();
   for (size_t at = 0; at < ids.size(); at += c.selects_per_turn) {
     must(sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr), db, "begin");
     for (size_t i = at; i < std::min(ids.size(), at + c.selects_per_turn); ++i) {
@@ -245,6 +263,7 @@ Sample run_native(const Config& c, uint32_t page_bytes, const std::vector<int64_
     must(sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr), db, "commit");
   }
   out.select_s = seconds_since(t0);
+  out.select_cpu_s = cpu_seconds() - cpu0;
   if (checksum == 0) std::fprintf(stderr, "checksum 0?\n");
   sqlite3_finalize(ins);
   sqlite3_finalize(sel);
@@ -267,9 +286,10 @@ Sample median_of(const std::vector<Sample>& runs) {
     for (const Sample& s : runs) v.push_back(s.*f);
     m.*f = median(v);
   };
-  for (auto f : {&Sample::insert_s, &Sample::select_s, &Sample::file_bytes, &Sample::bytes_written,
-                 &Sample::sql_bytes, &Sample::leaf_pages, &Sample::overflow_pages,
-                 &Sample::branch_pages, &Sample::entries}) {
+  for (auto f :
+       {&Sample::insert_s, &Sample::select_s, &Sample::insert_cpu_s, &Sample::select_cpu_s,
+        &Sample::file_bytes, &Sample::bytes_written, &Sample::sql_bytes, &Sample::leaf_pages,
+        &Sample::overflow_pages, &Sample::branch_pages, &Sample::entries}) {
     field(f);
   }
   return m;
@@ -319,21 +339,28 @@ int main(int argc, char** argv) {
       "medians of %d runs\n\n",
       c.rows, c.insert_turns, c.selects, c.selects_per_turn, c.history ? "on" : "off", c.runs);
   std::printf(
-      "| page | carrel insert s | native insert s | insert ratio | carrel select s | "
-      "native select s | select ratio | data.mdb MB | native file MB | SQL db MB | "
-      "bytes written MB | write amp. | LMDB leaf / overflow / branch pages | entries |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+      "| page | insert wall s carrel / native (ratio) | insert CPU s carrel / native (ratio) | "
+      "select wall s carrel / native (ratio) | select CPU s carrel / native (ratio) | "
+      "data.mdb MB | native file MB | SQL db MB | bytes written MB | write amp. | "
+      "LMDB leaf / overflow / branch pages | entries |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   const double mb = 1024.0 * 1024.0;
+  auto pair = [](double a, double b) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.2f / %.2f (%.2f)", a, b, a / b);
+    return std::string(buf);
+  };
   for (uint32_t p : sizes) {
     Sample o = median_of(ours[p]);
     Sample n = median_of(native[p]);
     std::printf(
-        "| %u | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %.1f | %.1f | %.1f | %.1f | "
-        "%.0f / %.0f / %.0f | %.0f |\n",
-        p, o.insert_s, n.insert_s, o.insert_s / n.insert_s, o.select_s, n.select_s,
-        o.select_s / n.select_s, o.file_bytes / mb, n.file_bytes / mb, o.sql_bytes / mb,
-        o.bytes_written / mb, o.bytes_written / logical_bytes(c.rows), o.leaf_pages,
-        o.overflow_pages, o.branch_pages, o.entries);
+        "| %u | %s | %s | %s | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.0f / %.0f / %.0f | "
+        "%.0f |\n",
+        p, pair(o.insert_s, n.insert_s).c_str(), pair(o.insert_cpu_s, n.insert_cpu_s).c_str(),
+        pair(o.select_s, n.select_s).c_str(), pair(o.select_cpu_s, n.select_cpu_s).c_str(),
+        o.file_bytes / mb, n.file_bytes / mb, o.sql_bytes / mb, o.bytes_written / mb,
+        o.bytes_written / logical_bytes(c.rows), o.leaf_pages, o.overflow_pages, o.branch_pages,
+        o.entries);
   }
   return 0;
 }
