@@ -33,40 +33,65 @@ bool eventually(Pred pred, std::chrono::milliseconds deadline = std::chrono::sec
   return true;
 }
 
+// Runs fn(store) on the engine's store, or, once the engine is closed (it has
+// released its directory), on a read-only store of our own.
+template <typename Fn>
+void with_store(Engine& engine, Fn&& fn) {
+  if (engine.core()->check_open().is_ok()) {
+    fn(engine.core()->store());
+    return;
+  }
+  store::StoreOptions so;
+  so.dir = engine.options().dir;
+  so.read_only = true;
+  auto opened = store::Store::open(so);
+  ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
+  fn(**opened);
+}
+
 // Every (key, value) of one LMDB database, in key order.
 inline std::vector<std::pair<std::string, std::string>> scan_db(Engine& engine, store::Db db) {
   std::vector<std::pair<std::string, std::string>> out;
-  auto txn = engine.core()->store().begin_read();
-  EXPECT_TRUE(txn.is_ok()) << txn.status().to_string();
-  if (!txn.is_ok()) return out;
-  MDB_cursor* c = nullptr;
-  EXPECT_EQ(mdb_cursor_open(txn->get(), engine.core()->store().dbi(db), &c), 0);
-  MDB_val k, v;
-  for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-       rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-    out.emplace_back(std::string(store::from_val(k)), std::string(store::from_val(v)));
-  }
-  mdb_cursor_close(c);
+  with_store(engine, [&](store::Store& st) {
+    auto txn = st.begin_read();
+    ASSERT_TRUE(txn.is_ok()) << txn.status().to_string();
+    MDB_cursor* c = nullptr;
+    ASSERT_EQ(mdb_cursor_open(txn->get(), st.dbi(db), &c), 0);
+    MDB_val k, v;
+    for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+      out.emplace_back(std::string(store::from_val(k)), std::string(store::from_val(v)));
+    }
+    mdb_cursor_close(c);
+  });
+  return out;
+}
+
+// One value of one LMDB database, or nullopt.
+inline std::optional<std::string> read_db(Engine& engine, store::Db db, const std::string& key) {
+  std::optional<std::string> out;
+  with_store(engine, [&](store::Store& st) {
+    auto txn = st.begin_read();
+    if (!txn.is_ok()) return;
+    auto raw = txn->get(db, key);
+    if (raw.is_ok() && *raw) out = std::string(**raw);
+  });
   return out;
 }
 
 inline std::optional<store::ObjectRecord> object_record(Engine& engine, const ObjectId& id) {
-  auto txn = engine.core()->store().begin_read();
-  if (!txn.is_ok()) return std::nullopt;
-  auto raw = txn->get(store::Db::kObjects, id.raw());
-  if (!raw.is_ok() || !*raw) return std::nullopt;
-  auto rec = store::ObjectRecord::decode(**raw);
+  auto raw = read_db(engine, store::Db::kObjects, std::string(id.raw()));
+  if (!raw) return std::nullopt;
+  auto rec = store::ObjectRecord::decode(*raw);
   if (!rec.is_ok()) return std::nullopt;
   return *rec;
 }
 
 inline std::optional<DeadLetter> dead_letter(Engine& engine, const ObjectId& id,
                                              const std::string& name) {
-  auto txn = engine.core()->store().begin_read();
-  if (!txn.is_ok()) return std::nullopt;
-  auto raw = txn->get(store::Db::kDead, store::object_key(id, name));
-  if (!raw.is_ok() || !*raw) return std::nullopt;
-  auto d = alarm::decode_dead(name, **raw);
+  auto raw = read_db(engine, store::Db::kDead, store::object_key(id, name));
+  if (!raw) return std::nullopt;
+  auto d = alarm::decode_dead(name, *raw);
   if (!d.is_ok()) return std::nullopt;
   return *d;
 }

@@ -49,7 +49,10 @@ Result<std::string> Engine::bookmark_for_time(const ObjectRef& object, UnixMs t)
 Result<std::string> Engine::restore(const ObjectRef& object, std::string_view bookmark) {
   return core_->restore(object, bookmark);
 }
-Status Engine::backup(const std::string& dest_dir) { return core_->store().copy_compact(dest_dir); }
+Status Engine::backup(const std::string& dest_dir) {
+  CARREL_RETURN_IF_ERROR(core_->check_open());
+  return core_->store().copy_compact(dest_dir);
+}
 Status Engine::close() { return core_->close(); }
 EngineStats Engine::stats() const { return core_->counters().snapshot(); }
 const Options& Engine::options() const { return core_->options(); }

@@ -76,6 +76,8 @@ class EngineCore {
   Result<std::string> bookmark_for_time(const ObjectRef& object, UnixMs t);
   Result<std::string> current_bookmark(const ObjectRef& object);
   Status close();
+  // Aborted once close() has begun.
+  Status check_open() const;
 
  private:
   explicit EngineCore(Options options);

@@ -169,6 +169,7 @@ void EngineCore::janitor_main() {
 }
 
 Status EngineCore::prune_history_now() {
+  CARREL_RETURN_IF_ERROR(check_open());
   if (options_.history_retention_ms == 0) return Status::ok();
   auto promise = std::make_shared<std::promise<Status>>();
   auto future = promise->get_future();
@@ -178,6 +179,7 @@ Status EngineCore::prune_history_now() {
 }
 
 Result<std::string> EngineCore::current_bookmark(const ObjectRef& object) {
+  CARREL_RETURN_IF_ERROR(check_open());
   CARREL_ASSIGN_OR_RETURN(auto txn, store_->begin_read());
   CARREL_ASSIGN_OR_RETURN(auto raw, txn.get(store::Db::kObjects, object.id.raw()));
   if (!raw) return Status::not_found("object " + object.label() + " has never committed");
@@ -186,6 +188,7 @@ Result<std::string> EngineCore::current_bookmark(const ObjectRef& object) {
 }
 
 Result<std::string> EngineCore::bookmark_for_time(const ObjectRef& object, UnixMs t) {
+  CARREL_RETURN_IF_ERROR(check_open());
   CARREL_ASSIGN_OR_RETURN(auto txn, store_->begin_read());
   CARREL_ASSIGN_OR_RETURN(auto raw, txn.get(store::Db::kObjects, object.id.raw()));
   if (!raw) return Status::not_found("object " + object.label() + " has never committed");
@@ -277,11 +280,20 @@ Status EngineCore::close() {
     threads.clear();
   }
   if (committer_) committer_->stop();
-  // SQL connections and handlers go before the LMDB environment.
+  // SQL connections and handlers go before the LMDB environment, which is
+  // closed here so that the directory can be opened again at once.
   for (Shard& shard : shards_) {
     std::lock_guard lock(shard.mutex);
     shard.slots.clear();
   }
+  scheduler_.reset();
+  committer_.reset();
+  store_.reset();
+  return Status::ok();
+}
+
+Status EngineCore::check_open() const {
+  if (closing_.load()) return Status::aborted("engine is closed");
   return Status::ok();
 }
 

@@ -374,25 +374,26 @@ void Turn::dead_letter_put(const std::string& name, std::string encoded) {
   layers_.back().dead[name] = std::move(encoded);
 }
 
-void Turn::bind_pages() {
-  if (pages_bound_) return;
+Status Turn::bind_pages() {
+  if (pages_bound_) return Status::ok();
   if (!act_.page_source) {
     act_.page_source = std::make_unique<ObjectPageSource>(
         object_.id, core_.store().sql_page_bytes(), core_.options().turn_dirty_bytes_max,
         &act_.pending);
   }
   uint32_t durable_pages = 0;
-  auto raw = txn_.get(Db::kObjects, object_.id.raw());
-  if (raw.is_ok() && *raw) {
-    auto rec = store::ObjectRecord::decode(**raw);
-    if (rec.is_ok()) durable_pages = rec->sql_pages;
+  CARREL_ASSIGN_OR_RETURN(auto raw, txn_.get(Db::kObjects, object_.id.raw()));
+  if (raw) {
+    CARREL_ASSIGN_OR_RETURN(auto rec, store::ObjectRecord::decode(*raw));
+    durable_pages = rec.sql_pages;
   }
   act_.page_source->begin_turn(&txn_, durable_pages);
   pages_bound_ = true;
+  return Status::ok();
 }
 
 Result<sql::SqlDatabase*> Turn::sql() {
-  bind_pages();
+  CARREL_RETURN_IF_ERROR(bind_pages());
   if (act_.sql && act_.sql->poisoned()) act_.sql.reset();
   if (!act_.sql) {
     CARREL_ASSIGN_OR_RETURN(act_.sql, sql::SqlDatabase::open(act_.page_source.get(),
@@ -411,7 +412,7 @@ Status Turn::export_pages(const std::function<Status(uint32_t count)>& on_count,
   if (act_.sql && act_.sql->in_turn()) {
     return Status::invalid_argument("SQL pages cannot be exported by a turn that used SQL");
   }
-  bind_pages();
+  CARREL_RETURN_IF_ERROR(bind_pages());
   uint32_t count = act_.page_source->page_count();
   CARREL_RETURN_IF_ERROR(on_count(count));
   std::string page;
@@ -429,7 +430,7 @@ Status Turn::import_pages(uint32_t count, const std::map<uint32_t, std::string>&
   // A connection opened on the empty file would keep trusting its cache
   // (locking_mode=EXCLUSIVE never rereads): the next turn opens a fresh one.
   act_.sql.reset();
-  bind_pages();
+  CARREL_RETURN_IF_ERROR(bind_pages());
   if (act_.page_source->page_count() != 0) {
     return Status::invalid_argument("object " + object_.label() + " already has " +
                                     std::to_string(act_.page_source->page_count()) +

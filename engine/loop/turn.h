@@ -114,7 +114,7 @@ class Turn {
   Status add_dirty(size_t bytes);
   Result<std::optional<std::string>> kv_lookup(std::string_view key);
   Result<std::optional<std::string>> alarm_lookup(std::string_view name);
-  void bind_pages();
+  Status bind_pages();
 
   EngineCore& core_;
   std::shared_ptr<ObjectSlot> slot_;

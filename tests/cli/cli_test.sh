@@ -335,8 +335,7 @@ expect_out "^ *3$" "no row from the failed turn"
 c sql Room:lobby "BEGIN"
 expect_rc 1 "refused sql"
 c export
-expect_rc 1 "export not yet available"
-expect_err "not yet available" "export message"
+expect_rc 2 "usage: export needs OBJ"
 c kv get Room:lobby
 expect_rc 2 "usage: missing KEY"
 expect_err "KEY is required" "usage error names the argument"
@@ -357,6 +356,22 @@ ok "verify after errors" verify
 ok "objects after errors" --json objects
 CHECKS=$((CHECKS + 1))
 [[ $(wc -l <"$OUT") == 2 ]] || fail "errors created no object"
+
+# export / import round trip (docs/export-format.md)
+c export Room:lobby -o "$WORK/lobby.ndjson"
+expect_rc 0 "export to a file"
+c import Room:copy -i "$WORK/lobby.ndjson"
+expect_rc 0 "import into an empty object"
+expect_out "imported into Room:copy" "import message"
+c kv get Room:copy greeting
+expect_out "^hello" "imported KV value"
+c import Room:copy -i "$WORK/lobby.ndjson"
+expect_rc 1 "import into a non-empty object"
+expect_err "empty" "non-empty import refusal names the rule"
+printf '{"carrel_export":1}\nnot json\n' > "$WORK/bad.ndjson"
+c import Room:bad -i "$WORK/bad.ndjson"
+expect_rc 1 "import of malformed input"
+expect_err "line [12]" "malformed import names the line"
 
 # ---------------------------------------------------------------- beside a running engine
 # A writer holds the engine open: `carrel sql` reading a script from a fifo
