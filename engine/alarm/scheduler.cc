@@ -26,7 +26,12 @@ void Scheduler::stop() {
 }
 
 void Scheduler::wake(UnixMs due_ms) {
-  (void)due_ms;  // any new entry may be the earliest; a pass is cheap
+  {
+    std::lock_guard lock(mutex_);
+    if (!resume_key_.empty() && static_cast<uint64_t>(due_ms) <= store::read_u64(resume_key_, 0)) {
+      resume_key_.clear();  // invariant (4): an entry now lies before the resume point
+    }
+  }
   wake_now();
 }
 
@@ -38,10 +43,11 @@ void Scheduler::wake_now() {
   cv_.notify_all();
 }
 
-void Scheduler::done(const ObjectId& id, const std::string& name) {
+void Scheduler::done(const ObjectId& id, const std::string& name, bool rescan) {
   {
     std::lock_guard lock(mutex_);
     in_flight_.erase({id, name});
+    if (rescan) resume_key_.clear();
     poked_ = true;
   }
   cv_.notify_all();
@@ -57,30 +63,47 @@ UnixMs Scheduler::pass(UnixMs now) {
   if (!txn.is_ok()) return now + kIdleRecheckMs;
   std::vector<std::tuple<UnixMs, ObjectId, std::string>> due;
   UnixMs next = now + kIdleRecheckMs;
+  int64_t steady_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
   {
     std::lock_guard lock(mutex_);
+    if (steady_ms - last_full_scan_ms_ >= kIdleRecheckMs) resume_key_.clear();
+    if (resume_key_.empty()) last_full_scan_ms_ = steady_ms;
     MDB_cursor* c = nullptr;
     if (mdb_cursor_open(txn->get(), store_.dbi(store::Db::kSchedule), &c) != 0) return next;
     MDB_val k, v;
-    int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    int rc;
+    if (resume_key_.empty()) {
+      rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    } else {
+      k = store::to_val(resume_key_);
+      rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    }
+    std::string resume;  // stays "" when the scan reaches the end
     while (rc == 0) {
       std::string_view key = store::from_val(k);
       if (key.size() < 8 + store::kIdBytes) break;
       UnixMs at = static_cast<UnixMs>(store::read_u64(key, 0));
       if (at > now) {
         next = std::min(next, at);
+        resume = key;
+        break;
+      }
+      if (in_flight_.size() + due.size() >= kInFlightMax || due.size() >= kPostsPerPass) {
+        next = now;  // more is due than we take at once: come straight back
+        resume = key;
         break;
       }
       ObjectId id = ObjectId::from_raw(key.substr(8, store::kIdBytes));
       std::string name(key.substr(8 + store::kIdBytes));
-      if (in_flight_.size() + due.size() >= kInFlightMax || due.size() >= kPostsPerPass) {
-        next = now;  // more is due than we take at once: come straight back
-        break;
-      }
       if (!in_flight_.count({id, name})) due.emplace_back(at, id, std::move(name));
       rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(c);
+    // Invariant (4). At the end of the timetable, resume at the end too: the
+    // key 0xff.. sorts after every key, and a new entry resets it by wake().
+    resume_key_ = rc == 0 && !resume.empty() ? resume : std::string(8, '\xff');
     for (auto& [at, id, name] : due) in_flight_.emplace(id, name);
   }
   txn->release();
@@ -89,6 +112,7 @@ UnixMs Scheduler::pass(UnixMs now) {
     if (!s.is_ok()) {
       std::lock_guard lock(mutex_);
       in_flight_.erase({id, name});
+      resume_key_.clear();
       next = std::min(next, now + kBusyRetryMs);
     }
   }

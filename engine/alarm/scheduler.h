@@ -9,6 +9,13 @@
 //      timetable, so a crash loses no alarm: at open, every entry is due again.
 //  (3) The thread sleeps until the earliest entry not in flight is due, or
 //      until wake() (a commit wrote an earlier one), done(), or a clock jump.
+//  (4) A pass resumes at resume_key_: every timetable key before it was due
+//      and is in flight (or was posted and done with its entry moved or
+//      removed). Anything that can put a due entry before it — a commit
+//      writing an earlier entry, an alarm turn that failed to commit, a post
+//      refused by a full mailbox — resets it, and a full scan runs at least
+//      every kIdleRecheckMs anyway. So a pass costs O(newly due), not
+//      O(in flight).
 #pragma once
 
 #include <condition_variable>
@@ -44,8 +51,9 @@ class Scheduler {
   // A commit wrote an entry due at due_ms.
   void wake(UnixMs due_ms);
   void wake_now();
-  // The alarm's turn finished (durably, or failed): it may be posted again.
-  void done(const ObjectId& id, const std::string& name);
+  // The alarm's turn finished: it may be posted again. rescan: its commit
+  // failed, so its entry is still where it was (invariant (4)).
+  void done(const ObjectId& id, const std::string& name, bool rescan);
   size_t in_flight() const;
 
  private:
@@ -60,6 +68,8 @@ class Scheduler {
   std::condition_variable cv_;
   std::set<std::pair<ObjectId, std::string>> in_flight_;  // GUARDED_BY(mutex_)
   bool poked_ = false;                                    // GUARDED_BY(mutex_)
+  std::string resume_key_;                                // GUARDED_BY(mutex_); "": from the start
+  int64_t last_full_scan_ms_ = 0;                         // steady clock; scheduler thread only
   bool stopping_ = false;                                 // GUARDED_BY(mutex_)
   std::thread thread_;
 };

@@ -330,7 +330,7 @@ void EngineCore::run_event(const std::shared_ptr<ObjectSlot>& slot, Event& event
   if (!s.is_ok()) {
     counters_.turns_failed.fetch_add(1, std::memory_order_relaxed);
     if (event.kind == EventKind::kAlarm) {
-      scheduler_->done(slot->id, event.alarm_name);
+      scheduler_->done(slot->id, event.alarm_name, /*rescan=*/true);
     } else if (event.kind == EventKind::kMessage && s.code() != Code::kInvalidArgument) {
       // Transient (reset, busy): retry. A message for an object of another
       // class stays in the outbox, offered again only at the next open.

@@ -64,7 +64,6 @@ class EngineCore {
   // Outbox messages stored by a commit (or found at open): deliver them.
   void deliver(std::vector<std::pair<uint64_t, OutMessage>>&& messages);
   // The scheduler's and the janitor's entry points.
-  void alarm_done(const ObjectId& id, const std::string& name);
   // Evicts idle objects now (the janitor's pass); returns how many.
   size_t evict_idle();
 

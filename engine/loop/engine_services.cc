@@ -83,9 +83,6 @@ void EngineCore::redeliver_parked() {
   if (!retry.empty()) deliver(std::move(retry));
 }
 
-void EngineCore::alarm_done(const ObjectId& id, const std::string& name) {
-  scheduler_->done(id, name);
-}
 
 size_t EngineCore::evict_idle() {
   UnixMs now = clock().now_ms();

@@ -63,7 +63,8 @@ void EngineCore::run_turn_event(const std::shared_ptr<ObjectSlot>& slot, Event& 
   if (ev.kind == EventKind::kAlarm) {
     auto e = turn.alarm_get(ev.alarm_name);
     if (!e.is_ok() || !*e || (*e)->due_ms != ev.alarm_due_ms) {
-      scheduler_->done(slot->id, ev.alarm_name);  // cancelled or moved since it was posted
+      // Cancelled or moved since it was posted: its new key woke the scheduler.
+      scheduler_->done(slot->id, ev.alarm_name, /*rescan=*/false);
       return;
     }
     alarm_entry = **e;
@@ -143,8 +144,8 @@ void EngineCore::run_turn_event(const std::shared_ptr<ObjectSlot>& slot, Event& 
   std::vector<Completion> outputs;
   if (ev.kind == EventKind::kAlarm) {
     counters_.alarms_delivered.fetch_add(1, std::memory_order_relaxed);
-    outputs.push_back([this, id = slot->id, name = ev.alarm_name](const Status&) {
-      scheduler_->done(id, name);
+    outputs.push_back([this, id = slot->id, name = ev.alarm_name](const Status& s) {
+      scheduler_->done(id, name, /*rescan=*/!s.is_ok());
     });
   } else if (ev.kind == EventKind::kMessage) {
     outputs.push_back([this, no = ev.message_no, m = OutMessage{ev.object, ev.request.method,
@@ -198,10 +199,13 @@ void EngineCore::finish_alarm(Turn& turn, const Event& ev, const AlarmEntry& ent
     auto sealed = turn.seal();
     if (sealed.is_ok()) batch = std::move(sealed).value();
   }
+  // Without a bookkeeping commit the entry stays where it is: look again.
+  bool rescan_anyway = batch == nullptr;
   ObjectId id = turn.object().id;
-  turn.release_after_durable(std::move(batch), {[this, id, name = ev.alarm_name](const Status&) {
-                               scheduler_->done(id, name);
-                             }});
+  turn.release_after_durable(
+      std::move(batch), {[this, id, name = ev.alarm_name, rescan_anyway](const Status& st) {
+        scheduler_->done(id, name, /*rescan=*/rescan_anyway || !st.is_ok());
+      }});
 }
 
 void EngineCore::run_restore(const std::shared_ptr<ObjectSlot>& slot, Event& ev,
