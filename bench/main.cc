@@ -288,6 +288,9 @@ int real_main(int argc, char** argv) {
     std::fprintf(stderr, "carrel-bench %s: %s\n", w->name.c_str(), s.to_string().c_str());
     return 1;
   }
+  // carrel's rows first, the alternatives after, each in run order.
+  std::stable_partition(results.begin(), results.end(),
+                        [](const EngineResult& r) { return r.engine == "carrel"; });
   print_table(w->name, p, results);
   if (!p.json_path.empty()) {
     Status js = write_json(p.json_path, p, results);

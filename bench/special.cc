@@ -174,6 +174,17 @@ bool wants(const Params& p, const std::string& engine) {
   return std::find(p.engines.begin(), p.engines.end(), engine) != p.engines.end();
 }
 
+// The alternatives have nothing to compare for these workloads: say so.
+void add_skipped(const Params& p, const std::string& why, std::vector<EngineResult>* results) {
+  for (const std::string& e : p.engines) {
+    if (e == "carrel") continue;
+    EngineResult r;
+    r.engine = e;
+    r.skipped = why;
+    results->push_back(std::move(r));
+  }
+}
+
 }  // namespace
 
 Status run_cold_wake(const Params& p, std::vector<EngineResult>* results) {
@@ -237,13 +248,7 @@ class AlarmHandler : public Handler {
 }  // namespace
 
 Status run_alarms(const Params& p, std::vector<EngineResult>* results) {
-  for (const std::string& e : p.engines) {
-    if (e == "carrel") continue;
-    EngineResult r;
-    r.engine = e;
-    r.skipped = "no alarm queue";
-    results->push_back(std::move(r));
-  }
+  add_skipped(p, "no alarm queue", results);
   if (!wants(p, "carrel")) return Status::ok();
   EngineResult r;
   r.engine = "carrel";
@@ -326,13 +331,7 @@ Status run_alarms(const Params& p, std::vector<EngineResult>* results) {
 // ---- pitr ------------------------------------------------------------------
 
 Status run_pitr(const Params& p, std::vector<EngineResult>* results) {
-  for (const std::string& e : p.engines) {
-    if (e == "carrel") continue;
-    EngineResult r;
-    r.engine = e;
-    r.skipped = "no point-in-time restore";
-    results->push_back(std::move(r));
-  }
+  add_skipped(p, "no point-in-time restore", results);
   if (!wants(p, "carrel")) return Status::ok();
   std::string dir = p.dir.empty() ? make_temp_dir("pitr") : p.dir;
   Options o;
