@@ -204,6 +204,32 @@ Status write_json(const std::string& path, const Params& p, const std::vector<En
   return f ? Status::ok() : Status::io_error("write " + path);
 }
 
+// One line per result for scripts (bench/run_all.sh): tag, workload, engine,
+// variant, durability, then the figures; extras as key=value;...
+Status append_tsv(const std::string& path, const std::string& tag, const Params& p,
+                  const std::vector<EngineResult>& results) {
+  std::ofstream f(path, std::ios::app);
+  if (!f) return Status::io_error("cannot append to " + path);
+  for (const EngineResult& r : results) {
+    if (!r.skipped.empty()) continue;
+    double turns = r.turns ? static_cast<double>(r.turns) : 1;
+    f << tag << '\t' << p.workload << '\t' << r.engine << '\t'
+      << (r.variant.empty() ? "-" : r.variant) << '\t' << (p.sync ? "sync" : "nosync") << '\t'
+      << jnum(r.ops_per_s()) << '\t' << jnum(r.turns_per_s()) << '\t' << r.pct_us(0.5) << '\t'
+      << r.pct_us(0.9) << '\t' << r.pct_us(0.99) << '\t' << r.pct_us(0.999) << '\t'
+      << r.pct_us(1.0) << '\t' << jnum(r.turns_per_commit) << '\t'
+      << jnum(r.bytes_written / turns) << '\t' << r.peak_rss_bytes << '\t' << r.dir_bytes << '\t'
+      << r.errors << '\t';
+    bool first = true;
+    for (const auto& [k, v] : r.extra) {
+      f << (first ? "" : ";") << k << '=' << jnum(v);
+      first = false;
+    }
+    f << (first ? "-" : "") << '\n';
+  }
+  return f ? Status::ok() : Status::io_error("write " + path);
+}
+
 int real_main(int argc, char** argv) {
   CLI::App app{"carrel-bench: storage workloads on carrel, one SQLite file per object, and raw LMDB"};
   Params p;
@@ -211,6 +237,7 @@ int real_main(int argc, char** argv) {
   std::string durability = "sync";
   std::string history = "100,1000,10000";
   std::string verify_log;
+  std::string tsv_path, tag;
   bool list = false;
   app.add_option("workload", p.workload, "the workload (see --list)");
   app.add_flag("--list", list, "list the workloads and engines");
@@ -227,6 +254,8 @@ int real_main(int argc, char** argv) {
   app.add_option("--alarms", p.alarms, "alarms workload: how many alarms (default 100000)");
   app.add_option("--history", history, "pitr workload: history lengths (default 100,1000,10000)");
   app.add_option("--json", p.json_path, "also write the results as JSON");
+  app.add_option("--tsv", tsv_path, "also append one tab-separated line per result (for scripts)");
+  app.add_option("--tag", tag, "the first column of the --tsv lines");
   app.add_option("--dir", p.dir, "run carrel in this directory and keep it");
   app.add_option("--ack-log", p.ack_log, "append OBJ\\tKEY\\tVALUE per acknowledged carrel write");
   app.add_option("--verify-ack-log", verify_log,
@@ -296,6 +325,13 @@ int real_main(int argc, char** argv) {
     Status js = write_json(p.json_path, p, results);
     if (!js.is_ok()) {
       std::fprintf(stderr, "%s\n", js.to_string().c_str());
+      return 1;
+    }
+  }
+  if (!tsv_path.empty()) {
+    Status ts = append_tsv(tsv_path, tag.empty() ? w->name : tag, p, results);
+    if (!ts.is_ok()) {
+      std::fprintf(stderr, "%s\n", ts.to_string().c_str());
       return 1;
     }
   }
