@@ -6,7 +6,7 @@
 #   BUILD_DIR  a Release build with CARREL_BENCH=ON (default: build-release/,
 #              configured and built here when missing).
 # Environment:
-#   CARREL_BENCH_SECONDS  seconds per engine for the timed runs (default 8)
+#   CARREL_BENCH_SECONDS  seconds per engine for the timed runs (default 5)
 #   CARREL_BENCH_OUT      where raw outputs go (default: a temp dir, removed)
 # Takes about 6-8 minutes on a 2-core machine.
 set -euo pipefail
@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 BUILD=${1:-$ROOT/build-release}
-SECS=${CARREL_BENCH_SECONDS:-8}
+SECS=${CARREL_BENCH_SECONDS:-5}
 DOC=$ROOT/docs/benchmarks.md
 
 if [[ ! -x $BUILD/bench/carrel-bench || ! -x $BUILD/bench/carrel-micro ]]; then
@@ -53,13 +53,13 @@ S=(--seconds "$SECS")
 run kv-write-sync kv-write --objects 1000 --clients 64 --value-bytes 100 --durability sync "${S[@]}"
 run kv-write-nosync kv-write --objects 1000 --clients 64 --value-bytes 100 --durability nosync "${S[@]}"
 run hot-object-sync hot-object --clients 64 --value-bytes 100 --durability sync "${S[@]}"
-run kv-read kv-read --objects 1000 --clients 8 --preload 100 --durability sync "${S[@]}"
+run kv-read kv-read --objects 1000 --clients 8 --preload 100 --durability nosync "${S[@]}"
 run kv-mixed-nosync kv-mixed --objects 1000 --clients 16 --durability nosync "${S[@]}"
 run sql-insert-sync sql-insert --objects 100 --clients 16 --durability sync "${S[@]}"
 run sql-insert-nosync sql-insert --objects 100 --clients 16 --durability nosync "${S[@]}"
 run sql-point sql-point --objects 100 --clients 8 --preload 1000 --durability sync "${S[@]}"
 run chat-sync chat --objects 100 --clients 16 --durability sync "${S[@]}"
-run cold-wake cold-wake --objects 2000 --clients 1 --durability sync
+run cold-wake cold-wake --objects 500 --clients 1 --durability nosync
 run alarms alarms --alarms 100000 --objects 1000 --seconds 10 --durability nosync
 run pitr pitr --history 100,1000,10000 --durability nosync
 run many-objects many-objects --objects 1000000 --clients 16 --engines carrel,lmdb-raw --durability nosync
@@ -204,7 +204,7 @@ EOF
   section sql-insert-nosync "sql-insert, nosync" "As above without fsync."
   section sql-point "sql-point" "100 objects with 1,000 rows each, point SELECT by primary key, 8 clients."
   section chat-sync "chat, sync" "Insert a message and read the latest 50 in one turn."
-  section cold-wake "cold-wake" "2,000 hibernated objects, each called once by one client (carrel: evicted with idle_timeout_ms=0 and evict_idle(); sqlite-files: open + pragmas + migration + query)."
+  section cold-wake "cold-wake" "500 hibernated objects, each called once by one client (carrel: evicted with idle_timeout_ms=0 and evict_idle(); sqlite-files: open + pragmas + migration + query)."
   section alarms "alarms" "100,000 alarms over 1,000 objects due evenly over 10 s, real clock; latency columns are the delivery lag (on_alarm time - scheduled time)."
   section pitr "pitr" "Restore to the first bookmark of an object with K commits (KV puts); the latency is the restore."
   section many-objects "many-objects" "1,000,000 objects, each touched once with one key (1-byte key, 100-byte value), nosync."

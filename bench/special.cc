@@ -125,6 +125,8 @@ Status sqlite_wake(const std::string& path, bool sync, bool ten_tables, bool set
   }
   Status s = sqlite_exec(db, "PRAGMA journal_mode=WAL");
   if (s.is_ok()) s = sqlite_exec(db, sync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+  // Setup creates the file in one transaction (one sync), not one per statement.
+  if (s.is_ok() && setup) s = sqlite_exec(db, "BEGIN");
   if (s.is_ok()) s = sqlite_exec(db, "CREATE TABLE IF NOT EXISTS kv(k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID");
   for (const std::string& stmt : schema_statements(ten_tables ? Schema::kTenTables : Schema::kNone)) {
     if (s.is_ok()) s = sqlite_exec(db, stmt);
@@ -134,6 +136,7 @@ Status sqlite_wake(const std::string& path, bool sync, bool ten_tables, bool set
                    : sqlite_exec(db, "INSERT INTO kv(k, v) VALUES (CAST('" + preload_key(0) +
                                          "' AS BLOB), 'v')");
   }
+  if (s.is_ok() && setup) s = sqlite_exec(db, "COMMIT");
   if (s.is_ok() && !setup) {
     sqlite3_stmt* st = nullptr;
     const char* q = ten_tables ? "SELECT a FROM t3 WHERE id = 1" : "SELECT v FROM kv WHERE k = ?";
