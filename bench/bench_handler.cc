@@ -17,9 +17,12 @@ const std::vector<std::string>& schema_statements(Schema schema) {
     return v;
   }();
   switch (schema) {
-    case Schema::kBench: return bench;
-    case Schema::kTenTables: return ten;
-    default: return none;
+    case Schema::kBench:
+      return bench;
+    case Schema::kTenTables:
+      return ten;
+    default:
+      return none;
   }
 }
 
@@ -30,7 +33,9 @@ Status create_schema(Context& ctx, Schema schema) {
   return Status::ok();
 }
 
-Status BenchHandler::on_start(Context& ctx) { return create_schema(ctx, schema_); }
+Status BenchHandler::on_start(Context& ctx) {
+  return create_schema(ctx, schema_);
+}
 
 Result<std::string> BenchHandler::on_request(Context& ctx, const Request& req) {
   const std::string& m = req.method;
@@ -55,7 +60,9 @@ Result<std::string> BenchHandler::on_request(Context& ctx, const Request& req) {
   std::string_view rest = payload.size() > 8 ? payload.substr(8) : std::string_view();
   if (m == "sqlins") {
     CARREL_RETURN_IF_ERROR(
-        ctx.sql().exec("INSERT INTO t(id, v) VALUES (?, ?)", row, Blob{std::string(rest)}).status());
+        ctx.sql()
+            .exec("INSERT INTO t(id, v) VALUES (?, ?)", row, Blob{std::string(rest)})
+            .status());
     return std::string();
   }
   if (m == "sqlget") {

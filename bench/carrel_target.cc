@@ -22,11 +22,13 @@ class CarrelTarget final : public Target {
     o.durability = p.sync ? Durability::kSync : Durability::kNoSync;
     CARREL_ASSIGN_OR_RETURN(engine_, Engine::open(o));
     Schema schema = w.sql ? Schema::kBench : Schema::kNone;
-    CARREL_RETURN_IF_ERROR(engine_->register_class(
-        kBenchClass, [schema](const ObjectRef&) { return std::make_unique<BenchHandler>(schema); }));
+    CARREL_RETURN_IF_ERROR(engine_->register_class(kBenchClass, [schema](const ObjectRef&) {
+      return std::make_unique<BenchHandler>(schema);
+    }));
     uint64_t objects = w.name == "hot-object" ? 1 : p.objects;
     if (w.each_object_once) objects = 0;  // stubs made on the fly
-    for (uint64_t i = 0; i < objects; ++i) stubs_.push_back(engine_->stub(kBenchClass, object_name(i)));
+    for (uint64_t i = 0; i < objects; ++i)
+      stubs_.push_back(engine_->stub(kBenchClass, object_name(i)));
     return preload(w, p, objects);
   }
 
@@ -35,25 +37,27 @@ class CarrelTarget final : public Target {
     if (n == 0) return Status::ok();
     std::vector<std::future<Status>> pending;
     for (uint64_t i = 0; i < objects; ++i) {
-      pending.push_back(engine_->submit(ObjectRef::named(kBenchClass, object_name(i)),
-                                        [&w, &p, n](Context& ctx) -> Status {
-        for (uint64_t k = 0; k < n; ++k) {
-          std::string key = preload_key(k);
-          std::string value = value_for(key, p.value_bytes);
-          if (w.name == "sql-point") {
-            CARREL_RETURN_IF_ERROR(ctx.sql().exec("INSERT INTO t(id, v) VALUES (?, ?)",
-                                                  static_cast<int64_t>(k + 1), Blob{value})
-                                       .status());
-          } else if (w.name == "chat") {
-            CARREL_RETURN_IF_ERROR(ctx.sql().exec("INSERT INTO messages(id, body) VALUES (?, ?)",
-                                                  static_cast<int64_t>(k + 1), value)
-                                       .status());
-          } else {
-            CARREL_RETURN_IF_ERROR(ctx.kv().put(key, value));
-          }
-        }
-        return Status::ok();
-      }));
+      pending.push_back(engine_->submit(
+          ObjectRef::named(kBenchClass, object_name(i)), [&w, &p, n](Context& ctx) -> Status {
+            for (uint64_t k = 0; k < n; ++k) {
+              std::string key = preload_key(k);
+              std::string value = value_for(key, p.value_bytes);
+              if (w.name == "sql-point") {
+                CARREL_RETURN_IF_ERROR(ctx.sql()
+                                           .exec("INSERT INTO t(id, v) VALUES (?, ?)",
+                                                 static_cast<int64_t>(k + 1), Blob{value})
+                                           .status());
+              } else if (w.name == "chat") {
+                CARREL_RETURN_IF_ERROR(ctx.sql()
+                                           .exec("INSERT INTO messages(id, body) VALUES (?, ?)",
+                                                 static_cast<int64_t>(k + 1), value)
+                                           .status());
+              } else {
+                CARREL_RETURN_IF_ERROR(ctx.kv().put(key, value));
+              }
+            }
+            return Status::ok();
+          }));
       if (pending.size() >= 256) {
         for (auto& f : pending) CARREL_RETURN_IF_ERROR(f.get());
         pending.clear();
@@ -71,12 +75,29 @@ class CarrelTarget final : public Target {
     const char* method = "put";
     std::string payload;
     switch (op.kind) {
-      case OpKind::kPut: payload = put_payload(op.key, op.value); break;
-      case OpKind::kGet: method = "get"; payload = op.key; break;
-      case OpKind::kWake: method = "wake"; payload = op.key; break;
-      case OpKind::kSqlInsert: method = "sqlins"; payload = u64_bytes(op.row) + op.value; break;
-      case OpKind::kSqlPoint: method = "sqlget"; payload = u64_bytes(op.row); break;
-      case OpKind::kChat: method = "chat"; payload = u64_bytes(op.row) + op.value; break;
+      case OpKind::kPut:
+        payload = put_payload(op.key, op.value);
+        break;
+      case OpKind::kGet:
+        method = "get";
+        payload = op.key;
+        break;
+      case OpKind::kWake:
+        method = "wake";
+        payload = op.key;
+        break;
+      case OpKind::kSqlInsert:
+        method = "sqlins";
+        payload = u64_bytes(op.row) + op.value;
+        break;
+      case OpKind::kSqlPoint:
+        method = "sqlget";
+        payload = u64_bytes(op.row);
+        break;
+      case OpKind::kChat:
+        method = "chat";
+        payload = u64_bytes(op.row) + op.value;
+        break;
     }
     return stub.call(method, payload).get().status();
   }
@@ -112,6 +133,8 @@ class CarrelTarget final : public Target {
 
 }  // namespace
 
-std::unique_ptr<Target> make_carrel_target() { return std::make_unique<CarrelTarget>(); }
+std::unique_ptr<Target> make_carrel_target() {
+  return std::make_unique<CarrelTarget>();
+}
 
 }  // namespace carrel::bench

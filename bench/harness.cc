@@ -25,13 +25,12 @@ const std::vector<Workload>& workloads() {
       {"many-objects", "op i puts one key into object i (each object touched once)", true, false,
        true, 0},
       {"sql-insert", "1 INSERT of value-bytes per turn", false, true, false, 0},
-      {"sql-point", "1 point SELECT by primary key on a preloaded table", false, true, false,
-       1000},
+      {"sql-point", "1 point SELECT by primary key on a preloaded table", false, true, false, 1000},
       {"chat", "insert a message, read the latest 50", false, true, false, 50},
-      {"cold-wake", "first call to hibernated objects (KV-only and 10-table schema)", false,
-       false, true, 10},
-      {"alarms", "N alarms across M objects due over S seconds; delivery lag", false, false,
-       false, 0},
+      {"cold-wake", "first call to hibernated objects (KV-only and 10-table schema)", false, false,
+       true, 10},
+      {"alarms", "N alarms across M objects due over S seconds; delivery lag", false, false, false,
+       0},
       {"pitr", "restore to the first bookmark vs history length", false, false, false, 0},
   };
   return all;
@@ -179,12 +178,17 @@ void log_ack(AckLog* ack, const Op& op) {
   if (!ack) return;
   std::string obj = std::string(kBenchClass) + ":" + object_name(op.object);
   switch (op.kind) {
-    case OpKind::kPut: ack->append(obj, op.key, op.value); break;
-    case OpKind::kSqlInsert: ack->append(obj, "sql:t/" + std::to_string(op.row), op.value); break;
+    case OpKind::kPut:
+      ack->append(obj, op.key, op.value);
+      break;
+    case OpKind::kSqlInsert:
+      ack->append(obj, "sql:t/" + std::to_string(op.row), op.value);
+      break;
     case OpKind::kChat:
       ack->append(obj, "sql:messages/" + std::to_string(op.row), op.value);
       break;
-    default: break;
+    default:
+      break;
   }
 }
 
@@ -197,11 +201,10 @@ struct ClientState {
 
 }  // namespace
 
-void run_clients(Target& target, const Workload& w, const Params& p, AckLog* ack,
-                 EngineResult* r) {
+void run_clients(Target& target, const Workload& w, const Params& p, AckLog* ack, EngineResult* r) {
   const int clients = std::max(1, p.clients);
   std::vector<ClientState> state(clients);
-  std::atomic<uint64_t> next_index{0};   // global op index (ops mode and each_object_once)
+  std::atomic<uint64_t> next_index{0};  // global op index (ops mode and each_object_once)
   std::atomic<uint64_t> done_ops{0};
   std::atomic<bool> stop{false};
   uint64_t total = p.ops;
@@ -253,8 +256,8 @@ void run_clients(Target& target, const Workload& w, const Params& p, AckLog* ack
       if (tty && now - last_print > 500000) {
         last_print = now;
         std::fprintf(stderr, "\r  %-12s %-12s %10llu ops %6.1f s", w.name.c_str(),
-                     target.name().c_str(),
-                     static_cast<unsigned long long>(done_ops.load()), (now - t0) / 1e6);
+                     target.name().c_str(), static_cast<unsigned long long>(done_ops.load()),
+                     (now - t0) / 1e6);
         std::fflush(stderr);
       }
     }
@@ -329,7 +332,8 @@ uint64_t dir_bytes(const std::string& dir) {
 
 std::string make_temp_dir(const std::string& tag) {
   const char* base = std::getenv("TMPDIR");
-  std::string templ = std::string(base && *base ? base : "/tmp") + "/carrel-bench-" + tag + ".XXXXXX";
+  std::string templ =
+      std::string(base && *base ? base : "/tmp") + "/carrel-bench-" + tag + ".XXXXXX";
   std::vector<char> buf(templ.begin(), templ.end());
   buf.push_back('\0');
   if (!mkdtemp(buf.data())) return {};

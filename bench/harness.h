@@ -31,13 +31,13 @@ struct Params {
   std::vector<std::string> engines;
   uint64_t objects = 1000;
   int clients = 64;
-  uint64_t ops = 0;        // total over all clients; 0: run for `seconds`
+  uint64_t ops = 0;  // total over all clients; 0: run for `seconds`
   double seconds = 5;
   size_t value_bytes = 100;
   bool sync = true;
-  uint64_t preload = 0;    // keys (KV) or rows (SQL) per object; 0: the workload's default
+  uint64_t preload = 0;  // keys (KV) or rows (SQL) per object; 0: the workload's default
   std::string json_path;
-  std::string dir;         // carrel's directory, kept; empty: a temp dir
+  std::string dir;  // carrel's directory, kept; empty: a temp dir
   std::string ack_log;
   // alarms
   uint64_t alarms = 100000;
@@ -60,8 +60,8 @@ struct Op {
 struct Workload {
   std::string name;
   std::string summary;
-  bool kv = false;      // lmdb-raw can run it
-  bool sql = false;     // objects have the SQL table
+  bool kv = false;                // lmdb-raw can run it
+  bool sql = false;               // objects have the SQL table
   bool each_object_once = false;  // op i goes to object i (no random choice)
   uint64_t preload_default = 0;
 };
@@ -83,8 +83,8 @@ class OpSource {
   uint64_t rand();
 };
 
-std::string object_name(uint64_t object);       // "o000123"
-std::string preload_key(uint64_t i);            // "p000123"
+std::string object_name(uint64_t object);                   // "o000123"
+std::string preload_key(uint64_t i);                        // "p000123"
 std::string value_for(std::string_view key, size_t bytes);  // printable, derived from key
 std::string put_payload(std::string_view key, std::string_view value);
 void split_payload(std::string_view payload, std::string_view* key, std::string_view* value);
@@ -106,11 +106,11 @@ struct EngineResult {
   double turns_per_commit = 0;
   uint64_t fsyncs = 0;
   bool has_fsyncs = false;
-  uint64_t bytes_written = 0;     // engine's own count (carrel stats; logical for others)
-  uint64_t io_write_bytes = 0;    // write(2) bytes of the process during the run
+  uint64_t bytes_written = 0;   // engine's own count (carrel stats; logical for others)
+  uint64_t io_write_bytes = 0;  // write(2) bytes of the process during the run
   uint64_t peak_rss_bytes = 0;
   uint64_t dir_bytes = 0;
-  uint64_t user_bytes = 0;        // key + value bytes the workload stored
+  uint64_t user_bytes = 0;              // key + value bytes the workload stored
   std::map<std::string, double> extra;  // workload-specific figures (alarms, pitr, ...)
 
   double ops_per_s() const { return seconds > 0 ? ops / seconds : 0; }
@@ -155,8 +155,7 @@ class AckLog {
 };
 
 // Runs the clients against an opened target.
-void run_clients(Target& target, const Workload& w, const Params& p, AckLog* ack,
-                 EngineResult* r);
+void run_clients(Target& target, const Workload& w, const Params& p, AckLog* ack, EngineResult* r);
 
 // Process measurements.
 void reset_peak_rss();

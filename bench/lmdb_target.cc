@@ -25,7 +25,8 @@ Status mdb_status(int rc, const std::string& what) {
 
 class LmdbRawTarget final : public Target {
  public:
-  explicit LmdbRawTarget(LmdbBatching b) : batch_(std::max<size_t>(1, std::lround(b.turns_per_commit))) {}
+  explicit LmdbRawTarget(LmdbBatching b)
+      : batch_(std::max<size_t>(1, std::lround(b.turns_per_commit))) {}
   ~LmdbRawTarget() override { (void)close(); }
   std::string name() const override { return "lmdb-raw"; }
 
@@ -37,7 +38,8 @@ class LmdbRawTarget final : public Target {
     mdb_env_set_mapsize(env_, uint64_t{64} << 30);
     mdb_env_set_maxreaders(env_, 1024);
     unsigned flags = MDB_NOTLS | (p.sync ? 0 : MDB_NOSYNC);
-    CARREL_RETURN_IF_ERROR(mdb_status(mdb_env_open(env_, dir_.c_str(), flags, 0644), "mdb_env_open"));
+    CARREL_RETURN_IF_ERROR(
+        mdb_status(mdb_env_open(env_, dir_.c_str(), flags, 0644), "mdb_env_open"));
     MDB_txn* txn = nullptr;
     CARREL_RETURN_IF_ERROR(mdb_status(mdb_txn_begin(env_, nullptr, 0, &txn), "begin"));
     int rc = mdb_dbi_open(txn, nullptr, 0, &dbi_);
@@ -47,7 +49,8 @@ class LmdbRawTarget final : public Target {
     }
     uint64_t objects = w.name == "hot-object" ? 1 : p.objects;
     ids_.reserve(objects);
-    for (uint64_t i = 0; i < objects; ++i) ids_.push_back(id_from_name(kBenchClass, object_name(i)));
+    for (uint64_t i = 0; i < objects; ++i)
+      ids_.push_back(id_from_name(kBenchClass, object_name(i)));
     uint64_t n = p.preload ? p.preload : w.preload_default;
     if (w.each_object_once) n = 0;
     for (uint64_t i = 0; i < objects && rc == 0; ++i) {
@@ -77,7 +80,8 @@ class LmdbRawTarget final : public Target {
 
   Status run_op(int client, const Op& op) override {
     if (op.kind == OpKind::kGet || op.kind == OpKind::kWake) return get(client, op);
-    if (op.kind != OpKind::kPut) return Status::invalid_argument("lmdb-raw runs KV operations only");
+    if (op.kind != OpKind::kPut)
+      return Status::invalid_argument("lmdb-raw runs KV operations only");
     Pending w;
     w.key = key_of(op);
     w.value = op.value;

@@ -46,7 +46,8 @@ Status run_generic(const Workload& w, const Params& p, std::vector<EngineResult>
   double carrel_tpc = 0;
   // carrel first: lmdb-raw batches as many writes per commit as carrel did.
   std::vector<std::string> order = p.engines;
-  std::stable_partition(order.begin(), order.end(), [](const std::string& e) { return e == "carrel"; });
+  std::stable_partition(order.begin(), order.end(),
+                        [](const std::string& e) { return e == "carrel"; });
   for (const std::string& e : order) {
     EngineResult r;
     r.engine = e;
@@ -79,21 +80,26 @@ Status run_generic(const Workload& w, const Params& p, std::vector<EngineResult>
 
 std::string fmt(double v) {
   char b[64];
-  if (v >= 100) std::snprintf(b, sizeof b, "%.0f", v);
-  else if (v >= 10) std::snprintf(b, sizeof b, "%.1f", v);
-  else std::snprintf(b, sizeof b, "%.2f", v);
+  if (v >= 100)
+    std::snprintf(b, sizeof b, "%.0f", v);
+  else if (v >= 10)
+    std::snprintf(b, sizeof b, "%.1f", v);
+  else
+    std::snprintf(b, sizeof b, "%.2f", v);
   return b;
 }
 
-std::string mib(uint64_t bytes) { return fmt(bytes / 1048576.0); }
+std::string mib(uint64_t bytes) {
+  return fmt(bytes / 1048576.0);
+}
 
 void print_table(const std::string& workload, const Params& p,
                  const std::vector<EngineResult>& results) {
-  std::printf("workload %s: objects=%llu clients=%d %s value=%zuB durability=%s\n",
-              workload.c_str(), static_cast<unsigned long long>(p.objects), p.clients,
-              p.ops ? ("ops=" + std::to_string(p.ops)).c_str()
-                    : ("seconds=" + fmt(p.seconds)).c_str(),
-              p.value_bytes, p.sync ? "sync" : "nosync");
+  std::printf(
+      "workload %s: objects=%llu clients=%d %s value=%zuB durability=%s\n", workload.c_str(),
+      static_cast<unsigned long long>(p.objects), p.clients,
+      p.ops ? ("ops=" + std::to_string(p.ops)).c_str() : ("seconds=" + fmt(p.seconds)).c_str(),
+      p.value_bytes, p.sync ? "sync" : "nosync");
   std::printf("%-22s %10s %10s %8s %8s %8s %8s %9s %9s %7s %8s %8s %8s %8s %8s\n", "engine",
               "ops/s", "turns/s", "p50us", "p90us", "p99us", "p999us", "max_us", "commits/s",
               "t/commit", "fsyncs", "B/turn", "ioB/turn", "rss_MiB", "dir_MiB");
@@ -105,16 +111,17 @@ void print_table(const std::string& workload, const Params& p,
       continue;
     }
     double turns = r.turns ? static_cast<double>(r.turns) : 1;
-    std::printf("%-22s %10s %10s %8llu %8llu %8llu %8llu %9llu %9s %7s %8s %8s %8s %8s %8s\n",
-                label.c_str(), fmt(r.ops_per_s()).c_str(), fmt(r.turns_per_s()).c_str(),
-                (unsigned long long)r.pct_us(0.5), (unsigned long long)r.pct_us(0.9),
-                (unsigned long long)r.pct_us(0.99), (unsigned long long)r.pct_us(0.999),
-                (unsigned long long)r.pct_us(1.0),
-                fmt(r.seconds > 0 ? r.commits / r.seconds : 0).c_str(), fmt(r.turns_per_commit).c_str(),
-                r.has_fsyncs ? std::to_string(r.fsyncs).c_str() : "-",
-                fmt(r.bytes_written / turns).c_str(), fmt(r.io_write_bytes / turns).c_str(),
-                mib(r.peak_rss_bytes).c_str(), mib(r.dir_bytes).c_str());
-    for (const auto& [k, v] : r.extra) std::printf("%-22s   %s = %s\n", "", k.c_str(), fmt(v).c_str());
+    std::printf(
+        "%-22s %10s %10s %8llu %8llu %8llu %8llu %9llu %9s %7s %8s %8s %8s %8s %8s\n",
+        label.c_str(), fmt(r.ops_per_s()).c_str(), fmt(r.turns_per_s()).c_str(),
+        (unsigned long long)r.pct_us(0.5), (unsigned long long)r.pct_us(0.9),
+        (unsigned long long)r.pct_us(0.99), (unsigned long long)r.pct_us(0.999),
+        (unsigned long long)r.pct_us(1.0), fmt(r.seconds > 0 ? r.commits / r.seconds : 0).c_str(),
+        fmt(r.turns_per_commit).c_str(), r.has_fsyncs ? std::to_string(r.fsyncs).c_str() : "-",
+        fmt(r.bytes_written / turns).c_str(), fmt(r.io_write_bytes / turns).c_str(),
+        mib(r.peak_rss_bytes).c_str(), mib(r.dir_bytes).c_str());
+    for (const auto& [k, v] : r.extra)
+      std::printf("%-22s   %s = %s\n", "", k.c_str(), fmt(v).c_str());
     if (r.errors) {
       std::printf("%-22s   ERRORS: %llu (first: %s)\n", "", (unsigned long long)r.errors,
                   r.first_error.c_str());
@@ -140,12 +147,14 @@ void print_table(const std::string& workload, const Params& p,
 std::string json_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\', out += c;
+    if (c == '"' || c == '\\')
+      out += '\\', out += c;
     else if (static_cast<unsigned char>(c) < 0x20) {
       char b[8];
       std::snprintf(b, sizeof b, "\\u%04x", c);
       out += b;
-    } else out += c;
+    } else
+      out += c;
   }
   return out;
 }
@@ -156,7 +165,8 @@ std::string jnum(double v) {
   return b;
 }
 
-Status write_json(const std::string& path, const Params& p, const std::vector<EngineResult>& results) {
+Status write_json(const std::string& path, const Params& p,
+                  const std::vector<EngineResult>& results) {
   std::ostringstream o;
   o << "{\"workload\": \"" << json_escape(p.workload) << "\", \"params\": {";
   o << "\"objects\": " << p.objects << ", \"clients\": " << p.clients << ", \"ops\": " << p.ops
@@ -178,7 +188,8 @@ Status write_json(const std::string& path, const Params& p, const std::vector<En
     }
     double turns = r.turns ? static_cast<double>(r.turns) : 1;
     o << ", \"ops\": " << r.ops << ", \"seconds\": " << jnum(r.seconds)
-      << ", \"ops_per_s\": " << jnum(r.ops_per_s()) << ", \"turns_per_s\": " << jnum(r.turns_per_s())
+      << ", \"ops_per_s\": " << jnum(r.ops_per_s())
+      << ", \"turns_per_s\": " << jnum(r.turns_per_s())
       << ", \"latency_us\": {\"p50\": " << r.pct_us(0.5) << ", \"p90\": " << r.pct_us(0.9)
       << ", \"p99\": " << r.pct_us(0.99) << ", \"p999\": " << r.pct_us(0.999)
       << ", \"max\": " << r.pct_us(1.0) << "}"
@@ -216,10 +227,9 @@ Status append_tsv(const std::string& path, const std::string& tag, const Params&
     f << tag << '\t' << p.workload << '\t' << r.engine << '\t'
       << (r.variant.empty() ? "-" : r.variant) << '\t' << (p.sync ? "sync" : "nosync") << '\t'
       << jnum(r.ops_per_s()) << '\t' << jnum(r.turns_per_s()) << '\t' << r.pct_us(0.5) << '\t'
-      << r.pct_us(0.9) << '\t' << r.pct_us(0.99) << '\t' << r.pct_us(0.999) << '\t'
-      << r.pct_us(1.0) << '\t' << jnum(r.turns_per_commit) << '\t'
-      << jnum(r.bytes_written / turns) << '\t' << r.peak_rss_bytes << '\t' << r.dir_bytes << '\t'
-      << r.errors << '\t';
+      << r.pct_us(0.9) << '\t' << r.pct_us(0.99) << '\t' << r.pct_us(0.999) << '\t' << r.pct_us(1.0)
+      << '\t' << jnum(r.turns_per_commit) << '\t' << jnum(r.bytes_written / turns) << '\t'
+      << r.peak_rss_bytes << '\t' << r.dir_bytes << '\t' << r.errors << '\t';
     bool first = true;
     for (const auto& [k, v] : r.extra) {
       f << (first ? "" : ";") << k << '=' << jnum(v);
@@ -231,7 +241,8 @@ Status append_tsv(const std::string& path, const std::string& tag, const Params&
 }
 
 int real_main(int argc, char** argv) {
-  CLI::App app{"carrel-bench: storage workloads on carrel, one SQLite file per object, and raw LMDB"};
+  CLI::App app{
+      "carrel-bench: storage workloads on carrel, one SQLite file per object, and raw LMDB"};
   Params p;
   std::string engines = "carrel,sqlite-files,lmdb-raw";
   std::string durability = "sync";
@@ -245,12 +256,14 @@ int real_main(int argc, char** argv) {
   app.add_option("--objects", p.objects, "objects (default 1000)");
   app.add_option("--clients", p.clients, "client threads, one call in flight each (default 64)");
   auto* ops = app.add_option("--ops", p.ops, "total operations over all clients");
-  app.add_option("--seconds", p.seconds, "run time per engine when --ops is not given (default 5); alarms: the due span")
+  app.add_option("--seconds", p.seconds,
+                 "run time per engine when --ops is not given (default 5); alarms: the due span")
       ->excludes(ops);
   app.add_option("--value-bytes", p.value_bytes, "value size (default 100)");
   app.add_option("--durability", durability, "sync or nosync")
       ->check(CLI::IsMember({"sync", "nosync"}));
-  app.add_option("--preload", p.preload, "keys or rows per object to preload (default: per workload)");
+  app.add_option("--preload", p.preload,
+                 "keys or rows per object to preload (default: per workload)");
   app.add_option("--alarms", p.alarms, "alarms workload: how many alarms (default 100000)");
   app.add_option("--history", history, "pitr workload: history lengths (default 100,1000,10000)");
   app.add_option("--json", p.json_path, "also write the results as JSON");
@@ -265,10 +278,12 @@ int real_main(int argc, char** argv) {
 
   if (list) {
     std::printf("workloads:\n");
-    for (const Workload& w : workloads()) std::printf("  %-13s %s\n", w.name.c_str(), w.summary.c_str());
-    std::printf("engines:\n  carrel        the engine, through its public API\n"
-                "  sqlite-files  one SQLite file per object, WAL, synchronous=FULL/NORMAL\n"
-                "  lmdb-raw      LMDB directly, writes batched like carrel's group commit\n");
+    for (const Workload& w : workloads())
+      std::printf("  %-13s %s\n", w.name.c_str(), w.summary.c_str());
+    std::printf(
+        "engines:\n  carrel        the engine, through its public API\n"
+        "  sqlite-files  one SQLite file per object, WAL, synchronous=FULL/NORMAL\n"
+        "  lmdb-raw      LMDB directly, writes batched like carrel's group commit\n");
     return 0;
   }
   if (!verify_log.empty()) {
@@ -309,10 +324,14 @@ int real_main(int argc, char** argv) {
 
   std::vector<EngineResult> results;
   Status s;
-  if (w->name == "cold-wake") s = run_cold_wake(p, &results);
-  else if (w->name == "alarms") s = run_alarms(p, &results);
-  else if (w->name == "pitr") s = run_pitr(p, &results);
-  else s = run_generic(*w, p, &results);
+  if (w->name == "cold-wake")
+    s = run_cold_wake(p, &results);
+  else if (w->name == "alarms")
+    s = run_alarms(p, &results);
+  else if (w->name == "pitr")
+    s = run_pitr(p, &results);
+  else
+    s = run_generic(*w, p, &results);
   if (!s.is_ok()) {
     std::fprintf(stderr, "carrel-bench %s: %s\n", w->name.c_str(), s.to_string().c_str());
     return 1;
@@ -343,4 +362,6 @@ int real_main(int argc, char** argv) {
 }  // namespace
 }  // namespace carrel::bench
 
-int main(int argc, char** argv) { return carrel::bench::real_main(argc, argv); }
+int main(int argc, char** argv) {
+  return carrel::bench::real_main(argc, argv);
+}

@@ -44,7 +44,8 @@ struct SharedEngine {
             ctx.sql().exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)").status());
         for (int i = 1; i <= kKeys; ++i)
           CARREL_RETURN_IF_ERROR(
-              ctx.sql().exec("INSERT INTO t(id, v) VALUES (?, ?)", i, Blob{std::string(100, 'v')})
+              ctx.sql()
+                  .exec("INSERT INTO t(id, v) VALUES (?, ?)", i, Blob{std::string(100, 'v')})
                   .status());
         return Status::ok();
       });
@@ -201,7 +202,8 @@ void BM_CarrelSqlPointSelect(benchmark::State& state) {
   int i = 0;
   for (auto _ : state) {
     Status s = e.engine->run(e.sql_ref, [&](Context& ctx) -> Status {
-      CARREL_ASSIGN_OR_RETURN(auto c, ctx.sql().exec("SELECT v FROM t WHERE id = ?", i++ % kKeys + 1));
+      CARREL_ASSIGN_OR_RETURN(auto c,
+                              ctx.sql().exec("SELECT v FROM t WHERE id = ?", i++ % kKeys + 1));
       benchmark::DoNotOptimize(c);
       return Status::ok();
     });
@@ -306,7 +308,8 @@ void BM_BookmarkEncode(benchmark::State& state) {
 BENCHMARK(BM_BookmarkEncode)->UseRealTime();
 
 void BM_BookmarkParse(benchmark::State& state) {
-  std::string text = history::Bookmark{1700000000000, 12345, id_from_name("Workspace", "a")}.to_string();
+  std::string text =
+      history::Bookmark{1700000000000, 12345, id_from_name("Workspace", "a")}.to_string();
   for (auto _ : state) {
     auto b = history::Bookmark::parse(text);
     if (!b.is_ok()) state.SkipWithError("parse");
@@ -323,13 +326,15 @@ void BM_CommitBatch(benchmark::State& state) {
   auto& e = shared();
   const int n = static_cast<int>(state.range(0));
   std::vector<ObjectRef> refs;
-  for (int i = 0; i < n; ++i) refs.push_back(ObjectRef::named("Micro", "batch" + std::to_string(i)));
+  for (int i = 0; i < n; ++i)
+    refs.push_back(ObjectRef::named("Micro", "batch" + std::to_string(i)));
   std::string value(100, 'b');
   uint64_t commits0 = e.engine->stats().commits;
   std::vector<std::future<Status>> pending;
   for (auto _ : state) {
     for (int i = 0; i < n; ++i)
-      pending.push_back(e.engine->submit(refs[i], [&value](Context& ctx) { return ctx.kv().put("k", value); }));
+      pending.push_back(
+          e.engine->submit(refs[i], [&value](Context& ctx) { return ctx.kv().put("k", value); }));
     for (auto& f : pending)
       if (!f.get().is_ok()) state.SkipWithError("turn failed");
     pending.clear();

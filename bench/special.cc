@@ -57,23 +57,25 @@ Status carrel_cold_wake(const Params& p, bool ten_tables, EngineResult* r) {
       kBenchClass, [schema](const ObjectRef&) { return std::make_unique<BenchHandler>(schema); }));
   std::vector<std::future<Status>> pending;
   for (uint64_t i = 0; i < p.objects; ++i) {
-    pending.push_back(engine->submit(ObjectRef::named(kBenchClass, object_name(i)),
-                                     [&p, ten_tables](Context& ctx) -> Status {
-      if (ten_tables) {
-        return ctx.sql().exec("INSERT INTO t3(id, a, b, c) VALUES (1, 'x', 2, NULL)").status();
-      }
-      for (uint64_t k = 0; k < 10; ++k) {
-        CARREL_RETURN_IF_ERROR(ctx.kv().put(preload_key(k), value_for(preload_key(k), p.value_bytes)));
-      }
-      return Status::ok();
-    }));
+    pending.push_back(engine->submit(
+        ObjectRef::named(kBenchClass, object_name(i)), [&p, ten_tables](Context& ctx) -> Status {
+          if (ten_tables) {
+            return ctx.sql().exec("INSERT INTO t3(id, a, b, c) VALUES (1, 'x', 2, NULL)").status();
+          }
+          for (uint64_t k = 0; k < 10; ++k) {
+            CARREL_RETURN_IF_ERROR(
+                ctx.kv().put(preload_key(k), value_for(preload_key(k), p.value_bytes)));
+          }
+          return Status::ok();
+        }));
     if (pending.size() >= 256) CARREL_RETURN_IF_ERROR(wait_all(pending));
   }
   CARREL_RETURN_IF_ERROR(wait_all(pending));
   // Hibernate everything; the janitor may race us, which is fine.
   for (int i = 0; i < 200 && engine->stats().active_objects > 0; ++i) {
     engine->core()->evict_idle();
-    if (engine->stats().active_objects > 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (engine->stats().active_objects > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   if (engine->stats().active_objects > 0) {
     return Status::busy("cold-wake: " + std::to_string(engine->stats().active_objects) +
@@ -124,11 +126,14 @@ Status sqlite_wake(const std::string& path, bool sync, bool ten_tables, bool set
     return Status::io_error("open " + path);
   }
   Status s = sqlite_exec(db, "PRAGMA journal_mode=WAL");
-  if (s.is_ok()) s = sqlite_exec(db, sync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+  if (s.is_ok())
+    s = sqlite_exec(db, sync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
   // Setup creates the file in one transaction (one sync), not one per statement.
   if (s.is_ok() && setup) s = sqlite_exec(db, "BEGIN");
-  if (s.is_ok()) s = sqlite_exec(db, "CREATE TABLE IF NOT EXISTS kv(k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID");
-  for (const std::string& stmt : schema_statements(ten_tables ? Schema::kTenTables : Schema::kNone)) {
+  if (s.is_ok())
+    s = sqlite_exec(db, "CREATE TABLE IF NOT EXISTS kv(k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID");
+  for (const std::string& stmt :
+       schema_statements(ten_tables ? Schema::kTenTables : Schema::kNone)) {
     if (s.is_ok()) s = sqlite_exec(db, stmt);
   }
   if (s.is_ok() && setup) {
@@ -143,7 +148,8 @@ Status sqlite_wake(const std::string& path, bool sync, bool ten_tables, bool set
     if (sqlite3_prepare_v2(db, q, -1, &st, nullptr) != SQLITE_OK) s = Status::io_error(q);
     if (s.is_ok()) {
       std::string key = preload_key(0);
-      if (!ten_tables) sqlite3_bind_blob(st, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
+      if (!ten_tables)
+        sqlite3_bind_blob(st, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
       if (sqlite3_step(st) != SQLITE_ROW) s = Status::not_found(std::string("wake row: ") + q);
     }
     sqlite3_finalize(st);
@@ -156,7 +162,8 @@ Status sqlite_cold_wake(const Params& p, bool ten_tables, EngineResult* r) {
   std::string dir = make_temp_dir("sqlite-wake");
   reset_peak_rss();
   for (uint64_t i = 0; i < p.objects; ++i) {
-    CARREL_RETURN_IF_ERROR(sqlite_wake(dir + "/" + object_name(i) + ".db", p.sync, ten_tables, true));
+    CARREL_RETURN_IF_ERROR(
+        sqlite_wake(dir + "/" + object_name(i) + ".db", p.sync, ten_tables, true));
   }
   int64_t t0 = wall_us();
   for (uint64_t i = 0; i < p.objects; ++i) {
@@ -226,7 +233,8 @@ namespace {
 
 struct AlarmSink {
   std::mutex mutex;
-  std::vector<uint32_t> lags_us;  // GUARDED_BY(mutex)
+  std::vector<uint32_t> lags_us;      // GUARDED_BY(mutex)
+  std::vector<int64_t> scheduled_ms;  // GUARDED_BY(mutex); parallel to lags_us
   std::atomic<uint64_t> delivered{0};
 };
 
@@ -239,6 +247,7 @@ class AlarmHandler : public Handler {
     {
       std::lock_guard lock(sink_->mutex);
       sink_->lags_us.push_back(static_cast<uint32_t>(std::clamp<int64_t>(lag, 0, UINT32_MAX)));
+      sink_->scheduled_ms.push_back(alarm.scheduled_ms);
     }
     sink_->delivered.fetch_add(1, std::memory_order_relaxed);
     return Status::ok();
@@ -269,7 +278,7 @@ Status run_alarms(const Params& p, std::vector<EngineResult>* results) {
       kBenchClass, [&sink](const ObjectRef&) { return std::make_unique<AlarmHandler>(&sink); }));
   // Due times spread evenly over [t0, t0 + seconds); t0 leaves time to schedule.
   const int64_t span_ms = std::max<int64_t>(1, static_cast<int64_t>(p.seconds * 1000));
-  const int64_t lead_ms = 1000 + static_cast<int64_t>(p.alarms / 50);
+  const int64_t lead_ms = 1000 + static_cast<int64_t>(p.alarms / 25);
   const int64_t t0 = realtime_us() / 1000 + lead_ms;
   int64_t s0 = wall_us();
   std::vector<std::future<Status>> pending;
@@ -300,9 +309,21 @@ Status run_alarms(const Params& p, std::vector<EngineResult>* results) {
   }
   // A moment more, to catch duplicate deliveries of the last ones.
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  std::vector<uint32_t> after_setup;  // lags of alarms due after scheduling finished
   {
     std::lock_guard lock(sink.mutex);
     r.latencies_us = sink.lags_us;
+    for (size_t i = 0; i < sink.lags_us.size(); ++i)
+      if (sink.scheduled_ms[i] > scheduled_done_ms) after_setup.push_back(sink.lags_us[i]);
+  }
+  std::sort(after_setup.begin(), after_setup.end());
+  if (!after_setup.empty()) {
+    auto at = [&](double q) {
+      return static_cast<double>(after_setup[static_cast<size_t>(q * (after_setup.size() - 1))]);
+    };
+    r.extra["lag_after_setup_count"] = static_cast<double>(after_setup.size());
+    r.extra["lag_after_setup_p50_us"] = at(0.5);
+    r.extra["lag_after_setup_p99_us"] = at(0.99);
   }
   finish_timing(&r, span_ms / 1000.0);
   r.extra["scheduled"] = static_cast<double>(scheduled);
@@ -347,9 +368,8 @@ Status run_pitr(const Params& p, std::vector<EngineResult>* results) {
     r.engine = "carrel";
     r.variant = std::to_string(k) + " commits";
     auto ref = ObjectRef::named(kBenchClass, "pitr-" + std::to_string(k));
-    CARREL_RETURN_IF_ERROR(engine->run(ref, [&](Context& ctx) {
-      return ctx.kv().put("k0", value_for("first", p.value_bytes));
-    }));
+    CARREL_RETURN_IF_ERROR(engine->run(
+        ref, [&](Context& ctx) { return ctx.kv().put("k0", value_for("first", p.value_bytes)); }));
     CARREL_ASSIGN_OR_RETURN(std::string first, engine->current_bookmark(ref));
     std::vector<std::future<Status>> pending;
     int64_t h0 = wall_us();
@@ -378,9 +398,11 @@ Status run_pitr(const Params& p, std::vector<EngineResult>* results) {
       if (!all.empty()) seen = all[0].second;
       return Status::ok();
     });
-    if (undo.is_ok() && (!check.is_ok() || keys != 1 || seen != value_for("first", p.value_bytes))) {
+    if (undo.is_ok() &&
+        (!check.is_ok() || keys != 1 || seen != value_for("first", p.value_bytes))) {
       r.errors = 1;
-      r.first_error = "after restore: " + std::to_string(keys) + " keys (want 1 with the first value)";
+      r.first_error =
+          "after restore: " + std::to_string(keys) + " keys (want 1 with the first value)";
     }
     r.latencies_us.push_back(static_cast<uint32_t>(b - a));
     finish_timing(&r, (b - a) / 1e6);
@@ -412,8 +434,10 @@ Status verify_ack_log(const std::string& log_path, const std::string& dir, uint6
     ++lineno;
     size_t t1 = line.find('\t'), t2 = t1 == std::string::npos ? t1 : line.find('\t', t1 + 1);
     if (t2 == std::string::npos)
-      return Status::corruption("ack log line " + std::to_string(lineno) + " is not OBJ\\tKEY\\tVALUE");
-    by_object[line.substr(0, t1)].emplace_back(line.substr(t1 + 1, t2 - t1 - 1), line.substr(t2 + 1));
+      return Status::corruption("ack log line " + std::to_string(lineno) +
+                                " is not OBJ\\tKEY\\tVALUE");
+    by_object[line.substr(0, t1)].emplace_back(line.substr(t1 + 1, t2 - t1 - 1),
+                                               line.substr(t2 + 1));
   }
   Options o;
   o.dir = dir;
@@ -422,7 +446,8 @@ Status verify_ack_log(const std::string& log_path, const std::string& dir, uint6
   *checked = 0;
   for (const auto& [label, writes] : by_object) {
     size_t colon = label.find(':');
-    if (colon == std::string::npos) return Status::corruption("ack log object " + label + " is not CLASS:NAME");
+    if (colon == std::string::npos)
+      return Status::corruption("ack log object " + label + " is not CLASS:NAME");
     auto ref = ObjectRef::named(label.substr(0, colon), label.substr(colon + 1));
     std::string missing;
     Status s = engine->run(ref, [&](Context& ctx) -> Status {
@@ -433,10 +458,12 @@ Status verify_ack_log(const std::string& log_path, const std::string& dir, uint6
           std::string table = key.substr(4, slash - 4);
           int64_t row = std::stoll(key.substr(slash + 1));
           std::string col = table == "messages" ? "body" : "v";
-          CARREL_ASSIGN_OR_RETURN(auto c, ctx.sql().exec("SELECT " + col + " FROM " + table +
-                                                         " WHERE id = ?", row));
-          if (c.size() == 1) got = c.rows()[0].get_blob(0).value_or("<not text>");
-          else got = "<missing>";
+          CARREL_ASSIGN_OR_RETURN(
+              auto c, ctx.sql().exec("SELECT " + col + " FROM " + table + " WHERE id = ?", row));
+          if (c.size() == 1)
+            got = c.rows()[0].get_blob(0).value_or("<not text>");
+          else
+            got = "<missing>";
         } else {
           CARREL_ASSIGN_OR_RETURN(auto v, ctx.kv().get(key));
           got = v ? *v : "<missing>";

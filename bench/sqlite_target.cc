@@ -82,15 +82,16 @@ class SqliteFilesTarget final : public Target {
   // application does when it activates an object.
   Status connect(uint64_t object, ObjectFile& f) {
     std::string path = dir_ + "/" + object_name(object) + ".db";
-    if (sqlite3_open_v2(path.c_str(), &f.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                                 SQLITE_OPEN_NOMUTEX,
+    if (sqlite3_open_v2(path.c_str(), &f.db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         nullptr) != SQLITE_OK)
       return sqlite_error(f.db, "open " + path);
     CARREL_RETURN_IF_ERROR(f.exec("PRAGMA journal_mode=WAL"));
     CARREL_RETURN_IF_ERROR(f.exec(sync_ ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"));
     CARREL_RETURN_IF_ERROR(
         f.exec("CREATE TABLE IF NOT EXISTS kv(k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID"));
-    for (const std::string& s : schema_statements(schema_)) CARREL_RETURN_IF_ERROR(f.exec(s.c_str()));
+    for (const std::string& s : schema_statements(schema_))
+      CARREL_RETURN_IF_ERROR(f.exec(s.c_str()));
     return Status::ok();
   }
 
@@ -104,7 +105,8 @@ class SqliteFilesTarget final : public Target {
         std::string key = preload_key(k);
         std::string value = value_for(key, p.value_bytes);
         if (w.name == "sql-point") {
-          CARREL_RETURN_IF_ERROR(insert(f, "INSERT INTO t(id, v) VALUES (?, ?)", k + 1, value, true));
+          CARREL_RETURN_IF_ERROR(
+              insert(f, "INSERT INTO t(id, v) VALUES (?, ?)", k + 1, value, true));
         } else if (w.name == "chat") {
           CARREL_RETURN_IF_ERROR(
               insert(f, "INSERT INTO messages(id, body) VALUES (?, ?)", k + 1, value, false));
@@ -118,7 +120,8 @@ class SqliteFilesTarget final : public Target {
   }
 
   Status put(ObjectFile& f, std::string_view key, std::string_view value) {
-    CARREL_ASSIGN_OR_RETURN(sqlite3_stmt * st, f.stmt("INSERT OR REPLACE INTO kv(k, v) VALUES (?, ?)"));
+    CARREL_ASSIGN_OR_RETURN(sqlite3_stmt * st,
+                            f.stmt("INSERT OR REPLACE INTO kv(k, v) VALUES (?, ?)"));
     sqlite3_bind_blob(st, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
     sqlite3_bind_blob(st, 2, value.data(), static_cast<int>(value.size()), SQLITE_STATIC);
     return f.step_done(st);
@@ -127,8 +130,10 @@ class SqliteFilesTarget final : public Target {
   Status insert(ObjectFile& f, const char* sql, int64_t row, std::string_view value, bool blob) {
     CARREL_ASSIGN_OR_RETURN(sqlite3_stmt * st, f.stmt(sql));
     sqlite3_bind_int64(st, 1, row);
-    if (blob) sqlite3_bind_blob(st, 2, value.data(), static_cast<int>(value.size()), SQLITE_STATIC);
-    else sqlite3_bind_text(st, 2, value.data(), static_cast<int>(value.size()), SQLITE_STATIC);
+    if (blob)
+      sqlite3_bind_blob(st, 2, value.data(), static_cast<int>(value.size()), SQLITE_STATIC);
+    else
+      sqlite3_bind_text(st, 2, value.data(), static_cast<int>(value.size()), SQLITE_STATIC);
     return f.step_done(st);
   }
 
@@ -150,14 +155,16 @@ class SqliteFilesTarget final : public Target {
     std::lock_guard lock(f.mutex);
     if (!f.db) CARREL_RETURN_IF_ERROR(connect(op.object, f));
     switch (op.kind) {
-      case OpKind::kPut: return put(f, op.key, op.value);
+      case OpKind::kPut:
+        return put(f, op.key, op.value);
       case OpKind::kGet:
       case OpKind::kWake: {
         CARREL_ASSIGN_OR_RETURN(sqlite3_stmt * st, f.stmt("SELECT v FROM kv WHERE k = ?"));
         sqlite3_bind_blob(st, 1, op.key.data(), static_cast<int>(op.key.size()), SQLITE_STATIC);
         return read_one(f, st);
       }
-      case OpKind::kSqlInsert: return insert(f, "INSERT INTO t(id, v) VALUES (?, ?)", op.row, op.value, true);
+      case OpKind::kSqlInsert:
+        return insert(f, "INSERT INTO t(id, v) VALUES (?, ?)", op.row, op.value, true);
       case OpKind::kSqlPoint: {
         CARREL_ASSIGN_OR_RETURN(sqlite3_stmt * st, f.stmt("SELECT v FROM t WHERE id = ?"));
         sqlite3_bind_int64(st, 1, op.row);
@@ -166,16 +173,19 @@ class SqliteFilesTarget final : public Target {
       case OpKind::kChat: {
         // One transaction, like one turn: insert, then read the latest 50.
         CARREL_RETURN_IF_ERROR(f.exec("BEGIN"));
-        Status s = insert(f, "INSERT INTO messages(id, body) VALUES (?, ?)", op.row, op.value, false);
+        Status s =
+            insert(f, "INSERT INTO messages(id, body) VALUES (?, ?)", op.row, op.value, false);
         if (s.is_ok()) {
           auto st = f.stmt(kChatLatest);
-          if (!st.is_ok()) s = st.status();
+          if (!st.is_ok())
+            s = st.status();
           else {
             int rc;
             std::vector<std::string> rows;
             while ((rc = sqlite3_step(*st)) == SQLITE_ROW) {
               const unsigned char* t = sqlite3_column_text(*st, 1);
-              rows.emplace_back(reinterpret_cast<const char*>(t ? t : reinterpret_cast<const unsigned char*>("")));
+              rows.emplace_back(reinterpret_cast<const char*>(
+                  t ? t : reinterpret_cast<const unsigned char*>("")));
             }
             sqlite3_reset(*st);
             if (rc != SQLITE_DONE) s = sqlite_error(f.db, "chat select");
@@ -224,6 +234,8 @@ class SqliteFilesTarget final : public Target {
 
 }  // namespace
 
-std::unique_ptr<Target> make_sqlite_files_target() { return std::make_unique<SqliteFilesTarget>(); }
+std::unique_ptr<Target> make_sqlite_files_target() {
+  return std::make_unique<SqliteFilesTarget>();
+}
 
 }  // namespace carrel::bench
