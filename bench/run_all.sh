@@ -179,8 +179,9 @@ EOF
 Caveats that bear on these ratios:
 - lmdb-raw's writer waits until a full batch (carrel's mean turns per commit in the same run)
   is queued before it commits. With 64 client threads on 2 shared cores, refilling the batch
-  waits on thread scheduling, so in sync runs lmdb-raw can come out *slower* than carrel: read
-  that target as "carrel is not slower than LMDB at the same batching", not as a bound.
+  waits on thread scheduling and fsync times vary with the neighbours' I/O, so the sync lmdb-raw
+  figure swings between runs on a shared machine (in two consecutive runs while this script
+  was written, carrel measured 186% and then 29% of it). Repeat sync runs before concluding.
 - Every carrel write also writes its undo record (history, default retention 30 days): the
   B/turn column counts it. SQL turns write whole 1 KiB pages plus their before-images, hence
   ~5 KB written per 100-byte INSERT.
