@@ -1,0 +1,177 @@
+// The bench tool's shared parts: parameters, workloads, the engines under
+// test, the client loop and what it measures.
+//
+// Invariants:
+//  (1) Every engine of one run executes the same operations: op k of client c
+//      is a function of (workload, params, c, k) only (see make_op), so the
+//      engines see the same keys, values and object choices.
+//  (2) A latency is the time from issuing an operation to having its
+//      acknowledgement (carrel: the reply, released after the commit is
+//      durable; the alternatives: their commit returned).
+//  (3) An acknowledged write is logged (--ack-log) only after its
+//      acknowledgement, one line per write(2), so a crash never leaves a logged
+//      write that was not acknowledged.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "carrel/status.h"
+
+namespace carrel::bench {
+
+struct Params {
+  std::string workload;
+  std::vector<std::string> engines;
+  uint64_t objects = 1000;
+  int clients = 64;
+  uint64_t ops = 0;  // total over all clients; 0: run for `seconds`
+  double seconds = 5;
+  size_t value_bytes = 100;
+  bool sync = true;
+  uint64_t preload = 0;  // keys (KV) or rows (SQL) per object; 0: the workload's default
+  std::string json_path;
+  std::string dir;  // carrel's directory, kept; empty: a temp dir
+  std::string ack_log;
+  // alarms
+  uint64_t alarms = 100000;
+  // pitr
+  std::vector<uint64_t> history_commits = {100, 1000, 10000};
+  uint64_t seed = 42;
+};
+
+enum class OpKind : uint8_t { kPut, kGet, kSqlInsert, kSqlPoint, kChat, kWake };
+
+struct Op {
+  OpKind kind = OpKind::kPut;
+  uint64_t object = 0;
+  std::string key;    // KV key
+  int64_t row = 0;    // SQL row id
+  std::string value;  // value, row payload or chat body
+};
+
+// What one workload asks of every engine.
+struct Workload {
+  std::string name;
+  std::string summary;
+  bool kv = false;                // lmdb-raw can run it
+  bool sql = false;               // objects have the SQL table
+  bool each_object_once = false;  // op i goes to object i (no random choice)
+  uint64_t preload_default = 0;
+};
+
+const std::vector<Workload>& workloads();
+const Workload* find_workload(const std::string& name);
+
+// Deterministic per (workload, params, client, seq): invariant (1).
+class OpSource {
+ public:
+  OpSource(const Workload& w, const Params& p, int client);
+  Op next(uint64_t seq, uint64_t global_index);
+
+ private:
+  const Workload& w_;
+  const Params& p_;
+  int client_;
+  uint64_t rng_;
+  uint64_t rand();
+};
+
+std::string object_name(uint64_t object);                   // "o000123"
+std::string preload_key(uint64_t i);                        // "p000123"
+std::string value_for(std::string_view key, size_t bytes);  // printable, derived from key
+std::string put_payload(std::string_view key, std::string_view value);
+void split_payload(std::string_view payload, std::string_view* key, std::string_view* value);
+std::string u64_bytes(uint64_t v);
+uint64_t bytes_u64(std::string_view s);
+inline constexpr const char* kBenchClass = "Bench";
+
+struct EngineResult {
+  std::string engine;
+  std::string variant;  // e.g. "10-table schema", "1000 commits"
+  std::string skipped;  // non-empty: why this engine did not run
+  uint64_t ops = 0;
+  uint64_t turns = 0;
+  uint64_t errors = 0;
+  std::string first_error;
+  double seconds = 0;
+  std::vector<uint32_t> latencies_us;  // sorted after the run
+  uint64_t commits = 0;
+  double turns_per_commit = 0;
+  uint64_t fsyncs = 0;
+  bool has_fsyncs = false;
+  uint64_t bytes_written = 0;   // engine's own count (carrel stats; logical for others)
+  uint64_t io_write_bytes = 0;  // write(2) bytes of the process during the run
+  uint64_t peak_rss_bytes = 0;
+  uint64_t dir_bytes = 0;
+  uint64_t user_bytes = 0;              // key + value bytes the workload stored
+  std::map<std::string, double> extra;  // workload-specific figures (alarms, pitr, ...)
+
+  double ops_per_s() const { return seconds > 0 ? ops / seconds : 0; }
+  double turns_per_s() const { return seconds > 0 ? turns / seconds : 0; }
+  uint64_t pct_us(double q) const;
+};
+
+// An engine under test. run_op is called from client threads concurrently
+// (one call in flight per client); open and close from the main thread.
+class Target {
+ public:
+  virtual ~Target() = default;
+  virtual std::string name() const = 0;
+  // Creates the store and preloads what the workload reads.
+  virtual Status open(const Workload& w, const Params& p) = 0;
+  virtual Status run_op(int client, const Op& op) = 0;
+  virtual void client_finished(int client) { (void)client; }
+  // Called once before the clients start and once after they stop.
+  virtual void begin_measure() {}
+  virtual void end_measure(EngineResult* r) { (void)r; }
+  virtual Status close() = 0;
+  virtual std::string dir() const = 0;
+};
+
+struct LmdbBatching {
+  double turns_per_commit = 1;  // carrel's mean in this run
+};
+
+std::unique_ptr<Target> make_carrel_target();
+std::unique_ptr<Target> make_sqlite_files_target();
+std::unique_ptr<Target> make_lmdb_raw_target(const LmdbBatching& batching);
+
+// Appends acknowledged writes: invariant (3).
+class AckLog {
+ public:
+  Status open(const std::string& path);
+  void append(std::string_view object, std::string_view key, std::string_view value);
+  ~AckLog();
+
+ private:
+  int fd_ = -1;
+};
+
+// Runs the clients against an opened target.
+void run_clients(Target& target, const Workload& w, const Params& p, AckLog* ack, EngineResult* r);
+
+// Process measurements.
+void reset_peak_rss();
+uint64_t peak_rss_bytes();
+uint64_t io_write_bytes();
+uint64_t dir_bytes(const std::string& dir);
+std::string make_temp_dir(const std::string& tag);
+void remove_tree(const std::string& dir);
+int64_t wall_us();
+
+// The special workloads (their own drivers, carrel-centred).
+Status run_cold_wake(const Params& p, std::vector<EngineResult>* results);
+Status run_alarms(const Params& p, std::vector<EngineResult>* results);
+Status run_pitr(const Params& p, std::vector<EngineResult>* results);
+
+// --verify-ack-log: every logged write is present in the carrel directory.
+Status verify_ack_log(const std::string& log_path, const std::string& dir, uint64_t* checked);
+
+}  // namespace carrel::bench
