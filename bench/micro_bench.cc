@@ -288,6 +288,66 @@ void BM_SqliteFileInsert(benchmark::State& state) {
 }
 BENCHMARK(BM_SqliteFileInsert)->UseRealTime();
 
+// ---- SQL, many statements per turn: the per-statement cost without the turn's
+
+constexpr int kStatementsPerTurn = 100;
+
+void BM_CarrelSqlPointSelectInTurn(benchmark::State& state) {
+  auto& e = shared();
+  int i = 0;
+  for (auto _ : state) {
+    Status s = e.engine->run(e.sql_ref, [&](Context& ctx) -> Status {
+      for (int n = 0; n < kStatementsPerTurn; ++n) {
+        CARREL_ASSIGN_OR_RETURN(auto c,
+                                ctx.sql().exec("SELECT v FROM t WHERE id = ?", i++ % kKeys + 1));
+        benchmark::DoNotOptimize(c);
+      }
+      return Status::ok();
+    });
+    if (!s.is_ok()) state.SkipWithError(s.to_string().c_str());
+  }
+  state.SetItemsProcessed(state.iterations() * kStatementsPerTurn);
+}
+BENCHMARK(BM_CarrelSqlPointSelectInTurn)->UseRealTime();
+
+// An insert-heavy turn: 100 inserts, one commit (nosync).
+void BM_CarrelSqlInsertTurn(benchmark::State& state) {
+  auto& e = shared();
+  static int64_t next = 5000000;
+  std::string v(100, 'i');
+  for (auto _ : state) {
+    Status s = e.engine->run(e.sql_ref, [&](Context& ctx) -> Status {
+      for (int n = 0; n < kStatementsPerTurn; ++n) {
+        CARREL_RETURN_IF_ERROR(
+            ctx.sql().exec("INSERT INTO t(id, v) VALUES (?, ?)", next++, Blob{v}).status());
+      }
+      return Status::ok();
+    });
+    if (!s.is_ok()) state.SkipWithError(s.to_string().c_str());
+  }
+  state.SetItemsProcessed(state.iterations() * kStatementsPerTurn);
+}
+BENCHMARK(BM_CarrelSqlInsertTurn)->UseRealTime();
+
+// The same 100 inserts in one transaction on a native file, synchronous=OFF.
+void BM_SqliteFileInsertTxn(benchmark::State& state) {
+  auto& n = native();
+  static int64_t next = 5000000;
+  std::string v(100, 'i');
+  for (auto _ : state) {
+    sqlite3_exec(n.db, "BEGIN", nullptr, nullptr, nullptr);
+    for (int k = 0; k < kStatementsPerTurn; ++k) {
+      sqlite3_bind_int64(n.insert, 1, next++);
+      sqlite3_bind_blob(n.insert, 2, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+      if (sqlite3_step(n.insert) != SQLITE_DONE) state.SkipWithError("insert");
+      sqlite3_reset(n.insert);
+    }
+    sqlite3_exec(n.db, "COMMIT", nullptr, nullptr, nullptr);
+  }
+  state.SetItemsProcessed(state.iterations() * kStatementsPerTurn);
+}
+BENCHMARK(BM_SqliteFileInsertTxn)->UseRealTime();
+
 // ---- ids and bookmarks -----------------------------------------------------
 
 void BM_IdFromName(benchmark::State& state) {
