@@ -1,3 +1,6 @@
+#include <cmath>
+#include <mutex>
+#include <map>
 #include "bench/harness.h"
 
 #include <fcntl.h>
@@ -52,10 +55,37 @@ uint64_t OpSource::rand() {  // splitmix64: cheap and identical across engines
   return z ^ (z >> 31);
 }
 
+uint64_t OpSource::pick_object(uint64_t objects) {
+  if (!p_.zipfian || objects <= 1) return rand() % objects;
+  double theta = p_.zipf_theta;
+  if (zipf_n_ != objects) {  // once per source: O(objects)
+    zipf_n_ = objects;
+    double zeta2 = 1.0 + std::pow(0.5, theta);
+    // zeta(n, theta) is O(n): computed once per process for each (n, theta).
+    static std::mutex mutex;
+    static std::map<std::pair<uint64_t, double>, double> zetas;
+    std::lock_guard lock(mutex);
+    auto [it, fresh] = zetas.try_emplace({objects, theta}, 0.0);
+    if (fresh) {
+      for (uint64_t i = 1; i <= objects; ++i) it->second += 1.0 / std::pow(double(i), theta);
+    }
+    zipf_zetan_ = it->second;
+    zipf_alpha_ = 1.0 / (1.0 - theta);
+    zipf_eta_ = (1.0 - std::pow(2.0 / double(objects), 1.0 - theta)) / (1.0 - zeta2 / zipf_zetan_);
+    zipf_half_pow_ = 1.0 + std::pow(0.5, theta);
+  }
+  double u = double(rand() >> 11) * 0x1.0p-53;
+  double uz = u * zipf_zetan_;
+  if (uz < 1.0) return 0;
+  if (uz < zipf_half_pow_) return 1;
+  uint64_t rank = static_cast<uint64_t>(double(objects) * std::pow(zipf_eta_ * u - zipf_eta_ + 1.0, zipf_alpha_));
+  return std::min(rank, objects - 1);
+}
+
 Op OpSource::next(uint64_t seq, uint64_t global_index) {
   Op op;
   uint64_t objects = w_.name == "hot-object" ? 1 : p_.objects;
-  op.object = w_.each_object_once ? global_index : rand() % objects;
+  op.object = w_.each_object_once ? global_index : pick_object(objects);
   uint64_t preload = p_.preload ? p_.preload : w_.preload_default;
   char key[32];
   std::snprintf(key, sizeof key, "c%03d-%09llu", client_, static_cast<unsigned long long>(seq));

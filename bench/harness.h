@@ -44,6 +44,9 @@ struct Params {
   // pitr
   std::vector<uint64_t> history_commits = {100, 1000, 10000};
   uint64_t seed = 42;
+  // Object popularity: uniform, or zipfian with this theta (YCSB's default 0.99).
+  bool zipfian = false;
+  double zipf_theta = 0.99;
 };
 
 enum class OpKind : uint8_t { kPut, kGet, kSqlInsert, kSqlPoint, kChat, kWake };
@@ -81,6 +84,10 @@ class OpSource {
   int client_;
   uint64_t rng_;
   uint64_t rand();
+  uint64_t pick_object(uint64_t objects);
+  // Zipfian constants (Gray et al., as in YCSB), for the object count in use.
+  uint64_t zipf_n_ = 0;
+  double zipf_alpha_ = 0, zipf_zetan_ = 0, zipf_eta_ = 0, zipf_half_pow_ = 0;
 };
 
 std::string object_name(uint64_t object);                   // "o000123"

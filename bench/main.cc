@@ -172,6 +172,8 @@ Status write_json(const std::string& path, const Params& p,
   o << "\"objects\": " << p.objects << ", \"clients\": " << p.clients << ", \"ops\": " << p.ops
     << ", \"seconds\": " << jnum(p.seconds) << ", \"value_bytes\": " << p.value_bytes
     << ", \"durability\": \"" << (p.sync ? "sync" : "nosync") << "\", \"preload\": " << p.preload
+    << ", \"popularity\": \"" << (p.zipfian ? "zipfian" : "uniform") << "\""
+    << (p.zipfian ? ", \"zipf_theta\": " + jnum(p.zipf_theta) : std::string()) << ", \"seed\": " << p.seed
     << ", \"engines\": [";
   for (size_t i = 0; i < p.engines.size(); ++i) o << (i ? ", " : "") << '"' << p.engines[i] << '"';
   o << "]";
@@ -274,7 +276,13 @@ int real_main(int argc, char** argv) {
   app.add_option("--verify-ack-log", verify_log,
                  "check that every write in this ack log is present in --dir, then exit");
   app.add_option("--seed", p.seed, "seed of the operation streams (default 42)");
+  std::string popularity = "uniform";
+  app.add_option("--popularity", popularity, "object popularity: uniform (default) or zipfian")
+      ->check(CLI::IsMember({"uniform", "zipfian"}));
+  app.add_option("--zipf-theta", p.zipf_theta, "zipfian skew, 0 < theta < 1 (default 0.99)")
+      ->check(CLI::Range(0.01, 0.999));
   CLI11_PARSE(app, argc, argv);
+  p.zipfian = popularity == "zipfian";
 
   if (list) {
     std::printf("workloads:\n");
