@@ -494,7 +494,9 @@ void Turn::rollback() {
   layers_.emplace_back();
   dirty_bytes_ = 0;
   consumed_message_.reset();
-  if (act_.sql && act_.sql->in_turn()) act_.sql->rollback_turn();
+  // Also when SQLite already rolled the transaction back by itself (the turn is
+  // lost, not in_turn()): rollback_turn() is what returns the connection to idle.
+  if (act_.sql) act_.sql->rollback_turn();
   if (act_.page_source) act_.page_source->discard_turn_writes();
   sql_begin_depth_ = -1;
 }
