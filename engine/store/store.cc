@@ -118,12 +118,14 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
     store->dev_ = st.st_dev;
     store->ino_ = st.st_ino;
   }
-  CARREL_RETURN_IF_ERROR(store->open_env(options, !has_data));
-  CARREL_RETURN_IF_ERROR(store->init_or_check_meta(!has_data, options.sql_page_bytes));
+  bool creating = !has_data;
+  CARREL_RETURN_IF_ERROR(store->open_env(options, &creating));
+  CARREL_RETURN_IF_ERROR(store->init_or_check_meta(creating, options.sql_page_bytes));
   return store;
 }
 
-Status Store::open_env(const StoreOptions& options, bool creating) {
+Status Store::open_env(const StoreOptions& options, bool* creating_io) {
+  bool& creating = *creating_io;
   if (!read_only_) {
     std::string lock_path = dir_ + "/writer.lock";
     lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -166,6 +168,19 @@ Status Store::open_env(const StoreOptions& options, bool creating) {
   MDB_txn* txn = nullptr;
   rc = mdb_txn_begin(env_, nullptr, read_only_ ? MDB_RDONLY : 0, &txn);
   if (rc != 0) return from_mdb(rc, "begin transaction to open databases");
+  if (!creating && !read_only_) {
+    // A creation killed before its one transaction committed leaves data.mdb
+    // with an empty main database: create it now, as if it were missing.
+    MDB_dbi main_dbi = 0;
+    MDB_stat main_stat{};
+    rc = mdb_dbi_open(txn, nullptr, 0, &main_dbi);
+    if (rc == 0) rc = mdb_stat(txn, main_dbi, &main_stat);
+    if (rc != 0) {
+      mdb_txn_abort(txn);
+      return from_mdb(rc, "read the main database");
+    }
+    creating = main_stat.ms_entries == 0 && options.create_if_missing;
+  }
   for (size_t i = 0; i < kDbCount; ++i) {
     std::string name(db_name(static_cast<Db>(i)));
     rc = mdb_dbi_open(txn, name.c_str(), creating && !read_only_ ? MDB_CREATE : 0, &dbis_[i]);
@@ -179,27 +194,38 @@ Status Store::open_env(const StoreOptions& options, bool creating) {
       return from_mdb(rc, "open database " + name);
     }
   }
+  if (creating && !read_only_) {
+    // The databases and the format are created in one transaction, so a
+    // crash leaves either nothing or a complete engine directory.
+    Status s = write_meta(txn, options.sql_page_bytes);
+    if (!s.is_ok()) {
+      mdb_txn_abort(txn);
+      return s;
+    }
+  }
   rc = mdb_txn_commit(txn);
   return from_mdb(rc, "commit database handles");
 }
 
+Status Store::write_meta(MDB_txn* txn, uint32_t sql_page_bytes) {
+  std::string page_bytes;
+  append_u32(&page_bytes, sql_page_bytes);
+  MDB_val k1 = to_val(kFormatKey), v1 = to_val(kFormatValue);
+  MDB_val k2 = to_val(kPageBytesKey), v2 = to_val(page_bytes);
+  int rc = mdb_put(txn, dbi(Db::kMeta), &k1, &v1, 0);
+  if (rc == 0) rc = mdb_put(txn, dbi(Db::kMeta), &k2, &v2, 0);
+  return from_mdb(rc, "write engine format");
+}
+
 Status Store::init_or_check_meta(bool creating, uint32_t sql_page_bytes) {
+  if (creating) {  // open_env wrote the format with the databases
+    sql_page_bytes_ = sql_page_bytes;
+    return Status::ok();
+  }
   MDB_txn* txn = nullptr;
-  int rc = mdb_txn_begin(env_, nullptr, creating ? 0 : MDB_RDONLY, &txn);
+  int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn);
   if (rc != 0) return from_mdb(rc, "begin meta transaction");
   MDB_dbi meta = dbi(Db::kMeta);
-  if (creating) {
-    std::string page_bytes;
-    append_u32(&page_bytes, sql_page_bytes);
-    MDB_val k1 = to_val(kFormatKey), v1 = to_val(kFormatValue);
-    MDB_val k2 = to_val(kPageBytesKey), v2 = to_val(page_bytes);
-    rc = mdb_put(txn, meta, &k1, &v1, 0);
-    if (rc == 0) rc = mdb_put(txn, meta, &k2, &v2, 0);
-    if (rc == 0) rc = mdb_txn_commit(txn);
-    else mdb_txn_abort(txn);
-    sql_page_bytes_ = sql_page_bytes;
-    return from_mdb(rc, "write engine format");
-  }
   MDB_val k = to_val(kFormatKey), v;
   rc = mdb_get(txn, meta, &k, &v);
   if (rc != 0 || from_val(v) != kFormatValue) {

@@ -104,7 +104,9 @@ class Store {
  private:
   friend class ReadTxn;
   Store() = default;
-  Status open_env(const StoreOptions& options, bool creating);
+  // *creating: in, data.mdb is missing; out, the environment was (re)created.
+  Status open_env(const StoreOptions& options, bool* creating);
+  Status write_meta(MDB_txn* txn, uint32_t sql_page_bytes);
   Status init_or_check_meta(bool creating, uint32_t sql_page_bytes);
   void recycle(MDB_txn* txn);
 
