@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdio>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -106,6 +107,10 @@ TEST(CommitFaultTest, RandomCommitFailuresLoseNothingAcknowledgedAndHalfApplyNot
   EXPECT_GT(faults.injected(), 0u);
   EXPECT_GT(load.failed, 0u) << "no caller saw an injected failure";
   EXPECT_EQ(load.ok, uint64_t{kObjects} * 25);
+  std::printf("[ commit faults ] seed %llu: %llu commits failed on purpose, %llu calls failed\n",
+              static_cast<unsigned long long>(kSeed),
+              static_cast<unsigned long long>(faults.injected()),
+              static_cast<unsigned long long>(load.failed));
 
   ledger::Totals totals;
   Status s = ledger::check(**engine, kObjects, load.acked, &totals);
