@@ -24,6 +24,12 @@ Status io_status(const SqliteFailure& f, bool full) {
 }  // namespace
 
 Status status_from_sqlite(const SqliteFailure& f) {
+  // SQLite reports a denied function (load_extension) as SQLITE_ERROR "not
+  // authorized to use function", not SQLITE_AUTH: the authorizer's reason is
+  // still the clear error.
+  if ((f.rc & 0xff) == SQLITE_ERROR && !f.refusal.empty()) {
+    return Status::invalid_argument(said("SQL refused: ", f.refusal));
+  }
   switch (f.rc & 0xff) {
     case SQLITE_AUTH:
       return Status::invalid_argument(
