@@ -193,7 +193,14 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   std::mt19937_64 rng(args.seed);
   const auto start = std::chrono::steady_clock::now();
-  for (run.iteration = 1; run.iteration <= args.kills; ++run.iteration) run.kill_once(rng);
+  for (run.iteration = 1; run.iteration <= args.kills; ++run.iteration) {
+    run.kill_once(rng);
+    if (run.iteration % 100 == 0 && run.iteration < args.kills) {  // progress of a soak
+      std::printf("carrel-crash-test: %d kills survived, %llu turns committed\n", run.iteration,
+                  static_cast<unsigned long long>(run.turns));
+      std::fflush(stdout);
+    }
+  }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf(
