@@ -65,7 +65,7 @@ Result<DeadLetter> decode_dead(std::string_view name, std::string_view b) {
   DeadLetter d;
   d.failed_ms = static_cast<UnixMs>(store::read_u64(b, 0));
   uint32_t n = store::read_u32(b, 8);
-  if (12 + n > b.size()) return truncated("dead letter", name);
+  if (n > b.size() - 12) return truncated("dead letter", name);  // 12 + n could wrap in 32 bits
   d.last_error.assign(b.substr(12, n));
   CARREL_ASSIGN_OR_RETURN(d.entry, decode_entry(name, b.substr(12 + n)));
   return d;
