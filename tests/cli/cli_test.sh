@@ -383,7 +383,7 @@ exec 9>"$WORK/fifo"
 printf 'SELECT 41 + 1 AS answer;\n' >&9
 # Wait (bounded) until the holder has taken the writer lock: it writes its pid
 # into writer.lock after taking it. Reading the file never competes for the lock.
-for _ in $(seq 1 200); do
+for _ in $(seq 1 1200); do  # up to 60 s on a loaded machine
   [[ "$(cat "$DIR/writer.lock" 2>/dev/null)" == "$HOLDER_PID" ]] && break
   sleep 0.05
 done
