@@ -16,9 +16,12 @@ enum class Durability {
   // Default. A commit is fsynced before any output that depends on it is
   // released: an acknowledged turn survives a process crash and a power loss.
   kSync,
-  // Commits are written but not fsynced before outputs are released. An
-  // acknowledged turn survives a process crash; a power loss or kernel crash
-  // may lose the most recent commits (never part of one: each stays atomic).
+  // Commits are written (to the OS page cache) but not fsynced before outputs
+  // are released. An acknowledged turn survives a crash of the process. A power
+  // loss or kernel crash may lose the most recent commits, and because LMDB
+  // then does not order its data and meta page writes (MDB_NOSYNC), a file
+  // system that reorders writes may leave the environment damaged: use kSync
+  // wherever power loss matters. See docs/reliability.md.
   kNoSync,
 };
 
