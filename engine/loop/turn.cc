@@ -318,7 +318,7 @@ Status Turn::alarm_put(const AlarmEntry& e) {
                                     size_text(o.alarm_payload_bytes_max) + ")");
   }
   CARREL_ASSIGN_OR_RETURN(auto existing, alarm_lookup(e.name));
-  if (!existing) {
+  if (!existing && !alarm_count_below(o.alarms_per_object_max)) {
     CARREL_ASSIGN_OR_RETURN(auto all, alarm_list());
     if (all.size() >= o.alarms_per_object_max) {
       return Status::invalid_argument("object " + object_.label() + " has " +
@@ -330,6 +330,24 @@ Status Turn::alarm_put(const AlarmEntry& e) {
   CARREL_RETURN_IF_ERROR(add_dirty(e.name.size() + encoded.size()));
   layers_.back().alarms[e.name] = std::move(encoded);
   return Status::ok();
+}
+
+bool Turn::alarm_count_below(size_t max) {
+  // An upper bound without listing: the durable count plus every entry the
+  // pending commits and this turn's layers add. Only near the limit does
+  // alarm_put() count exactly.
+  auto raw = txn_.get(Db::kObjects, object_.id.raw());
+  if (!raw.is_ok()) return false;
+  size_t bound = 0;
+  if (*raw) {
+    auto rec = store::ObjectRecord::decode(**raw);
+    if (!rec.is_ok()) return false;
+    bound = rec->alarms;
+  }
+  for (auto& [n, p] : act_.pending.alarms) bound += p.value ? 1 : 0;
+  for (auto& layer : layers_)
+    for (auto& [n, v] : layer.alarms) bound += v ? 1 : 0;
+  return bound < max;
 }
 
 Result<bool> Turn::alarm_delete(std::string_view name) {

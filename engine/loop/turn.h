@@ -114,6 +114,7 @@ class Turn {
   Status add_dirty(size_t bytes);
   Result<std::optional<std::string>> kv_lookup(std::string_view key);
   Result<std::optional<std::string>> alarm_lookup(std::string_view name);
+  bool alarm_count_below(size_t max);
   Status bind_pages();
 
   EngineCore& core_;
