@@ -444,7 +444,9 @@ Status verify_ack_log(const std::string& log_path, const std::string& dir, uint6
   o.create_if_missing = false;
   CARREL_ASSIGN_OR_RETURN(auto engine, Engine::open(o));
   *checked = 0;
-  for (const auto& [label, writes] : by_object) {
+  for (const auto& object_writes : by_object) {
+    const std::string& label = object_writes.first;
+    const auto& writes = object_writes.second;  // not a binding: the turn's lambda captures it
     size_t colon = label.find(':');
     if (colon == std::string::npos)
       return Status::corruption("ack log object " + label + " is not CLASS:NAME");

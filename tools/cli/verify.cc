@@ -150,7 +150,7 @@ Status Verifier::walk(Db db, Visit visit) {
   uint64_t n = 0;
   std::string prev;
   for (bool ok = cur.first(); ok; ok = cur.next()) {
-    if (n > 0 && !(prev < cur.key())) problem("lmdb: " + name + " keys are out of order");
+    if (n > 0 && std::string_view(prev).compare(cur.key()) >= 0) problem("lmdb: " + name + " keys are out of order");
     prev.assign(cur.key());
     ++n;
     visit(cur.key(), cur.value());
@@ -297,7 +297,9 @@ Status Verifier::run() {
     CARREL_RETURN_IF_ERROR(walk(db, [](std::string_view, std::string_view) {}));
   }
   // (2) records vs counted data, then (4) SQL.
-  for (const auto& [id, r] : records_) {
+  for (const auto& entry : records_) {
+    const auto& id = entry.first;  // not a structured binding: lambdas below capture it
+    const auto& r = entry.second;
     if (!wanted(id)) continue;
     ++objects_checked_;
     Counted c = counted_[id];
