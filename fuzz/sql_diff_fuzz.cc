@@ -20,44 +20,17 @@
 #include <vector>
 
 #include "carrel/carrel.h"
+#include "fuzz/fuzz_engine.h"
 #include "fuzz/fuzz_input.h"
 
 namespace {
 
 using namespace carrel;
 
-[[noreturn]] void fail(const std::string& what) {
-  std::fprintf(stderr, "sql_diff: %s\n", what.c_str());
-  std::abort();
-}
+[[noreturn]] void fail(const std::string& what) { carrel::fuzz::fail("sql_diff", what); }
 
-struct Fixture {
-  std::string dir;
-  std::unique_ptr<Engine> engine;
-  Fixture() {
-    const char* base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/carrel-sql-fuzz-XXXXXX";
-    if (mkdtemp(tmpl.data()) == nullptr) fail("mkdtemp");
-    dir = tmpl;
-    Options o;
-    o.dir = dir;
-    o.durability = Durability::kNoSync;
-    o.history_retention_ms = 0;
-    o.workers = 1;
-    auto e = Engine::open(o);
-    if (!e.is_ok()) fail("open: " + e.status().to_string());
-    engine = std::move(*e);
-  }
-  ~Fixture() {
-    (void)engine->close();
-    engine.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
-};
-
-Fixture& fixture() {
-  static Fixture f;
+carrel::fuzz::EngineFixture& fixture() {
+  static carrel::fuzz::EngineFixture f("sql_diff");
   return f;
 }
 
