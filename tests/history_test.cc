@@ -365,6 +365,28 @@ TEST_F(EngineHistoryTest, NoHistoryRestoresOnlyTheCurrentBookmark) {
   EXPECT_EQ(snapshot(ref).kv, (Entries{{"k", "2"}}));
 }
 
+TEST_F(EngineHistoryTest, PerObjectCommitCapKeepsTheLastCommits) {
+  options_.history_commits_max = 5;
+  open();
+  auto ref = ObjectRef::named("Doc", "capped");
+  auto other = ObjectRef::named("Doc", "other");
+  std::vector<std::string> marks;
+  for (int i = 0; i < 20; ++i) {
+    clock_->advance_ms(10);
+    ASSERT_TRUE(put(ref, "k", std::to_string(i)).is_ok());
+    marks.push_back(bookmark(ref));
+  }
+  ASSERT_TRUE(put(other, "k", "x").is_ok());
+  // 5 records for the capped object (commits 16..20), 1 for the other.
+  EXPECT_EQ(testing::scan_db(*engine_, store::Db::kHistory).size(), 6u);
+  // Commit 15's state needs records 16..20: kept.
+  ASSERT_TRUE(engine_->restore(ref, marks[14]).is_ok());
+  EXPECT_EQ(snapshot(ref).kv, (Entries{{"k", "14"}}));
+  // Commit 10's state needs record 11, which the cap dropped.
+  auto r = engine_->restore(ref, marks[9]);
+  EXPECT_EQ(r.status().code(), Code::kNotFound) << r.status().to_string();
+}
+
 TEST_F(EngineHistoryTest, BookmarkOlderThanRetainedHistoryIsNotFound) {
   options_.history_retention_ms = 10000;
   open();

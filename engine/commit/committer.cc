@@ -34,6 +34,7 @@ Committer::Committer(store::Store& store, Clock& clock, const Options& options,
       clock_(clock),
       sync_(options.durability == Durability::kSync),
       keep_history_(options.history_retention_ms > 0),
+      history_commits_max_(options.history_commits_max),
       hook_(options.commit_hook),
       hooks_(std::move(hooks)),
       counters_(counters) {}
@@ -134,7 +135,7 @@ void Committer::commit_group(std::vector<Item>& group) {
   std::optional<GroupWriter> writer;
   size_t turns = 0;
   if (s.is_ok()) {
-    writer.emplace(store_, txn, now, keep_history_);
+    writer.emplace(store_, txn, now, keep_history_, history_commits_max_);
     for (CommitBatch* b : live) {
       if (!b->has_writes()) continue;
       ++turns;

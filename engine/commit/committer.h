@@ -74,6 +74,7 @@ class Committer {
   Clock& clock_;
   const bool sync_;
   const bool keep_history_;
+  const uint64_t history_commits_max_;
   CommitHook hook_;
   CommitterHooks hooks_;
   Counters& counters_;

@@ -240,6 +240,11 @@ Status GroupWriter::apply(const CommitBatch& b) {
   if (keep_history_) {
     st->undo.time_ms = r.last_commit_ms;
     CARREL_RETURN_IF_ERROR(put_raw(Db::kHistory, store::history_key(id, b.seq), st->undo.encode()));
+    if (history_commits_max_ != 0 && b.seq > history_commits_max_) {
+      // The per-object cap: the record that leaves the window goes in this commit.
+      CARREL_RETURN_IF_ERROR(
+          del_raw(Db::kHistory, store::history_key(id, b.seq - history_commits_max_)));
+    }
   }
   return Status::ok();
 }

@@ -31,8 +31,14 @@ Result<OutMessage> decode_message(std::string_view bytes);
 
 class GroupWriter {
  public:
-  GroupWriter(store::Store& store, MDB_txn* txn, int64_t now_ms, bool keep_history)
-      : store_(store), txn_(txn), now_ms_(now_ms), keep_history_(keep_history) {}
+  // history_commits_max: per-object cap on undo records, 0 for none.
+  GroupWriter(store::Store& store, MDB_txn* txn, int64_t now_ms, bool keep_history,
+              uint64_t history_commits_max)
+      : store_(store),
+        txn_(txn),
+        now_ms_(now_ms),
+        keep_history_(keep_history),
+        history_commits_max_(history_commits_max) {}
 
   // Writes one batch. On error the whole transaction must be aborted.
   Status apply(const CommitBatch& batch);
@@ -67,6 +73,7 @@ class GroupWriter {
   MDB_txn* txn_;
   int64_t now_ms_;
   bool keep_history_;
+  uint64_t history_commits_max_;
   std::unordered_map<ObjectId, ObjectState> objects_;
   size_t bytes_written_ = 0;
   std::vector<std::pair<uint64_t, OutMessage>> sent_;

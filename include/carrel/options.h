@@ -67,6 +67,11 @@ struct Options {
 
   // History (point-in-time recovery). 0 turns history off.
   int64_t history_retention_ms = int64_t{30} * 24 * 3600 * 1000;
+  // Per-object cap on retained history, in commits (0: no cap). Each commit
+  // drops the undo record that falls out of the window, so an object keeps at
+  // most this many (plus any left from before the cap was lowered, which
+  // retention by time removes).
+  uint64_t history_commits_max = 0;
 
   // Alarms.
   int64_t alarm_retry_initial_ms = 2000;  // first backoff; doubles per retry
