@@ -17,7 +17,8 @@
 // CARREL_POWERCUT_IGNORE_SYNC=1 (a check of the checker, never used by CTest)
 // makes fdatasync/fsync drop the pending list instead of applying it, so the
 // shadow only gets the O_DSYNC meta page writes: the checker must then see
-// lost acknowledged turns.
+// lost acknowledged turns. CARREL_POWERCUT_IGNORE_SYNC=2 drops the O_DSYNC
+// writes too: the disk keeps nothing the process wrote.
 //
 // Not modelled: torn sector writes, reordering of the writes inside one
 // fdatasync, drive caches that acknowledge a flush they did not do.
@@ -101,7 +102,7 @@ __attribute__((constructor)) static void init(void) {
   const char* s = getenv("CARREL_POWERCUT_SHADOW");
   if (s && *s) shadow_path = s;
   const char* i = getenv("CARREL_POWERCUT_IGNORE_SYNC");
-  ignore_sync = i && strcmp(i, "1") == 0;
+  ignore_sync = i ? atoi(i) : 0;
 }
 
 static int is_data_file(const char* path) {
@@ -170,7 +171,9 @@ static void record(int fd, const struct iovec* iov, int iovcnt, size_t n, off_t 
     done += take;
   }
   pthread_mutex_lock(&mutex);
-  if (tracked[fd] == kTrackedSync) {  // O_DSYNC: durable when the write returned
+  if (tracked[fd] == kTrackedSync && ignore_sync >= 2) {
+    free(p);
+  } else if (tracked[fd] == kTrackedSync) {  // O_DSYNC: durable when the write returned
     write_all(shadow_fd, p->bytes, p->length, p->offset);
     if (REAL(fdatasync)(shadow_fd) != 0) die("fdatasync the shadow file");
     free(p);
