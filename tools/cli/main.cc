@@ -31,7 +31,10 @@ std::optional<T> given(const CLI::Option* opt, const T& value) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+namespace carrel::cli {
+
+// The whole command line; main() in tools/carrel_main.cc, and fuzz/cli_fuzz.cc, call it.
+int run_main(int argc, char** argv) {
   namespace cli = carrel::cli;
   CLI::App app{"carrel: inspect and repair a carrel engine directory", "carrel"};
   app.require_subcommand(1);
@@ -203,3 +206,5 @@ int main(int argc, char** argv) {
   }
   return run ? run() : cli::kExitUsage;
 }
+
+}  // namespace carrel::cli
