@@ -221,6 +221,22 @@ Result<std::string> add(Context& ctx, int64_t delta) {
   return std::to_string(n);
 }
 
+// Class "Counter" whose "block" request sets *blocked and waits on the latch;
+// every request then adds 1.
+Status register_blocking_counter(Engine& e, std::shared_ptr<Probe> probe, Latch& latch,
+                                 std::shared_ptr<std::atomic<bool>> blocked) {
+  return register_scripted(e, "Counter", std::move(probe),
+                           [&latch, blocked](Context& ctx, const Request& req) {
+                             if (req.method == "block") {
+                               blocked->store(true);
+                               if (!latch.wait()) {
+                                 return Result<std::string>(Status::aborted("latch timeout"));
+                               }
+                             }
+                             return add(ctx, 1);
+                           });
+}
+
 // The counter script: "add" (+1, or +payload), "get".
 Result<std::string> counter(Context& ctx, const Request& req) {
   if (req.method == "add") return add(ctx, req.payload.empty() ? 1 : std::stoll(req.payload));
@@ -987,14 +1003,7 @@ TEST(LoopMailbox, FullMailboxIsBusyAtOnceAndDropsNothingAccepted) {
   ReleaseOnExit guard{nullptr, {&latch}};
   auto probe = std::make_shared<Probe>();
   auto blocked = std::make_shared<std::atomic<bool>>(false);
-  ASSERT_TRUE(
-      register_scripted(*e, "Counter", probe, [&latch, blocked](Context& ctx, const Request& req) {
-        if (req.method == "block") {
-          blocked->store(true);
-          if (!latch.wait()) return Result<std::string>(Status::aborted("latch timeout"));
-        }
-        return add(ctx, 1);
-      }).is_ok());
+  ASSERT_TRUE(register_blocking_counter(*e, probe, latch, blocked).is_ok());
   Stub s = e->stub("Counter", "c");
   auto fblock = s.call("block", "");
   ASSERT_TRUE(eventually([&] { return blocked->load(); }));
@@ -1174,14 +1183,7 @@ TEST(LoopClose, CloseWaitsForARunningHandlerThenReplies) {
   ReleaseOnExit guard{nullptr, {&latch}};
   auto probe = std::make_shared<Probe>();
   auto blocked = std::make_shared<std::atomic<bool>>(false);
-  ASSERT_TRUE(
-      register_scripted(*e, "Counter", probe, [&latch, blocked](Context& ctx, const Request& req) {
-        if (req.method == "block") {
-          blocked->store(true);
-          if (!latch.wait()) return Result<std::string>(Status::aborted("latch timeout"));
-        }
-        return add(ctx, 1);
-      }).is_ok());
+  ASSERT_TRUE(register_blocking_counter(*e, probe, latch, blocked).is_ok());
   Stub s = e->stub("Counter", "c");
   auto fblock = s.call("block", "");
   ASSERT_TRUE(eventually([&] { return blocked->load(); }));
