@@ -1,5 +1,5 @@
-// carrel through its public API: a registered class, Stub::call from the
-// client threads, each waiting for its reply (one call in flight per client).
+// carrel through its public API: a registered class, Stub::call_blocking from
+// the client threads, each waiting for its reply (one call in flight per client).
 #include <future>
 
 #include "bench/bench_handler.h"
@@ -99,7 +99,7 @@ class CarrelTarget final : public Target {
         payload = u64_bytes(op.row) + op.value;
         break;
     }
-    return stub.call(method, payload).get().status();
+    return stub.call_blocking(method, payload).status();
   }
 
   void end_measure(EngineResult* r) override {

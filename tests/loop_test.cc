@@ -1263,5 +1263,269 @@ TEST(LoopStats, GroupCommitPutsManyTurnsInOneCommit) {
   EXPECT_GT(st.bytes_written, 0u);
 }
 
+// ---------------------------------------------------------------------------
+// Rule 13 (fast path, object.h invariant (5)): a blocking call to an idle
+// object runs its turn on the caller's thread, under the same gates.
+
+// Stub::call_blocking on a thread of its own, so that the test's wait for it
+// stays bounded; *caller gets that thread's id.
+std::future<Result<std::string>> call_blocking_on_thread(Stub s, std::string method,
+                                                         std::string payload,
+                                                         std::thread::id* caller = nullptr,
+                                                         CallOptions options = {}) {
+  return std::async(std::launch::async, [=]() mutable {
+    if (caller) *caller = std::this_thread::get_id();
+    return s.call_blocking(method, payload, options);
+  });
+}
+
+// Class "Where": "add" and "get" as the counter; "block" waits on the latch
+// first. Every request records the thread it ran on in *ran_on.
+Status register_where(Engine& e, std::shared_ptr<Probe> probe, Latch& latch,
+                      std::shared_ptr<std::atomic<bool>> blocked,
+                      std::shared_ptr<std::thread::id> ran_on) {
+  return register_scripted(
+      e, "Where", std::move(probe),
+      [&latch, blocked, ran_on](Context& ctx, const Request& req) -> Result<std::string> {
+        *ran_on = std::this_thread::get_id();
+        if (req.method == "block") {
+          blocked->store(true);
+          if (!latch.wait()) return Status::aborted("latch timeout");
+          return add(ctx, 1);
+        }
+        return counter(ctx, req);
+      });
+}
+
+TEST(LoopFastPath, BlockingCallToAnIdleObjectRunsOnTheCallersThread) {
+  testing::TempDir dir;
+  auto e = open_or_die(options_in(dir));
+  ASSERT_TRUE(e);
+  Latch latch;
+  auto probe = std::make_shared<Probe>();
+  auto ran_on = std::make_shared<std::thread::id>();
+  ASSERT_TRUE(
+      register_where(*e, probe, latch, std::make_shared<std::atomic<bool>>(), ran_on).is_ok());
+  std::thread::id caller;
+  auto f = call_blocking_on_thread(e->stub("Where", "w"), "add", "", &caller);
+  EXPECT_EQ(value_or_error(reply_of(f)), "1");
+  EXPECT_EQ(*ran_on, caller);
+  // Engine::run takes the same path; the reply implies durability as ever.
+  std::thread::id run_on, runner;
+  auto r = std::async(std::launch::async, [&] {
+    runner = std::this_thread::get_id();
+    return e->run(ObjectRef::named("Where", "w"), [&](Context& ctx) {
+      run_on = std::this_thread::get_id();
+      return add(ctx, 1).status();
+    });
+  });
+  ASSERT_TRUE(ready(r));
+  EXPECT_TRUE(r.get().is_ok());
+  EXPECT_EQ(run_on, runner);
+  EXPECT_EQ(durable_kv(*e, ObjectRef::named("Where", "w"), "n").value_or("absent"), "2");
+  EngineStats st = e->stats();
+  EXPECT_EQ(st.turns_inline, 2u);
+  EXPECT_EQ(st.turns_run, 2u);
+  EXPECT_EQ(st.active_objects, 1u);
+}
+
+TEST(LoopFastPath, EventFromAWorkerDuringAnInlineTurnQueuesAndRunsAfterIt) {
+  testing::TempDir dir;
+  Options o = options_in(dir);
+  o.workers = 2;
+  auto e = open_or_die(o);
+  ASSERT_TRUE(e);
+  Latch latch;
+  ReleaseOnExit guard{nullptr, {&latch}};
+  auto probe = std::make_shared<Probe>();
+  auto blocked = std::make_shared<std::atomic<bool>>(false);
+  auto ran_on = std::make_shared<std::thread::id>();
+  ASSERT_TRUE(register_where(*e, probe, latch, blocked, ran_on).is_ok());
+  // "Caller" objects call Where/w from a worker's turn.
+  ASSERT_TRUE(register_scripted(*e, "Caller", std::make_shared<Probe>(),
+                                [](Context& ctx, const Request&) -> Result<std::string> {
+                                  return ctx.call(ObjectRef::named("Where", "w"), "add", "");
+                                })
+                  .is_ok());
+  std::thread::id caller;
+  auto inline_turn = call_blocking_on_thread(e->stub("Where", "w"), "block", "", &caller);
+  ASSERT_TRUE(eventually([&] { return blocked->load(); }));
+  EXPECT_EQ(e->stats().turns_inline, 1u);
+  // A worker's ctx.call and a plain call race the inline turn: both queue.
+  auto from_worker = e->stub("Caller", "c").call("go", "");
+  auto from_client = e->stub("Where", "w").call("add", "");
+  EXPECT_EQ(from_client.wait_for(50ms), std::future_status::timeout);
+  latch.open();
+  EXPECT_EQ(value_or_error(reply_of(inline_turn)), "1");
+  auto a = reply_of(from_worker), b = reply_of(from_client);
+  ASSERT_TRUE(a.is_ok() && b.is_ok()) << value_or_error(a) << " " << value_or_error(b);
+  std::set<std::string> replies{a.value(), b.value()};
+  EXPECT_EQ(replies, (std::set<std::string>{"2", "3"}));  // after the inline turn, in turn
+  EXPECT_NE(*ran_on, caller);                             // the queued events ran on a worker
+  EXPECT_FALSE(probe->overlap.load());
+  EXPECT_EQ(e->stats().turns_inline, 1u);
+}
+
+TEST(LoopFastPath, BlockingCallToABusyObjectIsQueuedBehindItsTurn) {
+  testing::TempDir dir;
+  auto e = open_or_die(options_in(dir));
+  ASSERT_TRUE(e);
+  Latch latch;
+  ReleaseOnExit guard{nullptr, {&latch}};
+  auto probe = std::make_shared<Probe>();
+  auto blocked = std::make_shared<std::atomic<bool>>(false);
+  auto ran_on = std::make_shared<std::thread::id>();
+  ASSERT_TRUE(register_where(*e, probe, latch, blocked, ran_on).is_ok());
+  auto on_worker = e->stub("Where", "w").call("block", "");
+  ASSERT_TRUE(eventually([&] { return blocked->load(); }));
+  std::thread::id caller;
+  auto waiting = call_blocking_on_thread(e->stub("Where", "w"), "add", "", &caller);
+  EXPECT_EQ(waiting.wait_for(50ms), std::future_status::timeout);
+  latch.open();
+  EXPECT_EQ(value_or_error(reply_of(on_worker)), "1");
+  EXPECT_EQ(value_or_error(reply_of(waiting)), "2");
+  EXPECT_NE(*ran_on, caller);
+  EXPECT_EQ(e->stats().turns_inline, 0u);
+  EXPECT_FALSE(probe->overlap.load());
+}
+
+TEST(LoopFastPath, InlineTurnCallsOutWithoutStarvingThePoolAndReentryIsDeadlock) {
+  testing::TempDir dir;
+  Options o = options_in(dir);
+  o.workers = 1;
+  auto e = open_or_die(o);
+  ASSERT_TRUE(e);
+  auto probe = std::make_shared<Probe>();
+  // "chain": call the next object (payload: how many more) and wrap its reply.
+  // "ping"/"pong" as in LoopCall.ReentryIsDeadlockNotAHang.
+  ASSERT_TRUE(
+      register_scripted(
+          *e, "Loop", probe,
+          [](Context& ctx, const Request& req) -> Result<std::string> {
+            if (req.method == "chain") {
+              int left = std::stoi(req.payload);
+              CARREL_RETURN_IF_ERROR(ctx.kv().put("visited", "1"));
+              if (left == 0) return std::string("end");
+              auto next = ObjectRef::named("Loop", ctx.object().name + "+");
+              CARREL_ASSIGN_OR_RETURN(auto r, ctx.call(next, "chain", std::to_string(left - 1)));
+              return std::to_string(left) + "<" + r;
+            }
+            Result<std::string> r = std::string();
+            if (req.method == "ping") {
+              r = ctx.call(ObjectRef::named("Loop", req.payload), "pong", ctx.object().name);
+              if (r.is_ok()) return r;  // b's verdict
+            }
+            if (req.method == "pong") {
+              r = ctx.call(ObjectRef::named("Loop", req.payload), "ping", "x");
+            }
+            return std::string(code_name(r.status().code()));
+          })
+          .is_ok());
+  // One worker, and every object on the chain blocks in ctx.call.
+  auto chain = call_blocking_on_thread(e->stub("Loop", "a"), "chain", "3");
+  EXPECT_EQ(value_or_error(reply_of(chain)), "3<2<1<end");
+  auto reentry = call_blocking_on_thread(e->stub("Loop", "p"), "ping", "q");
+  EXPECT_EQ(value_or_error(reply_of(reentry)), "Deadlock");  // q's call back to p
+  EXPECT_EQ(e->stats().turns_inline, 2u);
+}
+
+TEST(LoopFastPath, CloseDuringAnInlineTurnWaitsForItAndRunsWhatQueued) {
+  testing::TempDir dir;
+  Options o = options_in(dir);
+  auto e = open_or_die(o);
+  ASSERT_TRUE(e);
+  Latch latch;
+  ReleaseOnExit guard{nullptr, {&latch}};
+  auto probe = std::make_shared<Probe>();
+  auto blocked = std::make_shared<std::atomic<bool>>(false);
+  auto ran_on = std::make_shared<std::thread::id>();
+  ASSERT_TRUE(register_where(*e, probe, latch, blocked, ran_on).is_ok());
+  auto inline_turn = call_blocking_on_thread(e->stub("Where", "w"), "block", "");
+  ASSERT_TRUE(eventually([&] { return blocked->load(); }));
+  ASSERT_EQ(e->stats().turns_inline, 1u);
+  auto queued = e->stub("Where", "w").call("add", "");
+  auto closed = std::async(std::launch::async, [&] { return e->close(); });
+  EXPECT_EQ(closed.wait_for(50ms), std::future_status::timeout);
+  latch.open();
+  ASSERT_TRUE(ready(closed)) << "close() hung";
+  EXPECT_TRUE(closed.get().is_ok());
+  EXPECT_EQ(value_or_error(reply_of(inline_turn)), "1");
+  EXPECT_EQ(value_or_error(reply_of(queued)), "2");
+  e.reset();
+  e = open_or_die(o);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(durable_kv(*e, ObjectRef::named("Where", "w"), "n").value_or("absent"), "2");
+}
+
+TEST(LoopFastPath, InlineReadSeesAPendingWriteAndItsReplyWaitsForThatCommit) {
+  testing::TempDir dir;
+  auto gate = std::make_shared<CommitGate>();
+  Options o = options_in(dir);
+  o.commit_hook = gate->hook();
+  auto e = open_or_die(o);
+  ASSERT_TRUE(e);
+  ReleaseOnExit guard{gate, {}};
+  auto probe = std::make_shared<Probe>();
+  ASSERT_TRUE(register_scripted(*e, "Counter", probe, counter).is_ok());
+  Stub s = e->stub("Counter", "c");
+
+  gate->hold();
+  CallOptions unconfirmed;
+  unconfirmed.allow_unconfirmed = true;
+  // Returns once the inline turn ended and the object is idle again.
+  auto wrote = call_blocking_on_thread(s, "add", "", nullptr, unconfirmed);
+  EXPECT_EQ(value_or_error(reply_of(wrote)), "1");
+  ASSERT_TRUE(gate->wait_held().has_value());
+  auto read = call_blocking_on_thread(s, "get", "");
+  // The read ran (inline) and saw the pending write; its reply waits for the commit.
+  EXPECT_TRUE(eventually([&] { return e->stats().turns_run == 2; }));
+  EXPECT_EQ(read.wait_for(50ms), std::future_status::timeout);
+  EXPECT_FALSE(durable_kv(*e, s.object(), "n").has_value());
+  gate->release();
+  EXPECT_EQ(value_or_error(reply_of(read)), "1");
+  EXPECT_EQ(durable_kv(*e, s.object(), "n").value_or("absent"), "1");
+  EXPECT_EQ(e->stats().turns_inline, 2u);
+}
+
+TEST(LoopFastPath, FailedInlineTurnRollsBack) {
+  testing::TempDir dir;
+  auto e = open_or_die(options_in(dir));
+  ASSERT_TRUE(e);
+  auto probe = std::make_shared<Probe>();
+  ASSERT_TRUE(register_scripted(*e, "Counter", probe, counter).is_ok());
+  auto ref = ObjectRef::named("Counter", "c");
+  auto failed = std::async(std::launch::async, [&] {
+    return e->run(ref, [](Context& ctx) -> Status {
+      CARREL_RETURN_IF_ERROR(ctx.kv().put("n", "41"));
+      CARREL_RETURN_IF_ERROR(ctx.sql().exec("CREATE TABLE t(x)").status());
+      return Status::invalid_argument("refused");
+    });
+  });
+  ASSERT_TRUE(ready(failed));
+  EXPECT_EQ(failed.get().code(), Code::kInvalidArgument);
+  auto threw = std::async(std::launch::async, [&] {
+    return e->run(ref, [](Context& ctx) -> Status {
+      CARREL_RETURN_IF_ERROR(ctx.kv().put("n", "42"));
+      throw std::runtime_error("boom");
+    });
+  });
+  ASSERT_TRUE(ready(threw));
+  EXPECT_EQ(threw.get().code(), Code::kAborted);
+  auto read = call_blocking_on_thread(e->stub("Counter", "c"), "get", "");
+  EXPECT_EQ(value_or_error(reply_of(read)), "0");
+  auto tables = std::async(std::launch::async, [&] {
+    return e->run(ref, [](Context& ctx) -> Status {
+      CARREL_ASSIGN_OR_RETURN(auto rows, ctx.sql().exec("SELECT name FROM sqlite_master"));
+      return rows.rows().empty() ? Status::ok() : Status::aborted("table t survived");
+    });
+  });
+  ASSERT_TRUE(ready(tables));
+  EXPECT_TRUE(tables.get().is_ok());
+  EngineStats st = e->stats();
+  EXPECT_EQ(st.turns_failed, 2u);
+  EXPECT_EQ(st.turns_inline, 4u);
+  EXPECT_EQ(st.commits, 0u);
+}
+
 }  // namespace
 }  // namespace carrel

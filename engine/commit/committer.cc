@@ -25,6 +25,7 @@ EngineStats Counters::snapshot() const {
   s.alarms_delivered = r(alarms_delivered);
   s.alarms_failed = r(alarms_failed);
   s.messages_delivered = r(messages_delivered);
+  s.turns_inline = r(turns_inline);
   return s;
 }
 

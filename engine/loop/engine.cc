@@ -37,7 +37,7 @@ std::future<Status> Engine::submit(const ObjectRef& object, std::function<Status
 }
 
 Status Engine::run(const ObjectRef& object, const std::function<Status(Context&)>& fn) {
-  return submit(object, fn).get();
+  return core_->run_blocking(object, fn);
 }
 
 Result<std::string> Engine::current_bookmark(const ObjectRef& object) {
@@ -65,6 +65,11 @@ std::future<Result<std::string>> Stub::call(std::string_view method, std::string
       method, payload, [promise](Result<std::string> r) { promise->set_value(std::move(r)); },
       options);
   return future;
+}
+
+Result<std::string> Stub::call_blocking(std::string_view method, std::string_view payload,
+                                        CallOptions options) {
+  return core_->call_blocking(object_, Request{std::string(method), std::string(payload)}, options);
 }
 
 void Stub::call_async(std::string_view method, std::string_view payload, ReplyCallback done,

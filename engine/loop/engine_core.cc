@@ -1,6 +1,7 @@
 #include "engine/loop/engine_core.h"
 
 #include <algorithm>
+#include <cassert>
 #include <future>
 
 #include "engine/alarm/scheduler.h"
@@ -8,12 +9,24 @@
 #include "engine/history/bookmark.h"
 #include "engine/history/undo.h"
 #include "engine/loop/page_source.h"
+#include "engine/loop/reply_slot.h"
 #include "engine/sql/sql_database.h"
 #include "engine/store/keys.h"
 #include "engine/store/object_record.h"
 
 namespace carrel::detail {
 namespace {
+
+// The engine whose worker pool this thread belongs to; nullptr on every other
+// thread (callers running inline turns among them). Invariant (2) of engine_core.h.
+thread_local const EngineCore* tl_worker_of = nullptr;
+
+// Holds EngineCore::posts_in_progress_ for a scope (close() waits for it to drop).
+struct InProgress {
+  explicit InProgress(std::atomic<int>& n) : n_(n) { n_.fetch_add(1); }
+  ~InProgress() { n_.fetch_sub(1); }
+  std::atomic<int>& n_;
+};
 
 Status validate(const Options& o) {
   auto bad = [](std::string m) { return Status::invalid_argument(std::move(m)); };
@@ -144,18 +157,18 @@ std::shared_ptr<ObjectSlot> EngineCore::slot_for(const ObjectId& id, bool* creat
   // REQUIRES: shard.mutex held by the caller.
   auto& slot = shard.slots[id];
   *created = !slot;
-  if (!slot) slot = std::make_shared<ObjectSlot>(id);
+  if (!slot) {
+    slot = std::make_shared<ObjectSlot>(id);
+    uint64_t n = counters_.active_objects.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (n > options_.active_objects_max) janitor_cv_.notify_all();
+  }
   return slot;
 }
 
 Status EngineCore::post(Event event) {
   // close() waits for posts in progress before it stops the workers, so an
   // event accepted here always finds a worker (seq_cst pairs with close()).
-  posts_in_progress_.fetch_add(1);
-  struct Done {
-    std::atomic<int>& n;
-    ~Done() { n.fetch_sub(1); }
-  } done{posts_in_progress_};
+  InProgress in_progress(posts_in_progress_);
   if (closing_.load()) {
     return Status::aborted("engine is closing; event for " + event.object.label() + " not accepted");
   }
@@ -177,17 +190,77 @@ Status EngineCore::post(Event event) {
     slot->last_used_ms.store(clock().now_ms(), std::memory_order_relaxed);
     if (!slot->scheduled) slot->scheduled = schedule = true;
   }
-  if (created) {
-    uint64_t n = counters_.active_objects.fetch_add(1, std::memory_order_relaxed) + 1;
-    if (n > options_.active_objects_max) janitor_cv_.notify_all();
-  }
-  if (schedule) {
-    std::lock_guard lock(run_mutex_);
-    ready_.push_back(std::move(slot));
-    if (idle_threads_ == 0 && live_threads_ - blocked_threads_ < workers_) spawn_worker_locked();
-    run_cv_.notify_one();
-  }
+  if (schedule) enqueue_ready(std::move(slot));
   return Status::ok();
+}
+
+void EngineCore::enqueue_ready(std::shared_ptr<ObjectSlot> slot) {
+  std::lock_guard lock(run_mutex_);
+  ready_.push_back(std::move(slot));
+  if (idle_threads_ == 0 && live_threads_ - blocked_threads_ < workers_) spawn_worker_locked();
+  run_cv_.notify_one();
+}
+
+std::shared_ptr<ObjectSlot> EngineCore::claim_idle(const ObjectId& id) {
+  Shard& shard = shards_[std::hash<ObjectId>()(id) % kShards];
+  bool created = false;
+  std::lock_guard lock(shard.mutex);
+  std::shared_ptr<ObjectSlot> slot = slot_for(id, &created);
+  std::lock_guard slot_lock(slot->mutex);
+  assert(slot->scheduled || slot->mailbox.empty());  // object.h invariant (5)
+  if (slot->scheduled) return nullptr;
+  slot->scheduled = true;  // this thread owns the slot now: object.h invariant (1)
+  slot->last_used_ms.store(clock().now_ms(), std::memory_order_relaxed);
+  return slot;
+}
+
+void EngineCore::release_inline(std::shared_ptr<ObjectSlot> slot) {
+  {
+    std::lock_guard lock(slot->mutex);
+    assert(slot->scheduled);
+    if (slot->mailbox.empty()) {
+      slot->scheduled = false;
+      return;
+    }
+  }
+  enqueue_ready(std::move(slot));  // events arrived during the turn: a worker takes them
+}
+
+bool EngineCore::run_inline(Event& event) {
+  InProgress in_progress(posts_in_progress_);  // invariant (1)
+  if (closing_.load() || options_.read_only) return false;
+  std::shared_ptr<ObjectSlot> slot = claim_idle(event.object.id);
+  if (!slot) return false;
+  counters_.turns_inline.fetch_add(1, std::memory_order_relaxed);
+  run_event(slot, event);  // invariant (3)
+  release_inline(std::move(slot));
+  return true;
+}
+
+Result<std::string> EngineCore::run_or_post_and_wait(Event event) {
+  ReplySlot<Result<std::string>> reply;
+  event.done = [&reply](Result<std::string> r) { reply.fill(std::move(r)); };
+  if (!run_inline(event)) CARREL_RETURN_IF_ERROR(post(std::move(event)));
+  return reply.wait();
+}
+
+Result<std::string> EngineCore::call_blocking(const ObjectRef& object, Request request,
+                                              CallOptions options) {
+  Event ev;
+  ev.kind = EventKind::kRequest;
+  ev.object = object;
+  ev.request = std::move(request);
+  ev.allow_unconfirmed = options.allow_unconfirmed;
+  return run_or_post_and_wait(std::move(ev));
+}
+
+Status EngineCore::run_blocking(const ObjectRef& object,
+                                const std::function<Status(Context&)>& fn) {
+  Event ev;
+  ev.kind = EventKind::kRun;
+  ev.object = object;
+  ev.fn = fn;
+  return run_or_post_and_wait(std::move(ev)).status();
 }
 
 void EngineCore::call(const ObjectRef& object, Request request, CallOptions options,
@@ -208,7 +281,12 @@ void EngineCore::spawn_worker_locked() {
   threads_.emplace_back([this] { worker_main(); });
 }
 
+bool EngineCore::on_worker_thread() const {
+  return tl_worker_of == this;
+}
+
 Status EngineCore::begin_blocking() {
+  if (!on_worker_thread()) return Status::ok();  // invariant (2)
   std::lock_guard lock(run_mutex_);
   if (blocked_threads_ >= options_.workers_blocked_extra_max) {
     return Status::busy("too many workers are blocked in calls (workers_blocked_extra_max " +
@@ -222,11 +300,13 @@ Status EngineCore::begin_blocking() {
 }
 
 void EngineCore::end_blocking() {
+  if (!on_worker_thread()) return;  // invariant (2)
   std::lock_guard lock(run_mutex_);
   --blocked_threads_;
 }
 
 void EngineCore::worker_main() {
+  tl_worker_of = this;
   std::unique_lock lock(run_mutex_);
   for (;;) {
     while (ready_.empty() && !stopping_workers_) {

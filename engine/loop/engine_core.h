@@ -6,7 +6,20 @@
 //    each owns the slots it took from the run queue (object.h invariant (1));
 //  - the committer: the LMDB write transaction (committer.h);
 //  - the scheduler: the timetable scan that posts due alarms (scheduler.h);
-//  - the janitor: eviction of idle objects, redelivery, history retention.
+//  - the janitor: eviction of idle objects, redelivery, history retention;
+//  - callers of the blocking entry points (run_blocking, call_blocking): run
+//    one turn inline when its object is idle (object.h invariant (5)).
+//
+// Invariants of the fast path:
+//  (1) An inline turn holds posts_in_progress_ from claiming the slot until
+//      the slot is released, so close() waits for it, and an event that
+//      arrived meanwhile finds the workers still running when it is handed on.
+//  (2) A thread that is not one of this engine's workers never counts in
+//      blocked_threads_: begin_blocking/end_blocking compensate only for
+//      workers, since an inline caller blocking in ctx.call takes no worker
+//      away from the pool.
+//  (3) An inline turn runs exactly the code a worker runs for the event
+//      (run_event): same input gate, output gate, counters and failure paths.
 #pragma once
 
 #include <array>
@@ -56,6 +69,12 @@ class EngineCore {
   void call(const ObjectRef& object, Request request, CallOptions options,
             std::vector<ObjectId> chain, std::function<void(Result<std::string>)> done);
 
+  // Blocking entry points: the event runs on the calling thread when its
+  // object is idle (the fast path), else it is posted; either way the caller
+  // waits for the reply. Errors as for post(), or the turn's.
+  Result<std::string> call_blocking(const ObjectRef& object, Request request, CallOptions options);
+  Status run_blocking(const ObjectRef& object, const std::function<Status(Context&)>& fn);
+
   // A worker is about to wait on another thread (ctx.call, restore): keep
   // Options::workers runnable. Busy when workers_blocked_extra_max are blocked.
   Status begin_blocking();
@@ -82,7 +101,18 @@ class EngineCore {
   explicit EngineCore(Options options);
   Status start();
   void spawn_worker_locked();
+  // Puts a scheduled slot on the run queue and wakes (or adds) a worker.
+  void enqueue_ready(std::shared_ptr<ObjectSlot> slot);
+  // The fast path (object.h invariant (5)): claims the event's object when it
+  // is idle and runs the event here. false, event untouched: not idle (or
+  // closing); the caller posts it instead.
+  bool run_inline(Event& event);
+  std::shared_ptr<ObjectSlot> claim_idle(const ObjectId& id);
+  void release_inline(std::shared_ptr<ObjectSlot> slot);
+  // Runs the event inline or posts it, then waits for its reply.
+  Result<std::string> run_or_post_and_wait(Event event);
   void worker_main();
+  bool on_worker_thread() const;
   void run_slot(const std::shared_ptr<ObjectSlot>& slot);
   void run_event(const std::shared_ptr<ObjectSlot>& slot, Event& event);
   Status prepare(ObjectSlot& slot, const Event& event, store::ReadTxn& txn);

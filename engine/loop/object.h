@@ -11,6 +11,13 @@
 //      when sealed_seq > durable_seq; it is evicted only when it has none (or
 //      when a failed commit bumped its generation: then it resets anyway).
 //  (4) A retired slot accepts no events; a new slot is made for the id.
+//  (5) Inline turns (the fast path): a thread blocked in Engine::run or
+//      Stub::call_blocking may itself take a slot that is idle (scheduled ==
+//      false, mailbox empty), setting scheduled under mutex as post() does
+//      for a worker. It then owns the slot under (1) and (2) for that one
+//      event, and on leaving does exactly one of: clear scheduled (mailbox
+//      still empty) or hand the slot to the run queue (events arrived
+//      meanwhile). scheduled == false always implies an empty mailbox.
 #pragma once
 
 #include <atomic>

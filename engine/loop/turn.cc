@@ -7,6 +7,7 @@
 #include "engine/history/bookmark.h"
 #include "engine/loop/engine_core.h"
 #include "engine/loop/page_source.h"
+#include "engine/loop/reply_slot.h"
 #include "engine/sql/sql_database.h"
 #include "engine/store/keys.h"
 #include "engine/store/object_record.h"
@@ -624,14 +625,13 @@ Result<std::string> Turn::call(const ObjectRef& target, std::string_view method,
 
   std::vector<ObjectId> chain = event_.call_chain;
   chain.push_back(object_.id);
-  auto promise = std::make_shared<std::promise<Result<std::string>>>();
-  auto future = promise->get_future();
+  ReplySlot<Result<std::string>> reply;
   CARREL_RETURN_IF_ERROR(core_.begin_blocking());
   core_.call(target, Request{std::string(method), std::string(payload)}, CallOptions{},
-             std::move(chain), [promise](Result<std::string> r) { promise->set_value(std::move(r)); });
-  Result<std::string> reply = future.get();
+             std::move(chain), [&reply](Result<std::string> r) { reply.fill(std::move(r)); });
+  Result<std::string> r = reply.wait();
   core_.end_blocking();
-  return reply;
+  return r;
 }
 
 Result<std::string> Turn::current_bookmark() {

@@ -43,6 +43,7 @@ struct EngineStats {
   uint64_t alarms_delivered = 0;
   uint64_t alarms_failed = 0;
   uint64_t messages_delivered = 0;
+  uint64_t turns_inline = 0;  // of turns_run: run on the caller's thread (docs/loop.md)
   double turns_per_commit_mean() const {
     return commits == 0 ? 0.0 : static_cast<double>(turns_committed) / static_cast<double>(commits);
   }
@@ -57,6 +58,11 @@ class Stub {
   // The reply once the turn's commit is durable (see CallOptions), or its error.
   std::future<Result<std::string>> call(std::string_view method, std::string_view payload,
                                         CallOptions options = {});
+  // The same, waiting for the reply. When the object is idle (no turn running,
+  // nothing queued) the turn runs on the calling thread, with the same input
+  // and output gates: the fast path for callers that wait anyway.
+  Result<std::string> call_blocking(std::string_view method, std::string_view payload,
+                                    CallOptions options = {});
   // The same, without blocking anybody: done runs on an engine thread and must not block.
   void call_async(std::string_view method, std::string_view payload, ReplyCallback done,
                   CallOptions options = {});
@@ -89,7 +95,8 @@ class Engine {
 
   // Runs fn as one turn on the object (after on_start, when the class has a
   // handler) and waits until its commit is durable. fn's error, or a throw,
-  // rolls the turn back and is returned.
+  // rolls the turn back and is returned. Runs on the calling thread when the
+  // object is idle, like Stub::call_blocking.
   Status run(const ObjectRef& object, const std::function<Status(Context&)>& fn);
   std::future<Status> submit(const ObjectRef& object, std::function<Status(Context&)> fn);
 

@@ -1,0 +1,37 @@
+// A reply waited for on the waiter's stack: what the blocking paths
+// (Engine::run, Stub::call_blocking, ctx.call) use instead of a promise and
+// future, whose shared state costs an allocation per call.
+#pragma once
+
+#include <cassert>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+
+namespace carrel::detail {
+
+// Filled exactly once, from any thread. wait() returns only after fill() has
+// let go of the mutex, so the waiter may destroy the slot as soon as it
+// returns: fill() never touches a dead slot.
+template <typename T>
+class ReplySlot {
+ public:
+  void fill(T value) {
+    std::lock_guard lock(mutex_);
+    assert(!value_ && "a reply slot is filled exactly once");
+    value_.emplace(std::move(value));
+    cv_.notify_one();  // under the lock: see the class comment
+  }
+  T wait() {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [&] { return value_.has_value(); });
+    return std::move(*value_);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::optional<T> value_;  // GUARDED_BY(mutex_)
+};
+
+}  // namespace carrel::detail
