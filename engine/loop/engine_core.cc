@@ -209,8 +209,9 @@ std::shared_ptr<ObjectSlot> EngineCore::claim_idle(const ObjectId& id) {
   std::lock_guard slot_lock(slot->mutex);
   assert(slot->scheduled || slot->mailbox.empty());  // object.h invariant (5)
   if (slot->scheduled) return nullptr;
-  slot->scheduled = true;  // this thread owns the slot now: object.h invariant (1)
-  slot->last_used_ms.store(clock().now_ms(), std::memory_order_relaxed);
+  // This thread owns the slot now (object.h invariant (1)); a scheduled slot
+  // is never evicted, and run_event stamps last_used_ms when the turn ends.
+  slot->scheduled = true;
   return slot;
 }
 
@@ -237,7 +238,7 @@ bool EngineCore::run_inline(Event& event) {
   return true;
 }
 
-Result<std::string> EngineCore::run_or_post_and_wait(Event event) {
+Result<std::string> EngineCore::run_or_post_and_wait(Event& event) {
   ReplySlot<Result<std::string>> reply;
   event.done = [&reply](Result<std::string> r) { reply.fill(std::move(r)); };
   if (!run_inline(event)) CARREL_RETURN_IF_ERROR(post(std::move(event)));
@@ -251,7 +252,7 @@ Result<std::string> EngineCore::call_blocking(const ObjectRef& object, Request r
   ev.object = object;
   ev.request = std::move(request);
   ev.allow_unconfirmed = options.allow_unconfirmed;
-  return run_or_post_and_wait(std::move(ev));
+  return run_or_post_and_wait(ev);
 }
 
 Status EngineCore::run_blocking(const ObjectRef& object,
@@ -260,7 +261,7 @@ Status EngineCore::run_blocking(const ObjectRef& object,
   ev.kind = EventKind::kRun;
   ev.object = object;
   ev.fn = fn;
-  return run_or_post_and_wait(std::move(ev)).status();
+  return run_or_post_and_wait(ev).status();
 }
 
 void EngineCore::call(const ObjectRef& object, Request request, CallOptions options,

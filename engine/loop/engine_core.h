@@ -110,7 +110,7 @@ class EngineCore {
   std::shared_ptr<ObjectSlot> claim_idle(const ObjectId& id);
   void release_inline(std::shared_ptr<ObjectSlot> slot);
   // Runs the event inline or posts it, then waits for its reply.
-  Result<std::string> run_or_post_and_wait(Event event);
+  Result<std::string> run_or_post_and_wait(Event& event);
   void worker_main();
   bool on_worker_thread() const;
   void run_slot(const std::shared_ptr<ObjectSlot>& slot);
