@@ -14,6 +14,12 @@ namespace carrel::detail {
 namespace {
 constexpr size_t kPruneRecordsPerStep = 2000;
 constexpr int64_t kPruneIntervalMs = 5000;
+// Past active_objects_max the janitor evicts down to max - max / 8, not to max:
+// a pass costs O(live objects), and each activation past the limit wakes the
+// janitor, so evicting just one object per pass made every new object pay a
+// scan of all the others (carrel-bench many-objects).
+constexpr size_t kEvictHeadroomDivisor = 8;
+static_assert(kEvictHeadroomDivisor >= 2);
 
 // One bounded step of history retention: deletes undo records older than
 // cutoff_ms. History is keyed id ‖ seq, and within an object times only grow,
@@ -128,7 +134,9 @@ size_t EngineCore::evict_idle() {
     // Least recently used first.
     std::sort(candidates.begin(), candidates.end(),
               [](const Candidate& a, const Candidate& b) { return a.last_used < b.last_used; });
-    size_t excess = active - options_.active_objects_max;
+    size_t low_water =
+        options_.active_objects_max - options_.active_objects_max / kEvictHeadroomDivisor;
+    size_t excess = active - low_water;
     for (Candidate& c : candidates) {
       if (excess == 0) break;
       Shard& shard = shards_[std::hash<ObjectId>()(c.slot->id) % kShards];
