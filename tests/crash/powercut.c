@@ -126,8 +126,16 @@ static void write_all(int fd, const unsigned char* p, size_t n, off_t off) {
 }
 
 // Called with the mutex held: the shadow begins as the file's content now.
+// The copy is made under a temporary name and renamed when complete: a kill
+// during the copy must leave no shadow (data.mdb stays as it was), not a
+// truncated one that would replace data.mdb.
 static void start_shadow(const char* data_path) {
-  shadow_fd = REAL(open)(shadow_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  char tmp_path[4096];
+  if (snprintf(tmp_path, sizeof tmp_path, "%s.tmp", shadow_path) >= (int)sizeof tmp_path) {
+    errno = ENAMETOOLONG;
+    die("shadow path too long");
+  }
+  shadow_fd = REAL(open)(tmp_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (shadow_fd < 0) die("open the shadow file");
   int in = REAL(open)(data_path, O_RDONLY | O_CLOEXEC);
   if (in < 0) die("open data.mdb to copy it");
@@ -143,6 +151,7 @@ static void start_shadow(const char* data_path) {
   }
   REAL(close)(in);
   if (REAL(fsync)(shadow_fd) != 0) die("fsync the shadow file");
+  if (rename(tmp_path, shadow_path) != 0) die("rename the shadow file into place");
 }
 
 static void opened(const char* path, int flags, int fd) {
