@@ -249,7 +249,7 @@ ok "stats json" --json stats
 expect_out '"objects":2,"kv_keys":4' "stats json"
 expect_out '"databases":\{"objects":\{"entries":2' "stats json databases"
 ok "verify" verify
-expect_out "^checked the engine: 2 objects, 1 SQL databases" "verify counts"
+expect_out "^checked the engine: 2 objects, 1 SQL database," "verify counts"
 expect_out "^no problems found$" "verify clean"
 ok "verify one object json" --json verify Room:lobby
 expect_out '"ok":true,"objects_checked":1,"sql_checked":1' "verify json"

@@ -31,23 +31,33 @@ constexpr int kExitUsage = 2;
 struct Globals {
   std::string dir;
   bool json = false;
+  bool no_pager = false;
 };
 
 // Prints "carrel: <message>" to stderr and returns kExitError.
 int fail(const Status& status);
 int fail(const std::string& message);
+// A usage error: the message, then help (when not empty and not --json); kExitUsage.
+int fail_usage(const std::string& message, const std::string& help);
+// With --json, errors go to stderr as one JSON object (docs/cli.md).
+void set_json_errors(bool on);
 
 // An engine directory opened for one command. read_only: invariant (1).
 Result<std::unique_ptr<Engine>> open_engine(const Globals& g, bool read_only);
 store::Store& store_of(Engine& engine);
 
-// OBJ arguments: CLASS:NAME, CLASS:<32 hex digits> or a bare 32-hex-digit id.
+// OBJ arguments (docs/cli.md, "Naming an object"): CLASS:NAME, CLASS:#ID,
+// a bare ID, each ID also as a unique prefix; a NAME as printed (escaped, or
+// cut with "...") is accepted back. parse_object() checks the syntax only;
+// resolve_object() looks the object up.
 struct ObjectSpec {
   std::string text;  // as given, for messages
   std::string class_name;
-  ObjectId id;
-  std::string name;
-  bool bare_id = false;
+  ObjectId id;            // the exact id: of a bare or '#' id, or id_from_name(class, name)
+  std::string name;       // CLASS:NAME as given (may also be an id, escaped or cut)
+  std::string id_prefix;  // lowercase hex of a bare or '#' id shorter than 32 digits
+  bool bare_id = false;   // no class given: it comes from the record
+  bool hash_id = false;   // CLASS:#ID
 };
 Result<ObjectSpec> parse_object(const std::string& text);
 
@@ -56,7 +66,8 @@ struct ResolvedObject {
   std::optional<store::ObjectRecord> record;  // nullopt: the object never committed
 };
 // Reads the object's record. NotFound naming the input when must_exist and the
-// object has none (a bare id always needs one: its class comes from it).
+// object has none (a bare or '#' id always needs one); InvalidArgument when a
+// prefix matches more than one object.
 Result<ResolvedObject> resolve_object(store::Store& store, const ObjectSpec& spec, bool must_exist);
 
 // Commands. Each returns the process exit code.
@@ -81,7 +92,8 @@ int cmd_export(const Globals& g, const std::string& obj, const std::optional<std
 int cmd_import(const Globals& g, const std::string& obj, const std::optional<std::string>& in);
 int cmd_sql(const Globals& g, const std::string& obj, const std::optional<std::string>& query);
 
-int cmd_alarms_list(const Globals& g, const std::optional<std::string>& obj, bool dead);
+int cmd_alarms_list(const Globals& g, const std::optional<std::string>& obj, bool dead,
+                    std::optional<size_t> limit);
 struct AlarmSetArgs {
   std::string when;
   std::string name;

@@ -1,24 +1,51 @@
-// What every command shares: opening the engine directory, reporting errors,
-// and resolving OBJ arguments.
+// What every command shares: opening the engine directory and reporting
+// errors. OBJ arguments are resolved in object_name.cc.
 #include <iostream>
 
 #include "engine/loop/engine_core.h"
 #include "tools/cli/cli.h"
+#include "tools/cli/output.h"
 
 namespace carrel::cli {
+
+namespace {
+bool json_errors = false;
+
+// invariant (3) of cli.h; with --json the line is {"error":{"code":...,"message":...}}.
+int report(std::string_view code, const std::string& message, int exit_code) {
+  std::cout.flush();
+  if (json_errors) {
+    JsonWriter j;
+    j.begin_object().key("error").begin_object().field("code", code);
+    j.field("message", message).field("exit_code", exit_code).end_object().end_object();
+    std::cerr << j.str() << '\n';
+  } else {
+    std::cerr << "carrel: " << message << '\n';
+  }
+  return exit_code;
+}
+}  // namespace
+
+void set_json_errors(bool on) {
+  json_errors = on;
+}
 
 int fail(const Status& status) {
   std::string m = status.message();
   if (status.code() == Code::kBusy && m.find("open for writing by process") != std::string::npos) {
     m += " (inspection commands work beside it; stop it to change data)";
   }
-  return fail(m);
+  return report(code_name(status.code()), m, kExitError);
 }
 
 int fail(const std::string& message) {
-  std::cout.flush();
-  std::cerr << "carrel: " << message << '\n';
-  return kExitError;
+  return report("Error", message, kExitError);
+}
+
+int fail_usage(const std::string& message, const std::string& help) {
+  report("Usage", message, kExitUsage);
+  if (!json_errors && !help.empty()) std::cerr << '\n' << help;
+  return kExitUsage;
 }
 
 Result<std::unique_ptr<Engine>> open_engine(const Globals& g, bool read_only) {
@@ -34,60 +61,6 @@ Result<std::unique_ptr<Engine>> open_engine(const Globals& g, bool read_only) {
 
 store::Store& store_of(Engine& engine) {
   return engine.core()->store();
-}
-
-Result<ObjectSpec> parse_object(const std::string& text) {
-  ObjectSpec spec;
-  spec.text = text;
-  auto bad = [&](std::string why) {
-    return Status::invalid_argument(
-        "object '" + text + "' " + why +
-        "; expected CLASS:NAME, CLASS:<32-hex id> or a 32-hex-digit id");
-  };
-  size_t colon = text.find(':');
-  if (colon == std::string::npos) {
-    auto id = ObjectId::parse(text);
-    if (!id.is_ok()) return bad("is not an object id");
-    spec.id = *id;
-    spec.bare_id = true;
-    return spec;
-  }
-  spec.class_name = text.substr(0, colon);
-  std::string rest = text.substr(colon + 1);
-  if (spec.class_name.empty()) return bad("has an empty class");
-  if (rest.empty()) return bad("has an empty name");
-  // A 32-hex-digit name is read as an id (documented in docs/cli.md).
-  if (auto id = ObjectId::parse(rest); id.is_ok()) {
-    spec.id = *id;
-  } else {
-    spec.name = rest;
-    spec.id = id_from_name(spec.class_name, spec.name);
-  }
-  return spec;
-}
-
-Result<ResolvedObject> resolve_object(store::Store& store, const ObjectSpec& spec,
-                                      bool must_exist) {
-  CARREL_ASSIGN_OR_RETURN(auto txn, store.begin_read());
-  CARREL_ASSIGN_OR_RETURN(auto raw, txn.get(store::Db::kObjects, spec.id.raw()));
-  ResolvedObject r;
-  if (!raw) {
-    if (must_exist || spec.bare_id) {
-      return Status::not_found("unknown object '" + spec.text + "' (id " + spec.id.to_hex() +
-                               " has no record in " + store.dir() + ")");
-    }
-    r.ref = ObjectRef{spec.class_name, spec.id, spec.name};
-    return r;
-  }
-  auto rec = store::ObjectRecord::decode(*raw);
-  if (!rec.is_ok()) return rec.status().with_context("object '" + spec.text + "'");
-  if (!spec.bare_id && rec->class_name != spec.class_name) {
-    return Status::invalid_argument("object '" + spec.text + "': id " + spec.id.to_hex() +
-                                    " belongs to class '" + rec->class_name + "'");
-  }
-  r.ref = ObjectRef{rec->class_name, spec.id, rec->name.empty() ? spec.name : rec->name};
-  r.record = std::move(*rec);
-  return r;
 }
 
 }  // namespace carrel::cli

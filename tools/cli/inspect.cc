@@ -174,14 +174,15 @@ int cmd_show(const Globals& g, const std::string& obj) {
   row("created", format_time(r.created_ms));
   row("last commit", format_time(r.last_commit_ms) + " (seq " + std::to_string(r.last_seq) + ")");
   row("bookmark", bookmark);
-  row("kv", std::to_string(r.kv_keys) + " keys, " + format_bytes(r.kv_bytes));
-  row("sql", std::to_string(r.sql_pages) + " pages, " +
+  row("kv", count_of(r.kv_keys, "key", "keys") + ", " + format_bytes(r.kv_bytes));
+  row("sql", count_of(r.sql_pages, "page", "pages") + ", " +
                  format_bytes(static_cast<uint64_t>(r.sql_pages) * page_bytes));
   row("alarms",
-      std::to_string(r.alarms) + " scheduled, " + std::to_string(r.dead_letters) + " dead letters");
+      std::to_string(r.alarms) + " scheduled, " +
+          count_of(r.dead_letters, "dead letter", "dead letters"));
   row("history", history_records == 0
                      ? std::string("none retained")
-                     : std::to_string(history_records) + " commits retained, oldest seq " +
+                     : count_of(history_records, "commit", "commits") + " retained, oldest seq " +
                            std::to_string(oldest_seq) + " at " + format_time(oldest_ms));
   return kExitOk;
 }
@@ -266,7 +267,8 @@ int cmd_kv_list(const Globals& g, const std::string& obj, const KvListArgs& a) {
   return kExitOk;
 }
 
-int cmd_alarms_list(const Globals& g, const std::optional<std::string>& obj, bool dead) {
+int cmd_alarms_list(const Globals& g, const std::optional<std::string>& obj, bool dead,
+                    std::optional<size_t> limit) {
   auto in = inspect(g, obj ? &*obj : nullptr);
   if (!in.is_ok()) return fail(in.status());
   std::string prefix = obj ? std::string(in->object.ref.id.raw()) : std::string();
@@ -297,6 +299,7 @@ int cmd_alarms_list(const Globals& g, const std::optional<std::string>& obj, boo
   std::stable_sort(rows.begin(), rows.end(), [&](const Row& x, const Row& y) {
     return dead ? x.d.failed_ms < y.d.failed_ms : x.d.entry.due_ms < y.d.entry.due_ms;
   });
+  if (limit && rows.size() > *limit) rows.resize(*limit);  // the soonest (or oldest) N
   std::map<ObjectId, std::string> labels;
   auto label = [&](const ObjectId& id) {
     auto it = labels.find(id);
@@ -413,7 +416,7 @@ int cmd_history(const Globals& g, const std::string& obj, std::optional<size_t> 
     };
     std::vector<std::string> parts;
     if (!kv.empty()) parts.push_back("kv: " + names(kv));
-    if (pages > 0) parts.push_back("sql: " + std::to_string(pages) + " pages");
+    if (pages > 0) parts.push_back("sql: " + count_of(pages, "page", "pages"));
     if (!alarms.empty()) parts.push_back("alarms: " + names(alarms));
     if (!dead.empty()) parts.push_back("dead letters: " + names(dead));
     std::string changed;
@@ -516,10 +519,13 @@ int cmd_stats(const Globals& g) {
   }
   std::cout << "directory     " << st.dir() << '\n'
             << "objects       " << objects << '\n'
-            << "kv            " << kv_keys << " keys, " << format_bytes(kv_bytes) << '\n'
-            << "sql           " << sql_pages << " pages of " << st.sql_page_bytes() << " B, "
+            << "kv            " << count_of(kv_keys, "key", "keys") << ", "
+            << format_bytes(kv_bytes) << '\n'
+            << "sql           " << count_of(sql_pages, "page", "pages") << " of "
+            << st.sql_page_bytes() << " B, "
             << format_bytes(sql_bytes) << '\n'
-            << "alarms        " << alarms << " scheduled, " << dead << " dead letters\n"
+            << "alarms        " << alarms << " scheduled, "
+            << count_of(dead, "dead letter", "dead letters") << '\n'
             << "lmdb          " << format_bytes(used_bytes) << " used of a "
             << format_bytes(info.me_mapsize) << " map, last txn " << info.me_last_txnid << ", "
             << info.me_numreaders << " reader slots used\n\n";

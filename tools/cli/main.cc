@@ -3,8 +3,12 @@
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <iostream>
+#include <string_view>
+#include <unistd.h>
 
 #include "tools/cli/cli.h"
+#include "tools/cli/pager.h"
+#include "tools/cli/usage.h"
 
 namespace {
 
@@ -45,6 +49,7 @@ int run_main(int argc, char** argv) {
   g.dir = env_dir != nullptr && *env_dir != '\0' ? env_dir : "./carrel-data";
   app.add_option("--dir", g.dir, "engine directory (default: $CARREL_DIR, else ./carrel-data)");
   app.add_flag("--json", g.json, "JSON output (NDJSON for lists)");
+  app.add_flag("--no-pager", g.no_pager, "never pipe long output through $PAGER");
   std::function<int()> run;
 
   // OBJ help shared by the commands that take one.
@@ -62,7 +67,7 @@ int run_main(int argc, char** argv) {
   auto* objects = app.add_subcommand("objects", "list objects");
   auto* objects_class = objects->add_option("--class", class_name, "only objects of this class");
   auto* objects_limit =
-      objects->add_option("--limit", limit, "at most N objects")->check(CLI::PositiveNumber);
+      objects->add_option("--limit", limit, "at most N objects")->check(cli::positive_count());
   objects->callback([&] {
     run = [&] {
       return cli::cmd_objects(g, given(objects_class, class_name), given(objects_limit, limit));
@@ -108,7 +113,7 @@ int run_main(int argc, char** argv) {
   kv_list->add_option("--end", list_args.end, "last key, exclusive");
   kv_list->add_flag("--reverse", reverse, "largest keys first");
   auto* l_limit =
-      kv_list->add_option("--limit", limit, "at most N keys")->check(CLI::PositiveNumber);
+      kv_list->add_option("--limit", limit, "at most N keys")->check(cli::positive_count());
   l_start->excludes(l_after);
   (void)l_prefix;
   kv_list->callback([&] {
@@ -131,8 +136,13 @@ int run_main(int argc, char** argv) {
   auto* a_list = alarms->add_subcommand("list", "due time, name, repeat, retries");
   auto* a_list_obj = a_list->add_option("OBJ", obj, obj_help + " (default: every object)");
   a_list->add_flag("--dead", dead, "show dead letters instead");
-  a_list->callback(
-      [&] { run = [&] { return cli::cmd_alarms_list(g, given(a_list_obj, obj), dead); }; });
+  auto* a_limit =
+      a_list->add_option("--limit", limit, "at most N entries")->check(cli::positive_count());
+  a_list->callback([&] {
+    run = [&] {
+      return cli::cmd_alarms_list(g, given(a_list_obj, obj), dead, given(a_limit, limit));
+    };
+  });
   cli::AlarmSetArgs set_args;
   auto* a_set = alarms->add_subcommand("set", "schedule an alarm (one commit)");
   a_set->add_option("OBJ", obj, obj_help)->required();
@@ -142,7 +152,8 @@ int run_main(int argc, char** argv) {
       ->required();
   a_set->add_option("--name", set_args.name, "entry name (default: the single alarm)");
   a_set->add_option("--payload", set_args.payload, "payload bytes");
-  auto* a_every = a_set->add_option("--every", every_ms, "repeat every MS milliseconds");
+  auto* a_every = a_set->add_option("--every", every_ms, "repeat every MS milliseconds")
+                      ->check(cli::positive_ms());
   auto* a_cron = a_set->add_option("--cron", cron, "repeat on a 5-field UTC cron expression");
   a_every->excludes(a_cron);
   a_set->callback([&] {
@@ -160,7 +171,7 @@ int run_main(int argc, char** argv) {
   auto* history = app.add_subcommand("history", "an object's commits, newest first");
   history->add_option("OBJ", obj, obj_help)->required();
   auto* h_limit =
-      history->add_option("--limit", limit, "at most N commits")->check(CLI::PositiveNumber);
+      history->add_option("--limit", limit, "at most N commits")->check(cli::positive_count());
   history->callback([&] { run = [&] { return cli::cmd_history(g, obj, given(h_limit, limit)); }; });
 
   auto* bm = app.add_subcommand("bookmark", "the current bookmark, or the one for a time");
@@ -194,6 +205,11 @@ int run_main(int argc, char** argv) {
   auto* imp_in = imp->add_option("-i,--input", file, "input file (default: stdin)");
   imp->callback([&] { run = [&] { return cli::cmd_import(g, obj, given(imp_in, file)); }; });
 
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--") break;
+    if (std::string_view(argv[i]) == "--json") cli::set_json_errors(true);
+  }
+  if (auto m = cli::command_word_error(app, argc, argv)) return cli::fail_usage(*m, "");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -201,10 +217,18 @@ int run_main(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << "carrel: " << e.what() << "\n\n" << selected_help(app);
-    return cli::kExitUsage;
+    return cli::fail_usage(e.what(), selected_help(app));
   }
-  return run ? run() : cli::kExitUsage;
+  if (!run) return cli::kExitUsage;
+  std::string command;
+  for (const CLI::App* at = &app; !at->get_subcommands().empty();) {
+    at = at->get_subcommands().front();
+    command += (command.empty() ? "" : " ") + at->get_name();
+  }
+  cli::Pager pager(g, command, sql_query->count() == 0 && isatty(STDIN_FILENO) != 0);
+  int rc = run();
+  pager.finish();
+  return rc;
 }
 
 }  // namespace carrel::cli

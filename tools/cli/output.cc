@@ -214,6 +214,10 @@ Result<UnixMs> parse_time(std::string_view text) {
   return static_cast<UnixMs>(secs - offset_min * 60) * 1000 + ms;
 }
 
+std::string count_of(uint64_t n, std::string_view one, std::string_view many) {
+  return std::to_string(n) + " " + std::string(n == 1 ? one : many);
+}
+
 std::string format_bytes(uint64_t n) {
   static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
   if (n < 1024) return std::to_string(n) + " B";

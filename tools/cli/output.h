@@ -33,6 +33,8 @@ std::string format_time(UnixMs t);
 // Epoch milliseconds (all digits) or RFC 3339 (YYYY-MM-DDTHH:MM:SS[.fff](Z|+HH:MM|-HH:MM)).
 // InvalidArgument naming the input otherwise.
 Result<UnixMs> parse_time(std::string_view text);
+// "1 object", "2 objects": n and the noun, singular only for exactly 1.
+std::string count_of(uint64_t n, std::string_view one, std::string_view many);
 // "512 B", "1.5 KiB", "3.0 MiB".
 std::string format_bytes(uint64_t n);
 

@@ -360,11 +360,13 @@ int cmd_verify(const Globals& g, const std::optional<std::string>& obj) {
   } else {
     uint64_t total = 0;
     for (const auto& [db, n] : v.entries()) total += n;
-    std::cout << "checked " << label << ": " << v.objects_checked() << " objects, "
-              << v.sql_checked() << " SQL databases, " << total << " LMDB entries\n";
+    std::cout << "checked " << label << ": " << count_of(v.objects_checked(), "object", "objects")
+              << ", " << count_of(v.sql_checked(), "SQL database", "SQL databases") << ", "
+              << count_of(total, "LMDB entry", "LMDB entries") << '\n';
     for (const auto& p : v.problems()) std::cout << "PROBLEM: " << p << '\n';
     std::cout << (v.problems().empty() ? "no problems found"
-                                       : std::to_string(v.problems().size()) + " problems found")
+                                       : count_of(v.problems().size(), "problem", "problems") +
+                                             " found")
               << '\n';
   }
   return v.problems().empty() ? kExitOk : kExitError;

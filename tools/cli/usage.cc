@@ -1,0 +1,122 @@
+#include "tools/cli/usage.h"
+
+#include <algorithm>
+
+namespace carrel::cli {
+namespace {
+
+std::vector<std::string> subcommand_names(const CLI::App& app) {
+  std::vector<std::string> names;
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+    names.push_back(sub->get_name());
+  }
+  return names;
+}
+
+std::string joined(const std::vector<std::string>& words) {
+  std::string s;
+  for (size_t i = 0; i < words.size(); ++i) {
+    s += i == 0 ? "" : i + 1 == words.size() ? " or " : ", ";
+    s += words[i];
+  }
+  return s;
+}
+
+// "carrel kv" for the messages of a nested command.
+std::string path_of(const std::vector<std::string>& words) {
+  std::string s = "carrel";
+  for (const auto& w : words) s += " " + w;
+  return s;
+}
+
+// Digits only, no sign or fraction, between 1 and max.
+std::string check_count(const std::string& text, const char* what) {
+  bool digits = !text.empty() && text.size() <= 18 &&
+                std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (!digits || std::stoll(text) < 1) {
+    return "'" + text.substr(0, 40) + "' is not " + what;
+  }
+  return {};
+}
+
+}  // namespace
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  a = a.substr(0, kEditWordMax);
+  b = b.substr(0, kEditWordMax);
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+std::optional<std::string> nearest_word(std::string_view word,
+                                        const std::vector<std::string>& candidates) {
+  size_t best = SIZE_MAX, second = SIZE_MAX;
+  const std::string* pick = nullptr;
+  for (const auto& c : candidates) {
+    size_t d = edit_distance(word, c);
+    // A prefix of a command ("obj" for "objects") is as good as one edit.
+    if (word.size() >= 2 && c.compare(0, word.size(), word) == 0) d = std::min<size_t>(d, 1);
+    if (d < best) {
+      second = best, best = d, pick = &c;
+    } else if (d < second) {
+      second = d;
+    }
+  }
+  size_t allowed = std::max<size_t>(1, std::min(word.size(), kEditWordMax) / 3);
+  if (pick == nullptr || best > allowed || second == best) return std::nullopt;
+  return *pick;
+}
+
+CLI::Validator positive_count() {
+  return CLI::Validator(
+      [](std::string& text) { return check_count(text, "a whole number of 1 or more"); },
+      "POSITIVE");
+}
+
+CLI::Validator positive_ms() {
+  return CLI::Validator(
+      [](std::string& text) {
+        return check_count(text, "a whole number of milliseconds of 1 or more");
+      },
+      "POSITIVE");
+}
+
+std::optional<std::string> command_word_error(const CLI::App& app, int argc, char** argv) {
+  const CLI::App* at = &app;
+  std::vector<std::string> path;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "-h" || arg == "--help" || arg == "--help-all") return std::nullopt;
+    if (arg == "--") break;
+    if (!arg.empty() && arg[0] == '-') {
+      if (arg == "--dir") ++i;  // its value follows
+      continue;
+    }
+    std::vector<std::string> names = subcommand_names(*at);
+    if (names.empty()) return std::nullopt;  // a leaf command: the rest are its arguments
+    if (std::find(names.begin(), names.end(), arg) == names.end()) {
+      std::string m = "unknown command '" + std::string(arg.substr(0, 40)) + "'";
+      if (!path.empty()) m += " for '" + path_of(path) + "'";
+      if (auto near = nearest_word(arg, names)) m += "; did you mean '" + *near + "'?";
+      return m + " (commands: " + joined(names) + ")";
+    }
+    path.emplace_back(arg);
+    at = at->get_subcommand(std::string(arg));
+  }
+  std::vector<std::string> names = subcommand_names(*at);
+  if (names.empty()) return std::nullopt;
+  return "'" + path_of(path) + "' needs a command: " + joined(names) + " (see " + path_of(path) +
+         " --help)";
+}
+
+}  // namespace carrel::cli

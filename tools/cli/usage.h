@@ -1,0 +1,40 @@
+// Usage errors in words: argument validators with plain messages, and the
+// unknown-command check that suggests the nearest command.
+//
+// Invariants:
+//  (1) A usage error names the argument at fault and what it should be; it
+//      never shows CLI11's internal wording (ranges of doubles, "A subcommand
+//      is required").
+//  (2) A suggestion is offered only when one command is clearly nearest
+//      (edit distance at most a third of the word, and at least 1 apart from
+//      the runner-up).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace carrel::cli {
+
+// Levenshtein distance, bounded: inputs are cut to kEditWordMax bytes.
+constexpr size_t kEditWordMax = 64;
+size_t edit_distance(std::string_view a, std::string_view b);
+
+// The candidate clearly nearest to word (invariant (2)), or nullopt.
+std::optional<std::string> nearest_word(std::string_view word,
+                                        const std::vector<std::string>& candidates);
+
+// A validator for a count option (--limit): a whole number of 1 or more.
+// Its description stays "POSITIVE" so --help keeps its shape.
+CLI::Validator positive_count();
+// A validator for a whole number of milliseconds of 1 or more (--every).
+CLI::Validator positive_ms();
+
+// Checks the command words of argv against app's subcommands before CLI11
+// parses (CLI11 would say "A subcommand is required"). Returns the message
+// for an unknown or missing command, with the nearest command suggested.
+std::optional<std::string> command_word_error(const CLI::App& app, int argc, char** argv);
+
+}  // namespace carrel::cli
