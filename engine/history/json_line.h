@@ -18,6 +18,24 @@
 
 namespace carrel::history {
 
+// The one JSON string writer and base64 codec of carrel: export/import and
+// the CLI's JSON output both use these.
+
+// Length of the UTF-8 sequence at s[i], or 0 when it is not valid UTF-8
+// (overlong forms, surrogates and code points past U+10FFFF are invalid).
+// REQUIRES: i < s.size().
+size_t utf8_sequence(std::string_view s, size_t i);
+bool is_valid_utf8(std::string_view s);
+
+// What a JSON string does with bytes that are not valid UTF-8.
+enum class InvalidUtf8 {
+  kPassThrough,  // copied as they are: export format v1's text fields (docs/export-format.md)
+  kReplace,      // each such byte becomes U+FFFD, so the document is valid JSON
+};
+// Appends s as a quoted JSON string: \" \\ \n \r \t, \u00XX for the other
+// control characters, everything else as is (invalid UTF-8 per `invalid`).
+void append_json_string(std::string* out, std::string_view s, InvalidUtf8 invalid);
+
 // Standard alphabet (RFC 4648 section 4) with '=' padding.
 std::string base64_encode(std::string_view bytes);
 // InvalidArgument for a length that is not a multiple of 4, a character

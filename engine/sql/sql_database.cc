@@ -122,7 +122,8 @@ Status SqlDatabase::apply_pragmas() {
                               ";PRAGMA secure_delete=OFF"
                               ";PRAGMA cache_spill=ON"
                               ";PRAGMA cache_size=" +
-                              std::to_string(limits_.cache_pages);
+                              std::to_string(limits_.cache_pages) +
+                              (limits_.query_only ? ";PRAGMA query_only=ON" : "");
   CARREL_RETURN_IF_ERROR(run_internal(pragmas));
   InternalScope internal(&auth_);
   sqlite3_stmt* stmt = nullptr;

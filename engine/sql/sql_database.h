@@ -51,6 +51,9 @@ struct SqlLimits {
   int params_max = 999;                      // SQLITE_LIMIT_VARIABLE_NUMBER
   size_t value_bytes_max = size_t{2} << 20;  // SQLITE_LIMIT_LENGTH: a value, and a row
   size_t statements_cached_max = 64;         // prepared statements kept per connection
+  // PRAGMA query_only: every write is refused (SQLITE_READONLY), for reading
+  // a snapshot beside a running engine.
+  bool query_only = false;
 
   static SqlLimits from_options(const Options& options);
 };

@@ -397,8 +397,10 @@ expect_out "^hello$" "kv get beside a writer"
 ok "verify beside a running engine" verify
 expect_out "no problems found" "verify beside a writer"
 ok "backup beside a running engine" backup "$WORK/backup2"
-c sql Room:lobby "SELECT 1"
-expect_rc 1 "sql beside a running engine"
+ok "read-only sql beside a running engine" sql Room:lobby "SELECT 1"
+c sql Room:lobby "CREATE TABLE beside(a)"
+expect_rc 1 "writing sql beside a running engine"
+expect_err "open for writing by process $HOLDER_PID" "refused sql write names the pid"
 exec 9>&-
 wait "$HOLDER_PID"
 HOLDER_RC=$?

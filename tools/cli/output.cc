@@ -8,34 +8,6 @@
 namespace carrel::cli {
 namespace {
 
-// Length of the UTF-8 sequence at s[i], or 0 when it is not valid UTF-8
-// (overlong forms, surrogates and code points past U+10FFFF are invalid).
-size_t utf8_sequence(std::string_view s, size_t i) {
-  auto b = [&](size_t k) { return static_cast<uint8_t>(s[k]); };
-  uint8_t c = b(i);
-  if (c < 0x80) return 1;
-  size_t n;
-  uint32_t cp;
-  if (c >= 0xc2 && c <= 0xdf)
-    n = 2, cp = c & 0x1f;
-  else if (c >= 0xe0 && c <= 0xef)
-    n = 3, cp = c & 0x0f;
-  else if (c >= 0xf0 && c <= 0xf4)
-    n = 4, cp = c & 0x07;
-  else
-    return 0;
-  if (i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    if ((b(i + k) & 0xc0) != 0x80) return 0;
-    cp = cp << 6 | (b(i + k) & 0x3f);
-  }
-  if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
-      (cp >= 0xd800 && cp <= 0xdfff)) {
-    return 0;
-  }
-  return n;
-}
-
 size_t display_width(std::string_view s) {
   size_t w = 0;
   for (char c : s) w += (static_cast<uint8_t>(c) & 0xc0) != 0x80;
@@ -50,38 +22,6 @@ void append_hex_byte(std::string* out, uint8_t c, const char* prefix) {
 
 }  // namespace
 
-bool is_valid_utf8(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    size_t n = utf8_sequence(s, i);
-    if (n == 0) return false;
-    i += n;
-  }
-  return true;
-}
-
-std::string base64(std::string_view bytes) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    uint32_t v = static_cast<uint8_t>(bytes[i]) << 16 | static_cast<uint8_t>(bytes[i + 1]) << 8 |
-                 static_cast<uint8_t>(bytes[i + 2]);
-    for (int k = 18; k >= 0; k -= 6) out.push_back(kAlphabet[(v >> k) & 63]);
-  }
-  size_t rest = bytes.size() - i;
-  if (rest > 0) {
-    uint32_t v = static_cast<uint8_t>(bytes[i]) << 16;
-    if (rest == 2) v |= static_cast<uint8_t>(bytes[i + 1]) << 8;
-    out.push_back(kAlphabet[(v >> 18) & 63]);
-    out.push_back(kAlphabet[(v >> 12) & 63]);
-    out.push_back(rest == 2 ? kAlphabet[(v >> 6) & 63] : '=');
-    out.push_back('=');
-  }
-  return out;
-}
-
 std::string display_bytes(std::string_view s) {
   bool plain = is_valid_utf8(s);
   for (size_t i = 0; plain && i < s.size(); ++i) {
@@ -92,7 +32,7 @@ std::string display_bytes(std::string_view s) {
   std::string out;
   for (size_t i = 0; i < s.size();) {
     uint8_t c = static_cast<uint8_t>(s[i]);
-    size_t n = utf8_sequence(s, i);
+    size_t n = history::utf8_sequence(s, i);
     if (n > 1) {
       out.append(s.substr(i, n));
       i += n;
@@ -274,52 +214,7 @@ JsonWriter& JsonWriter::key(std::string_view k) {
 
 JsonWriter& JsonWriter::text(std::string_view s) {
   before_value();
-  out_.push_back('"');
-  for (size_t i = 0; i < s.size();) {
-    uint8_t c = static_cast<uint8_t>(s[i]);
-    size_t n = utf8_sequence(s, i);
-    if (n == 0) {
-      out_ += "\\ufffd";  // invariant (1): never an invalid byte in a JSON string
-      ++i;
-      continue;
-    }
-    if (n > 1) {
-      out_.append(s.substr(i, n));
-      i += n;
-      continue;
-    }
-    ++i;
-    switch (c) {
-      case '"':
-        out_ += "\\\"";
-        break;
-      case '\\':
-        out_ += "\\\\";
-        break;
-      case '\n':
-        out_ += "\\n";
-        break;
-      case '\r':
-        out_ += "\\r";
-        break;
-      case '\t':
-        out_ += "\\t";
-        break;
-      case '\b':
-        out_ += "\\b";
-        break;
-      case '\f':
-        out_ += "\\f";
-        break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          append_hex_byte(&out_, c, "\\u00");
-        } else {
-          out_.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out_.push_back('"');
+  history::append_json_string(&out_, s, history::InvalidUtf8::kReplace);  // invariant (1)
   return *this;
 }
 
@@ -355,7 +250,7 @@ JsonWriter& JsonWriter::null() {
 JsonWriter& JsonWriter::bytes_field(std::string_view name, std::string_view bytes) {
   key(name);
   if (is_valid_utf8(bytes)) return text(bytes);
-  text(base64(bytes));
+  text(base64_encode(bytes));
   key(std::string(name) + "_encoding");
   return text("base64");
 }
@@ -373,7 +268,7 @@ JsonWriter& JsonWriter::sql_value(const SqlValue& v) {
     default:
       begin_object();
       key("base64");
-      text(base64(std::get<Blob>(v).bytes));
+      text(base64_encode(std::get<Blob>(v).bytes));
       return end_object();
   }
 }

@@ -2,10 +2,10 @@
 // printable forms of times, sizes and arbitrary bytes.
 //
 // Invariants:
-//  (1) JsonWriter emits valid JSON for any input: strings are escaped
-//      (quotes, backslash, every control character) and bytes that are not
-//      valid UTF-8 never reach a JSON string (bytes_field() switches to base64,
-//      text() replaces them with U+FFFD).
+//  (1) JsonWriter emits valid JSON for any input: strings are escaped by
+//      history::append_json_string (the export format's writer) and bytes
+//      that are not valid UTF-8 never reach a JSON string (bytes_field() and
+//      field() switch to base64, text() replaces them with U+FFFD).
 //  (2) display_bytes() returns valid UTF-8 without control characters, so a
 //      hostile key or value cannot garble a terminal or a table.
 #pragma once
@@ -19,11 +19,13 @@
 #include "carrel/clock.h"
 #include "carrel/sql.h"
 #include "carrel/status.h"
+#include "engine/history/json_line.h"
 
 namespace carrel::cli {
 
-bool is_valid_utf8(std::string_view s);
-std::string base64(std::string_view bytes);
+// One UTF-8 check and base64 codec for the CLI and export/import.
+using history::base64_encode;
+using history::is_valid_utf8;
 // Valid UTF-8 without control characters as is; otherwise escaped: \xNN for
 // bytes that are not UTF-8, \n \t \r \\ and \xNN for control characters.
 std::string display_bytes(std::string_view bytes);
@@ -59,13 +61,14 @@ class JsonWriter {
   // An SQL value: null, number, text, or {"base64": "..."} for a blob.
   JsonWriter& sql_value(const SqlValue& v);
 
-  // Shorthands: key then value.
+  // Shorthands: key then value. A string that is not valid UTF-8 (a class,
+  // name or label of raw bytes) takes the base64 form of bytes_field().
   template <typename T>
   JsonWriter& field(std::string_view k, const T& v) {
-    key(k);
     if constexpr (std::is_convertible_v<const T&, std::string_view>) {
-      return text(std::string_view(v));
+      return bytes_field(k, std::string_view(v));
     } else {
+      key(k);
       return number(v);
     }
   }

@@ -3,17 +3,29 @@
 // A one-shot query and a whole script each run as ONE turn: they commit
 // together or, on the first error, not at all. In the REPL every statement
 // (or dot command) is its own turn, and an error is shown without leaving.
+//
+// Beside a running engine (the writer lock held by another process) the
+// statements run instead on one read snapshot, through a query_only
+// connection over the object's pages (snapshot_pages.h): SELECT, EXPLAIN and
+// read-only pragmas work; the first write is refused naming the process that
+// holds the lock, and nothing is written.
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <functional>
 #include <iostream>
 #include <sstream>
 
+#include "engine/sql/sql_database.h"
 #include "tools/cli/cli.h"
 #include "tools/cli/output.h"
+#include "tools/cli/snapshot_pages.h"
 
 namespace carrel::cli {
 namespace {
+
+// Runs SQL on the object: in a turn, or on a read snapshot.
+using SqlExec = std::function<Result<SqlCursor>(std::string_view, std::vector<SqlValue>)>;
 
 // One unit of work: an SQL text (one or more complete statements) or a dot command.
 struct Step {
@@ -103,8 +115,8 @@ constexpr std::string_view kTablesQuery =
     "SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' "
     "ESCAPE '\\' ORDER BY name";
 
-// Runs a dot command inside a turn. kQuit is reported through *quit.
-Status run_dot(const Globals& g, Context& ctx, const std::string& cmd, std::ostream& out,
+// Runs a dot command. kQuit is reported through *quit.
+Status run_dot(const Globals& g, const SqlExec& exec, const std::string& cmd, std::ostream& out,
                bool* quit) {
   std::istringstream words(cmd);
   std::string name, arg, extra;
@@ -121,7 +133,7 @@ Status run_dot(const Globals& g, Context& ctx, const std::string& cmd, std::ostr
     return Status::ok();
   }
   if (name == ".tables" && arg.empty()) {
-    CARREL_ASSIGN_OR_RETURN(SqlCursor c, ctx.sql().exec(kTablesQuery));
+    CARREL_ASSIGN_OR_RETURN(SqlCursor c, exec(kTablesQuery, {}));
     if (g.json) {
       print_cursor(g, c, out);
     } else {
@@ -131,10 +143,10 @@ Status run_dot(const Globals& g, Context& ctx, const std::string& cmd, std::ostr
   }
   if (name == ".schema" && extra.empty()) {
     std::string q = "SELECT sql FROM sqlite_schema WHERE sql IS NOT NULL";
-    Result<SqlCursor> c = arg.empty() ? ctx.sql().exec(q + " ORDER BY tbl_name, type DESC, name")
-                                      : ctx.sql().exec(q + " AND tbl_name = ?1 COLLATE NOCASE "
-                                                           "ORDER BY type DESC, name",
-                                                       arg);
+    Result<SqlCursor> c = arg.empty() ? exec(q + " ORDER BY tbl_name, type DESC, name", {})
+                                      : exec(q + " AND tbl_name = ?1 COLLATE NOCASE "
+                                                 "ORDER BY type DESC, name",
+                                             {SqlValue(arg)});
     if (!c.is_ok()) return c.status();
     if (!arg.empty() && c->size() == 0) return Status::not_found("no table named '" + arg + "'");
     if (g.json) {
@@ -153,11 +165,37 @@ Status run_dot(const Globals& g, Context& ctx, const std::string& cmd, std::ostr
                                   "' (try .tables, .schema [TABLE], .quit)");
 }
 
-Status run_step(const Globals& g, Context& ctx, const Step& step, std::ostream& out, bool* quit) {
-  if (step.dot) return run_dot(g, ctx, step.text, out, quit);
-  CARREL_ASSIGN_OR_RETURN(SqlCursor c, ctx.sql().exec(step.text));
+Status run_step(const Globals& g, const SqlExec& exec, const Step& step, std::ostream& out,
+                bool* quit) {
+  if (step.dot) return run_dot(g, exec, step.text, out, quit);
+  CARREL_ASSIGN_OR_RETURN(SqlCursor c, exec(step.text, {}));
   print_cursor(g, c, out);
   return Status::ok();
+}
+
+SqlExec exec_in(Context& ctx) {
+  return [&ctx](std::string_view q, std::vector<SqlValue> args) {
+    return ctx.sql().exec_values(q, std::move(args));
+  };
+}
+
+std::vector<Step> read_steps(std::istream& in) {
+  StepReader reader;
+  std::vector<Step> steps;
+  std::string line;
+  int line_no = 0;
+  while (std::getline(in, line)) {
+    if (auto step = reader.feed(line, ++line_no)) steps.push_back(std::move(*step));
+  }
+  if (auto step = reader.finish()) steps.push_back(std::move(*step));
+  return steps;
+}
+
+// " (statement at line N; nothing was committed)" for a script of several steps.
+std::string where_failed(const Step* failed, size_t steps) {
+  return failed != nullptr && steps > 1 ? " (statement at line " + std::to_string(failed->line) +
+                                              "; nothing was committed)"
+                                        : "";
 }
 
 int run_repl(const Globals& g, Engine& engine, const ObjectRef& ref) {
@@ -173,7 +211,8 @@ int run_repl(const Globals& g, Engine& engine, const ObjectRef& ref) {
     if (!step) continue;
     bool quit = false;
     std::ostringstream out;
-    Status s = engine.run(ref, [&](Context& ctx) { return run_step(g, ctx, *step, out, &quit); });
+    Status s =
+        engine.run(ref, [&](Context& ctx) { return run_step(g, exec_in(ctx), *step, out, &quit); });
     std::cout << out.str() << std::flush;
     if (!s.is_ok()) std::cerr << "error: " << s.message() << '\n';
     if (quit) return kExitOk;
@@ -182,22 +221,19 @@ int run_repl(const Globals& g, Engine& engine, const ObjectRef& ref) {
   return kExitOk;
 }
 
-int run_script(const Globals& g, Engine& engine, const ObjectRef& ref, std::istream& in) {
-  StepReader reader;
-  std::vector<Step> steps;
-  std::string line;
-  int line_no = 0;
-  while (std::getline(in, line)) {
-    if (auto step = reader.feed(line, ++line_no)) steps.push_back(std::move(*step));
-  }
-  if (auto step = reader.finish()) steps.push_back(std::move(*step));
+// unknown: why the object is unknown, when it has no record (a failed
+// statement on it then reports that first, as show does).
+int run_script(const Globals& g, Engine& engine, const ObjectRef& ref, std::istream& in,
+               const Status& unknown) {
+  std::vector<Step> steps = read_steps(in);
   if (steps.empty()) return fail("sql: no statements given");
   std::ostringstream out;
   const Step* failed = nullptr;
   Status s = engine.run(ref, [&](Context& ctx) -> Status {
+    SqlExec exec = exec_in(ctx);
     for (const Step& step : steps) {
       bool quit = false;
-      Status st = run_step(g, ctx, step, out, &quit);
+      Status st = run_step(g, exec, step, out, &quit);
       if (!st.is_ok()) {
         failed = &step;
         return st;
@@ -206,13 +242,58 @@ int run_script(const Globals& g, Engine& engine, const ObjectRef& ref, std::istr
     }
     return Status::ok();
   });
-  if (!s.is_ok()) {
-    std::string where =
-        failed != nullptr && steps.size() > 1
-            ? " (statement at line " + std::to_string(failed->line) + "; nothing was committed)"
-            : "";
-    return fail("sql " + display_bytes(ref.label()) + ": " + s.message() + where);
+  if (!s.is_ok() && !unknown.is_ok()) {
+    return fail(Status(unknown.code(), "sql: " + unknown.message() + " (" + s.message() +
+                                           where_failed(failed, steps.size()) + ")"));
   }
+  if (!s.is_ok()) {
+    return fail("sql " + display_bytes(ref.label()) + ": " + s.message() +
+                where_failed(failed, steps.size()));
+  }
+  std::cout << out.str();
+  return kExitOk;
+}
+
+// The statements of `in` on one read snapshot (see the top of this file).
+// busy: why the engine could not be opened for writing (names the pid).
+int run_on_snapshot(const Globals& g, const ObjectSpec& spec, std::istream& in,
+                    const Status& busy) {
+  auto engine = open_engine(g, /*read_only=*/true);
+  if (!engine.is_ok()) return fail(engine.status());
+  store::Store& store = store_of(**engine);
+  auto r = resolve_object(store, spec, /*must_exist=*/true);
+  if (!r.is_ok()) return fail(r.status());
+  std::vector<Step> steps = read_steps(in);
+  if (steps.empty()) return fail("sql: no statements given");
+  auto txn = store.begin_read();
+  if (!txn.is_ok()) return fail(txn.status());
+  SnapshotPageSource pages(*txn, r->ref.id, store.sql_page_bytes(), r->record->sql_pages);
+  sql::SqlLimits limits;
+  limits.query_only = true;
+  std::string label = display_bytes(r->ref.label());
+  auto db = sql::SqlDatabase::open(&pages, limits, label);
+  if (!db.is_ok()) return fail(db.status().with_context("sql " + label));
+  SqlExec exec = [&](std::string_view q, std::vector<SqlValue> args) {
+    return (*db)->exec(q, args);
+  };
+  std::ostringstream out;
+  for (const Step& step : steps) {
+    bool quit = false;
+    Status s = run_step(g, exec, step, out, &quit);
+    if (s.code() == Code::kInvalidArgument &&
+        s.message().find("readonly database") != std::string::npos) {
+      (*db)->rollback_turn();
+      return fail(Status(Code::kBusy, "sql " + label + ": only read-only statements (SELECT, " +
+                                          "EXPLAIN, read-only pragmas) run beside a running " +
+                                          "engine; " + busy.message()));
+    }
+    if (!s.is_ok()) {
+      (*db)->rollback_turn();
+      return fail("sql " + label + ": " + s.message() + where_failed(&step, steps.size()));
+    }
+    if (quit) break;
+  }
+  (*db)->rollback_turn();
   std::cout << out.str();
   return kExitOk;
 }
@@ -223,15 +304,22 @@ int cmd_sql(const Globals& g, const std::string& obj, const std::optional<std::s
   auto spec = parse_object(obj);
   if (!spec.is_ok()) return fail(spec.status());
   auto engine = open_engine(g, /*read_only=*/false);
+  if (!engine.is_ok() && engine.status().code() == Code::kBusy && isatty(STDIN_FILENO) == 0) {
+    std::istringstream text(query.value_or(""));
+    return run_on_snapshot(g, *spec, query ? text : std::cin, engine.status());
+  }
   if (!engine.is_ok()) return fail(engine.status());
-  auto r = resolve_object(store_of(**engine), *spec, /*must_exist=*/false);
+  store::Store& store = store_of(**engine);
+  auto r = resolve_object(store, *spec, /*must_exist=*/false);
   if (!r.is_ok()) return fail(r.status());
+  Status unknown;
+  if (!r->record) unknown = resolve_object(store, *spec, /*must_exist=*/true).status();
   if (query) {
     std::istringstream in(*query);
-    return run_script(g, **engine, r->ref, in);
+    return run_script(g, **engine, r->ref, in, unknown);
   }
   if (isatty(STDIN_FILENO) != 0) return run_repl(g, **engine, r->ref);
-  return run_script(g, **engine, r->ref, std::cin);
+  return run_script(g, **engine, r->ref, std::cin, unknown);
 }
 
 }  // namespace carrel::cli
