@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "bench/harness.h"
+#include "tools/cli/nearest_word.h"
 
 namespace carrel::bench {
 namespace {
@@ -315,7 +316,21 @@ int real_main(int argc, char** argv) {
   }
   const Workload* w = find_workload(p.workload);
   if (!w) {
-    std::fprintf(stderr, "unknown workload '%s' (see --list)\n", p.workload.c_str());
+    std::vector<std::string> names;
+    for (const Workload& x : workloads()) names.push_back(x.name);
+    std::string list;
+    for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+    auto near = carrel::cli::nearest_word(p.workload, names);
+    if (p.workload.empty()) {
+      std::fprintf(stderr,
+                   "carrel-bench: no workload given; name one of: %s (--list describes them)\n",
+                   list.c_str());
+    } else {
+      std::fprintf(stderr,
+                   "carrel-bench: unknown workload '%s'%s (workloads: %s; --list describes them)\n",
+                   p.workload.c_str(), near ? ("; did you mean '" + *near + "'?").c_str() : "",
+                   list.c_str());
+    }
     return 2;
   }
   p.engines = split_list(engines);

@@ -177,9 +177,8 @@ int cmd_show(const Globals& g, const std::string& obj) {
   row("kv", count_of(r.kv_keys, "key", "keys") + ", " + format_bytes(r.kv_bytes));
   row("sql", count_of(r.sql_pages, "page", "pages") + ", " +
                  format_bytes(static_cast<uint64_t>(r.sql_pages) * page_bytes));
-  row("alarms",
-      std::to_string(r.alarms) + " scheduled, " +
-          count_of(r.dead_letters, "dead letter", "dead letters"));
+  row("alarms", std::to_string(r.alarms) + " scheduled, " +
+                    count_of(r.dead_letters, "dead letter", "dead letters"));
   row("history", history_records == 0
                      ? std::string("none retained")
                      : count_of(history_records, "commit", "commits") + " retained, oldest seq " +
@@ -522,8 +521,7 @@ int cmd_stats(const Globals& g) {
             << "kv            " << count_of(kv_keys, "key", "keys") << ", "
             << format_bytes(kv_bytes) << '\n'
             << "sql           " << count_of(sql_pages, "page", "pages") << " of "
-            << st.sql_page_bytes() << " B, "
-            << format_bytes(sql_bytes) << '\n'
+            << st.sql_page_bytes() << " B, " << format_bytes(sql_bytes) << '\n'
             << "alarms        " << alarms << " scheduled, "
             << count_of(dead, "dead letter", "dead letters") << '\n'
             << "lmdb          " << format_bytes(used_bytes) << " used of a "

@@ -1,10 +1,11 @@
 // carrel: the operator's command line for a carrel engine directory.
 // See docs/cli.md for every command with an example.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <iostream>
 #include <string_view>
-#include <unistd.h>
 
 #include "tools/cli/cli.h"
 #include "tools/cli/pager.h"

@@ -89,7 +89,8 @@ std::string label_of(const Found& f) {
 }
 
 // The record of id, or nullopt.
-Result<std::optional<store::ObjectRecord>> record_of(const store::ReadTxn& txn, const ObjectId& id) {
+Result<std::optional<store::ObjectRecord>> record_of(const store::ReadTxn& txn,
+                                                     const ObjectId& id) {
   CARREL_ASSIGN_OR_RETURN(auto raw, txn.get(store::Db::kObjects, id.raw()));
   if (!raw) return std::optional<store::ObjectRecord>();
   auto rec = store::ObjectRecord::decode(*raw);
@@ -152,9 +153,8 @@ Status unknown(store::Store& store, const store::ReadTxn& txn, const ObjectSpec&
 Result<ResolvedObject> resolved(const ObjectSpec& spec, const ObjectId& id,
                                 store::ObjectRecord rec) {
   if (!spec.bare_id && rec.class_name != spec.class_name) {
-    return Status::invalid_argument("object '" + display_bytes(spec.text) + "': id " +
-                                    id.to_hex() + " belongs to class '" +
-                                    display_bytes(rec.class_name) + "'");
+    return Status::invalid_argument("object '" + display_bytes(spec.text) + "': id " + id.to_hex() +
+                                    " belongs to class '" + display_bytes(rec.class_name) + "'");
   }
   ResolvedObject r;
   r.ref = ObjectRef{rec.class_name, id, rec.name};

@@ -18,6 +18,7 @@
 
 #include "engine/sql/sql_database.h"
 #include "tools/cli/cli.h"
+#include "tools/cli/line_editor.h"
 #include "tools/cli/output.h"
 #include "tools/cli/snapshot_pages.h"
 
@@ -58,6 +59,8 @@ class StepReader {
     return take();
   }
   bool in_statement() const { return !buffer_.empty(); }
+  // Drops a statement being typed (Ctrl-C in the REPL).
+  void clear() { buffer_.clear(); }
 
  private:
   Step take() {
@@ -193,28 +196,42 @@ std::vector<Step> read_steps(std::istream& in) {
 
 // " (statement at line N; nothing was committed)" for a script of several steps.
 std::string where_failed(const Step* failed, size_t steps) {
-  return failed != nullptr && steps > 1 ? " (statement at line " + std::to_string(failed->line) +
-                                              "; nothing was committed)"
-                                        : "";
+  return failed != nullptr && steps > 1
+             ? " (statement at line " + std::to_string(failed->line) + "; nothing was committed)"
+             : "";
 }
 
 int run_repl(const Globals& g, Engine& engine, const ObjectRef& ref) {
   std::cerr << "carrel sql on " << display_bytes(ref.label())
             << ": statements end with ';', .help for commands, .quit to leave\n";
   StepReader reader;
+  LineEditor editor(history_path());
   std::string line;
   int line_no = 0;
   for (;;) {
-    std::cerr << (reader.in_statement() ? "   ...> " : "carrel> ") << std::flush;
-    if (!std::getline(std::cin, line)) break;
+    auto got = editor.read(reader.in_statement() ? "   ...> " : "carrel> ", &line);
+    if (got == LineEditor::Read::kEnd) break;
+    if (got == LineEditor::Read::kInterrupted) {
+      reader.clear();  // Ctrl-C drops the statement being typed
+      continue;
+    }
     auto step = reader.feed(line, ++line_no);
     if (!step) continue;
+    editor.remember(step->text);
+    // .quit needs no turn, so it works whatever state the object is in.
+    if (step->dot && (step->text.rfind(".quit", 0) == 0 || step->text.rfind(".exit", 0) == 0)) {
+      return kExitOk;
+    }
     bool quit = false;
     std::ostringstream out;
     Status s =
         engine.run(ref, [&](Context& ctx) { return run_step(g, exec_in(ctx), *step, out, &quit); });
     std::cout << out.str() << std::flush;
     if (!s.is_ok()) std::cerr << "error: " << s.message() << '\n';
+    if (editor.take_interrupt()) {
+      std::cerr << "interrupted: the statement had already run to its end"
+                << (s.is_ok() ? " and committed" : "") << '\n';
+    }
     if (quit) return kExitOk;
   }
   std::cerr << '\n';

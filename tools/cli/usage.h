@@ -6,8 +6,7 @@
 //      never shows CLI11's internal wording (ranges of doubles, "A subcommand
 //      is required").
 //  (2) A suggestion is offered only when one command is clearly nearest
-//      (edit distance at most a third of the word, and at least 1 apart from
-//      the runner-up).
+//      (nearest_word.h).
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -16,15 +15,9 @@
 #include <string_view>
 #include <vector>
 
+#include "tools/cli/nearest_word.h"
+
 namespace carrel::cli {
-
-// Levenshtein distance, bounded: inputs are cut to kEditWordMax bytes.
-constexpr size_t kEditWordMax = 64;
-size_t edit_distance(std::string_view a, std::string_view b);
-
-// The candidate clearly nearest to word (invariant (2)), or nullopt.
-std::optional<std::string> nearest_word(std::string_view word,
-                                        const std::vector<std::string>& candidates);
 
 // A validator for a count option (--limit): a whole number of 1 or more.
 // Its description stays "POSITIVE" so --help keeps its shape.

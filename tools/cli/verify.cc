@@ -30,7 +30,6 @@ namespace {
 
 using store::Db;
 
-
 struct Counted {
   uint64_t kv_keys = 0, kv_bytes = 0, alarms = 0, dead = 0;
 };
@@ -322,9 +321,9 @@ int cmd_verify(const Globals& g, const std::optional<std::string>& obj) {
               << ", " << count_of(v.sql_checked(), "SQL database", "SQL databases") << ", "
               << count_of(total, "LMDB entry", "LMDB entries") << '\n';
     for (const auto& p : v.problems()) std::cout << "PROBLEM: " << p << '\n';
-    std::cout << (v.problems().empty() ? "no problems found"
-                                       : count_of(v.problems().size(), "problem", "problems") +
-                                             " found")
+    std::cout << (v.problems().empty()
+                      ? "no problems found"
+                      : count_of(v.problems().size(), "problem", "problems") + " found")
               << '\n';
   }
   return v.problems().empty() ? kExitOk : kExitError;
