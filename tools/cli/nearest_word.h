@@ -15,24 +15,28 @@
 
 namespace carrel::cli {
 
-// Levenshtein distance, bounded: inputs are cut to kEditWordMax bytes.
+// Edit distance counting a swap of two neighbours as one edit (optimal
+// string alignment), bounded: inputs are cut to kEditWordMax bytes.
 constexpr size_t kEditWordMax = 64;
 
 inline size_t edit_distance(std::string_view a, std::string_view b) {
   a = a.substr(0, kEditWordMax);
   b = b.substr(0, kEditWordMax);
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  // Rows i-2, i-1 and i of the distance matrix.
+  std::vector<size_t> before(b.size() + 1), prev(b.size() + 1), row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
   for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
     row[0] = i;
     for (size_t j = 1; j <= b.size(); ++j) {
-      size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
-      diagonal = above;
+      row[j] = std::min({prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        row[j] = std::min(row[j], before[j - 2] + 1);
+      }
     }
+    std::swap(before, prev);
+    std::swap(prev, row);
   }
-  return row[b.size()];
+  return prev[b.size()];
 }
 
 inline std::optional<std::string> nearest_word(std::string_view word,
