@@ -213,7 +213,7 @@ void append_json_string(std::string* out, std::string_view s, InvalidUtf8 invali
     if (u >= 0x80) {
       size_t n = invalid == InvalidUtf8::kPassThrough ? 1 : utf8_sequence(s, i);
       if (n == 0) {
-        out->append("\ufffd");
+        out->append("\\ufffd");
       } else {
         out->append(s.substr(i, n));
         i += n - 1;
