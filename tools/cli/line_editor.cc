@@ -1,9 +1,10 @@
 #include "tools/cli/line_editor.h"
 
 #include <editline/readline.h>
-#include <cerrno>
+#include <pthread.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <iostream>
 
@@ -12,9 +13,13 @@ namespace {
 
 // Signal state: one LineEditor at a time (the REPL's).
 volatile sig_atomic_t interrupted = 0;
+pthread_t reader_thread;  // the thread that calls read(): the REPL's
 
 void on_interrupt(int) {
   interrupted = 1;
+  // Ctrl-C may land on an engine thread; the reader must see EINTR to drop
+  // its line, so pass the signal on (pthread_kill is async-signal-safe).
+  if (pthread_equal(pthread_self(), reader_thread) == 0) pthread_kill(reader_thread, SIGINT);
 }
 
 // libedit's input: one byte of stdin. The SIGINT handler is installed without
@@ -40,6 +45,7 @@ std::string history_path() {
 
 LineEditor::LineEditor(std::string history_file)
     : tty_(isatty(STDIN_FILENO) != 0), history_file_(std::move(history_file)) {
+  reader_thread = pthread_self();
   struct sigaction sa {};
   sa.sa_handler = on_interrupt;
   sigemptyset(&sa.sa_mask);

@@ -206,6 +206,7 @@ int run_main(int argc, char** argv) {
   auto* imp_in = imp->add_option("-i,--input", file, "input file (default: stdin)");
   imp->callback([&] { run = [&] { return cli::cmd_import(g, obj, given(imp_in, file)); }; });
 
+  cli::set_json_errors(false);  // run_main may run again in one process (fuzz/cli_fuzz.cc)
   for (int i = 1; i < argc; ++i) {
     if (std::string_view(argv[i]) == "--") break;
     if (std::string_view(argv[i]) == "--json") cli::set_json_errors(true);

@@ -135,9 +135,9 @@ Status unknown(store::Store& store, const store::ReadTxn& txn, const ObjectSpec&
   if (!spec.class_name.empty() && !spec.hash_id) {
     // The nearest name of the same class, for a typo.
     std::vector<std::string> names;
+    size_t seen = 0;
     auto cur = ScanCursor::open(store, txn, store::Db::kObjects);
-    for (bool ok = cur.is_ok() && cur->first(); ok && names.size() < kObjectScanMax;
-         ok = cur->next()) {
+    for (bool ok = cur.is_ok() && cur->first(); ok && ++seen <= kObjectScanMax; ok = cur->next()) {
       auto rec = store::ObjectRecord::decode(cur->value());
       if (rec.is_ok() && rec->class_name == spec.class_name && !rec->name.empty()) {
         names.push_back(rec->name);

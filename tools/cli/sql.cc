@@ -321,7 +321,8 @@ int cmd_sql(const Globals& g, const std::string& obj, const std::optional<std::s
   auto spec = parse_object(obj);
   if (!spec.is_ok()) return fail(spec.status());
   auto engine = open_engine(g, /*read_only=*/false);
-  if (!engine.is_ok() && engine.status().code() == Code::kBusy && isatty(STDIN_FILENO) == 0) {
+  bool repl = !query && isatty(STDIN_FILENO) != 0;
+  if (!engine.is_ok() && engine.status().code() == Code::kBusy && !repl) {
     std::istringstream text(query.value_or(""));
     return run_on_snapshot(g, *spec, query ? text : std::cin, engine.status());
   }
