@@ -213,6 +213,9 @@ for write in "INSERT INTO t VALUES (3)" "CREATE TABLE u(a)" "DELETE FROM t" "CRE
 done
 c sql Room:lobby "SELECT 1; INSERT INTO t VALUES (4)"
 expect_rc 1 "a script that writes beside a running engine"
+python3 "$HERE/tty_driver.py" repl "$CARREL" "$DIR" Room:lobby "$WORK/history-ro" >"$OUT" 2>"$ERR"
+RC=$?
+expect_rc 0 "the REPL beside a running engine (read-only)"
 exec 9>&-
 wait "$HOLDER_PID"
 HOLDER_PID=

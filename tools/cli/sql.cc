@@ -201,9 +201,12 @@ std::string where_failed(const Step* failed, size_t steps) {
              : "";
 }
 
-int run_repl(const Globals& g, Engine& engine, const ObjectRef& ref) {
-  std::cerr << "carrel sql on " << display_bytes(ref.label())
-            << ": statements end with ';', .help for commands, .quit to leave\n";
+// run_one runs one step (in a turn, or on a snapshot).
+using StepRunner = std::function<Status(const Step&, std::ostream&, bool*)>;
+
+int run_repl(const std::string& label, const std::string& note, const StepRunner& run_one) {
+  std::cerr << "carrel sql on " << label
+            << ": statements end with ';', .help for commands, .quit to leave" << note << "\n";
   StepReader reader;
   LineEditor editor(history_path());
   std::string line;
@@ -224,8 +227,7 @@ int run_repl(const Globals& g, Engine& engine, const ObjectRef& ref) {
     }
     bool quit = false;
     std::ostringstream out;
-    Status s =
-        engine.run(ref, [&](Context& ctx) { return run_step(g, exec_in(ctx), *step, out, &quit); });
+    Status s = run_one(*step, out, &quit);
     std::cout << out.str() << std::flush;
     if (!s.is_ok()) std::cerr << "error: " << s.message() << '\n';
     if (editor.take_interrupt()) {
@@ -273,44 +275,45 @@ int run_script(const Globals& g, Engine& engine, const ObjectRef& ref, std::istr
 
 // The statements of `in` on one read snapshot (see the top of this file).
 // busy: why the engine could not be opened for writing (names the pid).
-int run_on_snapshot(const Globals& g, const ObjectSpec& spec, std::istream& in,
-                    const Status& busy) {
-  auto engine = open_engine(g, /*read_only=*/true);
-  if (!engine.is_ok()) return fail(engine.status());
-  store::Store& store = store_of(**engine);
-  auto r = resolve_object(store, spec, /*must_exist=*/true);
-  if (!r.is_ok()) return fail(r.status());
-  std::vector<Step> steps = read_steps(in);
-  if (steps.empty()) return fail("sql: no statements given");
-  auto txn = store.begin_read();
-  if (!txn.is_ok()) return fail(txn.status());
-  SnapshotPageSource pages(*txn, r->ref.id, store.sql_page_bytes(), r->record->sql_pages);
+// Runs steps on one fresh read snapshot, stopping at the first error; a
+// write is refused naming busy (why the engine could not be opened).
+Status run_on_snapshot(const Globals& g, store::Store& store, const ObjectSpec& spec,
+                       const std::vector<Step>& steps, std::ostream& out, const Status& busy,
+                       const Step** failed, bool* quit) {
+  CARREL_ASSIGN_OR_RETURN(ResolvedObject r, resolve_object(store, spec, /*must_exist=*/true));
+  CARREL_ASSIGN_OR_RETURN(store::ReadTxn txn, store.begin_read());
+  SnapshotPageSource pages(txn, r.ref.id, store.sql_page_bytes(), r.record->sql_pages);
   sql::SqlLimits limits;
   limits.query_only = true;
-  std::string label = display_bytes(r->ref.label());
-  auto db = sql::SqlDatabase::open(&pages, limits, label);
-  if (!db.is_ok()) return fail(db.status().with_context("sql " + label));
-  SqlExec exec = [&](std::string_view q, std::vector<SqlValue> args) {
-    return (*db)->exec(q, args);
-  };
-  std::ostringstream out;
+  std::string label = display_bytes(r.ref.label());
+  CARREL_ASSIGN_OR_RETURN(auto db, sql::SqlDatabase::open(&pages, limits, label));
+  SqlExec exec = [&](std::string_view q, std::vector<SqlValue> args) { return db->exec(q, args); };
+  Status s;
   for (const Step& step : steps) {
-    bool quit = false;
-    Status s = run_step(g, exec, step, out, &quit);
+    *failed = &step;
+    s = run_step(g, exec, step, out, quit);
     if (s.code() == Code::kInvalidArgument &&
         s.message().find("readonly database") != std::string::npos) {
-      (*db)->rollback_turn();
-      return fail(Status(Code::kBusy, "sql " + label + ": only read-only statements (SELECT, " +
-                                          "EXPLAIN, read-only pragmas) run beside a running " +
-                                          "engine; " + busy.message()));
+      s = Status(Code::kBusy, "only read-only statements (SELECT, EXPLAIN, read-only pragmas) " +
+                                  std::string("run beside a running engine; ") + busy.message());
     }
-    if (!s.is_ok()) {
-      (*db)->rollback_turn();
-      return fail("sql " + label + ": " + s.message() + where_failed(&step, steps.size()));
-    }
-    if (quit) break;
+    if (!s.is_ok() || *quit) break;
   }
-  (*db)->rollback_turn();
+  if (s.is_ok()) *failed = nullptr;
+  db->rollback_turn();
+  return s.with_context("object " + label);
+}
+
+int run_script_on_snapshot(const Globals& g, store::Store& store, const ObjectSpec& spec,
+                           std::istream& in, const Status& busy) {
+  std::vector<Step> steps = read_steps(in);
+  if (steps.empty()) return fail("sql: no statements given");
+  std::ostringstream out;
+  const Step* failed = nullptr;
+  bool quit = false;
+  Status s = run_on_snapshot(g, store, spec, steps, out, busy, &failed, &quit);
+  if (!s.is_ok())
+    return fail(Status(s.code(), "sql: " + s.message() + where_failed(failed, steps.size())));
   std::cout << out.str();
   return kExitOk;
 }
@@ -322,9 +325,23 @@ int cmd_sql(const Globals& g, const std::string& obj, const std::optional<std::s
   if (!spec.is_ok()) return fail(spec.status());
   auto engine = open_engine(g, /*read_only=*/false);
   bool repl = !query && isatty(STDIN_FILENO) != 0;
-  if (!engine.is_ok() && engine.status().code() == Code::kBusy && !repl) {
-    std::istringstream text(query.value_or(""));
-    return run_on_snapshot(g, *spec, query ? text : std::cin, engine.status());
+  if (!engine.is_ok() && engine.status().code() == Code::kBusy) {
+    Status busy = engine.status();
+    engine = open_engine(g, /*read_only=*/true);
+    if (!engine.is_ok()) return fail(engine.status());
+    store::Store& store = store_of(**engine);
+    if (!repl) {
+      std::istringstream text(query.value_or(""));
+      return run_script_on_snapshot(g, store, *spec, query ? text : std::cin, busy);
+    }
+    auto r = resolve_object(store, *spec, /*must_exist=*/true);
+    if (!r.is_ok()) return fail(r.status());
+    return run_repl(display_bytes(r->ref.label()),
+                    " (read-only: the engine is open in another process)",
+                    [&](const Step& step, std::ostream& out, bool* quit) {
+                      const Step* failed = nullptr;
+                      return run_on_snapshot(g, store, *spec, {step}, out, busy, &failed, quit);
+                    });
   }
   if (!engine.is_ok()) return fail(engine.status());
   store::Store& store = store_of(**engine);
@@ -336,7 +353,14 @@ int cmd_sql(const Globals& g, const std::string& obj, const std::optional<std::s
     std::istringstream in(*query);
     return run_script(g, **engine, r->ref, in, unknown);
   }
-  if (isatty(STDIN_FILENO) != 0) return run_repl(g, **engine, r->ref);
+  if (repl) {
+    Engine& e = **engine;
+    return run_repl(
+        display_bytes(r->ref.label()), "", [&](const Step& step, std::ostream& out, bool* quit) {
+          return e.run(r->ref,
+                       [&](Context& ctx) { return run_step(g, exec_in(ctx), step, out, quit); });
+        });
+  }
   return run_script(g, **engine, r->ref, std::cin, unknown);
 }
 
