@@ -60,7 +60,9 @@ std::optional<std::string> command_word_error(const CLI::App& app, int argc, cha
   std::vector<std::string> path;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
-    if (arg == "-h" || arg == "--help" || arg == "--help-all") return std::nullopt;
+    if (arg == "-h" || arg == "--help" || arg == "--help-all" || arg == "--version") {
+      return std::nullopt;  // CLI11 answers these without a command
+    }
     if (arg == "--") break;
     if (!arg.empty() && arg[0] == '-') {
       if (arg == "--dir") ++i;  // its value follows
