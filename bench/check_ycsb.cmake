@@ -1,6 +1,6 @@
 # One YCSB workload on every engine in a tiny configuration (not timed): each
-# engine must run every operation without error, and the operation mix must be
-# the workload's (YCSB's workloads/workload[a-f]).
+# engine must run every operation without error, the operation mix must be the
+# workload's (YCSB's workloads/workload[a-f]), and each kind has its latency.
 #   -DBENCH=<carrel-bench> -DWORK=<scratch dir> -DWORKLOAD=ycsb-a..ycsb-f
 #   -DMIX=<kind=per-mille;...>  e.g. reads=500;updates=500 (kinds not named: none)
 set(ops 2000)
@@ -53,6 +53,12 @@ foreach(i RANGE ${last})
     if((expect EQUAL 0 AND NOT count EQUAL 0) OR diff GREATER limit)
       message(FATAL_ERROR "${WORKLOAD} on ${engine}: ${count} ${kind} of ${ops} ops, "
                           "want ${expect} per mille (+-${tolerance})")
+    endif()
+    # Each kind that ran has its own latency, as YCSB reports it.
+    string(REGEX REPLACE "s$" "_p99_us" latency ${kind})
+    string(JSON p99 ERROR_VARIABLE no_p99 GET "${json}" results ${i} ${latency})
+    if(count GREATER 0 AND no_p99)
+      message(FATAL_ERROR "${WORKLOAD} on ${engine}: ${count} ${kind} but no ${latency}")
     endif()
   endforeach()
   if(NOT sum EQUAL ops)

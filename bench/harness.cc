@@ -285,10 +285,14 @@ uint64_t bytes_u64(std::string_view s) {
   return v;
 }
 
+uint64_t percentile_us(const std::vector<uint32_t>& sorted, double q) {
+  if (sorted.empty()) return 0;
+  size_t i = static_cast<size_t>(q * static_cast<double>(sorted.size() - 1) + 0.5);
+  return sorted[std::min(i, sorted.size() - 1)];
+}
+
 uint64_t EngineResult::pct_us(double q) const {
-  if (latencies_us.empty()) return 0;
-  size_t i = static_cast<size_t>(q * static_cast<double>(latencies_us.size() - 1) + 0.5);
-  return latencies_us[std::min(i, latencies_us.size() - 1)];
+  return percentile_us(latencies_us, q);
 }
 
 Status AckLog::open(const std::string& path) {
@@ -342,6 +346,7 @@ void log_ack(AckLog* ack, const Op& op) {
 
 struct ClientState {
   std::vector<uint32_t> lat;
+  std::vector<OpKind> kinds;  // YCSB: the kind of each lat entry
   std::array<uint64_t, kOpKinds> by_kind{};
   uint64_t ops = 0;
   uint64_t errors = 0;
@@ -382,6 +387,7 @@ void run_clients(Target& target, const Workload& w, const Params& p, AckLog* ack
   if (w.each_object_once) total = total ? std::min<uint64_t>(total, p.objects) : p.objects;
   for (auto& s : state) s.lat.reserve(total ? total / clients + 16 : 1 << 16);
 
+  const bool ycsb = ycsb_mix(w.name) != nullptr;
   target.begin_measure();
   uint64_t io0 = io_write_bytes();
   int64_t t0 = wall_us();
@@ -403,6 +409,7 @@ void run_clients(Target& target, const Workload& w, const Params& p, AckLog* ack
       st.lat.push_back(static_cast<uint32_t>(std::min<int64_t>(b - a, UINT32_MAX)));
       ++st.ops;
       ++st.by_kind[static_cast<size_t>(op.kind)];
+      if (ycsb) st.kinds.push_back(op.kind);
       done_ops.fetch_add(1, std::memory_order_relaxed);
       if (!s.is_ok()) {
         if (st.errors++ == 0) st.first_error = s.to_string();
@@ -443,8 +450,11 @@ void run_clients(Target& target, const Workload& w, const Params& p, AckLog* ack
   r->seconds = (t1 - t0) / 1e6;
   r->io_write_bytes = io_write_bytes() - io0;
   std::array<uint64_t, kOpKinds> by_kind{};
+  std::array<std::vector<uint32_t>, kOpKinds> lat_by_kind;  // YCSB only
   for (auto& s : state) {
     for (size_t k = 0; k < kOpKinds; ++k) by_kind[k] += s.by_kind[k];
+    for (size_t i = 0; i < s.kinds.size(); ++i)
+      lat_by_kind[static_cast<size_t>(s.kinds[i])].push_back(s.lat[i]);
     r->ops += s.ops;
     r->errors += s.errors;
     if (r->first_error.empty()) r->first_error = s.first_error;
@@ -453,13 +463,21 @@ void run_clients(Target& target, const Workload& w, const Params& p, AckLog* ack
   }
   std::sort(r->latencies_us.begin(), r->latencies_us.end());
   r->turns = r->ops;
-  if (ycsb_mix(w.name)) {
-    auto count = [&](OpKind k) { return static_cast<double>(by_kind[static_cast<size_t>(k)]); };
-    r->extra["reads"] = count(OpKind::kGet);
-    r->extra["updates"] = count(OpKind::kUpdate);
-    r->extra["inserts"] = count(OpKind::kInsert);
-    r->extra["scans"] = count(OpKind::kScan);
-    r->extra["rmws"] = count(OpKind::kRmw);
+  if (ycsb) {
+    // The count of each kind, and its latency as YCSB reports it: per kind.
+    static constexpr std::pair<OpKind, const char*> kKinds[] = {{OpKind::kGet, "read"},
+                                                                {OpKind::kUpdate, "update"},
+                                                                {OpKind::kInsert, "insert"},
+                                                                {OpKind::kScan, "scan"},
+                                                                {OpKind::kRmw, "rmw"}};
+    for (const auto& [kind, name] : kKinds) {
+      std::vector<uint32_t>& lat = lat_by_kind[static_cast<size_t>(kind)];
+      r->extra[std::string(name) + "s"] = static_cast<double>(by_kind[static_cast<size_t>(kind)]);
+      if (lat.empty()) continue;
+      std::sort(lat.begin(), lat.end());
+      r->extra[std::string(name) + "_p50_us"] = static_cast<double>(percentile_us(lat, 0.5));
+      r->extra[std::string(name) + "_p99_us"] = static_cast<double>(percentile_us(lat, 0.99));
+    }
   }
   target.end_measure(r);
 }

@@ -177,6 +177,8 @@ struct EngineResult {
   double turns_per_s() const { return seconds > 0 ? turns / seconds : 0; }
   uint64_t pct_us(double q) const;
 };
+// The q-quantile of sorted latencies (0 when empty).
+uint64_t percentile_us(const std::vector<uint32_t>& sorted, double q);
 
 // An engine under test. run_op is called from client threads concurrently
 // (one call in flight per client); open and close from the main thread.
@@ -221,7 +223,8 @@ struct RunSlot {
 };
 
 // Runs the clients against an opened target. YCSB workloads also count each
-// kind of operation into r->extra ("reads", "updates", "inserts", "scans", "rmws").
+// kind of operation into r->extra ("reads", "updates", "inserts", "scans",
+// "rmws") with its latency ("read_p50_us", "read_p99_us", ...).
 void run_clients(Target& target, const Workload& w, const Params& p, AckLog* ack, EngineResult* r,
                  RunSlot slot = {});
 

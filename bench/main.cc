@@ -33,7 +33,7 @@ constexpr const char* kColumnLegend =
     "  ioB/turn   bytes the process passed to write(2) per turn\n"
     "  rss_MiB    peak resident memory during that engine's part of the run\n"
     "  dir_MiB    allocated size of the engine's data directory after close\n"
-    "  name = N   lines below a row: workload figures (YCSB: how many of each operation)\n";
+    "  name = N   lines below a row: workload figures (YCSB: each kind's count, p50 and p99)\n";
 
 std::vector<std::string> split_list(const std::string& s) {
   std::vector<std::string> out;
