@@ -321,6 +321,48 @@ int64_t wall_us() {
       .count();
 }
 
+ProgressMeter::ProgressMeter(const Params& p, std::string workload, std::string engine,
+                             RunSlot slot, const char* unit)
+    : workload_(std::move(workload)),
+      engine_(std::move(engine)),
+      unit_(unit),
+      slot_(slot),
+      seconds_(p.seconds),
+      tty_(isatty(STDERR_FILENO)),
+      show_(tty_ || p.progress),
+      start_us_(wall_us()),
+      last_us_(start_us_) {}
+
+ProgressMeter::~ProgressMeter() {
+  if (tty_ && printed_) std::fprintf(stderr, "\r%100s\r", "");
+}
+
+void ProgressMeter::tick(uint64_t done, uint64_t total) {
+  const int64_t now = wall_us();
+  if (!show_ || now - last_us_ < (tty_ ? 500000 : 1000000)) return;
+  last_us_ = now;
+  printed_ = true;
+  const double elapsed_s = (now - start_us_) / 1e6;
+  double frac = total ? double(done) / double(total) : elapsed_s / seconds_;
+  frac = std::clamp(frac, 0.0, 1.0);
+  const double engine_s = total ? (frac > 0 ? elapsed_s / frac : 0) : seconds_;
+  const double eta = std::max(0.0, engine_s - elapsed_s);
+  const double run_eta = eta + engine_s * (slot_.count - slot_.index - 1);
+  char what[96];
+  if (total)
+    std::snprintf(what, sizeof what, "%llu/%llu %s", static_cast<unsigned long long>(done),
+                  static_cast<unsigned long long>(total), unit_);
+  else
+    std::snprintf(what, sizeof what, "%.1f/%.1f s, %llu %s", elapsed_s, seconds_,
+                  static_cast<unsigned long long>(done), unit_);
+  char when[64] = "ETA unknown yet";  // nothing done: no rate to go by
+  if (frac > 0) std::snprintf(when, sizeof when, "ETA %.0f s (all engines ~%.0f s)", eta, run_eta);
+  std::fprintf(stderr, "%s  %s [%d/%d %s] %s %3.0f%%  %s%s", tty_ ? "\r" : "", workload_.c_str(),
+               slot_.index + 1, slot_.count, engine_.c_str(), what, 100 * frac, when,
+               tty_ ? "  " : "\n");
+  std::fflush(stderr);
+}
+
 namespace {
 
 void log_ack(AckLog* ack, const Op& op) {
@@ -354,27 +396,6 @@ struct ClientState {
 };
 
 }  // namespace
-
-// One progress line: this engine's done and total, its ETA and the whole run's.
-void print_progress(const Workload& w, const Target& target, RunSlot slot, uint64_t done,
-                    uint64_t total_ops, double elapsed_s, double seconds, bool tty) {
-  double frac = total_ops ? double(done) / double(total_ops) : elapsed_s / seconds;
-  frac = std::clamp(frac, 0.0, 1.0);
-  double engine_s = total_ops ? (frac > 0 ? elapsed_s / frac : 0) : seconds;
-  double eta = std::max(0.0, engine_s - elapsed_s);
-  double run_eta = eta + engine_s * (slot.count - slot.index - 1);
-  char what[64];
-  if (total_ops)
-    std::snprintf(what, sizeof what, "%llu/%llu ops", static_cast<unsigned long long>(done),
-                  static_cast<unsigned long long>(total_ops));
-  else
-    std::snprintf(what, sizeof what, "%.1f/%.1f s, %llu ops", elapsed_s, seconds,
-                  static_cast<unsigned long long>(done));
-  std::fprintf(stderr, "%s  %s [%d/%d %s] %s %3.0f%%  ETA %.0f s (all engines ~%.0f s)%s",
-               tty ? "\r" : "", w.name.c_str(), slot.index + 1, slot.count, target.name().c_str(),
-               what, 100 * frac, eta, run_eta, tty ? "  " : "\n");
-  std::fflush(stderr);
-}
 
 void run_clients(Target& target, const Workload& w, const Params& p, AckLog* ack, EngineResult* r,
                  RunSlot slot) {
@@ -422,25 +443,16 @@ void run_clients(Target& target, const Workload& w, const Params& p, AckLog* ack
   std::vector<std::thread> threads;
   for (int c = 0; c < clients; ++c) threads.emplace_back(client_main, c);
 
-  // Progress on a terminal (redrawn in place) or when asked (--progress: one
-  // line a second, for logs); never on stdout. The timer in --seconds mode.
-  const bool tty = isatty(STDERR_FILENO);
-  const bool show = tty || p.progress;
-  const int64_t print_every_us = tty ? 500000 : 1000000;
+  // The timer in --seconds mode, and the progress line.
   std::atomic<bool> finished{false};
   std::thread monitor([&] {
+    ProgressMeter progress(p, w.name, target.name(), slot);
     int64_t deadline = total ? INT64_MAX : t0 + static_cast<int64_t>(p.seconds * 1e6);
-    int64_t last_print = t0;
     while (!finished.load()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      int64_t now = wall_us();
-      if (now >= deadline) stop.store(true);
-      if (show && now - last_print >= print_every_us) {
-        last_print = now;
-        print_progress(w, target, slot, done_ops.load(), total, (now - t0) / 1e6, p.seconds, tty);
-      }
+      if (wall_us() >= deadline) stop.store(true);
+      progress.tick(done_ops.load(), total);
     }
-    if (tty) std::fprintf(stderr, "\r%100s\r", "");
   });
   for (auto& t : threads) t.join();
   int64_t t1 = wall_us();

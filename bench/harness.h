@@ -222,6 +222,26 @@ struct RunSlot {
   int count = 1;
 };
 
+// A progress line on stderr: on a terminal (redrawn in place, twice a second)
+// or when asked (Params::progress: a line a second, for logs); never on stdout.
+// It shows `done` of `total` units (total 0: a run of Params::seconds), this
+// engine's ETA and the whole run's. Not thread-safe: one thread ticks it.
+class ProgressMeter {
+ public:
+  ProgressMeter(const Params& p, std::string workload, std::string engine, RunSlot slot,
+                const char* unit = "ops");
+  ~ProgressMeter();  // clears the terminal line
+  void tick(uint64_t done, uint64_t total);
+
+ private:
+  std::string workload_, engine_;
+  const char* unit_;
+  RunSlot slot_;
+  double seconds_;
+  bool tty_, show_, printed_ = false;
+  int64_t start_us_, last_us_;
+};
+
 // Runs the clients against an opened target. YCSB workloads also count each
 // kind of operation into r->extra ("reads", "updates", "inserts", "scans",
 // "rmws") with its latency ("read_p50_us", "read_p99_us", ...).
