@@ -46,6 +46,22 @@ Result<std::string> BenchHandler::on_request(Context& ctx, const Request& req) {
     CARREL_RETURN_IF_ERROR(ctx.kv().put(key, value));
     return std::string();
   }
+  if (m == "rmw") {  // read-modify-write of an existing key, one turn
+    std::string_view key, value;
+    split_payload(payload, &key, &value);
+    CARREL_ASSIGN_OR_RETURN(auto old, ctx.kv().get(key));
+    if (!old) return Status::not_found("rmw of absent key " + std::string(key));
+    CARREL_RETURN_IF_ERROR(ctx.kv().put(key, value));
+    return std::string();
+  }
+  if (m == "scan") {  // limit(8) ‖ start key: the count of entries read
+    ListOptions range;
+    range.start = std::string(payload.substr(std::min<size_t>(8, payload.size())));
+    range.limit = std::max<uint64_t>(1, bytes_u64(payload));
+    CARREL_ASSIGN_OR_RETURN(auto entries, ctx.kv().list(range));
+    if (entries.empty()) return Status::not_found("scan from " + *range.start);
+    return std::to_string(entries.size());
+  }
   if (m == "get" || (m == "wake" && schema_ != Schema::kTenTables)) {
     CARREL_ASSIGN_OR_RETURN(auto v, ctx.kv().get(payload));
     if (!v) return Status::not_found("key " + std::string(payload));

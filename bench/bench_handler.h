@@ -12,7 +12,8 @@ namespace carrel::bench {
 enum class Schema : uint8_t { kNone, kBench, kTenTables };
 
 // "put" key\0value, "get" key, "sqlins" row(8)‖value, "sqlget" row(8),
-// "chat" row(8)‖body, "wake" key: one turn each.
+// "chat" row(8)‖body, "wake" key, "rmw" key\0value (get, then put),
+// "scan" limit(8)‖start key (KV list): one turn each.
 class BenchHandler : public Handler {
  public:
   explicit BenchHandler(Schema schema) : schema_(schema) {}

@@ -1,6 +1,7 @@
 // carrel through its public API: a registered class, Stub::call_blocking from
 // the client threads, each waiting for its reply (one call in flight per client).
 #include <future>
+#include <memory>
 
 #include "bench/bench_handler.h"
 #include "bench/harness.h"
@@ -33,6 +34,7 @@ class CarrelTarget final : public Target {
   }
 
   Status preload(const Workload& w, const Params& p, uint64_t objects) {
+    if (w.kv) return preload_kv(w, p, objects);
     uint64_t n = p.preload ? p.preload : w.preload_default;
     if (n == 0) return Status::ok();
     std::vector<std::future<Status>> pending;
@@ -47,23 +49,48 @@ class CarrelTarget final : public Target {
                                            .exec("INSERT INTO t(id, v) VALUES (?, ?)",
                                                  static_cast<int64_t>(k + 1), Blob{value})
                                            .status());
-              } else if (w.name == "chat") {
+              } else {
                 CARREL_RETURN_IF_ERROR(ctx.sql()
                                            .exec("INSERT INTO messages(id, body) VALUES (?, ?)",
                                                  static_cast<int64_t>(k + 1), value)
                                            .status());
-              } else {
-                CARREL_RETURN_IF_ERROR(ctx.kv().put(key, value));
               }
             }
             return Status::ok();
           }));
-      if (pending.size() >= 256) {
-        for (auto& f : pending) CARREL_RETURN_IF_ERROR(f.get());
-        pending.clear();
+      CARREL_RETURN_IF_ERROR(drain(pending, 256));
+    }
+    return drain(pending, 0);
+  }
+
+  // KV workloads: each object's preload_keys(), in turns of at most
+  // kPreloadKeysPerTurn keys (a turn's dirty bytes are capped).
+  Status preload_kv(const Workload& w, const Params& p, uint64_t objects) {
+    static constexpr size_t kPreloadKeysPerTurn = 1000;
+    std::vector<std::future<Status>> pending;
+    for (uint64_t i = 0; i < objects; ++i) {
+      auto keys = std::make_shared<const std::vector<std::string>>(preload_keys(w, p, i));
+      for (size_t from = 0; from < keys->size(); from += kPreloadKeysPerTurn) {
+        pending.push_back(engine_->submit(
+            ObjectRef::named(kBenchClass, object_name(i)), [keys, from, &p](Context& ctx) {
+              size_t to = std::min(keys->size(), from + kPreloadKeysPerTurn);
+              for (size_t k = from; k < to; ++k) {
+                const std::string& key = (*keys)[k];
+                CARREL_RETURN_IF_ERROR(ctx.kv().put(key, value_for(key, p.value_bytes)));
+              }
+              return Status::ok();
+            }));
+        CARREL_RETURN_IF_ERROR(drain(pending, 256));
       }
     }
+    return drain(pending, 0);
+  }
+
+  // Waits for the pending preload turns once more than `keep` are queued.
+  static Status drain(std::vector<std::future<Status>>& pending, size_t keep) {
+    if (pending.size() <= keep) return Status::ok();
     for (auto& f : pending) CARREL_RETURN_IF_ERROR(f.get());
+    pending.clear();
     return Status::ok();
   }
 
@@ -76,7 +103,17 @@ class CarrelTarget final : public Target {
     std::string payload;
     switch (op.kind) {
       case OpKind::kPut:
+      case OpKind::kUpdate:
+      case OpKind::kInsert:
         payload = put_payload(op.key, op.value);
+        break;
+      case OpKind::kRmw:
+        method = "rmw";
+        payload = put_payload(op.key, op.value);
+        break;
+      case OpKind::kScan:
+        method = "scan";
+        payload = u64_bytes(op.limit) + op.key;
         break;
       case OpKind::kGet:
         method = "get";

@@ -1,6 +1,3 @@
-#include <cmath>
-#include <mutex>
-#include <map>
 #include "bench/harness.h"
 
 #include <fcntl.h>
@@ -10,11 +7,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <thread>
 
 namespace carrel::bench {
@@ -35,8 +36,75 @@ const std::vector<Workload>& workloads() {
       {"alarms", "N alarms across M objects due over S seconds; delivery lag", false, false, false,
        0},
       {"pitr", "restore to the first bookmark vs history length", false, false, false, 0},
+      {"ycsb-a", "YCSB A: 50% reads, 50% updates (zipfian records)", true, false, false, 0},
+      {"ycsb-b", "YCSB B: 95% reads, 5% updates (zipfian records)", true, false, false, 0},
+      {"ycsb-c", "YCSB C: 100% reads (zipfian records)", true, false, false, 0},
+      {"ycsb-d", "YCSB D: 95% reads of the latest records, 5% inserts", true, false, false, 0},
+      {"ycsb-e", "YCSB E: 95% scans of 1-100 records, 5% inserts", true, false, false, 0},
+      {"ycsb-f", "YCSB F: 50% reads, 50% read-modify-writes (zipfian)", true, false, false, 0},
   };
   return all;
+}
+
+const YcsbMix* ycsb_mix(const std::string& workload) {
+  // YCSB's workloads/workload[a-f] proportions.
+  static const std::map<std::string, YcsbMix> mixes = {
+      {"ycsb-a", {.read = 0.5, .update = 0.5}},
+      {"ycsb-b", {.read = 0.95, .update = 0.05}},
+      {"ycsb-c", {.read = 1.0}},
+      {"ycsb-d", {.read = 0.95, .insert = 0.05, .latest = true}},
+      {"ycsb-e", {.insert = 0.05, .scan = 0.95}},
+      {"ycsb-f", {.read = 0.5, .rmw = 0.5}},
+  };
+  auto it = mixes.find(workload);
+  return it == mixes.end() ? nullptr : &it->second;
+}
+
+uint64_t ycsb_records(const Params& p) {
+  return p.records ? p.records : p.objects * kYcsbRecordsPerObject;
+}
+
+std::string ycsb_key(uint64_t record) {
+  char b[32];
+  std::snprintf(b, sizeof b, "user%012llu", static_cast<unsigned long long>(record));
+  return b;
+}
+
+std::vector<std::string> preload_keys(const Workload& w, const Params& p, uint64_t object) {
+  std::vector<std::string> keys;
+  if (ycsb_mix(w.name)) {
+    for (uint64_t r = object; r < ycsb_records(p); r += p.objects) keys.push_back(ycsb_key(r));
+    return keys;
+  }
+  uint64_t n = p.preload ? p.preload : w.preload_default;
+  for (uint64_t k = 0; k < n; ++k) keys.push_back(preload_key(k));
+  return keys;
+}
+
+Zipfian::Zipfian(uint64_t n, double theta) : n_(n) {
+  // zeta(n, theta) is O(n): computed once per process for each (n, theta).
+  static std::mutex mutex;
+  static std::map<std::pair<uint64_t, double>, double> zetas;
+  {
+    std::lock_guard lock(mutex);
+    auto [it, fresh] = zetas.try_emplace({n, theta}, 0.0);
+    if (fresh) {
+      for (uint64_t i = 1; i <= n; ++i) it->second += 1.0 / std::pow(double(i), theta);
+    }
+    zetan_ = it->second;
+  }
+  double zeta2 = 1.0 + std::pow(0.5, theta);
+  alpha_ = 1.0 / (1.0 - theta);
+  eta_ = (1.0 - std::pow(2.0 / double(n), 1.0 - theta)) / (1.0 - zeta2 / zetan_);
+  half_pow_ = zeta2;
+}
+
+uint64_t Zipfian::rank(double u) const {
+  double uz = u * zetan_;
+  if (uz < 1.0 || n_ <= 1) return 0;
+  if (uz < half_pow_) return 1;
+  auto r = static_cast<uint64_t>(double(n_) * std::pow(eta_ * u - eta_ + 1.0, alpha_));
+  return std::min(r, n_ - 1);
 }
 
 const Workload* find_workload(const std::string& name) {
@@ -46,7 +114,11 @@ const Workload* find_workload(const std::string& name) {
 }
 
 OpSource::OpSource(const Workload& w, const Params& p, int client)
-    : w_(w), p_(p), client_(client), rng_(p.seed * 0x9E3779B97F4A7C15ull + client * 7919 + 1) {}
+    : w_(w),
+      p_(p),
+      client_(client),
+      rng_(p.seed * 0x9E3779B97F4A7C15ull + client * 7919 + 1),
+      ycsb_(ycsb_mix(w.name)) {}
 
 uint64_t OpSource::rand() {  // splitmix64: cheap and identical across engines
   uint64_t z = (rng_ += 0x9E3779B97F4A7C15ull);
@@ -55,34 +127,77 @@ uint64_t OpSource::rand() {  // splitmix64: cheap and identical across engines
   return z ^ (z >> 31);
 }
 
+double OpSource::rand01() {
+  return double(rand() >> 11) * 0x1.0p-53;
+}
+
 uint64_t OpSource::pick_object(uint64_t objects) {
   if (!p_.zipfian || objects <= 1) return rand() % objects;
-  double theta = p_.zipf_theta;
-  if (zipf_n_ != objects) {  // once per source: O(objects)
-    zipf_n_ = objects;
-    double zeta2 = 1.0 + std::pow(0.5, theta);
-    // zeta(n, theta) is O(n): computed once per process for each (n, theta).
-    static std::mutex mutex;
-    static std::map<std::pair<uint64_t, double>, double> zetas;
-    std::lock_guard lock(mutex);
-    auto [it, fresh] = zetas.try_emplace({objects, theta}, 0.0);
-    if (fresh) {
-      for (uint64_t i = 1; i <= objects; ++i) it->second += 1.0 / std::pow(double(i), theta);
+  if (!object_zipf_) object_zipf_.emplace(objects, p_.zipf_theta);
+  return object_zipf_->rank(rand01());
+}
+
+uint64_t OpSource::pick_record() {
+  uint64_t records = ycsb_records(p_);
+  if (!p_.zipfian) return rand() % records;
+  // Scrambled, as YCSB's ScrambledZipfianGenerator: the popular ranks are
+  // spread over the key space (and so over the objects) by an FNV-1a hash.
+  if (!record_zipf_) record_zipf_.emplace(records, p_.zipf_theta);
+  uint64_t rank = record_zipf_->rank(rand01());
+  uint64_t h = 0xCBF29CE484222325ull;
+  for (int i = 0; i < 8; ++i, rank >>= 8) h = (h ^ (rank & 0xff)) * 0x100000001B3ull;
+  return h % records;
+}
+
+Op OpSource::ycsb_op(uint64_t seq) {
+  const YcsbMix& m = *ycsb_;
+  const uint64_t records = ycsb_records(p_);
+  const uint64_t clients = static_cast<uint64_t>(std::max(1, p_.clients));
+  Op op;
+  uint64_t record = 0;
+  double u = rand01();
+  if (u < m.read) {
+    op.kind = OpKind::kGet;
+    if (m.latest) {
+      // Invariant (4): "latest" over what this client knows exists: its own
+      // inserts, newest first, then the preloaded records, newest first.
+      if (!record_zipf_) record_zipf_.emplace(records, p_.zipf_theta);
+      uint64_t i = record_zipf_->rank(rand01());
+      record = i < inserts_ ? records + (inserts_ - 1 - i) * clients + client_
+                            : records - 1 - std::min(i - inserts_, records - 1);
+    } else {
+      record = pick_record();
     }
-    zipf_zetan_ = it->second;
-    zipf_alpha_ = 1.0 / (1.0 - theta);
-    zipf_eta_ = (1.0 - std::pow(2.0 / double(objects), 1.0 - theta)) / (1.0 - zeta2 / zipf_zetan_);
-    zipf_half_pow_ = 1.0 + std::pow(0.5, theta);
+  } else if (u < m.read + m.update) {
+    op.kind = OpKind::kUpdate;
+    record = pick_record();
+  } else if (u < m.read + m.update + m.insert) {
+    // New records after the preloaded ones; client c's j-th insert is
+    // records + j * clients + c, so clients never collide.
+    op.kind = OpKind::kInsert;
+    record = records + inserts_++ * clients + client_;
+  } else if (u < m.read + m.update + m.insert + m.scan) {
+    op.kind = OpKind::kScan;
+    record = pick_record();
+    op.limit = 1 + static_cast<uint32_t>(rand() % kYcsbScanLengthMax);
+  } else {
+    op.kind = OpKind::kRmw;
+    record = pick_record();
   }
-  double u = double(rand() >> 11) * 0x1.0p-53;
-  double uz = u * zipf_zetan_;
-  if (uz < 1.0) return 0;
-  if (uz < zipf_half_pow_) return 1;
-  uint64_t rank = static_cast<uint64_t>(double(objects) * std::pow(zipf_eta_ * u - zipf_eta_ + 1.0, zipf_alpha_));
-  return std::min(rank, objects - 1);
+  op.object = record % p_.objects;
+  op.key = ycsb_key(record);
+  if (op.kind == OpKind::kUpdate || op.kind == OpKind::kInsert || op.kind == OpKind::kRmw) {
+    // A fresh value per write (derived from client and sequence), like
+    // YCSB's random field values.
+    char tag[32];
+    std::snprintf(tag, sizeof tag, "c%03d-%09llu", client_, static_cast<unsigned long long>(seq));
+    op.value = value_for(tag, p_.value_bytes);
+  }
+  return op;
 }
 
 Op OpSource::next(uint64_t seq, uint64_t global_index) {
+  if (ycsb_) return ycsb_op(seq);
   Op op;
   uint64_t objects = w_.name == "hot-object" ? 1 : p_.objects;
   op.object = w_.each_object_once ? global_index : pick_object(objects);
@@ -170,10 +285,14 @@ uint64_t bytes_u64(std::string_view s) {
   return v;
 }
 
+uint64_t percentile_us(const std::vector<uint32_t>& sorted, double q) {
+  if (sorted.empty()) return 0;
+  size_t i = static_cast<size_t>(q * static_cast<double>(sorted.size() - 1) + 0.5);
+  return sorted[std::min(i, sorted.size() - 1)];
+}
+
 uint64_t EngineResult::pct_us(double q) const {
-  if (latencies_us.empty()) return 0;
-  size_t i = static_cast<size_t>(q * static_cast<double>(latencies_us.size() - 1) + 0.5);
-  return latencies_us[std::min(i, latencies_us.size() - 1)];
+  return percentile_us(latencies_us, q);
 }
 
 Status AckLog::open(const std::string& path) {
@@ -202,6 +321,48 @@ int64_t wall_us() {
       .count();
 }
 
+ProgressMeter::ProgressMeter(const Params& p, std::string workload, std::string engine,
+                             RunSlot slot, const char* unit)
+    : workload_(std::move(workload)),
+      engine_(std::move(engine)),
+      unit_(unit),
+      slot_(slot),
+      seconds_(p.seconds),
+      tty_(isatty(STDERR_FILENO)),
+      show_(tty_ || p.progress),
+      start_us_(wall_us()),
+      last_us_(start_us_) {}
+
+ProgressMeter::~ProgressMeter() {
+  if (tty_ && printed_) std::fprintf(stderr, "\r%100s\r", "");
+}
+
+void ProgressMeter::tick(uint64_t done, uint64_t total) {
+  const int64_t now = wall_us();
+  if (!show_ || now - last_us_ < (tty_ ? 500000 : 1000000)) return;
+  last_us_ = now;
+  printed_ = true;
+  const double elapsed_s = (now - start_us_) / 1e6;
+  double frac = total ? double(done) / double(total) : elapsed_s / seconds_;
+  frac = std::clamp(frac, 0.0, 1.0);
+  const double engine_s = total ? (frac > 0 ? elapsed_s / frac : 0) : seconds_;
+  const double eta = std::max(0.0, engine_s - elapsed_s);
+  const double run_eta = eta + engine_s * (slot_.count - slot_.index - 1);
+  char what[96];
+  if (total)
+    std::snprintf(what, sizeof what, "%llu/%llu %s", static_cast<unsigned long long>(done),
+                  static_cast<unsigned long long>(total), unit_);
+  else
+    std::snprintf(what, sizeof what, "%.1f/%.1f s, %llu %s", elapsed_s, seconds_,
+                  static_cast<unsigned long long>(done), unit_);
+  char when[64] = "ETA unknown yet";  // nothing done: no rate to go by
+  if (frac > 0) std::snprintf(when, sizeof when, "ETA %.0f s (all engines ~%.0f s)", eta, run_eta);
+  std::fprintf(stderr, "%s  %s [%d/%d %s] %s %3.0f%%  %s%s", tty_ ? "\r" : "", workload_.c_str(),
+               slot_.index + 1, slot_.count, engine_.c_str(), what, 100 * frac, when,
+               tty_ ? "  " : "\n");
+  std::fflush(stderr);
+}
+
 namespace {
 
 void log_ack(AckLog* ack, const Op& op) {
@@ -209,6 +370,9 @@ void log_ack(AckLog* ack, const Op& op) {
   std::string obj = std::string(kBenchClass) + ":" + object_name(op.object);
   switch (op.kind) {
     case OpKind::kPut:
+    case OpKind::kInsert:
+      // Not kUpdate/kRmw: concurrent writes of one key reach the log in an
+      // order that need not be their commit order.
       ack->append(obj, op.key, op.value);
       break;
     case OpKind::kSqlInsert:
@@ -224,6 +388,8 @@ void log_ack(AckLog* ack, const Op& op) {
 
 struct ClientState {
   std::vector<uint32_t> lat;
+  std::vector<OpKind> kinds;  // YCSB: the kind of each lat entry
+  std::array<uint64_t, kOpKinds> by_kind{};
   uint64_t ops = 0;
   uint64_t errors = 0;
   std::string first_error;
@@ -231,7 +397,8 @@ struct ClientState {
 
 }  // namespace
 
-void run_clients(Target& target, const Workload& w, const Params& p, AckLog* ack, EngineResult* r) {
+void run_clients(Target& target, const Workload& w, const Params& p, AckLog* ack, EngineResult* r,
+                 RunSlot slot) {
   const int clients = std::max(1, p.clients);
   std::vector<ClientState> state(clients);
   std::atomic<uint64_t> next_index{0};  // global op index (ops mode and each_object_once)
@@ -241,6 +408,7 @@ void run_clients(Target& target, const Workload& w, const Params& p, AckLog* ack
   if (w.each_object_once) total = total ? std::min<uint64_t>(total, p.objects) : p.objects;
   for (auto& s : state) s.lat.reserve(total ? total / clients + 16 : 1 << 16);
 
+  const bool ycsb = ycsb_mix(w.name) != nullptr;
   target.begin_measure();
   uint64_t io0 = io_write_bytes();
   int64_t t0 = wall_us();
@@ -261,6 +429,8 @@ void run_clients(Target& target, const Workload& w, const Params& p, AckLog* ack
       int64_t b = wall_us();
       st.lat.push_back(static_cast<uint32_t>(std::min<int64_t>(b - a, UINT32_MAX)));
       ++st.ops;
+      ++st.by_kind[static_cast<size_t>(op.kind)];
+      if (ycsb) st.kinds.push_back(op.kind);
       done_ops.fetch_add(1, std::memory_order_relaxed);
       if (!s.is_ok()) {
         if (st.errors++ == 0) st.first_error = s.to_string();
@@ -273,25 +443,16 @@ void run_clients(Target& target, const Workload& w, const Params& p, AckLog* ack
   std::vector<std::thread> threads;
   for (int c = 0; c < clients; ++c) threads.emplace_back(client_main, c);
 
-  // Progress only on a terminal; the timer in --seconds mode.
-  const bool tty = isatty(STDERR_FILENO);
+  // The timer in --seconds mode, and the progress line.
   std::atomic<bool> finished{false};
   std::thread monitor([&] {
+    ProgressMeter progress(p, w.name, target.name(), slot);
     int64_t deadline = total ? INT64_MAX : t0 + static_cast<int64_t>(p.seconds * 1e6);
-    int64_t last_print = t0;
     while (!finished.load()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      int64_t now = wall_us();
-      if (now >= deadline) stop.store(true);
-      if (tty && now - last_print > 500000) {
-        last_print = now;
-        std::fprintf(stderr, "\r  %-12s %-12s %10llu ops %6.1f s", w.name.c_str(),
-                     target.name().c_str(), static_cast<unsigned long long>(done_ops.load()),
-                     (now - t0) / 1e6);
-        std::fflush(stderr);
-      }
+      if (wall_us() >= deadline) stop.store(true);
+      progress.tick(done_ops.load(), total);
     }
-    if (tty) std::fprintf(stderr, "\r%60s\r", "");
   });
   for (auto& t : threads) t.join();
   int64_t t1 = wall_us();
@@ -300,7 +461,12 @@ void run_clients(Target& target, const Workload& w, const Params& p, AckLog* ack
 
   r->seconds = (t1 - t0) / 1e6;
   r->io_write_bytes = io_write_bytes() - io0;
+  std::array<uint64_t, kOpKinds> by_kind{};
+  std::array<std::vector<uint32_t>, kOpKinds> lat_by_kind;  // YCSB only
   for (auto& s : state) {
+    for (size_t k = 0; k < kOpKinds; ++k) by_kind[k] += s.by_kind[k];
+    for (size_t i = 0; i < s.kinds.size(); ++i)
+      lat_by_kind[static_cast<size_t>(s.kinds[i])].push_back(s.lat[i]);
     r->ops += s.ops;
     r->errors += s.errors;
     if (r->first_error.empty()) r->first_error = s.first_error;
@@ -309,6 +475,22 @@ void run_clients(Target& target, const Workload& w, const Params& p, AckLog* ack
   }
   std::sort(r->latencies_us.begin(), r->latencies_us.end());
   r->turns = r->ops;
+  if (ycsb) {
+    // The count of each kind, and its latency as YCSB reports it: per kind.
+    static constexpr std::pair<OpKind, const char*> kKinds[] = {{OpKind::kGet, "read"},
+                                                                {OpKind::kUpdate, "update"},
+                                                                {OpKind::kInsert, "insert"},
+                                                                {OpKind::kScan, "scan"},
+                                                                {OpKind::kRmw, "rmw"}};
+    for (const auto& [kind, name] : kKinds) {
+      std::vector<uint32_t>& lat = lat_by_kind[static_cast<size_t>(kind)];
+      r->extra[std::string(name) + "s"] = static_cast<double>(by_kind[static_cast<size_t>(kind)]);
+      if (lat.empty()) continue;
+      std::sort(lat.begin(), lat.end());
+      r->extra[std::string(name) + "_p50_us"] = static_cast<double>(percentile_us(lat, 0.5));
+      r->extra[std::string(name) + "_p99_us"] = static_cast<double>(percentile_us(lat, 0.99));
+    }
+  }
   target.end_measure(r);
 }
 

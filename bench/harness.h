@@ -11,6 +11,9 @@
 //  (3) An acknowledged write is logged (--ack-log) only after its
 //      acknowledgement, one line per write(2), so a crash never leaves a logged
 //      write that was not acknowledged.
+//  (4) A YCSB operation only reads records that exist when it is issued: the
+//      preloaded records and the issuing client's own acknowledged inserts
+//      (see OpSource::ycsb_op), so every engine must complete it without error.
 #pragma once
 
 #include <atomic>
@@ -37,6 +40,7 @@ struct Params {
   bool sync = true;
   uint64_t preload = 0;  // keys (KV) or rows (SQL) per object; 0: the workload's default
   std::string json_path;
+  std::string command;  // the command line, for the JSON results
   std::string dir;  // carrel's directory, kept; empty: a temp dir
   std::string ack_log;
   // alarms
@@ -47,9 +51,25 @@ struct Params {
   // Object popularity: uniform, or zipfian with this theta (YCSB's default 0.99).
   bool zipfian = false;
   double zipf_theta = 0.99;
+  // YCSB: the record count (0: kYcsbRecordsPerObject per object).
+  uint64_t records = 0;
+  // Progress on stderr even when it is not a terminal.
+  bool progress = false;
 };
 
-enum class OpKind : uint8_t { kPut, kGet, kSqlInsert, kSqlPoint, kChat, kWake };
+enum class OpKind : uint8_t {
+  kPut,
+  kGet,
+  kSqlInsert,
+  kSqlPoint,
+  kChat,
+  kWake,
+  kUpdate,
+  kInsert,
+  kScan,
+  kRmw,  // YCSB: update, insert, scan, read-modify-write
+};
+inline constexpr size_t kOpKinds = static_cast<size_t>(OpKind::kRmw) + 1;
 
 struct Op {
   OpKind kind = OpKind::kPut;
@@ -57,6 +77,7 @@ struct Op {
   std::string key;    // KV key
   int64_t row = 0;    // SQL row id
   std::string value;  // value, row payload or chat body
+  uint32_t limit = 0;  // kScan: at most this many records from `key` on
 };
 
 // What one workload asks of every engine.
@@ -72,6 +93,35 @@ struct Workload {
 const std::vector<Workload>& workloads();
 const Workload* find_workload(const std::string& name);
 
+// YCSB core workloads A-F (Cooper et al., SoCC 2010; YCSB's workloads/workload[a-f]):
+// the proportions of each operation, summing to 1. Records are KV keys spread
+// over the objects: record r is key ycsb_key(r) of object r mod objects.
+struct YcsbMix {
+  double read = 0, update = 0, insert = 0, scan = 0, rmw = 0;
+  bool latest = false;  // reads skewed to the newest records (workload D)
+};
+// nullptr when the workload is not a YCSB one.
+const YcsbMix* ycsb_mix(const std::string& workload);
+inline constexpr uint64_t kYcsbRecordsPerObject = 100;
+inline constexpr uint32_t kYcsbScanLengthMax = 100;  // YCSB's maxscanlength, uniform 1..max
+uint64_t ycsb_records(const Params& p);
+std::string ycsb_key(uint64_t record);  // "user000000000123": key order is record order
+// The keys an object holds before the run: the YCSB records of that object, or
+// the workload's preload_key(0..n-1).
+std::vector<std::string> preload_keys(const Workload& w, const Params& p, uint64_t object);
+
+// Zipfian ranks in [0, n): rank 0 is the most popular (Gray et al., "Quickly
+// generating billion-record synthetic databases", as YCSB's ZipfianGenerator).
+class Zipfian {
+ public:
+  Zipfian(uint64_t n, double theta);
+  uint64_t rank(double u) const;  // u uniform in [0, 1)
+
+ private:
+  uint64_t n_;
+  double alpha_, zetan_, eta_, half_pow_;
+};
+
 // Deterministic per (workload, params, client, seq): invariant (1).
 class OpSource {
  public:
@@ -84,10 +134,13 @@ class OpSource {
   int client_;
   uint64_t rng_;
   uint64_t rand();
+  double rand01();
   uint64_t pick_object(uint64_t objects);
-  // Zipfian constants (Gray et al., as in YCSB), for the object count in use.
-  uint64_t zipf_n_ = 0;
-  double zipf_alpha_ = 0, zipf_zetan_ = 0, zipf_eta_ = 0, zipf_half_pow_ = 0;
+  uint64_t pick_record();
+  Op ycsb_op(uint64_t seq);
+  std::optional<Zipfian> object_zipf_, record_zipf_;
+  const YcsbMix* ycsb_;
+  uint64_t inserts_ = 0;  // YCSB: this client's inserts so far
 };
 
 std::string object_name(uint64_t object);                   // "o000123"
@@ -124,6 +177,8 @@ struct EngineResult {
   double turns_per_s() const { return seconds > 0 ? turns / seconds : 0; }
   uint64_t pct_us(double q) const;
 };
+// The q-quantile of sorted latencies (0 when empty).
+uint64_t percentile_us(const std::vector<uint32_t>& sorted, double q);
 
 // An engine under test. run_op is called from client threads concurrently
 // (one call in flight per client); open and close from the main thread.
@@ -161,8 +216,37 @@ class AckLog {
   int fd_ = -1;
 };
 
-// Runs the clients against an opened target.
-void run_clients(Target& target, const Workload& w, const Params& p, AckLog* ack, EngineResult* r);
+// Which engine of how many a run is (for the progress line).
+struct RunSlot {
+  int index = 0;
+  int count = 1;
+};
+
+// A progress line on stderr: on a terminal (redrawn in place, twice a second)
+// or when asked (Params::progress: a line a second, for logs); never on stdout.
+// It shows `done` of `total` units (total 0: a run of Params::seconds), this
+// engine's ETA and the whole run's. Not thread-safe: one thread ticks it.
+class ProgressMeter {
+ public:
+  ProgressMeter(const Params& p, std::string workload, std::string engine, RunSlot slot,
+                const char* unit = "ops");
+  ~ProgressMeter();  // clears the terminal line
+  void tick(uint64_t done, uint64_t total);
+
+ private:
+  std::string workload_, engine_;
+  const char* unit_;
+  RunSlot slot_;
+  double seconds_;
+  bool tty_, show_, printed_ = false;
+  int64_t start_us_, last_us_;
+};
+
+// Runs the clients against an opened target. YCSB workloads also count each
+// kind of operation into r->extra ("reads", "updates", "inserts", "scans",
+// "rmws") with its latency ("read_p50_us", "read_p99_us", ...).
+void run_clients(Target& target, const Workload& w, const Params& p, AckLog* ack, EngineResult* r,
+                 RunSlot slot = {});
 
 // Process measurements.
 void reset_peak_rss();

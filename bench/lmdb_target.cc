@@ -51,14 +51,13 @@ class LmdbRawTarget final : public Target {
     ids_.reserve(objects);
     for (uint64_t i = 0; i < objects; ++i)
       ids_.push_back(id_from_name(kBenchClass, object_name(i)));
-    uint64_t n = p.preload ? p.preload : w.preload_default;
-    if (w.each_object_once) n = 0;
-    for (uint64_t i = 0; i < objects && rc == 0; ++i) {
-      for (uint64_t k = 0; k < n && rc == 0; ++k) {
-        std::string key = std::string(ids_[i].raw()) + preload_key(k);
-        std::string value = value_for(preload_key(k), p.value_bytes);
+    for (uint64_t i = 0; i < objects && rc == 0 && !w.each_object_once; ++i) {
+      for (const std::string& k : preload_keys(w, p, i)) {
+        std::string key = std::string(ids_[i].raw()) + k;
+        std::string value = value_for(k, p.value_bytes);
         MDB_val kv{key.size(), key.data()}, vv{value.size(), value.data()};
         rc = mdb_put(txn, dbi_, &kv, &vv, 0);
+        if (rc != 0) break;
       }
     }
     if (rc != 0) {
@@ -79,12 +78,15 @@ class LmdbRawTarget final : public Target {
   }
 
   Status run_op(int client, const Op& op) override {
-    if (op.kind == OpKind::kGet || op.kind == OpKind::kWake) return get(client, op);
-    if (op.kind != OpKind::kPut)
+    if (op.kind == OpKind::kGet || op.kind == OpKind::kWake || op.kind == OpKind::kScan)
+      return read(client, op);
+    if (op.kind != OpKind::kPut && op.kind != OpKind::kUpdate && op.kind != OpKind::kInsert &&
+        op.kind != OpKind::kRmw)
       return Status::invalid_argument("lmdb-raw runs KV operations only");
     Pending w;
     w.key = key_of(op);
     w.value = op.value;
+    w.rmw = op.kind == OpKind::kRmw;
     std::unique_lock lock(mutex_);
     queue_.push_back(&w);
     writer_cv_.notify_one();
@@ -92,7 +94,8 @@ class LmdbRawTarget final : public Target {
     return w.status;
   }
 
-  Status get(int client, const Op& op) {
+  // A get, or a scan (a cursor over the object's keys from op.key on).
+  Status read(int client, const Op& op) {
     {
       std::lock_guard lock(mutex_);
       ++reading_;
@@ -102,16 +105,42 @@ class LmdbRawTarget final : public Target {
     int rc = txn ? mdb_txn_renew(txn) : mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn);
     Status s = mdb_status(rc, "begin read");
     if (s.is_ok()) {
-      MDB_val kv{key.size(), key.data()}, vv;
-      rc = mdb_get(txn, dbi_, &kv, &vv);
-      if (rc == 0) std::string copy(static_cast<const char*>(vv.mv_data), vv.mv_size);
-      s = rc == MDB_NOTFOUND ? Status::not_found("key") : mdb_status(rc, "get");
+      s = op.kind == OpKind::kScan ? scan(txn, key, key.size() - op.key.size(), op.limit)
+                                   : get(txn, key);
       mdb_txn_reset(txn);
     }
     std::lock_guard lock(mutex_);
     --reading_;
     if (!queue_.empty()) writer_cv_.notify_one();
     return s;
+  }
+
+  Status get(MDB_txn* txn, std::string& key) {
+    MDB_val kv{key.size(), key.data()}, vv;
+    int rc = mdb_get(txn, dbi_, &kv, &vv);
+    if (rc == 0) std::string copy(static_cast<const char*>(vv.mv_data), vv.mv_size);
+    return rc == MDB_NOTFOUND ? Status::not_found("key") : mdb_status(rc, "get");
+  }
+
+  // Up to `limit` entries from `key` on that share its first `prefix` bytes
+  // (the object id), copied out as carrel's list does.
+  Status scan(MDB_txn* txn, std::string& key, size_t prefix, uint32_t limit) {
+    MDB_cursor* cur = nullptr;
+    int rc = mdb_cursor_open(txn, dbi_, &cur);
+    if (rc != 0) return mdb_status(rc, "cursor");
+    std::vector<std::pair<std::string, std::string>> rows;
+    MDB_val kv{key.size(), key.data()}, vv;
+    for (rc = mdb_cursor_get(cur, &kv, &vv, MDB_SET_RANGE); rc == 0 && rows.size() < limit;
+         rc = mdb_cursor_get(cur, &kv, &vv, MDB_NEXT)) {
+      std::string_view k(static_cast<const char*>(kv.mv_data), kv.mv_size);
+      if (k.size() < prefix || k.substr(0, prefix) != std::string_view(key).substr(0, prefix))
+        break;
+      rows.emplace_back(std::string(k.substr(prefix)),
+                        std::string(static_cast<const char*>(vv.mv_data), vv.mv_size));
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND) return mdb_status(rc, "scan");
+    return rows.empty() ? Status::not_found("scan start") : Status::ok();
   }
 
   void client_finished(int client) override {
@@ -149,6 +178,7 @@ class LmdbRawTarget final : public Target {
  private:
   struct Pending {
     std::string key, value;
+    bool rmw = false;   // read the key (it must exist) before writing it
     bool done = false;  // GUARDED_BY(mutex_)
     Status status;
     std::condition_variable cv;
@@ -189,6 +219,11 @@ class LmdbRawTarget final : public Target {
     uint64_t bytes = 0;
     for (Pending* p : group) {
       MDB_val kv{p->key.size(), p->key.data()}, vv{p->value.size(), p->value.data()};
+      if (p->rmw) {
+        MDB_val old;
+        rc = mdb_get(txn, dbi_, &kv, &old);
+        if (rc != 0) break;
+      }
       rc = mdb_put(txn, dbi_, &kv, &vv, 0);
       if (rc != 0) break;
       bytes += p->key.size() + p->value.size();

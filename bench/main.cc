@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 
@@ -15,6 +17,24 @@ namespace carrel::bench {
 namespace {
 
 const std::vector<std::string> kEngines = {"carrel", "sqlite-files", "lmdb-raw"};
+constexpr const char* kDefaultEngines = "carrel,sqlite-files,lmdb-raw";
+
+// What each column of the table means: in --help and under every table.
+constexpr const char* kColumnLegend =
+    "Columns:\n"
+    "  ops/s      operations completed per second, all clients together\n"
+    "  turns/s    carrel turns run per second (the others: their operations)\n"
+    "  p50us .. max_us  latency percentiles in microseconds, from issuing an operation\n"
+    "             to its acknowledgement (carrel: the reply, after the commit is durable)\n"
+    "  commits/s  write transactions committed per second\n"
+    "  t/commit   writes per commit: the group commit's batch (lmdb-raw copies carrel's)\n"
+    "  fsyncs     fsync calls during the run (0 with --durability nosync; -: not counted)\n"
+    "  B/turn     key + value bytes written per turn (carrel: history included;\n"
+    "             lmdb-raw: what it put; sqlite-files: not counted, 0)\n"
+    "  ioB/turn   bytes the process passed to write(2) per turn\n"
+    "  rss_MiB    peak resident memory during that engine's part of the run\n"
+    "  dir_MiB    allocated size of the engine's data directory after close\n"
+    "  name = N   lines below a row: workload figures (YCSB: each kind's count, p50 and p99)\n";
 
 std::vector<std::string> split_list(const std::string& s) {
   std::vector<std::string> out;
@@ -35,6 +55,21 @@ void raise_fd_limit() {
   }
 }
 
+std::string utc_now() {
+  char b[32];
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return b;
+}
+
+std::string join(const std::vector<std::string>& items, const char* sep) {
+  std::string out;
+  for (const std::string& i : items) out += (out.empty() ? "" : sep) + i;
+  return out;
+}
+
 std::unique_ptr<Target> make_target(const std::string& engine, double carrel_tpc) {
   if (engine == "carrel") return make_carrel_target();
   if (engine == "sqlite-files") return make_sqlite_files_target();
@@ -49,7 +84,9 @@ Status run_generic(const Workload& w, const Params& p, std::vector<EngineResult>
   std::vector<std::string> order = p.engines;
   std::stable_partition(order.begin(), order.end(),
                         [](const std::string& e) { return e == "carrel"; });
+  RunSlot slot{0, static_cast<int>(order.size())};
   for (const std::string& e : order) {
+    slot.index = static_cast<int>(&e - order.data());
     EngineResult r;
     r.engine = e;
     if (e == "lmdb-raw" && !w.kv) {
@@ -64,7 +101,7 @@ Status run_generic(const Workload& w, const Params& p, std::vector<EngineResult>
       (void)target->close();
       return s.with_context(e + " setup");
     }
-    run_clients(*target, w, p, e == "carrel" && !p.ack_log.empty() ? &ack : nullptr, &r);
+    run_clients(*target, w, p, e == "carrel" && !p.ack_log.empty() ? &ack : nullptr, &r, slot);
     r.peak_rss_bytes = peak_rss_bytes();
     CARREL_RETURN_IF_ERROR(target->close().with_context(e + " close"));
     r.dir_bytes = dir_bytes(target->dir());
@@ -90,17 +127,34 @@ std::string fmt(double v) {
   return b;
 }
 
+// Counts (whole numbers) exactly, other figures as fmt() does.
+std::string fmt_figure(double v) {
+  if (v == std::floor(v) && std::fabs(v) < 9e15) return std::to_string(static_cast<int64_t>(v));
+  return fmt(v);
+}
+
 std::string mib(uint64_t bytes) {
   return fmt(bytes / 1048576.0);
 }
 
-void print_table(const std::string& workload, const Params& p,
-                 const std::vector<EngineResult>& results) {
+// The run header, printed before the run starts.
+void print_header(const std::string& workload, const Params& p, bool default_engines) {
+  std::string ycsb;
+  if (ycsb_mix(workload)) {
+    ycsb = " records=" + std::to_string(ycsb_records(p)) + " popularity=" +
+           (p.zipfian ? "zipfian(" + fmt(p.zipf_theta) + ")" : std::string("uniform"));
+  }
   std::printf(
-      "workload %s: objects=%llu clients=%d %s value=%zuB durability=%s\n", workload.c_str(),
+      "workload %s: objects=%llu clients=%d %s value=%zuB durability=%s%s\n", workload.c_str(),
       static_cast<unsigned long long>(p.objects), p.clients,
       p.ops ? ("ops=" + std::to_string(p.ops)).c_str() : ("seconds=" + fmt(p.seconds)).c_str(),
-      p.value_bytes, p.sync ? "sync" : "nosync");
+      p.value_bytes, p.sync ? "sync" : "nosync", ycsb.c_str());
+  std::printf("engines: %s%s\n", join(p.engines, ", ").c_str(),
+              default_engines ? " (the default; choose with --engines)" : "");
+  std::fflush(stdout);
+}
+
+void print_table(const Params& p, const std::vector<EngineResult>& results, bool legend) {
   std::printf("%-22s %10s %10s %8s %8s %8s %8s %9s %9s %7s %8s %8s %8s %8s %8s\n", "engine",
               "ops/s", "turns/s", "p50us", "p90us", "p99us", "p999us", "max_us", "commits/s",
               "t/commit", "fsyncs", "B/turn", "ioB/turn", "rss_MiB", "dir_MiB");
@@ -122,7 +176,7 @@ void print_table(const std::string& workload, const Params& p,
         fmt(r.bytes_written / turns).c_str(), fmt(r.io_write_bytes / turns).c_str(),
         mib(r.peak_rss_bytes).c_str(), mib(r.dir_bytes).c_str());
     for (const auto& [k, v] : r.extra)
-      std::printf("%-22s   %s = %s\n", "", k.c_str(), fmt(v).c_str());
+      std::printf("%-22s   %s = %s\n", "", k.c_str(), fmt_figure(v).c_str());
     if (r.errors) {
       std::printf("%-22s   ERRORS: %llu (first: %s)\n", "", (unsigned long long)r.errors,
                   r.first_error.c_str());
@@ -143,6 +197,7 @@ void print_table(const std::string& workload, const Params& p,
     }
   }
   (void)carrel;
+  if (legend) std::printf("\n%s", kColumnLegend);
 }
 
 std::string json_escape(const std::string& s) {
@@ -169,12 +224,15 @@ std::string jnum(double v) {
 Status write_json(const std::string& path, const Params& p,
                   const std::vector<EngineResult>& results) {
   std::ostringstream o;
-  o << "{\"workload\": \"" << json_escape(p.workload) << "\", \"params\": {";
+  o << "{\"workload\": \"" << json_escape(p.workload) << "\", \"command\": \""
+    << json_escape(p.command) << "\", \"date\": \"" << utc_now() << "\", \"params\": {";
   o << "\"objects\": " << p.objects << ", \"clients\": " << p.clients << ", \"ops\": " << p.ops
     << ", \"seconds\": " << jnum(p.seconds) << ", \"value_bytes\": " << p.value_bytes
     << ", \"durability\": \"" << (p.sync ? "sync" : "nosync") << "\", \"preload\": " << p.preload
     << ", \"popularity\": \"" << (p.zipfian ? "zipfian" : "uniform") << "\""
-    << (p.zipfian ? ", \"zipf_theta\": " + jnum(p.zipf_theta) : std::string()) << ", \"seed\": " << p.seed
+    << (p.zipfian ? ", \"zipf_theta\": " + jnum(p.zipf_theta) : std::string())
+    << ", \"seed\": " << p.seed
+    << (ycsb_mix(p.workload) ? ", \"records\": " + std::to_string(ycsb_records(p)) : std::string())
     << ", \"engines\": [";
   for (size_t i = 0; i < p.engines.size(); ++i) o << (i ? ", " : "") << '"' << p.engines[i] << '"';
   o << "]";
@@ -208,7 +266,10 @@ Status write_json(const std::string& path, const Params& p,
       o << ", \"lag_us\": {\"p50\": " << r.pct_us(0.5) << ", \"p99\": " << r.pct_us(0.99)
         << ", \"max\": " << r.pct_us(1.0) << "}";
     }
-    for (const auto& [k, v] : r.extra) o << ", \"" << json_escape(k) << "\": " << jnum(v);
+    for (const auto& [k, v] : r.extra) {  // counts exactly, other figures to 6 digits
+      bool count = v == std::floor(v) && std::fabs(v) < 9e15;
+      o << ", \"" << json_escape(k) << "\": " << (count ? fmt_figure(v) : jnum(v));
+    }
     o << "}";
   }
   o << "\n]}\n";
@@ -247,7 +308,7 @@ int real_main(int argc, char** argv) {
   CLI::App app{
       "carrel-bench: storage workloads on carrel, one SQLite file per object, and raw LMDB"};
   Params p;
-  std::string engines = "carrel,sqlite-files,lmdb-raw";
+  std::string engines = kDefaultEngines;
   std::string durability = "sync";
   std::string history = "100,1000,10000";
   std::string verify_log;
@@ -255,7 +316,10 @@ int real_main(int argc, char** argv) {
   bool list = false;
   app.add_option("workload", p.workload, "the workload (see --list)");
   app.add_flag("--list", list, "list the workloads and engines");
-  app.add_option("--engines", engines, "comma-separated: carrel,sqlite-files,lmdb-raw");
+  app.footer(kColumnLegend);
+  app.add_option("--engines", engines,
+                 "comma-separated (default: all three, carrel,sqlite-files,lmdb-raw; lmdb-raw "
+                 "runs the KV and YCSB workloads only)");
   app.add_option("--objects", p.objects, "objects (default 1000)");
   app.add_option("--clients", p.clients, "client threads, one call in flight each (default 64)");
   auto* ops = app.add_option("--ops", p.ops, "total operations over all clients");
@@ -263,7 +327,7 @@ int real_main(int argc, char** argv) {
                  "run time per engine when --ops is not given (default 5); alarms: the due span")
       ->excludes(ops);
   app.add_option("--value-bytes", p.value_bytes, "value size (default 100)");
-  app.add_option("--durability", durability, "sync or nosync")
+  app.add_option("--durability", durability, "sync (default: fsync per commit) or nosync")
       ->check(CLI::IsMember({"sync", "nosync"}));
   app.add_option("--preload", p.preload,
                  "keys or rows per object to preload (default: per workload)");
@@ -277,13 +341,22 @@ int real_main(int argc, char** argv) {
   app.add_option("--verify-ack-log", verify_log,
                  "check that every write in this ack log is present in --dir, then exit");
   app.add_option("--seed", p.seed, "seed of the operation streams (default 42)");
-  std::string popularity = "uniform";
-  app.add_option("--popularity", popularity, "object popularity: uniform (default) or zipfian")
+  std::string popularity;
+  app.add_option("--popularity", popularity,
+                 "object popularity (YCSB: record popularity): uniform or zipfian (default: "
+                 "zipfian for ycsb-*, uniform for the others)")
       ->check(CLI::IsMember({"uniform", "zipfian"}));
+  app.add_option("--records", p.records,
+                 "ycsb-*: YCSB's record count, spread over the objects (default 100 per object)");
+  app.add_flag("--progress", p.progress,
+               "progress with total and ETA on stderr even when it is not a terminal");
+  bool no_legend = false;
+  app.add_flag("--no-legend", no_legend, "no column legend under the table");
   app.add_option("--zipf-theta", p.zipf_theta, "zipfian skew, 0 < theta < 1 (default 0.99)")
       ->check(CLI::Range(0.01, 0.999));
   CLI11_PARSE(app, argc, argv);
-  p.zipfian = popularity == "zipfian";
+  p.command = "carrel-bench";
+  for (int i = 1; i < argc; ++i) p.command += std::string(" ") + argv[i];
 
   if (list) {
     std::printf("workloads:\n");
@@ -292,7 +365,8 @@ int real_main(int argc, char** argv) {
     std::printf(
         "engines:\n  carrel        the engine, through its public API\n"
         "  sqlite-files  one SQLite file per object, WAL, synchronous=FULL/NORMAL\n"
-        "  lmdb-raw      LMDB directly, writes batched like carrel's group commit\n");
+        "  lmdb-raw      LMDB directly, writes batched like carrel's group commit (KV and YCSB)\n"
+        "all three run by default (--engines chooses)\n");
     return 0;
   }
   if (!verify_log.empty()) {
@@ -333,6 +407,7 @@ int real_main(int argc, char** argv) {
     }
     return 2;
   }
+  p.zipfian = popularity == "zipfian" || (popularity.empty() && ycsb_mix(w->name));
   p.engines = split_list(engines);
   for (const std::string& e : p.engines) {
     if (std::find(kEngines.begin(), kEngines.end(), e) == kEngines.end()) {
@@ -344,6 +419,7 @@ int real_main(int argc, char** argv) {
   p.history_commits.clear();
   for (const std::string& h : split_list(history)) p.history_commits.push_back(std::stoull(h));
   raise_fd_limit();
+  print_header(w->name, p, engines == kDefaultEngines);
 
   std::vector<EngineResult> results;
   Status s;
@@ -362,7 +438,7 @@ int real_main(int argc, char** argv) {
   // carrel's rows first, the alternatives after, each in run order.
   std::stable_partition(results.begin(), results.end(),
                         [](const EngineResult& r) { return r.engine == "carrel"; });
-  print_table(w->name, p, results);
+  print_table(p, results, !no_legend);
   if (!p.json_path.empty()) {
     Status js = write_json(p.json_path, p, results);
     if (!js.is_ok()) {

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # bench/run_all.sh — run every carrel benchmark on this machine and rewrite
-# docs/benchmarks.md with the commands, the machine and the figures.
+# docs/benchmarks.md with the commands, the machine and the figures, and the
+# charts in docs/img/ (bench/charts.sh, from the runs' JSON results).
 #
 # Usage: bench/run_all.sh [BUILD_DIR]
 #   BUILD_DIR  a Release build with CARREL_BENCH=ON (default: build-release/,
 #              configured and built here when missing).
 # Environment:
 #   CARREL_BENCH_SECONDS  seconds per engine for the timed runs (default 5)
-#   CARREL_BENCH_OUT      where raw outputs go (default: a temp dir, removed)
-# Takes about 6-8 minutes on a 2-core machine.
+#   CARREL_BENCH_OUT      where raw outputs go (default: a temp dir, removed); its
+#                         *.json redraw the charts: bench/charts.sh DIR docs/img
+# Takes about 8-10 minutes on a 2-core machine.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -43,7 +45,7 @@ run() {
   local shown="carrel-bench $*"
   COMMANDS+=("$shown")
   echo "== $tag: $shown" >&2
-  if ! "$BENCH" "$@" --tsv "$TSV" --tag "$tag" --json "$OUT/$tag.json" >"$OUT/$tag.txt" 2>&1; then
+  if ! "$BENCH" "$@" --no-legend --tsv "$TSV" --tag "$tag" --json "$OUT/$tag.json" >"$OUT/$tag.txt" 2>&1; then
     echo "   (exit status non-zero: errors are in the table)" >>"$OUT/$tag.txt"
   fi
   cat "$OUT/$tag.txt" >&2
@@ -63,6 +65,10 @@ run cold-wake cold-wake --objects 500 --clients 1 --durability nosync
 run alarms alarms --alarms 100000 --objects 1000 --seconds 10 --durability nosync
 run pitr pitr --history 100,1000,10000 --durability nosync
 run many-objects many-objects --objects 1000000 --clients 16 --engines carrel,lmdb-raw --durability nosync
+# YCSB core workloads (docs/ycsb.md): YCSB's default record of 1 KB, zipfian.
+for w in a b c d e f; do
+  run ycsb-$w ycsb-$w --objects 1000 --records 100000 --value-bytes 1000 --clients 16 --durability nosync "${S[@]}"
+done
 
 echo "== micro" >&2
 COMMANDS+=("carrel-micro --benchmark_min_time=0.3")
@@ -70,6 +76,9 @@ COMMANDS+=("carrel-micro --benchmark_min_time=0.3")
 cat "$OUT/micro.txt" >&2
 END=$(date +%s)
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+CARREL_CHARTS_SOURCE="bench/run_all.sh; the commands are in docs/benchmarks.md" \
+  CARREL_CHARTS_NOTE="$(nproc) cores; load average $LOAD_START at the start, $LOAD_END at the end" \
+  "$ROOT/bench/charts.sh" "$OUT" "$ROOT/docs/img" || echo "== charts: bench/charts.sh failed; the figures below are unaffected" >&2
 
 # ---- figures from the TSV --------------------------------------------------
 # Columns: 1 tag 2 workload 3 engine 4 variant 5 durability 6 ops/s 7 turns/s
@@ -207,7 +216,7 @@ Caveats that bear on these ratios:
 
 ## Commands
 
-Each line was run as shown (`--tsv/--tag/--json` added by the script):
+Each line was run as shown (`--no-legend --tsv/--tag/--json` added by the script):
 
 ```
 EOF
@@ -221,6 +230,18 @@ bytes the engine wrote per turn (carrel: its `stats().bytes_written`, history in
 others: what they put); ioB/turn: bytes the process passed to write(2) per turn; rss_MiB: peak RSS
 during that engine's part of the run (VmHWM reset before each engine); dir_MiB: allocated size of
 the data directory after close.
+
+## Charts
+
+Drawn by `bench/charts.sh` from this run's JSON results (log scales; each chart names its runs and date).
+
+![YCSB throughput per engine](img/ycsb-throughput.png)
+
+![YCSB latency per engine](img/ycsb-latency.png)
+
+![throughput per engine and workload](img/throughput.png)
+
+![latency per engine and workload](img/latency.png)
 
 ## Results
 EOF
@@ -237,6 +258,9 @@ EOF
   section alarms "alarms" "100,000 alarms over 1,000 objects due evenly over 10 s, real clock; latency columns are the delivery lag (on_alarm time - scheduled time)."
   section pitr "pitr" "Restore to the first bookmark of an object with K commits (KV puts); the latency is the restore."
   section many-objects "many-objects" "1,000,000 objects, each touched once with one key (1-byte key, 100-byte value), nosync."
+  for w in a b c d e f; do
+    section ycsb-$w "ycsb-$w" "YCSB workload ${w^^} over 100,000 records of 1,000 bytes in 1,000 objects, zipfian, 16 clients, nosync ([docs/ycsb.md](ycsb.md): how records map to objects)."
+  done
   printf '\n### micro benchmarks\n\n`carrel-micro` (Google Benchmark; engines in nosync mode, so CPU cost, not the disk).\n\n```\n'
   sed 's/[[:space:]]*$//' "$OUT/micro.txt"
   printf '```\n'

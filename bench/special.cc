@@ -304,8 +304,12 @@ Status run_alarms(const Params& p, std::vector<EngineResult>* results) {
   int64_t scheduled_done_ms = realtime_us() / 1000;
   // Wait for delivery: bounded by the span plus a generous grace period.
   int64_t deadline_ms = t0 + span_ms + 30000;
-  while (sink.delivered.load() < scheduled && realtime_us() / 1000 < deadline_ms) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  {
+    ProgressMeter progress(p, "alarms", "carrel", {}, "alarms delivered");
+    while (sink.delivered.load() < scheduled && realtime_us() / 1000 < deadline_ms) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      progress.tick(sink.delivered.load(), scheduled);
+    }
   }
   // A moment more, to catch duplicate deliveries of the last ones.
   std::this_thread::sleep_for(std::chrono::milliseconds(200));

@@ -96,22 +96,24 @@ class SqliteFilesTarget final : public Target {
   }
 
   Status preload(const Workload& w, const Params& p) {
-    uint64_t n = p.preload ? p.preload : w.preload_default;
-    if (n == 0 || w.each_object_once) return Status::ok();
-    for (auto& fp : files_) {
-      ObjectFile& f = *fp;
+    if (w.each_object_once) return Status::ok();
+    // KV workloads: preload_keys(); SQL workloads: rows 1..n.
+    uint64_t rows = w.kv ? 0 : (p.preload ? p.preload : w.preload_default);
+    for (uint64_t i = 0; i < files_.size(); ++i) {
+      ObjectFile& f = *files_[i];
+      std::vector<std::string> keys = w.kv ? preload_keys(w, p, i) : std::vector<std::string>();
+      if (keys.empty() && rows == 0) continue;
       CARREL_RETURN_IF_ERROR(f.exec("BEGIN"));
-      for (uint64_t k = 0; k < n; ++k) {
-        std::string key = preload_key(k);
-        std::string value = value_for(key, p.value_bytes);
+      for (const std::string& key : keys)
+        CARREL_RETURN_IF_ERROR(put(f, key, value_for(key, p.value_bytes)));
+      for (uint64_t k = 0; k < rows; ++k) {
+        std::string value = value_for(preload_key(k), p.value_bytes);
         if (w.name == "sql-point") {
           CARREL_RETURN_IF_ERROR(
               insert(f, "INSERT INTO t(id, v) VALUES (?, ?)", k + 1, value, true));
-        } else if (w.name == "chat") {
+        } else {
           CARREL_RETURN_IF_ERROR(
               insert(f, "INSERT INTO messages(id, body) VALUES (?, ?)", k + 1, value, false));
-        } else {
-          CARREL_RETURN_IF_ERROR(put(f, key, value));
         }
       }
       CARREL_RETURN_IF_ERROR(f.exec("COMMIT"));
@@ -137,6 +139,12 @@ class SqliteFilesTarget final : public Target {
     return f.step_done(st);
   }
 
+  Status get(ObjectFile& f, std::string_view key) {
+    CARREL_ASSIGN_OR_RETURN(sqlite3_stmt * st, f.stmt("SELECT v FROM kv WHERE k = ?"));
+    sqlite3_bind_blob(st, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
+    return read_one(f, st);
+  }
+
   Status read_one(ObjectFile& f, sqlite3_stmt* st) {
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
@@ -156,12 +164,40 @@ class SqliteFilesTarget final : public Target {
     if (!f.db) CARREL_RETURN_IF_ERROR(connect(op.object, f));
     switch (op.kind) {
       case OpKind::kPut:
+      case OpKind::kUpdate:
+      case OpKind::kInsert:
         return put(f, op.key, op.value);
       case OpKind::kGet:
-      case OpKind::kWake: {
-        CARREL_ASSIGN_OR_RETURN(sqlite3_stmt * st, f.stmt("SELECT v FROM kv WHERE k = ?"));
+      case OpKind::kWake:
+        return get(f, op.key);
+      case OpKind::kRmw: {
+        // One transaction, like one turn: read the record, then write it.
+        CARREL_RETURN_IF_ERROR(f.exec("BEGIN"));
+        Status s = get(f, op.key);
+        if (s.is_ok()) s = put(f, op.key, op.value);
+        if (!s.is_ok()) {
+          (void)f.exec("ROLLBACK");
+          return s;
+        }
+        return f.exec("COMMIT");
+      }
+      case OpKind::kScan: {
+        CARREL_ASSIGN_OR_RETURN(sqlite3_stmt * st,
+                                f.stmt("SELECT k, v FROM kv WHERE k >= ? ORDER BY k LIMIT ?"));
         sqlite3_bind_blob(st, 1, op.key.data(), static_cast<int>(op.key.size()), SQLITE_STATIC);
-        return read_one(f, st);
+        sqlite3_bind_int64(st, 2, op.limit);
+        std::vector<std::pair<std::string, std::string>> rows;  // copied out, as carrel's list
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+          auto text = [&](int col) {
+            const void* b = sqlite3_column_blob(st, col);
+            return std::string(static_cast<const char*>(b ? b : ""), sqlite3_column_bytes(st, col));
+          };
+          rows.emplace_back(text(0), text(1));
+        }
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) return sqlite_error(f.db, "scan");
+        return rows.empty() ? Status::not_found("scan from " + op.key) : Status::ok();
       }
       case OpKind::kSqlInsert:
         return insert(f, "INSERT INTO t(id, v) VALUES (?, ?)", op.row, op.value, true);
@@ -206,6 +242,9 @@ class SqliteFilesTarget final : public Target {
     bool writes_all = w_->name != "kv-read" && w_->name != "sql-point" && w_->name != "cold-wake";
     uint64_t writes = writes_all ? r->ops : 0;
     if (w_->name == "kv-mixed") writes = r->ops / 2;  // approximately: half are puts
+    if (ycsb_mix(w_->name)) {                         // run_clients counted each kind
+      writes = static_cast<uint64_t>(r->extra["updates"] + r->extra["inserts"] + r->extra["rmws"]);
+    }
     r->commits = writes;
     r->turns_per_commit = writes ? 1.0 : 0.0;
   }
