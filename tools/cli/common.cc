@@ -4,6 +4,8 @@
 
 #include "engine/loop/engine_core.h"
 #include "tools/cli/cli.h"
+#include "tools/cli/env_check.h"
+#include "tools/cli/process_guard.h"
 
 namespace carrel::cli {
 
@@ -21,7 +23,9 @@ int fail(const std::string& message) {
   return kExitError;
 }
 
-Result<std::unique_ptr<Engine>> open_engine(const Globals& g, bool read_only) {
+namespace {
+
+Result<std::unique_ptr<Engine>> open_engine_unchecked(const Globals& g, bool read_only) {
   Options o;
   o.dir = g.dir;
   o.create_if_missing = false;
@@ -30,6 +34,27 @@ Result<std::unique_ptr<Engine>> open_engine(const Globals& g, bool read_only) {
   // default (one per core) would spawn threads for nothing.
   o.workers = 1;
   return Engine::open(std::move(o));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Engine>> open_engine(const Globals& g, bool read_only) {
+  // Invariant (1) of env_check.h: a damaged or foreign data.mdb is refused
+  // before LMDB maps it or anything is created. A missing one is left to
+  // Engine::open, which words that case.
+  auto figures = check_env_file(g.dir);
+  if (!figures.is_ok() && figures.status().code() != Code::kNotFound) return figures.status();
+  if (!read_only && figures.is_ok()) {
+    // A directory that is not a carrel engine (another program's LMDB
+    // environment) is refused by a read-only open, before the writable open
+    // would create writer.lock in it.
+    CARREL_ASSIGN_OR_RETURN(auto probe, open_engine_unchecked(g, /*read_only=*/true));
+    CARREL_RETURN_IF_ERROR(probe->close());
+  }
+  CARREL_ASSIGN_OR_RETURN(auto engine, open_engine_unchecked(g, read_only));
+  note_mapping(g.dir);
+  if (read_only) allow_graceful_stop();
+  return engine;
 }
 
 store::Store& store_of(Engine& engine) {

@@ -11,6 +11,7 @@
 
 #include "tools/cli/cli.h"
 #include "tools/cli/output.h"
+#include "tools/cli/safe_io.h"
 
 namespace carrel::cli {
 namespace {
@@ -182,6 +183,11 @@ int run_repl(const Globals& g, Engine& engine, const ObjectRef& ref) {
   return kExitOk;
 }
 
+// A script runs as one turn, whose writes are capped at turn_dirty_bytes_max.
+constexpr size_t kScriptBytesMax = size_t{64} << 20;
+static_assert(kScriptBytesMax >= 100000,
+              "a script holds at least one statement of the largest size");
+
 int run_script(const Globals& g, Engine& engine, const ObjectRef& ref, std::istream& in) {
   StepReader reader;
   std::vector<Step> steps;
@@ -231,7 +237,13 @@ int cmd_sql(const Globals& g, const std::string& obj, const std::optional<std::s
     return run_script(g, **engine, r->ref, in);
   }
   if (isatty(STDIN_FILENO) != 0) return run_repl(g, **engine, r->ref);
-  return run_script(g, **engine, r->ref, std::cin);
+  // Invariant (1) of safe_io.h: the script's limit holds while it is read.
+  auto script =
+      read_bounded("-", kScriptBytesMax, "the SQL script on stdin", "a script runs as one turn");
+  if (!script.is_ok())
+    return fail(script.status().with_context("sql " + display_bytes(r->ref.label())));
+  std::istringstream in(std::move(*script));
+  return run_script(g, **engine, r->ref, in);
 }
 
 }  // namespace carrel::cli
