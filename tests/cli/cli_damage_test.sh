@@ -249,7 +249,15 @@ for what in import sql; do
   fi
 done
 
-# --- 8. Signals: no stale LMDB reader slot after SIGPIPE or SIGTERM. --------
+# --- 8. Bookmarks and periods out of range. ---------------------------------
+run inp bookmark Room:a
+expect_error "restore to seq 0 with a time" inp restore Room:a "7fffffffffffffff-0000000000000000-${out:34}"
+expect_stderr "restore to seq 0 with a time" "seq 0"
+expect_error "restore with the wrong time" inp restore Room:a "0000000000000001-${out:17}"
+expect_error "--every past year 9999" inp alarms set Room:a +1m --name n --every 9223372036854775807
+expect_stderr "--every past year 9999" "253402300799999"
+
+# --- 9. Signals: no stale LMDB reader slot after SIGPIPE or SIGTERM. --------
 if command -v mdb_stat >/dev/null; then
   big=$(printf 'x%.0s' $(seq 1 2000))
   for i in $(seq 1 60); do "$CARREL" --dir inp kv put Room:big "k$i" "$big" >/dev/null; done
