@@ -1,6 +1,8 @@
 // What every command shares: opening the engine directory, reporting errors,
 // and resolving OBJ arguments.
+#include <chrono>
 #include <iostream>
+#include <thread>
 
 #include "engine/loop/engine_core.h"
 #include "tools/cli/cli.h"
@@ -42,7 +44,13 @@ Result<std::unique_ptr<Engine>> open_engine(const Globals& g, bool read_only) {
   // Invariant (1) of env_check.h: a damaged or foreign data.mdb is refused
   // before LMDB maps it or anything is created. A missing one is left to
   // Engine::open, which words that case.
+  // A meta page read while a running engine rewrites it can be torn: a
+  // Corruption verdict counts only when a second look, a moment later, agrees.
   auto figures = check_env_file(g.dir);
+  if (!figures.is_ok() && figures.status().code() == Code::kCorruption) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    figures = check_env_file(g.dir);
+  }
   if (!figures.is_ok() && figures.status().code() != Code::kNotFound) return figures.status();
   if (!read_only && figures.is_ok()) {
     // A directory that is not a carrel engine (another program's LMDB

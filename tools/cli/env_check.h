@@ -11,6 +11,11 @@
 //      LMDB's magic and version, a power-of-two page size, roots below the
 //      last page, and whose size covers the last page of the newest meta:
 //      every page a reader of that meta can reach lies inside the file.
+//  (3) check_env_tree reads every page of one snapshot's trees with pread
+//      and checks each header (its page number, flags, bounds, entries inside
+//      the page, children and overflow runs inside the file, no page reached
+//      twice) before following it: a damaged page is a Corruption error
+//      naming the page and database, never a wild read.
 #pragma once
 
 #include <cstdint>
@@ -31,5 +36,10 @@ struct EnvFileFigures {
 // Corruption naming the file and the remedy when invariant (2) does not hold;
 // NotFound when DIR or DIR/data.mdb does not exist (Engine::open words that).
 Result<EnvFileFigures> check_env_file(const std::string& dir);
+
+// Invariant (3) for the snapshot `txnid` (mdb_txn_id of a read transaction
+// the caller holds, so its pages stay put). OK without checking when newer
+// commits have replaced both meta pages.
+Status check_env_tree(const std::string& dir, uint64_t txnid);
 
 }  // namespace carrel::cli

@@ -21,6 +21,7 @@
 #include "engine/sql/sql_database.h"
 #include "engine/store/keys.h"
 #include "tools/cli/cli.h"
+#include "tools/cli/env_check.h"
 #include "tools/cli/output.h"
 #include "tools/cli/scan.h"
 
@@ -351,7 +352,10 @@ int cmd_verify(const Globals& g, const std::optional<std::string>& obj) {
   if (!txn.is_ok()) return fail(txn.status());
   bool progress_line = !g.json && isatty(STDOUT_FILENO) != 0;
   Verifier v(store, *txn, only, progress_line);
-  Status s = v.run();
+  // Every page header first (env_check.h, invariant (3)): the walks below
+  // then read only pages whose structure holds.
+  Status s = check_env_tree(g.dir, mdb_txn_id(txn->get()));
+  if (s.is_ok()) s = v.run();
   if (!s.is_ok() && s.code() != Code::kCorruption) return fail(s.with_context("verify"));
   // A structural failure is the last problem: verify stopped there.
   std::vector<std::string> problems = v.problems();

@@ -16,6 +16,7 @@
 #include "engine/alarm/cron.h"
 #include "engine/history/bookmark.h"
 #include "tools/cli/cli.h"
+#include "tools/cli/env_check.h"
 #include "tools/cli/output.h"
 #include "tools/cli/process_guard.h"
 #include "tools/cli/safe_io.h"
@@ -341,6 +342,14 @@ int cmd_backup(const Globals& g, const std::string& dest) {
   // beside a running engine.
   auto engine = open_engine(g, /*read_only=*/true);
   if (!engine.is_ok()) return fail(engine.status());
+  {
+    // The compacting copy follows every page: check their headers first
+    // (env_check.h, invariant (3)), so a damaged page is an error, not a wild read.
+    auto txn = store_of(**engine).begin_read();
+    if (!txn.is_ok()) return fail(txn.status());
+    Status t = check_env_tree(g.dir, mdb_txn_id(txn->get()));
+    if (!t.is_ok()) return fail(t.with_context("backup"));
+  }
   bool tty = isatty(STDOUT_FILENO) != 0;
   if (tty && !g.json) std::cout << "backing up " << g.dir << " to " << dest << " ..." << std::flush;
   Status s = store_of(**engine).copy_compact(dest, note_copy_fd);
