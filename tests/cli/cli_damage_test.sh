@@ -264,6 +264,9 @@ expect_stderr "--every past year 9999" "253402300799999"
 if command -v mdb_stat >/dev/null; then
   big=$(printf 'x%.0s' $(seq 1 2000))
   for i in $(seq 1 60); do "$CARREL" --dir inp kv put Room:big "k$i" "$big" >/dev/null; done
+  # Some 45 MiB, so a backup lasts long enough for a signal to land in it.
+  head -c 1500000 /dev/urandom >value.bin
+  for i in $(seq 1 30); do "$CARREL" --dir inp kv put "Room:v$i" k --value-file value.bin >/dev/null; done
   mkfifo script
   "$CARREL" --dir inp sql Room:hold <script >holder.out 2>&1 &
   holder=$!
@@ -302,6 +305,33 @@ if command -v mdb_stat >/dev/null; then
   else
     HELD=$((HELD + 1))
   fi
+  # SIGTERM of backup, sent once its read transaction shows (or at once):
+  # interrupted (exit 1, nothing left in DEST); or complete, when the copy
+  # won the race; or, sent before the environment was open, the default
+  # death of SIGTERM. In every case no reader slot is left.
+  INTERRUPTED=0
+  for run_no in 1 2 3; do
+    CASES=$((CASES + 1))
+    rm -rf termdest
+    "$CARREL" --dir inp backup termdest >/dev/null 2>err.txt &
+    pid=$!
+    for _ in $(seq 1 200); do (($(readers) > 0)) && break; sleep 0.01; done
+    kill -TERM "$pid" 2>/dev/null
+    wait "$pid"
+    rc=$?
+    if ((rc == 1)) && grep -q "interrupted by SIGTERM" err.txt && [[ ! -e termdest/data.mdb ]]; then
+      INTERRUPTED=$((INTERRUPTED + 1))
+    elif ((rc != 0 && rc != 143)); then
+      fail "SIGTERM of backup (run $run_no): exit $rc, stderr: $(cat err.txt)"
+      continue
+    fi
+    if (($(readers) != 0)); then
+      fail "SIGTERM of backup left a reader slot: $(mdb_stat -r inp)"
+    else
+      HELD=$((HELD + 1))
+    fi
+  done
+  echo "SIGTERM of backup: $INTERRUPTED of 3 runs interrupted, the rest had finished"
   printf 'SELECT 1;\n' >&8
   exec 8>&-
   wait "$holder" || fail "the holder failed: $(cat holder.out)"
