@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <thread>
 
@@ -482,6 +484,49 @@ TEST_F(EngineHistoryTest, BackupUnderConcurrentWritesIsConsistent) {
   // The copy holds at least what was acknowledged before backup() began.
   EXPECT_GE(total, 40);
   EXPECT_LE(total, turns_at_backup + kObjects);
+  ASSERT_TRUE((*copy)->close().is_ok());
+}
+
+TEST_F(EngineHistoryTest, BookmarkOfSeqZeroWithATimeIsInvalidArgument) {
+  open();
+  auto ref = ObjectRef::named("Doc", "zero");
+  ASSERT_TRUE(put(ref, "k", "v").is_ok());
+  auto r = engine_->restore(ref, "7fffffffffffffff-0000000000000000-" + ref.id.to_hex());
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << r.status().to_string();
+  EXPECT_NE(r.status().message().find("seq 0"), std::string::npos) << r.status().message();
+  EXPECT_EQ(snapshot(ref).kv, (Entries{{"k", "v"}}));
+}
+
+TEST_F(EngineHistoryTest, LastCommitWithTheWrongTimeIsInvalidArgumentWithoutHistory) {
+  options_.history_retention_ms = 0;
+  open();
+  auto ref = ObjectRef::named("Doc", "nohist-time");
+  ASSERT_TRUE(put(ref, "k", "1").is_ok());
+  std::string good = bookmark(ref);
+  std::string wrong_time = "0000000000000001" + good.substr(16);
+  auto r = engine_->restore(ref, wrong_time);
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << r.status().to_string();
+}
+
+TEST_F(EngineHistoryTest, BackupReplacesTheLeftoverOfACopyCutShort) {
+  open();
+  ASSERT_TRUE(put(ObjectRef::named("Doc", "a"), "k", "v").is_ok());
+  testing::TempDir backup_dir;
+  std::string dest = backup_dir.sub("copy");
+  std::filesystem::create_directories(dest);
+  {
+    std::ofstream partial(dest + "/data.mdb.partial");
+    partial << std::string(5000, 'x');
+  }
+  // The leftover is not an engine.
+  Options copy_options;
+  copy_options.dir = dest;
+  copy_options.create_if_missing = false;
+  EXPECT_EQ(Engine::open(copy_options).status().code(), Code::kNotFound);
+  ASSERT_TRUE(engine_->backup(dest).is_ok());
+  EXPECT_FALSE(std::filesystem::exists(dest + "/data.mdb.partial"));
+  auto copy = Engine::open(copy_options);
+  ASSERT_TRUE(copy.is_ok()) << copy.status().to_string();
   ASSERT_TRUE((*copy)->close().is_ok());
 }
 

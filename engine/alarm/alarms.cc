@@ -24,7 +24,8 @@ Status check_repeat(const Repeat& r) {
     case Repeat::Kind::kEvery:
       if (r.every_ms <= 0 || r.every_ms > kLatestMs) {
         return Status::invalid_argument("repeat every " + std::to_string(r.every_ms) +
-                                        " ms: the period must be > 0");
+                                        " ms: the period must be in 1 .. " +
+                                        std::to_string(kLatestMs) + " ms (year 9999)");
       }
       return Status::ok();
     case Repeat::Kind::kCron: return alarm::CronExpr::parse(r.cron).status();

@@ -49,6 +49,13 @@ Result<Bookmark> Bookmark::parse(std::string_view text) {
     }
   }
   CARREL_ASSIGN_OR_RETURN(b.id, ObjectId::parse(id));
+  // Seq 0 names the object before its first commit, which has no time.
+  if (b.seq == 0 && b.time_ms != 0) {
+    return Status::invalid_argument("bookmark '" + std::string(text) +
+                                    "' names seq 0 (the object before its first commit) with a "
+                                    "time; that state's bookmark has time 0: " +
+                                    Bookmark{0, 0, b.id}.to_string());
+  }
   return b;
 }
 

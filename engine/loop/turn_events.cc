@@ -238,14 +238,30 @@ void EngineCore::run_restore(const std::shared_ptr<ObjectSlot>& slot, Event& ev,
           " ms); see `carrel history` for the oldest bookmark"));
     }
   }
+  // A bookmark names a real commit: its time is that commit's time. When the
+  // commit's own record is gone, the time is the last commit's (target ==
+  // last) or at most the next commit's.
   if (target > 0) {
+    auto time_mismatch = [&] {
+      return fail(Status::invalid_argument("bookmark's time does not match commit " +
+                                           std::to_string(target) + " of " +
+                                           turn.object().label()));
+    };
     auto rec = fresh->get(store::Db::kHistory, store::history_key(slot->id, target));
-    if (rec.is_ok() && *rec) {
+    if (!rec.is_ok()) return fail(rec.status());
+    if (*rec) {
       auto header = history::UndoRecord::decode_header(**rec);
-      if (header.is_ok() && header->first != ev.restore_time_ms) {
-        return fail(Status::invalid_argument("bookmark's time does not match commit " +
-                                             std::to_string(target) + " of " +
-                                             turn.object().label()));
+      if (!header.is_ok()) return fail(header.status());
+      if (header->first != ev.restore_time_ms) return time_mismatch();
+    } else if (target == last) {
+      if (act.last_commit_ms != ev.restore_time_ms) return time_mismatch();
+    } else {
+      auto next = fresh->get(store::Db::kHistory, store::history_key(slot->id, target + 1));
+      if (!next.is_ok()) return fail(next.status());
+      if (*next) {
+        auto header = history::UndoRecord::decode_header(**next);
+        if (!header.is_ok()) return fail(header.status());
+        if (ev.restore_time_ms > header->first) return time_mismatch();
       }
     }
   }

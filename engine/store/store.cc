@@ -254,16 +254,42 @@ void Store::recycle(MDB_txn* txn) {
   pool_.push_back(txn);
 }
 
-Status Store::copy_compact(const std::string& dest_dir) {
+Status Store::copy_compact(const std::string& dest_dir,
+                           const std::function<void(int)>& on_copy_fd) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::create_directories(dest_dir, ec);
   if (ec) return Status::io_error("cannot create '" + dest_dir + "': " + ec.message());
-  if (!fs::is_empty(dest_dir, ec)) {
-    return Status::invalid_argument("backup destination '" + dest_dir + "' is not empty");
+  const std::string partial = dest_dir + "/" + kBackupPartialFile;
+  // A copy cut short earlier left only its partial file: it holds nothing.
+  for (const auto& e : fs::directory_iterator(dest_dir, ec)) {
+    if (e.path().filename() != kBackupPartialFile) {
+      return Status::invalid_argument("backup destination '" + dest_dir + "' is not empty");
+    }
   }
-  int rc = mdb_env_copy2(env_, dest_dir.c_str(), MDB_CP_COMPACT);
-  return from_mdb(rc, "copy engine to '" + dest_dir + "'");
+  if (ec) return Status::io_error("cannot list '" + dest_dir + "': " + ec.message());
+  fs::remove(partial, ec);
+  int fd = ::open(partial.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::io_error("create '" + partial + "': " + errno_text(errno));
+  if (on_copy_fd) on_copy_fd(fd);
+  int rc = mdb_env_copyfd2(env_, fd, MDB_CP_COMPACT);
+  if (on_copy_fd) on_copy_fd(-1);
+  Status s = from_mdb(rc, "copy engine to '" + partial + "'");
+  if (s.is_ok() && ::fsync(fd) != 0)
+    s = Status::io_error("fsync '" + partial + "': " + errno_text(errno));
+  ::close(fd);
+  if (s.is_ok() && ::rename(partial.c_str(), (dest_dir + "/data.mdb").c_str()) != 0) {
+    s = Status::io_error("rename '" + partial + "' to data.mdb: " + errno_text(errno));
+  }
+  if (!s.is_ok()) {
+    fs::remove(partial, ec);
+    return s;
+  }
+  int dfd = ::open(dest_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0 || ::fsync(dfd) != 0)
+    s = Status::io_error("fsync '" + dest_dir + "': " + errno_text(errno));
+  if (dfd >= 0) ::close(dfd);
+  return s;
 }
 
 Store::~Store() {

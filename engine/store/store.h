@@ -14,6 +14,7 @@
 #include <lmdb.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -98,8 +99,16 @@ class Store {
   Result<ReadTxn> begin_read();
 
   // Copies the environment with compaction to dest_dir (created, must be
-  // empty). Consistent: it reads one snapshot while writers go on.
-  Status copy_compact(const std::string& dest_dir);
+  // empty but for a leftover kBackupPartialFile, which is removed).
+  // Consistent: it reads one snapshot while writers go on. The copy goes to
+  // dest_dir/kBackupPartialFile, is fsynced, renamed to data.mdb, and the
+  // directory is fsynced: a copy cut short (even by SIGKILL) is never a
+  // data.mdb, so it cannot be mistaken for an engine. on_copy_fd, when set, is
+  // called with the descriptor being written before the copy and with -1
+  // after it (the CLI points it elsewhere on SIGINT/SIGTERM to stop the copy).
+  Status copy_compact(const std::string& dest_dir,
+                      const std::function<void(int)>& on_copy_fd = nullptr);
+  static constexpr const char* kBackupPartialFile = "data.mdb.partial";
 
  private:
   friend class ReadTxn;

@@ -88,7 +88,8 @@ struct KvListArgs {
 };
 int cmd_kv_list(const Globals& g, const std::string& obj, const KvListArgs& args);
 
-int cmd_export(const Globals& g, const std::string& obj, const std::optional<std::string>& out);
+int cmd_export(const Globals& g, const std::string& obj, const std::optional<std::string>& out,
+               bool force);
 int cmd_import(const Globals& g, const std::string& obj, const std::optional<std::string>& in);
 int cmd_sql(const Globals& g, const std::string& obj, const std::optional<std::string>& query);
 

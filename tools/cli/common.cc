@@ -1,10 +1,15 @@
-// What every command shares: opening the engine directory and reporting
-// errors. OBJ arguments are resolved in object_name.cc.
+// What every command shares: opening the engine directory (after the
+// damage checks of env_check.h) and reporting errors. OBJ arguments are
+// resolved in object_name.cc.
+#include <chrono>
 #include <iostream>
+#include <thread>
 
 #include "engine/loop/engine_core.h"
 #include "tools/cli/cli.h"
 #include "tools/cli/output.h"
+#include "tools/cli/env_check.h"
+#include "tools/cli/process_guard.h"
 
 namespace carrel::cli {
 
@@ -48,7 +53,9 @@ int fail_usage(const std::string& message, const std::string& help) {
   return kExitUsage;
 }
 
-Result<std::unique_ptr<Engine>> open_engine(const Globals& g, bool read_only) {
+namespace {
+
+Result<std::unique_ptr<Engine>> open_engine_unchecked(const Globals& g, bool read_only) {
   Options o;
   o.dir = g.dir;
   o.create_if_missing = false;
@@ -57,6 +64,33 @@ Result<std::unique_ptr<Engine>> open_engine(const Globals& g, bool read_only) {
   // default (one per core) would spawn threads for nothing.
   o.workers = 1;
   return Engine::open(std::move(o));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Engine>> open_engine(const Globals& g, bool read_only) {
+  // Invariant (1) of env_check.h: a damaged or foreign data.mdb is refused
+  // before LMDB maps it or anything is created. A missing one is left to
+  // Engine::open, which words that case.
+  // A meta page read while a running engine rewrites it can be torn: a
+  // Corruption verdict counts only when a second look, a moment later, agrees.
+  auto figures = check_env_file(g.dir);
+  if (!figures.is_ok() && figures.status().code() == Code::kCorruption) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    figures = check_env_file(g.dir);
+  }
+  if (!figures.is_ok() && figures.status().code() != Code::kNotFound) return figures.status();
+  if (!read_only && figures.is_ok()) {
+    // A directory that is not a carrel engine (another program's LMDB
+    // environment) is refused by a read-only open, before the writable open
+    // would create writer.lock in it.
+    CARREL_ASSIGN_OR_RETURN(auto probe, open_engine_unchecked(g, /*read_only=*/true));
+    CARREL_RETURN_IF_ERROR(probe->close());
+  }
+  CARREL_ASSIGN_OR_RETURN(auto engine, open_engine_unchecked(g, read_only));
+  note_mapping(g.dir);
+  if (read_only) allow_graceful_stop();
+  return engine;
 }
 
 store::Store& store_of(Engine& engine) {

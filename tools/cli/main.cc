@@ -200,7 +200,10 @@ int run_main(int argc, char** argv) {
   auto* exp = app.add_subcommand("export", "write one object's state as NDJSON (docs/export-format.md)");
   exp->add_option("OBJ", obj, obj_help)->required();
   auto* exp_out = exp->add_option("-o,--output", file, "output file (default: stdout)");
-  exp->callback([&] { run = [&] { return cli::cmd_export(g, obj, given(exp_out, file)); }; });
+  bool force = false;
+  exp->add_flag("--force", force, "replace an existing output file");
+  exp->callback(
+      [&] { run = [&] { return cli::cmd_export(g, obj, given(exp_out, file), force); }; });
   auto* imp = app.add_subcommand("import", "load an export into an empty object (one commit)");
   imp->add_option("OBJ", obj, obj_help)->required();
   auto* imp_in = imp->add_option("-i,--input", file, "input file (default: stdin)");
@@ -228,7 +231,15 @@ int run_main(int argc, char** argv) {
     command += (command.empty() ? "" : " ") + at->get_name();
   }
   cli::Pager pager(g, command, sql_query->count() == 0 && isatty(STDIN_FILENO) != 0);
-  int rc = run();
+  // Errors are values; an exception that escapes a command is still one line and exit 1.
+  int rc;
+  try {
+    rc = run();
+  } catch (const std::exception& e) {
+    rc = cli::fail(std::string("internal error: ") + e.what());
+  } catch (...) {
+    rc = cli::fail("internal error: an unknown exception");
+  }
   pager.finish();
   return rc;
 }

@@ -9,6 +9,7 @@
 
 #include "carrel/status.h"
 #include "engine/store/store.h"
+#include "tools/cli/process_guard.h"
 
 namespace carrel::cli {
 
@@ -46,6 +47,10 @@ class ScanCursor {
  private:
   ScanCursor(MDB_cursor* c, store::Db db) : c_(c), db_(db) {}
   bool move(MDB_cursor_op op) {
+    if (stop_requested()) {  // invariants (1) and (2) of process_guard.h
+      status_ = Status::aborted("scan " + std::string(store::db_name(db_)) + ": " + stop_reason());
+      return false;
+    }
     int rc = mdb_cursor_get(c_, &k_, &v_, op);
     if (rc == MDB_NOTFOUND) return false;
     if (rc != 0) {

@@ -21,6 +21,7 @@
 #include "tools/cli/line_editor.h"
 #include "tools/cli/output.h"
 #include "tools/cli/snapshot_pages.h"
+#include "tools/cli/safe_io.h"
 
 namespace carrel::cli {
 namespace {
@@ -182,6 +183,16 @@ SqlExec exec_in(Context& ctx) {
   };
 }
 
+// A script runs as one turn, whose writes are capped at turn_dirty_bytes_max.
+constexpr size_t kScriptBytesMax = size_t{64} << 20;
+static_assert(kScriptBytesMax >= 100000,
+              "a script holds at least one statement of the largest size");
+
+// Invariant (1) of safe_io.h: the script's limit holds while it is read.
+Result<std::string> read_script_stdin() {
+  return read_bounded("-", kScriptBytesMax, "the SQL script on stdin", "a script runs as one turn");
+}
+
 std::vector<Step> read_steps(std::istream& in) {
   StepReader reader;
   std::vector<Step> steps;
@@ -331,8 +342,14 @@ int cmd_sql(const Globals& g, const std::string& obj, const std::optional<std::s
     if (!engine.is_ok()) return fail(engine.status());
     store::Store& store = store_of(**engine);
     if (!repl) {
-      std::istringstream text(query.value_or(""));
-      return run_script_on_snapshot(g, store, *spec, query ? text : std::cin, busy);
+      std::string text_bytes = query.value_or("");
+      if (!query) {
+        auto script = read_script_stdin();
+        if (!script.is_ok()) return fail(script.status().with_context("sql " + obj));
+        text_bytes = std::move(*script);
+      }
+      std::istringstream text(std::move(text_bytes));
+      return run_script_on_snapshot(g, store, *spec, text, busy);
     }
     auto r = resolve_object(store, *spec, /*must_exist=*/true);
     if (!r.is_ok()) return fail(r.status());
@@ -361,7 +378,11 @@ int cmd_sql(const Globals& g, const std::string& obj, const std::optional<std::s
                        [&](Context& ctx) { return run_step(g, exec_in(ctx), step, out, quit); });
         });
   }
-  return run_script(g, **engine, r->ref, std::cin, unknown);
+  auto script = read_script_stdin();
+  if (!script.is_ok())
+    return fail(script.status().with_context("sql " + display_bytes(r->ref.label())));
+  std::istringstream in(std::move(*script));
+  return run_script(g, **engine, r->ref, in, unknown);
 }
 
 }  // namespace carrel::cli

@@ -21,6 +21,7 @@
 #include "engine/sql/sql_database.h"
 #include "engine/store/keys.h"
 #include "tools/cli/cli.h"
+#include "tools/cli/env_check.h"
 #include "tools/cli/output.h"
 #include "tools/cli/scan.h"
 #include "tools/cli/snapshot_pages.h"
@@ -86,8 +87,8 @@ Status Verifier::check_environment() {
   if (::stat(data.c_str(), &fst) != 0) {
     problem("lmdb: cannot stat " + data);
   } else if (static_cast<uint64_t>(fst.st_size) < used) {
-    problem("lmdb: data.mdb is " + std::to_string(fst.st_size) +
-            " bytes but its last page ends at " + std::to_string(used));
+    return Status::corruption("lmdb: data.mdb is " + std::to_string(fst.st_size) +
+                              " bytes but its last page ends at " + std::to_string(used));
   }
   if (used > info.me_mapsize) problem("lmdb: used pages exceed the map size");
   if (st.ms_psize == 0 || (st.ms_psize & (st.ms_psize - 1)) != 0) {
@@ -106,18 +107,25 @@ Status Verifier::walk(Db db, Visit visit) {
   CARREL_ASSIGN_OR_RETURN(ScanCursor cur, ScanCursor::open(store_, txn_, db));
   uint64_t n = 0;
   std::string prev;
+  // A structural failure ends the walk and verify: what follows it in the
+  // tree cannot be trusted, and reading on is what a damaged file punishes.
   for (bool ok = cur.first(); ok; ok = cur.next()) {
-    if (n > 0 && std::string_view(prev).compare(cur.key()) >= 0) problem("lmdb: " + name + " keys are out of order");
+    if (n > 0 && std::string_view(prev).compare(cur.key()) >= 0) {
+      return Status::corruption("lmdb: " + name + " keys are out of order after entry " +
+                                std::to_string(n));
+    }
     prev.assign(cur.key());
     ++n;
     visit(cur.key(), cur.value());
   }
   if (!cur.status().is_ok()) {
-    problem("lmdb: walking " + name + " failed: " + cur.status().message());
+    if (cur.status().code() == Code::kAborted) return cur.status();
+    return Status::corruption("lmdb: walking " + name + " failed after " + std::to_string(n) +
+                              " entries: " + cur.status().message());
   }
   if (n != st.ms_entries) {
-    problem("lmdb: " + name + " walks " + std::to_string(n) + " entries; mdb_stat says " +
-            std::to_string(st.ms_entries));
+    return Status::corruption("lmdb: " + name + " walks " + std::to_string(n) +
+                              " entries; mdb_stat says " + std::to_string(st.ms_entries));
   }
   entries_[name] = n;
   return Status::ok();
@@ -299,20 +307,28 @@ int cmd_verify(const Globals& g, const std::optional<std::string>& obj) {
   }
   auto txn = store.begin_read();
   if (!txn.is_ok()) return fail(txn.status());
-  Verifier v(store, *txn, only, !g.json && isatty(STDOUT_FILENO) != 0);
-  Status s = v.run();
-  if (!s.is_ok()) return fail(s.with_context("verify"));
+  bool progress_line = !g.json && isatty(STDOUT_FILENO) != 0;
+  Verifier v(store, *txn, only, progress_line);
+  // Every page header first (env_check.h, invariant (3)): the walks below
+  // then read only pages whose structure holds.
+  Status s = check_env_tree(g.dir, mdb_txn_id(txn->get()));
+  if (s.is_ok()) s = v.run();
+  if (!s.is_ok() && s.code() != Code::kCorruption) return fail(s.with_context("verify"));
+  // A structural failure is the last problem: verify stopped there.
+  std::vector<std::string> problems = v.problems();
+  if (!s.is_ok()) problems.push_back(s.message() + " (verify stopped here)");
+  if (progress_line) std::cout << "\r\033[K" << std::flush;
   if (g.json) {
     JsonWriter j;
     j.begin_object().field("dir", g.dir);
     if (only) j.field("object", label);
-    j.key("ok").boolean(v.problems().empty());
+    j.key("ok").boolean(problems.empty());
     j.field("objects_checked", static_cast<uint64_t>(v.objects_checked()));
     j.field("sql_checked", static_cast<uint64_t>(v.sql_checked()));
     j.key("entries").begin_object();
     for (const auto& [db, n] : v.entries()) j.field(db, n);
     j.end_object().key("problems").begin_array();
-    for (const auto& p : v.problems()) j.text(p);
+    for (const auto& p : problems) j.text(p);
     j.end_array().end_object().print_line();
   } else {
     uint64_t total = 0;
@@ -320,13 +336,15 @@ int cmd_verify(const Globals& g, const std::optional<std::string>& obj) {
     std::cout << "checked " << label << ": " << count_of(v.objects_checked(), "object", "objects")
               << ", " << count_of(v.sql_checked(), "SQL database", "SQL databases") << ", "
               << count_of(total, "LMDB entry", "LMDB entries") << '\n';
-    for (const auto& p : v.problems()) std::cout << "PROBLEM: " << p << '\n';
-    std::cout << (v.problems().empty()
+    for (const auto& p : problems) std::cout << "PROBLEM: " << p << '\n';
+    std::cout << (problems.empty()
                       ? "no problems found"
-                      : count_of(v.problems().size(), "problem", "problems") + " found")
+                      : count_of(problems.size(), "problem", "problems") + " found")
               << '\n';
   }
-  return v.problems().empty() ? kExitOk : kExitError;
+  if (problems.empty()) return kExitOk;
+  return fail("verify found " + std::to_string(problems.size()) + " problem" +
+              (problems.size() == 1 ? "" : "s") + " in '" + g.dir + "'");
 }
 
 }  // namespace carrel::cli

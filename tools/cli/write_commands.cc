@@ -1,7 +1,11 @@
 // Writing commands: init, kv put / delete, alarms set / delete, restore,
 // backup. Each change is one Engine::run turn (invariant (2) of cli.h).
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -12,7 +16,10 @@
 #include "engine/alarm/cron.h"
 #include "engine/history/bookmark.h"
 #include "tools/cli/cli.h"
+#include "tools/cli/env_check.h"
 #include "tools/cli/output.h"
+#include "tools/cli/process_guard.h"
+#include "tools/cli/safe_io.h"
 
 namespace carrel::cli {
 namespace {
@@ -43,17 +50,34 @@ std::string bookmark_after(Writing& w) {
 }
 
 Result<std::string> read_value_file(const std::string& path) {
-  if (path == "-") {
-    std::ostringstream s;
-    s << std::cin.rdbuf();
-    if (std::cin.bad()) return Status::io_error("cannot read the value from stdin");
-    return s.str();
+  std::string what = path == "-" ? std::string("the value on stdin") : "value file '" + path + "'";
+  return read_bounded(path, Options{}.value_bytes_max, what, "value_bytes_max");
+}
+
+// The longest import line a valid export holds: a KV entry's key and value
+// (or a SQL page, or an alarm's payload), base64-encoded, plus the JSON around them.
+constexpr size_t kImportLineBytesMax = size_t{4} << 20;
+static_assert(kImportLineBytesMax >= (495 + (size_t{2} << 20)) / 3 * 4 + 4096,
+              "an import line must fit a default-sized KV entry in base64");
+
+// Export targets: never a file of the engine directory; an existing file only with --force.
+Status check_export_target(const Globals& g, const std::string& out, bool force) {
+  std::error_code ec;
+  fs::path dir = fs::weakly_canonical(g.dir, ec);
+  fs::path target = fs::weakly_canonical(out, ec);
+  if (ec) return Status::invalid_argument("export file '" + out + "': " + ec.message());
+  auto [d, t] = std::mismatch(dir.begin(), dir.end(), target.begin(), target.end());
+  if (d == dir.end()) {
+    return Status::invalid_argument("export file '" + out + "' lies inside the engine directory '" +
+                                    g.dir + "'; write it elsewhere");
   }
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return Status::not_found("cannot open value file '" + path + "'");
-  std::string v((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (f.bad()) return Status::io_error("cannot read value file '" + path + "'");
-  return v;
+  if (fs::is_directory(target, ec)) {
+    return Status::invalid_argument("export file '" + out + "' is a directory");
+  }
+  if (!force && fs::exists(target, ec)) {
+    return Status::invalid_argument("export file '" + out + "' exists; give --force to replace it");
+  }
+  return Status::ok();
 }
 
 // WHEN of alarms set: "now", "+N[ms|s|m|h|d]" from now, or a time parse_time() accepts.
@@ -238,43 +262,56 @@ int cmd_restore(const Globals& g, const std::string& obj, const std::string& boo
   return kExitOk;
 }
 
-int cmd_export(const Globals& g, const std::string& obj, const std::optional<std::string>& out) {
+int cmd_export(const Globals& g, const std::string& obj, const std::optional<std::string>& out,
+               bool force) {
+  bool to_file = out && *out != "-";
+  if (to_file) {
+    Status s = check_export_target(g, *out, force);
+    if (!s.is_ok()) return fail(s);
+  }
   auto w = begin_write(g, obj, /*must_exist=*/true);
   if (!w.is_ok()) return fail(w.status());
-  if (!out || *out == "-") {
+  if (!to_file) {
     Status s = export_object(*w->engine, w->ref, std::cout);
+    std::cout.flush();
+    if (s.is_ok() && !std::cout) s = Status::io_error("cannot write the export to stdout");
     return s.is_ok() ? kExitOk : fail(s.with_context("export " + w->ref.label()));
   }
-  // Write beside the target and rename, so a failed export leaves no partial file.
-  std::string tmp = *out + ".partial";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) return fail("cannot create export file '" + tmp + "'");
-    Status s = export_object(*w->engine, w->ref, f);
-    f.close();
-    if (s.is_ok() && !f) s = Status::io_error("cannot write export file '" + tmp + "'");
-    if (!s.is_ok()) {
-      std::filesystem::remove(tmp);
-      return fail(s.with_context("export " + w->ref.label()));
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, *out, ec);
-  if (ec) return fail("cannot rename '" + tmp + "' to '" + *out + "': " + ec.message());
+  // Invariant (3) of safe_io.h: a failed export leaves no partial file.
+  Status s = write_file_atomically(
+      *out, [&](std::ostream& f) { return export_object(*w->engine, w->ref, f); });
+  if (!s.is_ok()) return fail(s.with_context("export " + w->ref.label()));
   if (!g.json) std::cerr << "exported " << display_bytes(w->ref.label()) << " to " << *out << '\n';
   return kExitOk;
 }
 
 int cmd_import(const Globals& g, const std::string& obj, const std::optional<std::string>& in) {
+  int fd = STDIN_FILENO;
+  if (in && *in != "-") {
+    fd = ::open(in->c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fail("cannot open import file '" + *in + "': " + std::strerror(errno));
+  }
+  struct Closer {
+    int fd;
+    ~Closer() {
+      if (fd != STDIN_FILENO) ::close(fd);
+    }
+  } closer{fd};
   auto w = begin_write(g, obj, /*must_exist=*/false);
   if (!w.is_ok()) return fail(w.status());
-  Status s;
-  if (!in || *in == "-") {
-    s = import_object(*w->engine, w->ref, std::cin);
-  } else {
-    std::ifstream f(*in, std::ios::binary);
-    if (!f) return fail("cannot open import file '" + *in + "'");
-    s = import_object(*w->engine, w->ref, f);
+  // Invariant (1) of safe_io.h: a line is cut at its limit while it is read.
+  LineCappedBuf buf(fd, kImportLineBytesMax);
+  std::istream stream(&buf);
+  Status s = import_object(*w->engine, w->ref, stream);
+  std::string what = in && *in != "-" ? "import file '" + *in + "'" : std::string("stdin");
+  if (buf.line_too_long()) {
+    return fail("import " + display_bytes(w->ref.label()) + ": line " +
+                std::to_string(buf.line_no()) + " of " + what + " is longer than the limit of " +
+                std::to_string(kImportLineBytesMax) + " bytes; nothing was imported");
+  }
+  if (!buf.read_error().empty()) {
+    return fail("import " + display_bytes(w->ref.label()) + ": cannot read " + what + ": " +
+                buf.read_error() + "; nothing was imported");
   }
   if (!s.is_ok()) return fail(s.with_context("import " + w->ref.label()));
   std::string bookmark = bookmark_after(*w);
@@ -287,8 +324,16 @@ int cmd_import(const Globals& g, const std::string& obj, const std::optional<std
 int cmd_backup(const Globals& g, const std::string& dest) {
   std::error_code ec;
   bool dest_existed = fs::exists(dest, ec);
-  if (dest_existed && !(fs::is_directory(dest, ec) && fs::is_empty(dest, ec))) {
-    return fail("backup destination '" + dest + "' exists and is not an empty directory");
+  if (dest_existed && !fs::is_directory(dest, ec)) {
+    return fail("backup destination '" + dest + "' exists and is not a directory");
+  }
+  if (dest_existed) {
+    // The partial file of a backup cut short (kill -9) holds nothing: the copy replaces it.
+    for (const auto& e : fs::directory_iterator(dest, ec)) {
+      if (e.path().filename() != store::Store::kBackupPartialFile) {
+        return fail("backup destination '" + dest + "' exists and is not an empty directory");
+      }
+    }
   }
   if (fs::exists(g.dir, ec) && dest_existed && fs::equivalent(g.dir, dest, ec)) {
     return fail("backup destination '" + dest + "' is the engine directory");
@@ -297,9 +342,18 @@ int cmd_backup(const Globals& g, const std::string& dest) {
   // beside a running engine.
   auto engine = open_engine(g, /*read_only=*/true);
   if (!engine.is_ok()) return fail(engine.status());
+  {
+    // The compacting copy follows every page: check their headers first
+    // (env_check.h, invariant (3)), so a damaged page is an error, not a wild read.
+    auto txn = store_of(**engine).begin_read();
+    if (!txn.is_ok()) return fail(txn.status());
+    Status t = check_env_tree(g.dir, mdb_txn_id(txn->get()));
+    if (!t.is_ok()) return fail(t.with_context("backup"));
+  }
   bool tty = isatty(STDOUT_FILENO) != 0;
   if (tty && !g.json) std::cout << "backing up " << g.dir << " to " << dest << " ..." << std::flush;
-  Status s = (*engine)->backup(dest);
+  Status s = store_of(**engine).copy_compact(dest, note_copy_fd);
+  if (!s.is_ok() && stop_requested()) s = Status::aborted("backup: " + stop_reason());
   if (tty && !g.json) std::cout << "\r\033[K" << std::flush;
   if (!s.is_ok()) {
     // Nothing changed on error: drop what the failed copy left behind.

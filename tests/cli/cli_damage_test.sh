@@ -1,0 +1,347 @@
+#!/usr/bin/env bash
+# The carrel CLI against damaged files and operator mistakes
+# (docs/reliability.md, "Damaged files and operator mistakes").
+#
+# usage: tests/cli/cli_damage_test.sh PATH/TO/carrel
+#
+# Every rule below is one `check`: a command that must exit with a given code,
+# never die of a signal (exit code > 128) or hang (each run is bounded by
+# `timeout`), and print its error on stderr. Damage is deterministic (fixed
+# offsets and a fixed seed), so a failure reproduces.
+set -u
+CARREL=${1:?usage: cli_damage_test.sh PATH/TO/carrel}
+CARREL=$(cd "$(dirname "$CARREL")" && pwd)/$(basename "$CARREL")
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/carrel-damage-XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+cd "$TMP" || exit 1
+
+FAILURES=0
+CASES=0
+HELD=0
+RUN_TIMEOUT=60
+
+fail() {
+  echo "FAIL: $*"
+  FAILURES=$((FAILURES + 1))
+}
+
+# run DIR ARGS... : runs carrel, leaving rc, out, err.
+run() {
+  local dir=$1
+  shift
+  timeout -s KILL "$RUN_TIMEOUT" "$CARREL" --dir "$dir" "$@" >out.txt 2>err.txt </dev/null
+  rc=$?
+  out=$(cat out.txt)
+  err=$(cat err.txt)
+}
+
+# expect_error WHAT DIR ARGS... : exit 1, one line on stderr, no signal, no hang.
+expect_error() {
+  local what=$1
+  shift
+  CASES=$((CASES + 1))
+  run "$@"
+  if ((rc > 128)); then
+    fail "$what: '$*' died of signal $((rc - 128)) (exit $rc)"
+  elif ((rc != 1)); then
+    fail "$what: '$*' exited $rc, expected 1; stderr: $err"
+  elif [[ $err != carrel:* ]]; then
+    fail "$what: '$*' exited 1 without an error line; stderr: $err"
+  else
+    HELD=$((HELD + 1))
+  fi
+}
+
+# expect_no_signal WHAT DIR ARGS... : exit 0, or 1 with an error line.
+expect_no_signal() {
+  local what=$1
+  shift
+  CASES=$((CASES + 1))
+  run "$@"
+  if ((rc > 128)); then
+    fail "$what: '$*' died of signal $((rc - 128)) (exit $rc)"
+  elif ((rc == 1)) && [[ $err != carrel:* ]]; then
+    fail "$what: '$*' exited 1 without an error line; stderr: $err"
+  elif ((rc != 0 && rc != 1)); then
+    fail "$what: '$*' exited $rc; stderr: $err"
+  else
+    HELD=$((HELD + 1))
+  fi
+}
+
+expect_ok() {
+  local what=$1
+  shift
+  CASES=$((CASES + 1))
+  run "$@"
+  if ((rc != 0)); then
+    fail "$what: '$*' exited $rc; stderr: $err"
+  else
+    HELD=$((HELD + 1))
+  fi
+}
+
+expect_stderr() {
+  local what=$1 needle=$2
+  if [[ $err != *"$needle"* ]]; then fail "$what: stderr lacks '$needle': $err"; fi
+}
+
+# flip FILE OFFSET BYTES : inverts BYTES bytes at OFFSET (perl-base is essential in Debian).
+flip() {
+  perl -e 'my ($f, $o, $n) = @ARGV; open(my $h, "+<", $f) or die "$f: $!"; binmode $h;
+           seek($h, $o, 0); read($h, my $b, $n); seek($h, $o, 0); print $h ($b ^ ("\xff" x length $b));
+           close($h) or die' "$1" "$2" "$3"
+}
+
+# flip_bits FILE SEED COUNT : flips COUNT random bits past the meta pages.
+flip_bits() {
+  perl -e 'my ($f, $seed, $n) = @ARGV; srand($seed); my $size = -s $f; open(my $h, "+<", $f) or die;
+           binmode $h; for (1 .. $n) { my $o = 8192 + int(rand($size - 8192)); seek($h, $o, 0);
+           read($h, my $b, 1); seek($h, $o, 0); print $h chr(ord($b) ^ (1 << int(rand(8)))); }
+           close($h) or die' "$1" "$2" "$3"
+}
+
+# --- A clean engine: KV, SQL and alarms, a few hundred KiB. -----------------
+"$CARREL" --dir clean init >/dev/null || { echo "FAIL: init"; exit 1; }
+"$CARREL" --dir clean sql Room:a "CREATE TABLE t(a INTEGER PRIMARY KEY, b)" >/dev/null
+for i in $(seq 1 150); do echo "INSERT INTO t(b) VALUES (randomblob(300));"; done |
+  "$CARREL" --dir clean sql Room:a >/dev/null || fail "sql script"
+for i in $(seq 1 40); do
+  "$CARREL" --dir clean kv put Room:b "k$i" "$(printf 'v%.0s' $(seq 1 400))$i" >/dev/null
+done
+"$CARREL" --dir clean alarms set Room:a 2030-01-01T00:00:00Z --name nightly >/dev/null
+expect_ok "clean engine verifies" clean verify
+
+# The commands every damaged copy is put through.
+COMMANDS=(
+  "verify"
+  "objects"
+  "stats"
+  "kv list Room:b"
+  "kv get Room:b k7"
+  "kv put Room:b k v"
+  "sql Room:a SELECT_count"
+  "history Room:a"
+  "alarms list"
+  "backup BACKUP"
+)
+
+# each_command KIND DIR : every command on DIR must fail cleanly.
+each_command() {
+  local kind=$1 dir=$2 c
+  for c in "${COMMANDS[@]}"; do
+    local args
+    read -r -a args <<<"$c"
+    [[ ${args[*]} == "sql Room:a SELECT_count" ]] && args=(sql Room:a "SELECT count(*) FROM t")
+    [[ ${args[0]} == backup ]] && { rm -rf "$dir.bk"; args=(backup "$dir.bk"); }
+    "$kind" "$dir: ${args[0]}" "$dir" "${args[@]}"
+  done
+}
+
+SIZE=$(stat -c %s clean/data.mdb)
+PAGE=4096
+
+# --- 1. Truncated to half: every command is a Corruption error, no SIGBUS. ---
+cp -r clean trunc
+truncate -s $((SIZE / 2)) trunc/data.mdb
+each_command expect_error trunc
+run trunc verify
+expect_stderr "truncated verify" "truncated"
+
+# --- 2. 4 KiB of flipped bytes at several pages: no signal, never a hang. ----
+# A flipped page that no tree reaches (a free page) harms nothing, so verify
+# may pass it; but when verify passes, the read commands must succeed too.
+FLIPS_FOUND=0
+for page in 2 3 5 $((SIZE / PAGE / 2)) $((SIZE / PAGE - 1)); do
+  cp -r clean "flip$page"
+  flip "flip$page/data.mdb" $((page * PAGE)) 4096
+  expect_no_signal "flip$page" "flip$page" verify
+  if ((rc == 0)); then
+    for c in objects stats "kv list Room:b" "history Room:a" "alarms list"; do
+      read -r -a args <<<"$c"
+      expect_ok "flip$page passed verify, so" "flip$page" "${args[@]}"
+    done
+    expect_ok "flip$page passed verify, so" "flip$page" sql Room:a "SELECT count(*) FROM t"
+  else
+    FLIPS_FOUND=$((FLIPS_FOUND + 1))
+  fi
+  each_command expect_no_signal "flip$page"
+done
+echo "4 KiB flips: verify reported damage in $FLIPS_FOUND of 5 copies"
+
+# --- 3. Random bit flips (fixed seed): verify reports or passes, never crashes.
+DETECTED=0
+for seed in $(seq 1 30); do
+  rm -rf bits
+  cp -r clean bits
+  flip_bits bits/data.mdb "$seed" 8
+  for c in verify "kv list Room:b" "sql Room:a SELECT_count" stats; do
+    read -r -a args <<<"$c"
+    [[ ${args[*]} == "sql Room:a SELECT_count" ]] && args=(sql Room:a "SELECT count(*) FROM t")
+    expect_no_signal "bits seed $seed" bits "${args[@]}"
+    [[ ${args[0]} == verify ]] && ((rc != 0)) && DETECTED=$((DETECTED + 1))
+  done
+done
+echo "random bit flips: verify reported damage in $DETECTED of 30 copies"
+
+# --- 4. 0-byte data.mdb, and another program's LMDB directory. --------------
+mkdir empty && : >empty/data.mdb
+expect_error "0-byte data.mdb" empty objects
+expect_stderr "0-byte data.mdb" "empty (0 bytes)"
+expect_error "0-byte data.mdb, write" empty kv put Room:a k v
+[[ $(stat -c %s empty/data.mdb) == 0 ]] || fail "a failed write turned a 0-byte data.mdb into $(stat -c %s empty/data.mdb) bytes"
+[[ -e empty/writer.lock ]] && fail "a failed write left writer.lock beside a 0-byte data.mdb"
+if command -v mdb_load >/dev/null; then
+  mkdir foreign
+  printf 'k1\nv1\n' | mdb_load -T -s other foreign
+  rm -f foreign/writer.lock
+  expect_error "foreign LMDB, write" foreign kv put Room:a k v
+  expect_stderr "foreign LMDB" "not a carrel engine directory"
+  [[ -e foreign/writer.lock ]] && fail "a refused write left writer.lock in another program's LMDB directory"
+else
+  echo "note: mdb_load not found; skipping the foreign-LMDB checks"
+fi
+
+# --- 5. export never replaces the engine's files, nor any file without --force.
+cp -r clean ex
+cp ex/data.mdb ex.before
+expect_error "export into the engine" ex export Room:a -o ex/data.mdb
+cmp -s ex/data.mdb ex.before || fail "export replaced the engine's data.mdb"
+expect_error "export into the engine (other spelling)" ex export Room:a -o "ex/../ex/lock.mdb"
+echo keep >kept.txt
+expect_error "export over an existing file" ex export Room:a -o kept.txt
+[[ $(cat kept.txt) == keep ]] || fail "export replaced kept.txt without --force"
+expect_ok "export --force" ex export Room:a -o kept.txt --force
+head -1 kept.txt | grep -q carrel || fail "export --force did not write the export"
+ls ./*.partial* >/dev/null 2>&1 && fail "export left a temporary file"
+expect_ok "export to a new file" ex export Room:a -o new.ndjson
+
+# --- 6. backup: a partial copy is never an engine, and does not block the next.
+mkdir leftover && head -c 12288 /dev/urandom >leftover/data.mdb.partial
+expect_error "a partial backup is not an engine" leftover objects
+expect_ok "backup over a partial backup" clean backup leftover
+[[ -e leftover/data.mdb.partial ]] && fail "backup kept the partial file"
+expect_ok "the backup verifies" leftover verify
+mkdir busy && echo x >busy/other
+expect_error "backup into a non-empty directory" clean backup busy
+
+# --- 7. value files and bounded inputs. --------------------------------------
+cp -r clean inp
+expect_error "value file is a directory" inp kv put Room:b k --value-file inp
+expect_stderr "value file is a directory" "is a directory"
+CASES=$((CASES + 1))
+timeout -s KILL "$RUN_TIMEOUT" "$CARREL" --dir inp kv put Room:b k1 --value-file - <&- >/dev/null 2>err.txt
+rc=$?
+if ((rc != 1)); then fail "closed stdin: kv put exited $rc"; else HELD=$((HELD + 1)); fi
+run inp kv get Room:b k1
+[[ $out == vvv* ]] || fail "closed stdin replaced k1 with '$out'"
+expect_error "value file /dev/zero" inp kv put Room:b k --value-file /dev/zero
+expect_stderr "value file /dev/zero" "value_bytes_max"
+for what in import sql; do
+  CASES=$((CASES + 1))
+  timeout -s KILL "$RUN_TIMEOUT" "$CARREL" --dir inp "$what" Room:z </dev/zero >/dev/null 2>err.txt
+  rc=$?
+  err=$(cat err.txt)
+  if ((rc != 1)) || [[ $err != *limit* ]]; then
+    fail "$what < /dev/zero: exit $rc, stderr: $err"
+  else
+    HELD=$((HELD + 1))
+  fi
+done
+
+# --- 8. Bookmarks and periods out of range. ---------------------------------
+run inp bookmark Room:a
+expect_error "restore to seq 0 with a time" inp restore Room:a "7fffffffffffffff-0000000000000000-${out:34}"
+expect_stderr "restore to seq 0 with a time" "seq 0"
+expect_error "restore with the wrong time" inp restore Room:a "0000000000000001-${out:17}"
+expect_error "--every past year 9999" inp alarms set Room:a +1m --name n --every 9223372036854775807
+expect_stderr "--every past year 9999" "253402300799999"
+
+# --- 9. Signals: no stale LMDB reader slot after SIGPIPE or SIGTERM. --------
+# A stale slot matters beside a running engine (the first opener of an idle
+# environment resets the reader table), so a holder keeps it open: `carrel
+# sql` waiting for its script on a fifo.
+if command -v mdb_stat >/dev/null; then
+  big=$(printf 'x%.0s' $(seq 1 2000))
+  for i in $(seq 1 60); do "$CARREL" --dir inp kv put Room:big "k$i" "$big" >/dev/null; done
+  # Some 45 MiB, so a backup lasts long enough for a signal to land in it.
+  head -c 1500000 /dev/urandom >value.bin
+  for i in $(seq 1 30); do "$CARREL" --dir inp kv put "Room:v$i" k --value-file value.bin >/dev/null; done
+  mkfifo script
+  "$CARREL" --dir inp sql Room:hold <script >holder.out 2>&1 &
+  holder=$!
+  exec 8>script
+  for _ in $(seq 1 1200); do # up to 60 s on a loaded machine
+    [[ "$(cat inp/writer.lock 2>/dev/null)" == "$holder" ]] && break
+    sleep 0.05
+  done
+  # Reader slots of any process but the holder.
+  readers() { mdb_stat -r inp | awk -v h="$holder" '$1 ~ /^[0-9]+$/ && $1 != h' | wc -l; }
+  CASES=$((CASES + 1))
+  "$CARREL" --dir inp --json kv list Room:big 2>err.txt | head -c 10 >/dev/null
+  rc=${PIPESTATUS[0]}
+  if ((rc > 128)); then
+    fail "kv list | head died of signal $((rc - 128))"
+  elif (($(readers) != 0)); then
+    fail "kv list | head left a reader slot: $(mdb_stat -r inp)"
+  else
+    HELD=$((HELD + 1))
+  fi
+  # SIGTERM while blocked writing to a pipe nobody reads.
+  CASES=$((CASES + 1))
+  mkfifo stalled
+  exec 3<>stalled
+  "$CARREL" --dir inp --json kv list Room:big >stalled 2>err.txt &
+  pid=$!
+  for _ in $(seq 1 600); do (($(readers) > 0)) && break; sleep 0.05; done
+  kill -TERM "$pid"
+  wait "$pid"
+  rc=$?
+  exec 3<&-
+  if ((rc != 1)); then
+    fail "SIGTERM of kv list: exit $rc, stderr: $(cat err.txt)"
+  elif (($(readers) != 0)); then
+    fail "SIGTERM of kv list left a reader slot: $(mdb_stat -r inp)"
+  else
+    HELD=$((HELD + 1))
+  fi
+  # SIGTERM of backup, sent once its read transaction shows (or at once):
+  # interrupted (exit 1, nothing left in DEST); or complete, when the copy
+  # won the race; or, sent before the environment was open, the default
+  # death of SIGTERM. In every case no reader slot is left.
+  INTERRUPTED=0
+  for run_no in 1 2 3; do
+    CASES=$((CASES + 1))
+    rm -rf termdest
+    "$CARREL" --dir inp backup termdest >/dev/null 2>err.txt &
+    pid=$!
+    for _ in $(seq 1 200); do (($(readers) > 0)) && break; sleep 0.01; done
+    kill -TERM "$pid" 2>/dev/null
+    wait "$pid"
+    rc=$?
+    if ((rc == 1)) && grep -q "interrupted by SIGTERM" err.txt && [[ ! -e termdest/data.mdb ]]; then
+      INTERRUPTED=$((INTERRUPTED + 1))
+    elif ((rc != 0 && rc != 143)); then
+      fail "SIGTERM of backup (run $run_no): exit $rc, stderr: $(cat err.txt)"
+      continue
+    fi
+    if (($(readers) != 0)); then
+      fail "SIGTERM of backup left a reader slot: $(mdb_stat -r inp)"
+    else
+      HELD=$((HELD + 1))
+    fi
+  done
+  echo "SIGTERM of backup: $INTERRUPTED of 3 runs interrupted, the rest had finished"
+  printf 'SELECT 1;\n' >&8
+  exec 8>&-
+  wait "$holder" || fail "the holder failed: $(cat holder.out)"
+else
+  echo "note: mdb_stat not found; skipping the reader-slot checks"
+fi
+
+echo "cli damage: $HELD of $CASES cases held"
+if ((FAILURES > 0)); then
+  echo "$FAILURES failures"
+  exit 1
+fi
+echo "all damage checks passed"

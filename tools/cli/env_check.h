@@ -1,0 +1,45 @@
+// Checks of an engine directory made with pread(2), before LMDB maps
+// data.mdb, so that a damaged or foreign file is refused with an error
+// instead of faulting (reading a mapped page past the end of the file is
+// SIGBUS).
+//
+// Invariants:
+//  (1) Nothing here maps the file or writes anything: a refused directory is
+//      left exactly as it was found (no lock.mdb, writer.lock or data.mdb is
+//      created, a 0-byte data.mdb stays 0 bytes).
+//  (2) A directory that passes holds a data.mdb whose two meta pages carry
+//      LMDB's magic and version, a power-of-two page size, roots below the
+//      last page, and whose size covers the last page of the newest meta:
+//      every page a reader of that meta can reach lies inside the file.
+//  (3) check_env_tree reads every page of one snapshot's trees with pread
+//      and checks each header (its page number, flags, bounds, entries inside
+//      the page, children and overflow runs inside the file, no page reached
+//      twice) before following it: a damaged page is a Corruption error
+//      naming the page and database, never a wild read.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "carrel/status.h"
+
+namespace carrel::cli {
+
+// The figures of data.mdb's newest meta page.
+struct EnvFileFigures {
+  uint64_t file_bytes = 0;
+  uint32_t page_bytes = 0;
+  uint64_t last_page = 0;
+  uint64_t txnid = 0;
+};
+
+// Corruption naming the file and the remedy when invariant (2) does not hold;
+// NotFound when DIR or DIR/data.mdb does not exist (Engine::open words that).
+Result<EnvFileFigures> check_env_file(const std::string& dir);
+
+// Invariant (3) for the snapshot `txnid` (mdb_txn_id of a read transaction
+// the caller holds, so its pages stay put). OK without checking when newer
+// commits have replaced both meta pages.
+Status check_env_tree(const std::string& dir, uint64_t txnid);
+
+}  // namespace carrel::cli
