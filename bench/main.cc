@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "bench/harness.h"
+#include "carrel/version.h"
 
 namespace carrel::bench {
 namespace {
@@ -254,6 +255,8 @@ int real_main(int argc, char** argv) {
   bool list = false;
   app.add_option("workload", p.workload, "the workload (see --list)");
   app.add_flag("--list", list, "list the workloads and engines");
+  app.set_version_flag("--version", "carrel-bench " CARREL_VERSION_STRING,
+                       "print carrel-bench's version and exit");
   app.add_option("--engines", engines, "comma-separated: carrel,sqlite-files,lmdb-raw");
   app.add_option("--objects", p.objects, "objects (default 1000)");
   app.add_option("--clients", p.clients, "client threads, one call in flight each (default 64)");

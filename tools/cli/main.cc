@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "carrel/version.h"
 #include "tools/cli/cli.h"
 
 namespace {
@@ -45,6 +46,8 @@ int run_main(int argc, char** argv) {
   g.dir = env_dir != nullptr && *env_dir != '\0' ? env_dir : "./carrel-data";
   app.add_option("--dir", g.dir, "engine directory (default: $CARREL_DIR, else ./carrel-data)");
   app.add_flag("--json", g.json, "JSON output (NDJSON for lists)");
+  app.set_version_flag("--version", "carrel " CARREL_VERSION_STRING,
+                       "print carrel's version and exit");
   std::function<int()> run;
 
   // OBJ help shared by the commands that take one.
@@ -199,6 +202,8 @@ int run_main(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::cerr << "carrel: " << e.what() << "\n\n" << selected_help(app);
