@@ -12,6 +12,7 @@
 
 #include "bench/harness.h"
 #include "tools/cli/nearest_word.h"
+#include "carrel/version.h"
 
 namespace carrel::bench {
 namespace {
@@ -317,6 +318,8 @@ int real_main(int argc, char** argv) {
   app.add_option("workload", p.workload, "the workload (see --list)");
   app.add_flag("--list", list, "list the workloads and engines");
   app.footer(kColumnLegend);
+  app.set_version_flag("--version", "carrel-bench " CARREL_VERSION_STRING,
+                       "print carrel-bench's version and exit");
   app.add_option("--engines", engines,
                  "comma-separated (default: all three, carrel,sqlite-files,lmdb-raw; lmdb-raw "
                  "runs the KV and YCSB workloads only)");

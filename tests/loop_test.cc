@@ -1,4 +1,4 @@
-// The request loop's rules (ARCHITECTURE.md sections 2, 5 and 6; docs/loop.md),
+// The request loop's rules (docs/architecture.md sections 2, 5 and 6; docs/loop.md),
 // one test per rule, against real LMDB environments in temp dirs.
 //
 // Faults and timing come only through Options::commit_hook (CommitGate below

@@ -67,8 +67,8 @@ struct Pending {
   std::optional<V> value;  // nullopt: deleted
 };
 
-// Writes of sealed commits that are not yet durable (ARCHITECTURE.md section 4:
-// "Pages of a commit that is not yet durable stay in the overlay").
+// Writes of sealed commits that are not yet durable (docs/architecture.md
+// sections 4 and 8: the next turn reads them here until they are durable).
 struct PendingOverlay {
   std::map<std::string, Pending<std::string>, std::less<>> kv;
   uint64_t kv_cleared_seq = 0;  // a delete_all() not yet durable hides LMDB's kv

@@ -12,3 +12,4 @@
 #include "carrel/options.h"
 #include "carrel/sql.h"
 #include "carrel/status.h"
+#include "carrel/version.h"

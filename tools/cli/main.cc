@@ -7,6 +7,7 @@
 #include <iostream>
 #include <string_view>
 
+#include "carrel/version.h"
 #include "tools/cli/cli.h"
 #include "tools/cli/pager.h"
 #include "tools/cli/usage.h"
@@ -51,6 +52,8 @@ int run_main(int argc, char** argv) {
   app.add_option("--dir", g.dir, "engine directory (default: $CARREL_DIR, else ./carrel-data)");
   app.add_flag("--json", g.json, "JSON output (NDJSON for lists)");
   app.add_flag("--no-pager", g.no_pager, "never pipe long output through $PAGER");
+  app.set_version_flag("--version", "carrel " CARREL_VERSION_STRING,
+                       "print carrel's version and exit");
   std::function<int()> run;
 
   // OBJ help shared by the commands that take one.
@@ -220,6 +223,8 @@ int run_main(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     return cli::fail_usage(e.what(), selected_help(app));
