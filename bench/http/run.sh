@@ -10,7 +10,13 @@ set -eu
 S=${1:-10}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${2:-$repo/build-release/tools/serve/carrel-serve}
-peer=${PEER_SRC:-$repo/../shared/peer-workerd}
+# The peer's files: PEER_SRC, else ../shared/peer-workerd beside the repository
+# (or beside its worktree folder).
+peer=${PEER_SRC:-}
+for c in "$repo/../shared/peer-workerd" "$repo/../../shared/peer-workerd"; do
+  [ -z "$peer" ] && [ -f "$c/worker.js" ] && peer=$c
+done
+[ -n "$peer" ] || { echo "run.sh: set PEER_SRC to the peer-workerd folder" >&2; exit 2; }
 W=${PEER_DIR:-${TMPDIR:-/tmp}/peer-workerd}
 WRK="wrk -t2 -c64 -d${S}s --latency"
 summary() { grep -E "Requests/sec|  50%|  99%" | tr -s ' ' | paste -sd' '; }
