@@ -62,7 +62,9 @@ Status validate(const Options& o) {
 
 EngineCore::EngineCore(Options options)
     : options_(std::move(options)),
-      jitter_rng_(options_.random_seed != 0 ? options_.random_seed : std::random_device{}()) {}
+      jitter_rng_(options_.random_seed != 0 ? options_.random_seed : std::random_device{}()) {
+  connection_hub_ = std::make_unique<ConnectionHub>(this);
+}
 
 Result<std::unique_ptr<EngineCore>> EngineCore::open(Options options) {
   CARREL_RETURN_IF_ERROR(validate(options));

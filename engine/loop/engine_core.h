@@ -58,6 +58,8 @@ class EngineCore {
   store::Store& store() { return *store_; }
   Committer& committer() { return *committer_; }
   Counters& counters() { return counters_; }
+  // Connections (engine/conn): the transport's events and held frames.
+  ConnectionHub& connection_hub() { return *connection_hub_; }
 
   Status register_class(std::string_view class_name, HandlerFactory factory);
   bool has_class(std::string_view class_name);
@@ -128,6 +130,8 @@ class EngineCore {
   Status deliver_outbox_at_open();
 
   Options options_;
+  // Outlives the committer: commit outputs release held frames through it.
+  std::unique_ptr<ConnectionHub> connection_hub_;
   std::unique_ptr<store::Store> store_;
   Counters counters_;
   std::unique_ptr<Committer> committer_;

@@ -45,6 +45,8 @@ class Turn {
   Context& context() { return ctx_; }
   const ObjectRef& object() const { return object_; }
   EngineCore& core() { return core_; }
+  // The object's handler (null for a class without one): connection events call it.
+  Handler* handler() const { return act_.handler.get(); }
 
   // KV (see carrel/kv.h for the contracts).
   Result<std::optional<std::string>> kv_get(std::string_view key);

@@ -6,6 +6,7 @@
 #include "engine/alarm/cron.h"
 #include "engine/alarm/entry.h"
 #include "engine/alarm/scheduler.h"
+#include "engine/conn/conn_state.h"
 #include "engine/history/bookmark.h"
 #include "engine/history/undo.h"
 #include "engine/loop/engine_core.h"
@@ -168,6 +169,8 @@ void EngineCore::run_turn_event(const std::shared_ptr<ObjectSlot>& slot, Event& 
       });
     }
   }
+  // Connections: the turn's frames leave after its commit (conn_state.h (2)).
+  if (status.is_ok()) hold_frames_until_durable(ctx, outputs);
   turn.release_after_durable(std::move(batch), std::move(outputs));
 }
 

@@ -12,6 +12,11 @@
 //   recent    -> up to 50 "n|user|content" lines, newest first
 //   stats     -> "live|archived_batches|archived_messages"
 //   archive   first_n -> the archived batch: "n|user|content" lines
+//
+// Sockets (carrel/connections.h): the room accepts every connection; a text
+// frame "user|content" posts like `post`, and every posted message (by socket
+// or by request) reaches every socket of the room as "n|user|content" once its
+// commit is durable. A malformed frame gets "error|<message>" back.
 #pragma once
 
 #include <cstdio>
@@ -55,6 +60,21 @@ class ChatRoom final : public Handler {
     return unknown_method(ctx, request);
   }
 
+  Status on_connect(Context& ctx, const ConnectRequest& request) override {
+    (void)request;
+    return ctx.connections().accept();
+  }
+
+  Status on_connection_message(Context& ctx, const ConnectionMessage& message) override {
+    Request request{"post", message.data};
+    Status valid = message.kind == FrameKind::kText
+                       ? expect_fields(request, 2).status()
+                       : Status::invalid_argument("chat frames are text, not binary");
+    // A malformed frame writes nothing: only the refusal goes back to its socket.
+    if (!valid.is_ok()) return ctx.connections().send(message.id, "error|" + valid.message());
+    return post(ctx, request).status();
+  }
+
  private:
   Result<std::string> post(Context& ctx, const Request& request) {
     CARREL_ASSIGN_OR_RETURN(auto f, expect_fields(request, 2));
@@ -64,6 +84,8 @@ class ChatRoom final : public Handler {
                                            f[0], f[1], ctx.now_ms()));
     CARREL_ASSIGN_OR_RETURN(auto row, rows.one());
     CARREL_ASSIGN_OR_RETURN(int64_t n, row.get_int(0));
+    CARREL_RETURN_IF_ERROR(
+        ctx.connections().broadcast(std::to_string(n) + "|" + f[0] + "|" + f[1]).status());
     // A failed archive must not lose the message: it runs in its own savepoint.
     Status archived = ctx.transaction([&] { return archive_oldest(ctx); });
     if (!archived.is_ok()) {

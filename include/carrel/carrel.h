@@ -3,6 +3,7 @@
 
 #include "carrel/alarms.h"
 #include "carrel/clock.h"
+#include "carrel/connections.h"
 #include "carrel/context.h"
 #include "carrel/engine.h"
 #include "carrel/export.h"

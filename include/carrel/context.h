@@ -7,6 +7,7 @@
 
 #include "carrel/alarms.h"
 #include "carrel/clock.h"
+#include "carrel/connections.h"
 #include "carrel/id.h"
 #include "carrel/kv.h"
 #include "carrel/sql.h"
@@ -39,6 +40,7 @@ class Context {
   Kv& kv() { return kv_; }
   Sql& sql() { return sql_; }
   Alarms& alarms() { return alarms_; }
+  Connections& connections() { return connections_; }
 
   // Runs fn as a nested savepoint: when fn returns an error (or throws), its KV,
   // SQL and alarm writes roll back and the error is returned; the turn goes on.
@@ -63,11 +65,13 @@ class Context {
 
  private:
   friend class detail::Turn;
-  explicit Context(detail::Turn* turn) : turn_(turn), kv_(turn), sql_(turn), alarms_(turn) {}
+  explicit Context(detail::Turn* turn)
+      : turn_(turn), kv_(turn), sql_(turn), alarms_(turn), connections_(turn) {}
   detail::Turn* turn_;
   Kv kv_;
   Sql sql_;
   Alarms alarms_;
+  Connections connections_;
 };
 
 }  // namespace carrel

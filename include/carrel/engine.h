@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "carrel/connections.h"
 #include "carrel/context.h"
 #include "carrel/handler.h"
 #include "carrel/options.h"
@@ -114,6 +115,9 @@ class Engine {
   // Stops accepting events, finishes queued ones, waits for the committer and
   // closes LMDB. Events that could not run get Aborted. Idempotent.
   Status close();
+
+  // The transport's way in for connections (carrel/connections.h).
+  ConnectionHub& connections();
 
   EngineStats stats() const;
   const Options& options() const;

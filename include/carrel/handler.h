@@ -37,6 +37,31 @@ class Handler {
     (void)alarm;
     return Status::ok();
   }
+  // Connections (carrel/connections.h). on_connect accepts with
+  // ctx.connections().accept(); returning ok without accepting, or an error,
+  // refuses the connection. The others default to doing nothing; a closed
+  // connection is already removed from ctx.connections() when
+  // on_connection_close runs.
+  virtual Status on_connect(Context& ctx, const ConnectRequest& request) {
+    (void)request;
+    return Status::not_found("object " + ctx.object().label() + " does not accept connections");
+  }
+  virtual Status on_connection_message(Context& ctx, const ConnectionMessage& message) {
+    (void)ctx;
+    (void)message;
+    return Status::ok();
+  }
+  virtual Status on_connection_close(Context& ctx, const ConnectionClose& close) {
+    (void)ctx;
+    (void)close;
+    return Status::ok();
+  }
+  virtual Status on_connection_error(Context& ctx, ConnectionId id, const std::string& message) {
+    (void)ctx;
+    (void)id;
+    (void)message;
+    return Status::ok();
+  }
 };
 
 using HandlerFactory = std::function<std::unique_ptr<Handler>(const ObjectRef& object)>;

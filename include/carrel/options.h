@@ -88,6 +88,16 @@ struct Options {
   int sql_params_max = 999;
   size_t sql_value_bytes_max = size_t{2} << 20;
 
+  // Connections (carrel/connections.h); Durable Objects' limits where it has them.
+  size_t connections_per_object_max = 32768;
+  size_t connection_attachment_bytes_max = 2048;
+  size_t connection_tags_max = 10;
+  size_t connection_tag_bytes_max = 256;
+  size_t connection_frame_bytes_max = size_t{1} << 20;
+  // Per connection: frames held for their commit plus what the transport has
+  // not written yet. Beyond it sends are refused (Busy) or skipped (broadcast).
+  size_t connection_queued_bytes_max = size_t{4} << 20;
+
   // Time. Null: SystemClock.
   std::shared_ptr<Clock> clock;
   // Fault injection; see CommitHook.
