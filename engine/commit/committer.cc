@@ -26,6 +26,7 @@ EngineStats Counters::snapshot() const {
   s.alarms_failed = r(alarms_failed);
   s.messages_delivered = r(messages_delivered);
   s.turns_inline = r(turns_inline);
+  s.dead_readers_cleared = r(dead_readers_cleared);
   return s;
 }
 
@@ -103,7 +104,8 @@ void Committer::run_task(Item& item) {
   Status s = store::from_mdb(rc, "begin maintenance transaction");
   if (s.is_ok()) {
     s = item.task(store_, txn);
-    if (s.is_ok()) s = store::from_mdb(mdb_txn_commit(txn), "commit maintenance");
+    if (s.is_ok())
+      s = store_.commit_status(mdb_txn_commit(txn), "commit maintenance", 0);
     else mdb_txn_abort(txn);
   }
   if (item.task_done) item.task_done(s);
@@ -148,7 +150,7 @@ void Committer::commit_group(std::vector<Item>& group) {
       s = hook_(CommitInfo{commit_number_ + 1, turns, writer->bytes_written()});
     }
     if (s.is_ok()) {
-      s = store::from_mdb(mdb_txn_commit(txn), "commit");
+      s = store_.commit_status(mdb_txn_commit(txn), "commit", writer->bytes_written());
     } else {
       mdb_txn_abort(txn);
     }

@@ -78,6 +78,8 @@ Result<std::unique_ptr<EngineCore>> EngineCore::open(Options options) {
   so.map_bytes_max = core->options_.map_bytes_max;
   so.sql_page_bytes = core->options_.sql_page_bytes;
   CARREL_ASSIGN_OR_RETURN(core->store_, store::Store::open(so));
+  core->counters_.dead_readers_cleared.fetch_add(
+      static_cast<uint64_t>(core->store_->dead_readers_at_open()), std::memory_order_relaxed);
   if (!core->options_.read_only) CARREL_RETURN_IF_ERROR(core->start());
   return core;
 }

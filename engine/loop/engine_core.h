@@ -6,7 +6,8 @@
 //    each owns the slots it took from the run queue (object.h invariant (1));
 //  - the committer: the LMDB write transaction (committer.h);
 //  - the scheduler: the timetable scan that posts due alarms (scheduler.h);
-//  - the janitor: eviction of idle objects, redelivery, history retention;
+//  - the janitor: eviction of idle objects, redelivery, history retention,
+//    freeing the LMDB reader slots of dead processes;
 //  - callers of the blocking entry points (run_blocking, call_blocking): run
 //    one turn inline when its object is idle (object.h invariant (5)).
 //
@@ -93,6 +94,10 @@ class EngineCore {
   // and waits for it: undo records older than the engine clock less
   // history_retention_ms are deleted. For tools and tests.
   Status prune_history_now();
+  // Runs the janitor's dead-reader check now: frees the LMDB reader slots of
+  // dead processes, counts them in EngineStats::dead_readers_cleared and
+  // returns how many it freed. For tools and tests.
+  Result<int> clear_dead_readers_now();
   Result<std::string> bookmark_for_time(const ObjectRef& object, UnixMs t);
   Result<std::string> current_bookmark(const ObjectRef& object);
   Status close();

@@ -20,6 +20,9 @@ constexpr int64_t kPruneIntervalMs = 5000;
 // scan of all the others (carrel-bench many-objects).
 constexpr size_t kEvictHeadroomDivisor = 8;
 static_assert(kEvictHeadroomDivisor >= 2);
+// A process that dies in a read transaction pins every page freed after its
+// snapshot until its slot is freed: check for dead readers this often.
+constexpr int64_t kReaderCheckIntervalMs = 1000;
 
 // One bounded step of history retention: deletes undo records older than
 // cutoff_ms. History is keyed id ‖ seq, and within an object times only grow,
@@ -155,6 +158,7 @@ size_t EngineCore::evict_idle() {
 void EngineCore::janitor_main() {
   int64_t tick_ms = std::clamp<int64_t>(options_.idle_timeout_ms / 4, 10, 1000);
   auto last_prune = std::chrono::steady_clock::now();
+  auto last_reader_check = last_prune;
   std::unique_lock lock(janitor_mutex_);
   while (!stopping_janitor_) {
     janitor_cv_.wait_for(lock, std::chrono::milliseconds(tick_ms));
@@ -163,6 +167,10 @@ void EngineCore::janitor_main() {
     evict_idle();
     redeliver_parked();
     auto now = std::chrono::steady_clock::now();
+    if (now - last_reader_check >= std::chrono::milliseconds(kReaderCheckIntervalMs)) {
+      last_reader_check = now;
+      (void)clear_dead_readers_now();  // a failed check is retried at the next interval
+    }
     if (options_.history_retention_ms > 0 &&
         now - last_prune > std::chrono::milliseconds(kPruneIntervalMs)) {
       last_prune = now;
@@ -181,6 +189,14 @@ Status EngineCore::prune_history_now() {
   committer_->submit_task(prune_history_step(clock().now_ms() - options_.history_retention_ms),
                           [promise](const Status& s) { promise->set_value(s); });
   return future.get();
+}
+
+Result<int> EngineCore::clear_dead_readers_now() {
+  CARREL_RETURN_IF_ERROR(check_open());
+  CARREL_ASSIGN_OR_RETURN(int cleared, store_->clear_dead_readers());
+  counters_.dead_readers_cleared.fetch_add(static_cast<uint64_t>(cleared),
+                                           std::memory_order_relaxed);
+  return cleared;
 }
 
 Result<std::string> EngineCore::current_bookmark(const ObjectRef& object) {

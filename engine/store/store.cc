@@ -1,14 +1,19 @@
 #include "engine/store/store.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <set>
+#include <sstream>
 #include <utility>
 
 #include "engine/store/keys.h"
@@ -26,6 +31,63 @@ std::mutex g_open_mutex;
 std::set<std::pair<uint64_t, uint64_t>> g_open_dirs;  // GUARDED_BY(g_open_mutex)
 
 std::string errno_text(int e) { return std::strerror(e); }
+
+// Bytes a commit may need beyond its key and value bytes (B-tree pages,
+// history, meta): a failed commit with less than this free was out of space.
+constexpr uint64_t kCommitSlackBytes = uint64_t{1} << 20;
+
+bool process_alive(long pid) {
+  return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
+}
+
+// The live process holding a flock on the file open as fd, read from
+// /proc/locks (which names the process that took each lock), or 0.
+long flock_holder(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return 0;
+  std::ifstream locks("/proc/locks");
+  std::string line;
+  for (int n = 0; n < 100000 && std::getline(locks, line); ++n) {
+    // "1: FLOCK  ADVISORY  WRITE 4242 fe:00:123456 0 EOF"; waiters have "->".
+    std::istringstream in(line);
+    std::string id, kind, mode, access, file;
+    long pid = 0;
+    if (!(in >> id >> kind >> mode >> access >> pid >> file) || kind != "FLOCK") continue;
+    unsigned maj = 0, min = 0;
+    unsigned long long ino = 0;
+    if (std::sscanf(file.c_str(), "%x:%x:%llu", &maj, &min, &ino) != 3) continue;
+    if (maj == major(st.st_dev) && min == minor(st.st_dev) && ino == st.st_ino &&
+        process_alive(pid)) {
+      return pid;
+    }
+  }
+  return 0;
+}
+
+// The pid a writer recorded in writer.lock, when that process is alive.
+long recorded_pid(int lock_fd) {
+  char buf[32] = {};
+  ssize_t n = ::pread(lock_fd, buf, sizeof(buf) - 1, 0);
+  if (n <= 0) return 0;
+  char* end = nullptr;
+  long pid = std::strtol(buf, &end, 10);
+  return end != buf && process_alive(pid) ? pid : 0;
+}
+
+// Invariant (1): names the live holder of the lock on fd, or says that it
+// cannot be told; never a pid that is not running.
+Status writer_busy(const std::string& dir, int fd, int record_fd) {
+  long pid = flock_holder(fd);
+  if (pid == 0 && record_fd >= 0) pid = recorded_pid(record_fd);
+  if (pid == 0) {
+    return Status::busy("engine directory '" + dir +
+                        "' is open for writing by another process, which carrel cannot identify "
+                        "(no running process is recorded as holding its lock); stop that writer "
+                        "first");
+  }
+  return Status::busy("engine directory '" + dir + "' is open for writing by process " +
+                      std::to_string(pid));
+}
 
 }  // namespace
 
@@ -124,22 +186,7 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
 }
 
 Status Store::open_env(const StoreOptions& options, bool creating) {
-  if (!read_only_) {
-    std::string lock_path = dir_ + "/writer.lock";
-    lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (lock_fd_ < 0) return Status::io_error("open '" + lock_path + "': " + errno_text(errno));
-    if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-      char buf[32] = {};
-      ssize_t n = ::pread(lock_fd_, buf, sizeof(buf) - 1, 0);
-      std::string pid = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "unknown";
-      while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
-      return Status::busy("engine directory '" + dir_ + "' is open for writing by process " + pid);
-    }
-    std::string pid = std::to_string(::getpid()) + "\n";
-    if (::ftruncate(lock_fd_, 0) != 0 || ::pwrite(lock_fd_, pid.data(), pid.size(), 0) < 0) {
-      return Status::io_error("write '" + lock_path + "': " + errno_text(errno));
-    }
-  }
+  if (!read_only_) CARREL_RETURN_IF_ERROR(lock_for_writing());
   int rc = mdb_env_create(&env_);
   if (rc != 0) return from_mdb(rc, "mdb_env_create");
   mdb_env_set_maxdbs(env_, kDbCount + 2);
@@ -160,8 +207,7 @@ Status Store::open_env(const StoreOptions& options, bool creating) {
     }
     return s;
   }
-  int dead = 0;
-  mdb_reader_check(env_, &dead);  // clears reader slots of crashed processes
+  CARREL_ASSIGN_OR_RETURN(dead_readers_at_open_, clear_dead_readers());
 
   MDB_txn* txn = nullptr;
   rc = mdb_txn_begin(env_, nullptr, read_only_ ? MDB_RDONLY : 0, &txn);
@@ -202,7 +248,49 @@ Status Store::open_env(const StoreOptions& options, bool creating) {
     }
   }
   rc = mdb_txn_commit(txn);
-  return from_mdb(rc, "commit database handles");
+  return commit_status(rc, "commit database handles", 0);
+}
+
+// Invariant (1). writer.lock is taken first (older carrel builds look only
+// at it, and it records the writer's pid); then data.mdb itself, so a deleted
+// writer.lock never lets a second writer in: removing data.mdb would destroy
+// the engine anyway. flock locks belong to the open file, so they never mix
+// with LMDB's fcntl locks on lock.mdb.
+Status Store::lock_for_writing() {
+  std::string lock_path = dir_ + "/writer.lock";
+  lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd_ < 0) return Status::io_error("open '" + lock_path + "': " + errno_text(errno));
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) return writer_busy(dir_, lock_fd_, lock_fd_);
+  // LMDB initialises an empty data.mdb as a new environment.
+  std::string data_path = dir_ + "/data.mdb";
+  data_fd_ = ::open(data_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (data_fd_ < 0) return Status::io_error("open '" + data_path + "': " + errno_text(errno));
+  if (::flock(data_fd_, LOCK_EX | LOCK_NB) != 0) return writer_busy(dir_, data_fd_, -1);
+  std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(lock_fd_, 0) != 0 || ::pwrite(lock_fd_, pid.data(), pid.size(), 0) < 0) {
+    return Status::io_error("write '" + lock_path + "': " + errno_text(errno));
+  }
+  return Status::ok();
+}
+
+Status Store::commit_status(int rc, std::string_view what, uint64_t bytes) const {
+  if (rc == MDB_SUCCESS) return Status::ok();
+  // LMDB reports a short write (a full file system) as EIO: free space tells.
+  if (rc == ENOSPC || rc == EDQUOT || rc == EIO) {
+    struct statvfs fs {};
+    bool known = ::statvfs(dir_.c_str(), &fs) == 0;
+    uint64_t blocks = ::geteuid() == 0 ? fs.f_bfree : fs.f_bavail;
+    uint64_t free_bytes = known ? blocks * fs.f_frsize : 0;
+    if (rc != EIO || (known && free_bytes < bytes + kCommitSlackBytes)) {
+      std::string space = known ? std::to_string(free_bytes) + " bytes free" : "free space unknown";
+      return Status::no_space(std::string(what) + ": no space left on device for '" + dir_ + "' (" +
+                              space + "; this commit writes " + std::to_string(bytes) +
+                              " bytes and more): free space on that file system; the commit was "
+                              "not applied, nothing acknowledged is lost, and writes resume when "
+                              "space returns");
+    }
+  }
+  return from_mdb(rc, what);
 }
 
 Status Store::check_meta() {
@@ -227,6 +315,13 @@ Status Store::check_meta() {
   sql_page_bytes_ = read_u32(from_val(v2), 0);
   mdb_txn_abort(txn);
   return Status::ok();
+}
+
+Result<int> Store::clear_dead_readers() {
+  int dead = 0;
+  int rc = mdb_reader_check(env_, &dead);
+  if (rc != 0) return from_mdb(rc, "check the reader table of '" + dir_ + "' for dead processes");
+  return dead;
 }
 
 Result<ReadTxn> Store::begin_read() {
@@ -301,7 +396,8 @@ Store::~Store() {
     }
     mdb_env_close(env_);
   }
-  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
+  if (data_fd_ >= 0) ::close(data_fd_);  // releases the flocks
+  if (lock_fd_ >= 0) ::close(lock_fd_);
   if (dev_ != 0 || ino_ != 0) {
     std::lock_guard lock(g_open_mutex);
     g_open_dirs.erase({dev_, ino_});

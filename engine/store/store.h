@@ -3,8 +3,10 @@
 // Invariants:
 //  (1) One directory is opened at most once per process (LMDB must never be
 //      opened twice in one process: closing a second handle drops the first's
-//      locks), and for writing by at most one process (flock on writer.lock,
-//      which holds the owner's pid for error messages).
+//      locks), and for writing by at most one process: flock on writer.lock
+//      (which records the owner's pid) and on data.mdb itself, so deleting
+//      writer.lock does not let a second writer in. A Busy error names the
+//      running holder, or says carrel cannot tell; never a dead pid.
 //  (2) Only the committer thread begins write transactions (see
 //      engine/commit/committer.h); everyone else reads through ReadTxn.
 //  (3) The environment uses MDB_NOTLS, so a read transaction is not bound to a
@@ -98,6 +100,19 @@ class Store {
   // A snapshot of the latest committed state.
   Result<ReadTxn> begin_read();
 
+  // Frees the reader slots of processes that died holding a read transaction
+  // (mdb_reader_check), so LMDB can reuse the pages those snapshots pinned.
+  // Returns how many slots it freed.
+  Result<int> clear_dead_readers();
+  // Slots clear_dead_readers() freed while the environment was opened.
+  int dead_readers_at_open() const { return dead_readers_at_open_; }
+
+  // The Status of a failed LMDB commit (rc from mdb_txn_commit) of `bytes`
+  // key and value bytes. A full file system is NoSpace naming the directory,
+  // also when LMDB reports it as EIO (a short write) and the file system has
+  // less free space than the commit needed.
+  Status commit_status(int rc, std::string_view what, uint64_t bytes) const;
+
   // Copies the environment with compaction to dest_dir (created, must be
   // empty but for a leftover kBackupPartialFile, which is removed).
   // Consistent: it reads one snapshot while writers go on. The copy goes to
@@ -116,6 +131,8 @@ class Store {
   Status open_env(const StoreOptions& options, bool creating);
   // Reads the format marker and the SQL page size; Corruption when absent or foreign.
   Status check_meta();
+  // Takes the writer locks of invariant (1); Busy when another process has them.
+  Status lock_for_writing();
   void recycle(MDB_txn* txn);
 
   std::string dir_;
@@ -124,6 +141,8 @@ class Store {
   MDB_env* env_ = nullptr;
   MDB_dbi dbis_[kDbCount] = {};
   int lock_fd_ = -1;
+  int data_fd_ = -1;  // data.mdb, open only to hold its flock
+  int dead_readers_at_open_ = 0;
   uint64_t dev_ = 0, ino_ = 0;  // registry key for invariant (1)
   std::mutex pool_mutex_;
   std::vector<MDB_txn*> pool_;  // GUARDED_BY(pool_mutex_): reset read transactions

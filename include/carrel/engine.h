@@ -45,6 +45,9 @@ struct EngineStats {
   uint64_t alarms_failed = 0;
   uint64_t messages_delivered = 0;
   uint64_t turns_inline = 0;  // of turns_run: run on the caller's thread (docs/loop.md)
+  // LMDB reader slots of dead processes (a killed CLI reader, say) freed, at
+  // open and by the janitor's periodic check, so their pinned pages are reused.
+  uint64_t dead_readers_cleared = 0;
   double turns_per_commit_mean() const {
     return commits == 0 ? 0.0 : static_cast<double>(turns_committed) / static_cast<double>(commits);
   }

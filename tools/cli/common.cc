@@ -37,7 +37,7 @@ void set_json_errors(bool on) {
 
 int fail(const Status& status) {
   std::string m = status.message();
-  if (status.code() == Code::kBusy && m.find("open for writing by process") != std::string::npos) {
+  if (status.code() == Code::kBusy && m.find("open for writing by") != std::string::npos) {
     m += " (inspection commands work beside it; stop it to change data)";
   }
   return report(code_name(status.code()), m, kExitError);
