@@ -1,7 +1,9 @@
 // Export and import of one object (docs/export-format.md): round trips
 // between engines, refusals, and the line encodings.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
+#include <random>
 #include <sstream>
 
 #include "carrel/carrel.h"
@@ -312,6 +314,137 @@ TEST_F(EngineExportTest, ImportHitsTurnLimitsCleanly) {
   EXPECT_EQ(s.code(), Code::kInvalidArgument);
   EXPECT_NE(s.message().find("alarms_per_object_max"), std::string::npos) << s.message();
   EXPECT_EQ((*b)->current_bookmark(dst).status().code(), Code::kNotFound);
+}
+
+// A SQLite database built by real SQLite (not through carrel), as its file bytes.
+std::string sqlite_image(const std::string& sql, uint32_t page_bytes = 1024) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open(":memory:", &db), SQLITE_OK);
+  std::string setup = "PRAGMA page_size=" + std::to_string(page_bytes) + ";" + sql;
+  char* err = nullptr;
+  EXPECT_EQ(sqlite3_exec(db, setup.c_str(), nullptr, nullptr, &err), SQLITE_OK)
+      << (err != nullptr ? err : "");
+  sqlite3_free(err);
+  sqlite3_int64 size = 0;
+  unsigned char* bytes = sqlite3_serialize(db, "main", &size, 0);
+  std::string image(reinterpret_cast<char*>(bytes), static_cast<size_t>(size));
+  sqlite3_free(bytes);
+  sqlite3_close(db);
+  return image;
+}
+
+// An export of an otherwise empty object whose SQL pages are `image`;
+// sql_pages says `count` (default: the pages given).
+std::string export_of_pages(const std::string& image, std::optional<int64_t> count = {},
+                            uint32_t page_bytes = 1024) {
+  auto ref = ObjectRef::named("Doc", "made");
+  std::string text = JsonLine()
+                         .add("carrel_export", int64_t{1})
+                         .add("class", ref.class_name)
+                         .add("name", ref.name)
+                         .add("id", ref.id.to_hex())
+                         .add("page_bytes", int64_t{page_bytes})
+                         .add("exported_ms", kT0)
+                         .text() +
+                     "\n";
+  int64_t pages = static_cast<int64_t>(image.size() / page_bytes);
+  text += JsonLine().add("sql_pages", count.value_or(pages)).text() + "\n";
+  for (int64_t n = 0; n < pages; ++n) {
+    std::string page = image.substr(static_cast<size_t>(n) * page_bytes, page_bytes);
+    text += JsonLine().add("page", n).add("data", base64_encode(page)).text() + "\n";
+  }
+  text += JsonLine()
+              .add("end", true)
+              .add("kv", int64_t{0})
+              .add("pages", pages)
+              .add("alarms", int64_t{0})
+              .text() +
+          "\n";
+  return text;
+}
+
+class ImportValidationTest : public EngineExportTest {
+ protected:
+  // Imports text into a fresh object; expects InvalidArgument naming every
+  // part and nothing written.
+  void expect_refused(const std::string& text, std::vector<std::string> parts) {
+    testing::TempDir dir;
+    auto e = open(dir);
+    auto dst = ObjectRef::named("Doc", "dst");
+    Status s = import_text(*e, dst, text);
+    EXPECT_EQ(s.code(), Code::kInvalidArgument) << s.to_string();
+    for (const std::string& part : parts) {
+      EXPECT_NE(s.message().find(part), std::string::npos)
+          << "lacks \"" << part << "\": " << s.message();
+    }
+    EXPECT_EQ(e->current_bookmark(dst).status().code(), Code::kNotFound);
+  }
+};
+
+TEST_F(ImportValidationTest, ADatabaseBuiltBySqliteImportsAndIsQueryable) {
+  testing::TempDir dir;
+  auto e = open(dir);
+  auto dst = ObjectRef::named("Doc", "dst");
+  std::string image = sqlite_image(
+      "CREATE TABLE t(a, b); INSERT INTO t VALUES (1, 'one'), (2, 'two');"
+      "CREATE VIRTUAL TABLE f USING fts5(body); INSERT INTO f VALUES ('hello world');"
+      "CREATE VIRTUAL TABLE r USING rtree(id, x0, x1)");
+  Status s = import_text(*e, dst, export_of_pages(image));
+  ASSERT_TRUE(s.is_ok()) << s.to_string();
+  Status q = e->run(dst, [](Context& ctx) -> Status {
+    CARREL_ASSIGN_OR_RETURN(auto c, ctx.sql().exec("SELECT count(*) FROM t JOIN f"));
+    EXPECT_EQ(std::get<int64_t>(c.to_vector().at(0)[0]), 2);
+    return Status::ok();
+  });
+  EXPECT_TRUE(q.is_ok()) << q.to_string();
+}
+
+TEST_F(ImportValidationTest, ARandomPageIsRefused) {
+  std::mt19937 rng(7);
+  std::string page(1024, '\0');
+  for (char& c : page) c = static_cast<char>(rng());
+  expect_refused(export_of_pages(page), {"not a SQLite database"});
+}
+
+TEST_F(ImportValidationTest, APageCountWithoutItsPagesIsRefused) {
+  expect_refused(export_of_pages("", int64_t{4294967295}),
+                 {"sql_pages line says 4294967295 pages but 0 page lines"});
+}
+
+TEST_F(ImportValidationTest, AReservedTableNameIsRefused) {
+  expect_refused(export_of_pages(sqlite_image("CREATE TABLE _carrel_meta(k, v)")),
+                 {"_carrel_meta", "reserved"});
+}
+
+TEST_F(ImportValidationTest, AReservedIndexNameIsRefused) {
+  expect_refused(export_of_pages(sqlite_image("CREATE TABLE t(a); CREATE INDEX _Carrel_i ON t(a)")),
+                 {"_Carrel_i", "reserved"});
+}
+
+TEST_F(ImportValidationTest, AVirtualTableOfAModuleSqlRefusesIsRefused) {
+  expect_refused(export_of_pages(sqlite_image("CREATE VIRTUAL TABLE old USING fts4(body)")),
+                 {"\"old\"", "fts4", "not allowed"});
+}
+
+TEST_F(ImportValidationTest, AnotherPageSizeInTheHeaderIsRefused) {
+  std::string image = sqlite_image("CREATE TABLE t(a)", 2048);
+  expect_refused(export_of_pages(image), {"2048-byte pages", "sql_page_bytes is 1024"});
+}
+
+TEST_F(ImportValidationTest, MorePagesThanTheHeaderCountsAreRefused) {
+  std::string image = sqlite_image("CREATE TABLE t(a)") + std::string(1024, '\0');
+  expect_refused(export_of_pages(image), {"counts 2 pages but 3 were given"});
+}
+
+TEST_F(ImportValidationTest, ADamagedBTreeFailsIntegrityCheck) {
+  std::string image = sqlite_image(
+      "CREATE TABLE t(a INTEGER PRIMARY KEY, b); "
+      "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200) "
+      "INSERT INTO t SELECT x, printf('%050d', x) FROM c");
+  ASSERT_GT(image.size(), 4096u);
+  // Page 3 (a leaf of t): scramble its cell pointers, keep its header byte.
+  for (size_t i = 2 * 1024 + 8; i < 2 * 1024 + 40; ++i) image[i] = static_cast<char>(0x7f);
+  expect_refused(export_of_pages(image), {"the SQL database"});
 }
 
 }  // namespace

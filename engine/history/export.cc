@@ -16,6 +16,7 @@
 #include "engine/history/json_line.h"
 #include "engine/loop/engine_core.h"
 #include "engine/loop/turn.h"
+#include "engine/sql/image_check.h"
 
 namespace carrel {
 namespace {
@@ -280,6 +281,21 @@ Result<ImportPlan> parse_export(std::istream& in, uint32_t page_bytes) {
   return plan;
 }
 
+// Invariant (2): the SQL pages are every page of one database that SQL
+// itself could have made (image_check.h), checked before the turn.
+Status check_sql_pages(const ImportPlan& plan, uint32_t page_bytes) {
+  uint32_t count = plan.sql_pages.value_or(0);
+  if (plan.pages.size() != count) {
+    return Status::invalid_argument("import: the sql_pages line says " + std::to_string(count) +
+                                    " pages but " + std::to_string(plan.pages.size()) +
+                                    " page lines were given (an export lists every page)");
+  }
+  std::string image;
+  image.reserve(static_cast<size_t>(count) * page_bytes);
+  for (const auto& [n, data] : plan.pages) image += data;  // 0..count-1, in order
+  return sql::check_database_image(image, page_bytes).with_context("import");
+}
+
 Status import_in_turn(Context& ctx, const ImportPlan& plan) {
   detail::Turn& turn = detail::Turn::of(ctx);
   ListOptions one;
@@ -312,8 +328,9 @@ Status export_object(Engine& engine, const ObjectRef& object, std::ostream& out)
 }
 
 Status import_object(Engine& engine, const ObjectRef& object, std::istream& in) {
-  CARREL_ASSIGN_OR_RETURN(ImportPlan plan,
-                          parse_export(in, engine.core()->store().sql_page_bytes()));
+  uint32_t page_bytes = engine.core()->store().sql_page_bytes();
+  CARREL_ASSIGN_OR_RETURN(ImportPlan plan, parse_export(in, page_bytes));
+  CARREL_RETURN_IF_ERROR(check_sql_pages(plan, page_bytes));
   return engine.run(object, [&](Context& ctx) { return import_in_turn(ctx, plan); });
 }
 

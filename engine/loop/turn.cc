@@ -437,7 +437,8 @@ Status Turn::export_pages(const std::function<Status(uint32_t count)>& on_count,
   std::string page;
   for (uint32_t n = 0; n < count; ++n) {
     CARREL_ASSIGN_OR_RETURN(bool found, act_.page_source->read_page(n, &page));
-    if (found) CARREL_RETURN_IF_ERROR(on_page(n, page));
+    if (!found) page.assign(act_.page_source->page_bytes(), '\0');  // every page is listed
+    CARREL_RETURN_IF_ERROR(on_page(n, page));
   }
   return Status::ok();
 }

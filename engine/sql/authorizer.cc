@@ -205,6 +205,23 @@ std::optional<std::string> refusal_for_statement(std::string_view statement) {
   return std::nullopt;
 }
 
+std::optional<std::string> schema_entry_refusal(std::string_view type, const char* name,
+                                                const char* tbl_name, std::string_view sql) {
+  if (auto why = names_refusal(name, tbl_name)) return why;
+  if (type != "table") return std::nullopt;
+  // CREATE VIRTUAL TABLE [IF NOT EXISTS] [schema.]name USING module ...
+  std::vector<SqlToken> tokens = first_tokens(sql, 12);
+  if (tokens.size() < 2 || !is_keyword(tokens[1], "virtual")) return std::nullopt;
+  for (size_t i = 2; i + 1 < tokens.size(); ++i) {
+    if (is_keyword(tokens[i], "using")) {
+      std::string module(tokens[i + 1].text);
+      return module_refusal(module.c_str());  // invariant 4
+    }
+  }
+  return "virtual table " + std::string(name != nullptr ? name : "") +
+         ": its module cannot be read from its CREATE statement";
+}
+
 Status install_authorizer(sqlite3* db, AuthorizerState* state) {
   struct Setting {
     int op;

@@ -43,6 +43,12 @@ std::optional<std::string> refusal_for(int action, const char* arg1, const char*
 // of one statement.
 std::optional<std::string> refusal_for_statement(std::string_view statement);
 
+// The reason a schema entry (one row of sqlite_schema: its type, name,
+// tbl_name and CREATE text) breaks invariant 3 or 4, or nullopt. For
+// databases that did not come through user SQL, such as imported pages.
+std::optional<std::string> schema_entry_refusal(std::string_view type, const char* name,
+                                                const char* tbl_name, std::string_view sql);
+
 // Installs the authorizer and the defensive connection settings: defensive
 // mode, untrusted schema, no extension loading, triggers and views on.
 Status install_authorizer(sqlite3* db, AuthorizerState* state);
