@@ -55,6 +55,10 @@ Status validate(const Options& o) {
     return bad("alarm retry options out of range (retries >= 0, initial > 0, 0 <= jitter < 1)");
   }
   if (o.history_retention_ms < 0) return bad("history_retention_ms must be >= 0");
+  if (o.sql_turn_ms_max < 0) {
+    return bad("sql_turn_ms_max is " + std::to_string(o.sql_turn_ms_max) +
+               "; it must be >= 0 (0: no limit)");
+  }
   return Status::ok();
 }
 

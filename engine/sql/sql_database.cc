@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <chrono>
 #include <climits>
 
 #include "engine/sql/sqlite_status.h"
@@ -41,6 +42,10 @@ Status check_limits(const SqlLimits& limits, uint32_t page_bytes) {
   return Status::ok();
 }
 
+// The progress handler runs every this many virtual-machine steps: cheap
+// enough to leave on, fine enough to stop a runaway statement at once.
+constexpr int kStepsPerTick = 1000;
+
 int clamp_to_int(size_t v) {
   return static_cast<int>(std::min<size_t>(v, INT_MAX));
 }
@@ -57,6 +62,9 @@ SqlLimits SqlLimits::from_options(const Options& options) {
   limits.statement_bytes_max = options.sql_statement_bytes_max;
   limits.params_max = options.sql_params_max;
   limits.value_bytes_max = options.sql_value_bytes_max;
+  limits.turn_steps_max = options.sql_turn_steps_max;
+  limits.turn_ms_max = options.sql_turn_ms_max;
+  limits.temp_bytes_max = options.sql_temp_bytes_max;
   return limits;
 }
 
@@ -106,6 +114,11 @@ Status SqlDatabase::configure() {
   sqlite3_limit(db_, SQLITE_LIMIT_VARIABLE_NUMBER, limits_.params_max);
   sqlite3_limit(db_, SQLITE_LIMIT_LENGTH, clamp_to_int(limits_.value_bytes_max));
   sqlite3_limit(db_, SQLITE_LIMIT_ATTACHED, 0);
+  // Invariant 7.
+  temp_.bytes_max = limits_.temp_bytes_max;
+  if (limits_.turn_steps_max != 0 || limits_.turn_ms_max != 0) {
+    sqlite3_progress_handler(db_, kStepsPerTick, on_progress, this);
+  }
   CARREL_RETURN_IF_ERROR(apply_pragmas());
   return check_page_size();
 }
@@ -113,12 +126,15 @@ Status SqlDatabase::configure() {
 Status SqlDatabase::apply_pragmas() {
   // page_size only takes effect on an empty database; auto_vacuum likewise
   // (NONE: free pages are reused, never returned; see docs/sql.md).
+  // temp_store=FILE: temporary files are the VFS's in-memory buffers, which
+  // count against sql_temp_bytes_max (vfs.h invariant 5); MEMORY would grow
+  // SQLite's heap without a bound.
   const std::string pragmas = "PRAGMA page_size=" + std::to_string(binding_.pages->page_bytes()) +
                               ";PRAGMA auto_vacuum=NONE"
                               ";PRAGMA locking_mode=EXCLUSIVE"
                               ";PRAGMA journal_mode=MEMORY"
                               ";PRAGMA synchronous=OFF"
-                              ";PRAGMA temp_store=MEMORY"
+                              ";PRAGMA temp_store=FILE"
                               ";PRAGMA secure_delete=OFF"
                               ";PRAGMA cache_spill=ON"
                               ";PRAGMA cache_size=" +
@@ -158,6 +174,10 @@ Status SqlDatabase::usable() const {
     return Status::aborted("object " + label_ +
                            ": SQL connection is poisoned after a failed rollback; reopen it");
   }
+  if (state_ == TurnState::kLost && !budget_refusal_.empty()) {
+    return Status::aborted("object " + label_ + ": the turn's SQL budget is spent (" +
+                           budget_refusal_ + "); the turn must fail");
+  }
   if (state_ == TurnState::kLost) {
     return Status::aborted("object " + label_ +
                            ": the turn's SQL transaction was rolled back after an earlier "
@@ -171,6 +191,11 @@ Status SqlDatabase::begin_turn() {
   if (state_ == TurnState::kOpen) return Status::ok();
   CARREL_RETURN_IF_ERROR(run_internal("BEGIN"));
   state_ = TurnState::kOpen;
+  turn_ticks_ = 0;  // invariant 7: the budget is the turn's
+  turn_sql_ns_ = 0;
+  statement_start_ns_ = 0;
+  budget_refusal_.clear();
+  temp_.exceeded = false;
   return Status::ok();
 }
 
@@ -265,7 +290,55 @@ void SqlDatabase::note_lost_turn() {
   }
 }
 
+int64_t SqlDatabase::now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Invariant 7. Runs inside sqlite3_step: must not throw.
+int SqlDatabase::on_progress(void* self) {
+  auto* db = static_cast<SqlDatabase*>(self);
+  if (db->auth_.internal) return 0;  // COMMIT and ROLLBACK always finish
+  try {
+    const SqlLimits& l = db->limits_;
+    ++db->turn_ticks_;
+    if (l.turn_steps_max != 0 && db->turn_ticks_ * kStepsPerTick > l.turn_steps_max) {
+      db->budget_refusal_ = "the turn's SQL ran more than sql_turn_steps_max (" +
+                            std::to_string(l.turn_steps_max) +
+                            ") SQLite steps; raise the option or bound the query";
+      return 1;
+    }
+    if (l.turn_ms_max != 0 && db->statement_start_ns_ != 0 &&
+        db->turn_sql_ns_ + (now_ns() - db->statement_start_ns_) > l.turn_ms_max * 1000000) {
+      db->budget_refusal_ = "the turn's SQL ran longer than sql_turn_ms_max (" +
+                            std::to_string(l.turn_ms_max) +
+                            " ms); raise the option or bound the query";
+      return 1;
+    }
+  } catch (...) {
+    return 1;  // out of memory: stop the statement
+  }
+  return 0;
+}
+
 Status SqlDatabase::error(int rc) {
+  if (temp_.exceeded) {
+    temp_.exceeded = false;
+    budget_refusal_ = "the statement needed more than sql_temp_bytes_max (" +
+                      std::to_string(limits_.temp_bytes_max) +
+                      " bytes) of temporary storage for sorts, materialised subqueries and CTEs, "
+                      "or temp tables; raise the option or bound the query";
+  }
+  const int primary = rc & 0xff;
+  if (!budget_refusal_.empty() && (primary == SQLITE_INTERRUPT || primary == SQLITE_FULL)) {
+    // Invariant 7: the turn is lost whatever the caller does with the error.
+    auth_.refusal.clear();
+    binding_.io_error = Status::ok();
+    if (state_ == TurnState::kOpen) state_ = TurnState::kLost;
+    return Status::aborted("object " + label_ + ": SQL interrupted: " + budget_refusal_ +
+                           "; the turn's SQL is rolled back");
+  }
   SqliteFailure failure;
   failure.rc = rc;
   failure.message = db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);

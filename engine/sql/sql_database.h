@@ -23,6 +23,10 @@
 //      I/O error, a full database or out-of-memory), the turn is lost: every
 //      call but rollback_turn() fails Aborted until rollback_turn() is called,
 //      so a turn can never commit half of its SQL writes.
+//  (7) The turn's SQL budget (SqlLimits turn_steps_max, turn_ms_max,
+//      temp_bytes_max) is counted from begin_turn(). A statement that runs
+//      past it is interrupted and the turn is lost as in (6), whatever the
+//      caller does with the error: the budget bounds the whole turn.
 #pragma once
 
 #include <cstdint>
@@ -54,6 +58,9 @@ struct SqlLimits {
   // PRAGMA query_only: every write is refused (SQLITE_READONLY), for reading
   // a snapshot beside a running engine.
   bool query_only = false;
+  uint64_t turn_steps_max = 0;               // VM steps per turn; 0: no limit
+  int64_t turn_ms_max = 0;                   // ms inside SQLite per turn; 0: no limit
+  size_t temp_bytes_max = 0;                 // temporary file bytes at once; 0: no limit
 
   static SqlLimits from_options(const Options& options);
 };
@@ -133,6 +140,8 @@ class SqlDatabase {
   Result<int64_t> query_internal_int(const char* sql);
   Status error(int rc);
   void note_lost_turn();
+  static int on_progress(void* self);
+  static int64_t now_ns();  // steady clock
 
   PageFileBinding binding_;  // address given to the VFS: SqlDatabase never moves
   std::unique_ptr<PageFileRegistration> registration_;
@@ -144,6 +153,12 @@ class SqlDatabase {
   StatementCache statements_;
   TurnState state_ = TurnState::kIdle;
   std::vector<int> savepoints_;  // open savepoint depths, innermost last
+  // Invariant 7, for the current turn.
+  TempBudget temp_;                 // address given to the VFS
+  uint64_t turn_ticks_ = 0;         // progress-handler calls (kStepsPerTick steps each)
+  int64_t turn_sql_ns_ = 0;         // time inside finished statements
+  int64_t statement_start_ns_ = 0;  // steady clock at the running statement's start; 0: none
+  std::string budget_refusal_;      // why the budget stopped the turn; "" while it has not
   bool poisoned_ = false;
 };
 

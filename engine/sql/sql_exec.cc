@@ -106,6 +106,7 @@ std::vector<std::string> column_names(sqlite3_stmt* stmt) {
 Result<SqlCursor> SqlDatabase::exec(std::string_view query, const std::vector<SqlValue>& args) {
   CARREL_RETURN_IF_ERROR(check_query(query, args));
   CARREL_RETURN_IF_ERROR(begin_turn());
+  TempBudgetScope temp_scope(&temp_);  // vfs.h invariant 5
   try {
     SqlCursor cursor;
     const int64_t changes_before = sqlite3_total_changes64(db_);
@@ -221,10 +222,13 @@ Status SqlDatabase::step_all(sqlite3_stmt* stmt, SqlCursor* rows_to, uint64_t* r
   auth_.refusal.clear();
   uint64_t rows = 0;
   int rc = SQLITE_OK;
+  statement_start_ns_ = now_ns();  // invariant 7: time inside SQLite counts
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
     ++rows;
     if (rows_to != nullptr) rows_to->rows_.push_back(read_row(stmt));
   }
+  turn_sql_ns_ += now_ns() - statement_start_ns_;
+  statement_start_ns_ = 0;
   *rows_read += rows + sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_FULLSCAN_STEP, /*reset=*/1);
   if (rc != SQLITE_DONE) return error(rc);
   if (rows_to != nullptr) rows_to->columns_ = column_names(stmt);

@@ -39,7 +39,10 @@ struct CarrelFile {
   sqlite3_file base;         // first: SQLite hands us &base
   PageFileBinding* binding;  // main database file: its page set
   std::string* memory;       // any other file: an owned in-memory buffer
+  TempBudget* budget;        // any other file: what it counts against (invariant 5), or null
 };
+
+thread_local TempBudget* t_temp_budget = nullptr;
 
 CarrelFile* as_file(sqlite3_file* f) {
   return reinterpret_cast<CarrelFile*>(f);
@@ -186,19 +189,29 @@ int memory_read(sqlite3_file* f, void* buf, int amount, sqlite3_int64 offset) {
 
 int memory_write(sqlite3_file* f, const void* buf, int amount, sqlite3_int64 offset) {
   std::string& data = *as_file(f)->memory;
+  TempBudget* budget = as_file(f)->budget;
   const uint64_t end = static_cast<uint64_t>(offset) + amount;
+  const uint64_t growth = end > data.size() ? end - data.size() : 0;
+  if (budget != nullptr && budget->bytes_max != 0 &&
+      budget->bytes_used + growth > budget->bytes_max) {
+    budget->exceeded = true;  // invariant 5
+    return SQLITE_FULL;
+  }
   try {
     if (data.size() < end) data.resize(end, '\0');
   } catch (const std::bad_alloc&) {
     return SQLITE_NOMEM;
   }
+  if (budget != nullptr) budget->bytes_used += growth;
   std::memcpy(data.data() + offset, buf, amount);
   return SQLITE_OK;
 }
 
 int memory_truncate(sqlite3_file* f, sqlite3_int64 size) {
   std::string& data = *as_file(f)->memory;
-  if (static_cast<uint64_t>(size) < data.size()) data.resize(size);
+  if (static_cast<uint64_t>(size) >= data.size()) return SQLITE_OK;
+  if (TempBudget* budget = as_file(f)->budget) budget->bytes_used -= data.size() - size;
+  data.resize(size);
   return SQLITE_OK;
 }
 
@@ -208,6 +221,10 @@ int memory_file_size(sqlite3_file* f, sqlite3_int64* size) {
 }
 
 int memory_close(sqlite3_file* f) {
+  TempBudget* budget = as_file(f)->budget;
+  if (budget != nullptr && as_file(f)->memory != nullptr) {
+    budget->bytes_used -= as_file(f)->memory->size();
+  }
   delete as_file(f)->memory;
   as_file(f)->memory = nullptr;
   return SQLITE_OK;
@@ -277,6 +294,7 @@ int vfs_open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* f, int flags, in
   file->base.pMethods = nullptr;
   file->binding = nullptr;
   file->memory = nullptr;
+  file->budget = nullptr;
   if (flags & SQLITE_OPEN_MAIN_DB) {
     file->binding = find_binding(name);
     if (file->binding == nullptr) return SQLITE_CANTOPEN;
@@ -285,10 +303,22 @@ int vfs_open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* f, int flags, in
     file->memory = new (std::nothrow) std::string();
     if (file->memory == nullptr) return SQLITE_NOMEM;
     file->base.pMethods = &kMemoryMethods;
+    file->budget = t_temp_budget;
   }
   if (out_flags != nullptr) *out_flags = flags;
   return SQLITE_OK;
 }
+
+}  // namespace
+
+TempBudgetScope::TempBudgetScope(TempBudget* budget) : previous_(t_temp_budget) {
+  t_temp_budget = budget;
+}
+TempBudgetScope::~TempBudgetScope() {
+  t_temp_budget = previous_;
+}
+
+namespace {
 
 int vfs_delete(sqlite3_vfs*, const char*, int) {
   return SQLITE_OK;

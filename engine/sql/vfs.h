@@ -13,6 +13,9 @@
 //  (4) Locking, sync and xAccess are no-ops: the connection runs with
 //      locking_mode=EXCLUSIVE and journal_mode=MEMORY, so no other process
 //      shares the file and no journal ever exists outside memory.
+//  (5) Every other file counts its bytes against the TempBudget of the scope
+//      it was opened in, if any; a write that would pass the budget's
+//      bytes_max fails SQLITE_FULL and sets TempBudget::exceeded.
 #pragma once
 
 #include <string>
@@ -36,6 +39,27 @@ struct PageFileBinding {
   // The Status of the last failed PageSource call (invariant 3); ok otherwise.
   // Written by the VFS, read and cleared by the owner.
   Status io_error;
+};
+
+// The bytes of temporary files (sorts, materialised subqueries and CTEs, temp
+// tables, statement journals) one connection may hold at once (invariant 5).
+// Owned by the connection's owner; must outlive the SQLite connection.
+struct TempBudget {
+  size_t bytes_max = 0;   // 0: no limit
+  size_t bytes_used = 0;  // kept by the VFS
+  bool exceeded = false;  // set by the VFS; read and cleared by the owner
+};
+
+// While it lives, files SQLite opens on this thread count against `budget`.
+class TempBudgetScope {
+ public:
+  explicit TempBudgetScope(TempBudget* budget);
+  ~TempBudgetScope();
+  TempBudgetScope(const TempBudgetScope&) = delete;
+  TempBudgetScope& operator=(const TempBudgetScope&) = delete;
+
+ private:
+  TempBudget* previous_;
 };
 
 // Maps a fresh, process-unique file name to a binding for its lifetime

@@ -87,6 +87,22 @@ struct Options {
   size_t sql_statement_bytes_max = 100000;
   int sql_params_max = 999;
   size_t sql_value_bytes_max = size_t{2} << 20;
+  // The SQL budget of one turn (handlers, the CLI's sql command, imports):
+  // its statements together may run at most sql_turn_steps_max SQLite
+  // virtual-machine steps (checked every 1000 steps) and spend at most
+  // sql_turn_ms_max milliseconds of wall time inside SQLite. Past either the
+  // running statement is interrupted and the turn fails Aborted naming the
+  // option: its SQL is rolled back and nothing of it commits. 0: no limit.
+  uint64_t sql_turn_steps_max = 0;
+  int64_t sql_turn_ms_max = 30000;
+  // Memory one object's SQL connection may hold in temporary files (sorts,
+  // materialised subqueries and CTEs, temp tables, statement journals), all
+  // kept in memory. Past it the statement fails and so does the turn
+  // (Aborted, naming the option). 0: no limit. A per-connection bound on the
+  // rest of SQLite's heap: the page cache (sql_cache_pages) and the turn's
+  // changed pages (turn_dirty_bytes_max); sqlite3_hard_heap_limit64 is
+  // process-wide, so carrel does not set it.
+  size_t sql_temp_bytes_max = size_t{256} << 20;
 
   // Connections (carrel/connections.h); Durable Objects' limits where it has them.
   size_t connections_per_object_max = 32768;

@@ -1,0 +1,125 @@
+// The per-turn SQL budget (Options sql_turn_steps_max, sql_turn_ms_max,
+// sql_temp_bytes_max; sql_database.h invariant 7): a runaway statement is
+// interrupted, the error names the option, and the whole turn rolls back even
+// when the handler ignores the error.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "carrel/carrel.h"
+#include "tests/test_util.h"
+
+namespace carrel {
+namespace {
+
+constexpr const char* kRunaway =
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
+constexpr const char* kHugeUnion =
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION SELECT x + 1 FROM c WHERE x < 100000000) "
+    "SELECT count(*) FROM c";
+// About 50 000 SQLite steps.
+constexpr const char* kSmall =
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5000) "
+    "SELECT count(*) FROM c";
+
+class SqlBudgetTest : public ::testing::Test {
+ protected:
+  void open(Options o) {
+    o.dir = dir_.path();
+    o.workers = 1;
+    auto e = Engine::open(std::move(o));
+    ASSERT_TRUE(e.is_ok()) << e.status().to_string();
+    engine_ = std::move(e).value();
+    ASSERT_TRUE(
+        engine_
+            ->run(obj_,
+                  [](Context& ctx) {
+                    return ctx.sql().exec("CREATE TABLE t(x); INSERT INTO t VALUES (1)").status();
+                  })
+            .is_ok());
+  }
+  // Runs `query` in a turn that first inserts a row and then ignores the
+  // query's error; returns the query's error and the turn's result.
+  std::pair<Status, Status> run_ignoring(const std::string& query) {
+    Status query_status;
+    Status turn = engine_->run(obj_, [&](Context& ctx) -> Status {
+      CARREL_RETURN_IF_ERROR(ctx.sql().exec("INSERT INTO t VALUES (2)").status());
+      query_status = ctx.sql().exec(query).status();
+      return Status::ok();  // a handler that swallows the error
+    });
+    return {query_status, turn};
+  }
+  int64_t rows_in_t() {
+    int64_t n = -1;
+    Status s = engine_->run(obj_, [&](Context& ctx) -> Status {
+      CARREL_ASSIGN_OR_RETURN(auto c, ctx.sql().exec("SELECT count(*) FROM t"));
+      n = std::get<int64_t>(c.to_vector().at(0)[0]);
+      return Status::ok();
+    });
+    EXPECT_TRUE(s.is_ok()) << s.to_string();
+    return n;
+  }
+  void expect_stopped_by(const std::pair<Status, Status>& r, const std::string& option) {
+    EXPECT_EQ(r.first.code(), Code::kAborted) << r.first.to_string();
+    EXPECT_NE(r.first.message().find(option), std::string::npos) << r.first.message();
+    EXPECT_EQ(r.second.code(), Code::kAborted) << r.second.to_string();
+    EXPECT_NE(r.second.message().find(option), std::string::npos) << r.second.message();
+    EXPECT_EQ(rows_in_t(), 1) << "the turn's insert must roll back";
+  }
+
+  testing::TempDir dir_;
+  ObjectRef obj_ = ObjectRef::named("Budget", "one");
+  std::unique_ptr<Engine> engine_;
+};
+
+TEST_F(SqlBudgetTest, ARunawayRecursiveCteStopsAtTheStepLimitAndTheTurnRollsBack) {
+  Options o;
+  o.sql_turn_steps_max = 1000000;
+  o.sql_turn_ms_max = 0;
+  open(o);
+  expect_stopped_by(run_ignoring(kRunaway), "sql_turn_steps_max (1000000)");
+}
+
+TEST_F(SqlBudgetTest, ARunawayRecursiveCteStopsAtTheTimeLimitAndTheTurnRollsBack) {
+  Options o;
+  o.sql_turn_ms_max = 100;
+  open(o);
+  expect_stopped_by(run_ignoring(kRunaway), "sql_turn_ms_max (100 ms)");
+}
+
+TEST_F(SqlBudgetTest, AHugeUnionCteStopsAtTheTemporaryStorageLimit) {
+  Options o;
+  o.sql_temp_bytes_max = size_t{4} << 20;
+  o.sql_turn_ms_max = 0;
+  o.sql_turn_steps_max = 0;
+  open(o);
+  expect_stopped_by(run_ignoring(kHugeUnion), "sql_temp_bytes_max (4194304 bytes)");
+}
+
+TEST_F(SqlBudgetTest, TheBudgetIsCountedPerTurn) {
+  Options o;
+  o.sql_turn_steps_max = 200000;
+  open(o);
+  for (int i = 0; i < 10; ++i) {
+    Status s = engine_->run(obj_, [](Context& ctx) { return ctx.sql().exec(kSmall).status(); });
+    ASSERT_TRUE(s.is_ok()) << "turn " << i << ": " << s.to_string();
+  }
+  Status all_in_one = engine_->run(obj_, [](Context& ctx) -> Status {
+    for (int i = 0; i < 10; ++i) CARREL_RETURN_IF_ERROR(ctx.sql().exec(kSmall).status());
+    return Status::ok();
+  });
+  EXPECT_EQ(all_in_one.code(), Code::kAborted) << all_in_one.to_string();
+  EXPECT_NE(all_in_one.message().find("sql_turn_steps_max"), std::string::npos);
+}
+
+TEST_F(SqlBudgetTest, ANegativeTimeLimitIsRefusedNamingTheOption) {
+  Options o;
+  o.sql_turn_ms_max = -1;
+  o.dir = dir_.path();
+  auto e = Engine::open(std::move(o));
+  EXPECT_EQ(e.status().code(), Code::kInvalidArgument) << e.status().to_string();
+  EXPECT_NE(e.status().message().find("sql_turn_ms_max"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace carrel
