@@ -505,6 +505,7 @@ int cmd_stats(const Globals& g) {
         .field("last_txn_id", static_cast<uint64_t>(info.me_last_txnid));
     j.field("readers", static_cast<uint64_t>(info.me_numreaders));
     j.field("readers_max", static_cast<uint64_t>(info.me_maxreaders));
+    j.field("dead_readers_cleared", static_cast<uint64_t>(st.dead_readers_at_open()));
     j.key("databases").begin_object();
     for (const auto& f : dbs) {
       j.key(f.name).begin_object();
@@ -526,7 +527,8 @@ int cmd_stats(const Globals& g) {
             << count_of(dead, "dead letter", "dead letters") << '\n'
             << "lmdb          " << format_bytes(used_bytes) << " used of a "
             << format_bytes(info.me_mapsize) << " map, last txn " << info.me_last_txnid << ", "
-            << info.me_numreaders << " reader slots used\n\n";
+            << info.me_numreaders << " reader slots used (" << st.dead_readers_at_open()
+            << " of dead processes freed now)\n\n";
   Table t({"DATABASE", "ENTRIES", "DEPTH", "PAGES", "SIZE"});
   for (size_t c : {1, 2, 3, 4}) t.align_right(c);
   for (const auto& f : dbs) {
