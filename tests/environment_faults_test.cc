@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -36,8 +37,22 @@ Result<std::unique_ptr<Engine>> open_at(const std::string& dir) {
   return Engine::open(std::move(o));
 }
 
-// A child process that runs `setup`, reports whether it succeeded on a pipe,
-// and then waits to be killed (holding whatever setup took).
+// Roles this test binary plays in a child it execs: a fresh process image,
+// so the child may start threads under every sanitizer (TSan refuses new
+// threads after a fork of a multi-threaded process). Static initialisation
+// runs the role named by $CARREL_TEST_ROLE, which reports on fd 3 and never
+// returns to gtest.
+constexpr int kReportFd = 3;
+
+bool exec_role(const char* role, const std::string& dir) {
+  ::setenv("CARREL_TEST_ROLE", role, 1);
+  ::setenv("CARREL_TEST_DIR", dir.c_str(), 1);
+  ::execl("/proc/self/exe", "carrel_tests", static_cast<char*>(nullptr));
+  return false;
+}
+
+// A child process that runs `setup`, reports whether it succeeded on a pipe
+// (fd 3 in the child), and then waits to be killed (holding what setup took).
 class Child {
  public:
   explicit Child(const std::function<bool()>& setup) {
@@ -46,8 +61,9 @@ class Child {
     pid_ = ::fork();
     if (pid_ == 0) {
       ::close(fds[0]);
+      if (fds[1] != kReportFd) ::dup2(fds[1], kReportFd);
       char ok = setup() ? 'y' : 'n';
-      (void)!::write(fds[1], &ok, 1);
+      (void)!::write(kReportFd, &ok, 1);
       for (;;) ::pause();
     }
     ::close(fds[1]);
@@ -86,14 +102,11 @@ class ChildReader : public Child {
         }) {}
 };
 
-// Engine A: holds the directory open for writing until killed.
+// Engine A: holds the directory open for writing until killed (role "writer").
 class ChildWriter : public Child {
  public:
   explicit ChildWriter(const std::string& dir)
-      : Child([&dir] {
-          static Result<std::unique_ptr<Engine>> engine = open_at(dir);  // the child's, kept
-          return engine.is_ok();
-        }) {}
+      : Child([&dir] { return exec_role("writer", dir); }) {}
 };
 
 TEST(DeadReaders, JanitorPassFreesTheSlotOfAKilledReaderAndCountsIt) {
@@ -197,11 +210,10 @@ TEST(WriterLock, BusyNamesTheRunningHolderNotTheDeadPidInTheLockFile) {
   EXPECT_EQ(m.find(std::to_string(dead)), std::string::npos) << m;
 }
 
-// Runs fn in a child process with a private mount namespace in which `dir` is
-// a tmpfs of `size` (as root; otherwise in a user namespace). Returns what fn
-// returned ("" for success), or why the file system could not be had.
-std::string on_small_tmpfs(const std::string& dir, const std::string& size,
-                           const std::function<std::string(const std::string&)>& fn) {
+// Runs `role` in a child process with a private mount namespace in which
+// `dir` is a tmpfs of `size` (as root; otherwise in a user namespace).
+// Returns its report ("" for success), or why the file system could not be had.
+std::string on_small_tmpfs(const std::string& dir, const std::string& size, const char* role) {
   int fds[2];
   if (::pipe(fds) != 0) return "pipe failed";
   pid_t pid = ::fork();
@@ -225,7 +237,9 @@ std::string on_small_tmpfs(const std::string& dir, const std::string& size,
                ::mount("tmpfs", dir.c_str(), "tmpfs", 0, ("size=" + size).c_str()) != 0) {
       report = std::string("cannot mount a tmpfs: ") + std::strerror(errno);
     } else {
-      report = fn(dir);
+      if (fds[1] != kReportFd) ::dup2(fds[1], kReportFd);
+      exec_role(role, dir);
+      report = std::string("cannot exec this test binary: ") + std::strerror(errno);
     }
     (void)!::write(fds[1], report.data(), report.size());
     ::_exit(0);
@@ -299,9 +313,28 @@ std::string fill_then_free(const std::string& mount) {
   return "";
 }
 
+[[noreturn]] void play_role(std::string_view role, const std::string& dir) {
+  if (role == "writer") {
+    auto e = open_at(dir);
+    char ok = e.is_ok() ? 'y' : 'n';
+    (void)!::write(kReportFd, &ok, 1);
+    for (;;) ::pause();
+  }
+  std::string report = role == "full_disk" ? fill_then_free(dir) : "unknown role";
+  (void)!::write(kReportFd, report.data(), report.size());
+  ::_exit(0);
+}
+
+const bool kPlaysRole = [] {
+  const char* role = std::getenv("CARREL_TEST_ROLE");
+  const char* dir = std::getenv("CARREL_TEST_DIR");
+  if (role != nullptr && dir != nullptr) play_role(role, dir);
+  return false;
+}();
+
 TEST(FullDisk, IsNoSpaceNamingTheDirectoryAndWritesResumeWhenSpaceReturns) {
   TempDir dir;
-  EXPECT_EQ(on_small_tmpfs(dir.path(), "2m", fill_then_free), "");
+  EXPECT_EQ(on_small_tmpfs(dir.path(), "2m", "full_disk"), "");
 }
 
 }  // namespace
