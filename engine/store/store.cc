@@ -74,19 +74,23 @@ long recorded_pid(int lock_fd) {
   return end != buf && process_alive(pid) ? pid : 0;
 }
 
-// Invariant (1): names the live holder of the lock on fd, or says that it
-// cannot be told; never a pid that is not running.
-Status writer_busy(const std::string& dir, int fd, int record_fd) {
-  long pid = flock_holder(fd);
-  if (pid == 0 && record_fd >= 0) pid = recorded_pid(record_fd);
-  if (pid == 0) {
-    return Status::busy("engine directory '" + dir +
-                        "' is open for writing by another process, which carrel cannot identify "
-                        "(no running process is recorded as holding its lock); stop that writer "
-                        "first");
+// Invariant (1): takes the flock on fd, or is Busy naming its live holder,
+// or saying that it cannot be told; never a pid that is not running.
+Status take_writer_flock(const std::string& dir, int fd, int record_fd) {
+  constexpr int kAttemptsMax = 3;  // a holder that exits between looks is not an error
+  for (int attempt = 0; attempt < kAttemptsMax; ++attempt) {
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return Status::ok();
+    long pid = flock_holder(fd);
+    if (pid == 0 && record_fd >= 0) pid = recorded_pid(record_fd);
+    if (pid != 0) {
+      return Status::busy("engine directory '" + dir + "' is open for writing by process " +
+                          std::to_string(pid));
+    }
   }
-  return Status::busy("engine directory '" + dir + "' is open for writing by process " +
-                      std::to_string(pid));
+  return Status::busy("engine directory '" + dir +
+                      "' is open for writing by another process, which carrel cannot identify "
+                      "(no running process is recorded as holding its lock); stop that writer "
+                      "first");
 }
 
 }  // namespace
@@ -260,12 +264,12 @@ Status Store::lock_for_writing() {
   std::string lock_path = dir_ + "/writer.lock";
   lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock_fd_ < 0) return Status::io_error("open '" + lock_path + "': " + errno_text(errno));
-  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) return writer_busy(dir_, lock_fd_, lock_fd_);
+  CARREL_RETURN_IF_ERROR(take_writer_flock(dir_, lock_fd_, lock_fd_));
   // LMDB initialises an empty data.mdb as a new environment.
   std::string data_path = dir_ + "/data.mdb";
   data_fd_ = ::open(data_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (data_fd_ < 0) return Status::io_error("open '" + data_path + "': " + errno_text(errno));
-  if (::flock(data_fd_, LOCK_EX | LOCK_NB) != 0) return writer_busy(dir_, data_fd_, -1);
+  CARREL_RETURN_IF_ERROR(take_writer_flock(dir_, data_fd_, -1));
   std::string pid = std::to_string(::getpid()) + "\n";
   if (::ftruncate(lock_fd_, 0) != 0 || ::pwrite(lock_fd_, pid.data(), pid.size(), 0) < 0) {
     return Status::io_error("write '" + lock_path + "': " + errno_text(errno));
