@@ -1,6 +1,9 @@
 #include "tools/cli/usage.h"
 
 #include <algorithm>
+#include <charconv>
+#include <cstdint>
+#include <limits>
 
 namespace carrel::cli {
 namespace {
@@ -29,11 +32,18 @@ std::string path_of(const std::vector<std::string>& words) {
   return s;
 }
 
-// Digits only, no sign or fraction, between 1 and max.
+// Digits only, no sign or fraction, at least 1 and no larger than int64_t
+// holds. A larger count is the command's to refuse, naming its own limit.
 std::string check_count(const std::string& text, const char* what) {
-  bool digits = !text.empty() && text.size() <= 18 &&
+  bool digits = !text.empty() &&
                 std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
-  if (!digits || std::stoll(text) < 1) {
+  int64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (digits && ec == std::errc::result_out_of_range) {
+    return "'" + text.substr(0, 40) + "' is larger than " +
+           std::to_string(std::numeric_limits<int64_t>::max());
+  }
+  if (!digits || ec != std::errc() || end != text.data() + text.size() || value < 1) {
     return "'" + text.substr(0, 40) + "' is not " + what;
   }
   return {};
