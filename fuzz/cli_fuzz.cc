@@ -2,9 +2,9 @@
 // directory. Checks: no crash, no hang, that the directory still verifies
 // afterwards, and what docs/cli.md's exit codes promise for each outcome:
 //   0  success: nothing on stderr (no error passed off as a success);
-//   1  an error: a message on stderr, "carrel: <what is at fault>";
-//   2  a usage error: nothing on stdout, stderr starts "carrel: <message>"
-//      (the help follows);
+//   1  an error: a message on stderr, "carrel: <what is at fault>" (with --json
+//      a {"error":{...}} object);
+//   2  a usage error: nothing on stdout, a message on stderr as for 1;
 //   anything else is a failure.
 // By argument class: no command at all, or a first word that names no command,
 // is a usage error (2); so is an option the CLI does not know (--x when the
@@ -89,6 +89,16 @@ bool is_command(const std::string& word) {
   return false;
 }
 
+// Whether stderr starts with an error message: "carrel: <text>", or with --json
+// {"error":{"code":...,"message":"<text>",...,"exit_code":rc}}.
+bool has_message(const std::string& err, int rc) {
+  if (err.rfind("carrel: ", 0) == 0) return err.size() > 9 && err[8] != '\n';
+  return err.rfind("{\"error\":{\"code\":\"", 0) == 0 &&
+         err.find("\"message\":\"") != std::string::npos &&
+         err.find("\"message\":\"\"") == std::string::npos &&
+         err.find("\"exit_code\":" + std::to_string(rc) + "}}") != std::string::npos;
+}
+
 // Whether the outcome is what the exit code table allows for these arguments; the reason if not.
 std::string outcome_error(const std::vector<std::string>& args, int rc, const std::string& out,
                           const std::string& err) {
@@ -97,14 +107,14 @@ std::string outcome_error(const std::vector<std::string>& args, int rc, const st
   // (Not yet checked: that the message is one line. An SQL error quoting a token that ends a
   // line of the query, e.g. `sql OBJ "SELECT * FROM[t"`, prints the line break inside it.)
   if (rc == 1) {
-    if (err.rfind("carrel: ", 0) != 0 || err.size() <= 9 || err[8] == '\n' || err.back() != '\n') {
+    if (!has_message(err, rc) || err.back() != '\n') {
       return "exit 1 without a 'carrel: <what is at fault>' message on stderr: " +
              err.substr(0, 200);
     }
   }
   if (rc == 2) {
     if (!out.empty()) return "exit 2 with stdout: " + out.substr(0, 200);
-    if (err.rfind("carrel: ", 0) != 0 || err.size() <= 9 || err[8] == '\n') {
+    if (!has_message(err, rc)) {
       return "exit 2 without a 'carrel: ...' message: " + err.substr(0, 200);
     }
   }
