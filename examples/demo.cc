@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "carrel/carrel.h"
@@ -234,6 +235,28 @@ uint64_t sessions_expired(Engine& engine, const Scale& scale) {
   return total;
 }
 
+// Waits until the session stores count `want` expiries. The wait is bounded by
+// progress rather than by a fixed time: it goes on while expiries keep arriving
+// and gives up after kStallMs without a new one, so a slow (sanitized) build
+// that delivers the 1-second alarms late but steadily passes, and a lost alarm
+// still fails.
+bool wait_for_expiries(Engine& engine, const Scale& scale, uint64_t want) {
+  constexpr auto kStall = std::chrono::milliseconds(15000);
+  constexpr auto kPoll = std::chrono::milliseconds(50);
+  uint64_t seen = sessions_expired(engine, scale);
+  auto last_progress = std::chrono::steady_clock::now();
+  while (seen < want) {
+    if (std::chrono::steady_clock::now() - last_progress > kStall) return false;
+    std::this_thread::sleep_for(kPoll);
+    const uint64_t now_seen = sessions_expired(engine, scale);
+    if (now_seen > seen) {
+      seen = now_seen;
+      last_progress = std::chrono::steady_clock::now();
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -282,8 +305,7 @@ int main(int argc, char** argv) {
 
   // Every 1-second session expires by its alarm; wait (bounded) for them.
   uint64_t want_expired = expired_before + static_cast<uint64_t>(scale.session_users);
-  bool all_expired =
-      wait_until([&] { return sessions_expired(*engine, scale) >= want_expired; }, 15000);
+  bool all_expired = wait_for_expiries(*engine, scale, want_expired);
   double elapsed = seconds_since(start);
   EngineStats after = engine->stats();
 

@@ -146,11 +146,21 @@ TEST_F(SqlAuthorizer, OnlyFts5AndRtreeVirtualTables) {
   EXPECT_EQ(testing::integrity(db_.get()), "ok");
 }
 
+// The engine's own savepoints pass the rules, and a rollback to one undoes
+// exactly what came after it: the row before stays, the row after is gone
+// (from the table and its index), before and after the turn commits.
 TEST_F(SqlAuthorizer, EngineSavepointsBypassTheRules) {
+  must_exec(db_.get(), "INSERT INTO t(b) VALUES ('kept')");
   ASSERT_TRUE(db_->savepoint(1).is_ok());
   must_exec(db_.get(), "INSERT INTO t(b) VALUES ('x')");
+  EXPECT_EQ(testing::exec_int(db_.get(), "SELECT count(*) FROM t WHERE b = 'x'"), 1);
   ASSERT_TRUE(db_->rollback_to(1).is_ok());
+  EXPECT_EQ(testing::exec_int(db_.get(), "SELECT count(*) FROM t WHERE b = 'x'"), 0);
   ASSERT_TRUE(db_->commit_turn().is_ok());
+  EXPECT_EQ(testing::exec_int(db_.get(), "SELECT count(*) FROM t WHERE b = 'x'"), 0);
+  EXPECT_EQ(testing::exec_int(db_.get(), "SELECT count(*) FROM t"), 1);
+  EXPECT_EQ(testing::exec_int(db_.get(), "SELECT count(*) FROM t WHERE b = 'kept'"), 1);
+  EXPECT_EQ(testing::integrity(db_.get()), "ok");
 }
 
 TEST(SqlAuthorizerRules, RefusalForStatementFindsTheFirstKeyword) {

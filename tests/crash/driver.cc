@@ -6,7 +6,10 @@
 //                     [--powercut LIBPATH]
 //
 // D is emptied first; the engine lives in D/engine, the worker's
-// acknowledgements in D/acks. After each kill the directory is reopened in
+// acknowledgements in D/acks. Each kill must prove something, so it comes
+// only after the worker acknowledged a new turn: after the random delay the
+// driver waits (at most kAckWait) for the ack file to grow, and fails if it
+// never does. After each kill the directory is reopened in
 // this process and tests/crash/ledger.h's invariants are checked: every
 // acknowledged turn is there, none is partly there, messages were delivered
 // exactly once, records and the timetable match the data, SQLite's
@@ -18,7 +21,9 @@
 // LIBPATH (carrel-powercut, tests/crash/powercut.c) preloaded, which keeps
 // D/shadow.mdb holding only the writes to data.mdb that were fdatasynced or
 // written with O_DSYNC; after the kill the shadow replaces data.mdb (and
-// lock.mdb is removed) before the check. In sync mode the check is the same.
+// lock.mdb is removed) before the check; a kill after which there is no
+// shadow fails (the worker acknowledged turns, so it had opened data.mdb). In
+// sync mode the check is the same.
 // With --nosync the loss is the documented weakness of MDB_NOSYNC, so it is
 // reported, not failed: how many acknowledged turns were lost, whether the
 // environment opened and whether what it holds is consistent. The check runs
@@ -30,7 +35,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -47,6 +54,11 @@
 extern char** environ;
 
 namespace {
+
+// How long a worker may take to acknowledge its first turn (opening and
+// recovering the directory included; sanitizer builds are slow).
+constexpr auto kAckWait = std::chrono::seconds(60);
+constexpr auto kAckPoll = std::chrono::milliseconds(5);
 
 struct Args {
   uint64_t seed = 1;
@@ -131,7 +143,9 @@ struct Run {
   const Args& args;
   std::string engine_dir, ack_path;
   int iteration = 0;
-  uint64_t kills_mid_run = 0;  // the worker was still running when killed
+  uint64_t kills_mid_run = 0;               // the worker was still running when killed
+  uint64_t acked_at_kill_min = UINT64_MAX;  // the fewest turns a killed worker had acknowledged
+  uint64_t acked_at_kill_sum = 0;           // turns the killed workers acknowledged
   uint64_t turns = 0, messages = 0;
   uint64_t shadows = 0;                // --powercut: kills after which a shadow replaced data.mdb
   PowercutReport* report = nullptr;    // --powercut --nosync: in shared memory
@@ -185,7 +199,11 @@ struct Run {
   void cut_power() {
     namespace fs = std::filesystem;
     std::error_code ec;
-    if (!fs::exists(shadow_path())) return;  // killed before the worker opened data.mdb
+    // The worker acknowledged turns, so it opened data.mdb and the shim started a shadow.
+    if (!fs::exists(shadow_path())) {
+      fail("no shadow file after the kill: the preloaded library " + args.powercut +
+           " kept no copy of data.mdb (was it loaded?)");
+    }
     fs::rename(shadow_path(), engine_dir + "/data.mdb", ec);
     if (ec) fail("cannot replace data.mdb by the shadow: " + ec.message());
     fs::remove(engine_dir + "/lock.mdb", ec);
@@ -296,6 +314,38 @@ struct Run {
     if (auto s = (*engine)->close(); !s.is_ok()) fail("close: " + s.to_string());
   }
 
+  // The acknowledged turns in the ack file, summed over the objects.
+  uint64_t acked_total() const {
+    auto acked = carrel::ledger::read_acks(ack_path, args.objects);
+    if (!acked.is_ok()) fail(acked.status().to_string());
+    uint64_t sum = 0;
+    for (uint64_t k : *acked) sum += k;
+    return sum;
+  }
+
+  // Waits (at most kAckWait) until the worker `pid` has acknowledged a turn
+  // beyond `before`; returns how many it has acknowledged.
+  uint64_t wait_for_new_acks(pid_t pid, uint64_t before) const {
+    const auto deadline = std::chrono::steady_clock::now() + kAckWait;
+    for (;;) {
+      const uint64_t now_acked = acked_total();
+      if (now_acked > before) return now_acked - before;
+      int status = 0;
+      if (waitpid(pid, &status, WNOHANG) == pid) {
+        fail("the worker exited on its own (status " + std::to_string(status) +
+             ") before acknowledging a turn");
+      }
+      if (std::chrono::steady_clock::now() > deadline) {
+        ::kill(pid, SIGKILL);
+        (void)waitpid(pid, &status, 0);
+        fail("the worker acknowledged no turn within " +
+             std::to_string(std::chrono::duration_cast<std::chrono::seconds>(kAckWait).count()) +
+             " s, so a kill would prove nothing (is the engine stuck opening " + engine_dir + "?)");
+      }
+      std::this_thread::sleep_for(kAckPoll);
+    }
+  }
+
   void kill_once(std::mt19937_64& rng) {
     std::uniform_int_distribution<int> delay(args.delay_ms_min, args.delay_ms_max);
     const int delay_ms = delay(rng);
@@ -303,17 +353,22 @@ struct Run {
       auto before = carrel::ledger::read_acks(ack_path, args.objects);
       acked_before = before.is_ok() ? *before : std::vector<uint64_t>(args.objects, 0);
     }
+    const uint64_t acked_before_spawn = acked_total();
     pid_t pid = spawn_worker();
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    // The kill must come after at least one acknowledged turn of this worker.
+    const uint64_t acked_new = wait_for_new_acks(pid, acked_before_spawn);
+    acked_at_kill_min = std::min(acked_at_kill_min, acked_new);
     int status = 0;
     if (waitpid(pid, &status, WNOHANG) == pid) {
       fail("the worker exited on its own (status " + std::to_string(status) + ") before the kill");
     }
     ::kill(pid, SIGKILL);
     if (waitpid(pid, &status, 0) != pid) fail("waitpid failed");
-    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
       ++kills_mid_run;
-    else
+      acked_at_kill_sum += acked_total() - acked_before_spawn;
+    } else
       fail("the worker ended with status " + std::to_string(status) + " instead of SIGKILL");
     if (!args.powercut.empty()) cut_power();
     if (!args.powercut.empty() && args.nosync)
@@ -368,6 +423,11 @@ int main(int argc, char** argv) {
       static_cast<unsigned long long>(run.kills_mid_run),
       static_cast<unsigned long long>(run.turns), static_cast<unsigned long long>(run.messages),
       seconds);
+  std::printf(
+      "carrel-crash-test: every kill came after acknowledged turns of its worker: at least %llu, "
+      "%llu in all\n",
+      static_cast<unsigned long long>(run.acked_at_kill_min),
+      static_cast<unsigned long long>(run.acked_at_kill_sum));
   if (!args.powercut.empty()) {
     std::printf("carrel-crash-test: power loss: the shadow replaced data.mdb after %llu kills\n",
                 static_cast<unsigned long long>(run.shadows));
