@@ -120,17 +120,36 @@ bool valid_close_code(int code) {
 
 }  // namespace
 
-void hold_frames_until_durable(Context& ctx, std::vector<Completion>& outputs) {
-  ConnTurnState::hand_over(ctx.connections(), outputs);
+ConnTurnState::Mark ConnTurnState::mark(Connections& c) {
+  if (!c.state_) return {};
+  return {c.state_->frames.size(), c.state_->accepted};
 }
 
-void ConnTurnState::hand_over(Connections& c, std::vector<Completion>& outputs) {
-  if (!c.state_ || c.state_->frames.empty()) return;
+void ConnTurnState::roll_back_to(Connections& c, const Mark& m, const Status& why) {
+  if (!c.state_) return;
+  auto& frames = c.state_->frames;
+  // Frames only grow inside a savepoint (nested ones roll back their own first).
+  size_t keep = std::min(m.frames, frames.size());
+  std::vector<HeldFrame> dropped(
+      std::make_move_iterator(frames.begin() + static_cast<std::ptrdiff_t>(keep)),
+      std::make_move_iterator(frames.end()));
+  frames.resize(keep);
+  c.state_->accepted = m.accepted;
+  if (!dropped.empty()) c.state_->hub->release(dropped, why);
+}
+
+bool hold_frames_until_durable(Context& ctx, std::vector<Completion>& outputs) {
+  return ConnTurnState::hand_over(ctx.connections(), outputs);
+}
+
+bool ConnTurnState::hand_over(Connections& c, std::vector<Completion>& outputs) {
+  if (!c.state_ || c.state_->frames.empty()) return false;
   auto batch = std::make_shared<HeldBatch>();
   batch->hub = c.state_->hub;
   batch->frames = std::move(c.state_->frames);
   c.state_->frames.clear();
   outputs.push_back([batch](const Status& s) { batch->hub->release(batch->frames, s); });
+  return true;
 }
 
 }  // namespace detail

@@ -26,10 +26,11 @@ Status ConnectionHub::Impl::hold(ConnectionId id, size_t n) {
   std::lock_guard lock(mutex);
   size_t& held_now = held[id];
   if (held_now + queued + n > max) {
-    if (held_now == 0) held.erase(id);
+    size_t queued_now = held_now + queued;
+    if (held_now == 0) held.erase(id);  // held_now dangles from here on
     sends_refused.fetch_add(1, std::memory_order_relaxed);
     return Status::busy("connection " + std::to_string(id) + " has " +
-                        std::to_string(held_now + queued) + " bytes queued; a frame of " +
+                        std::to_string(queued_now) + " bytes queued; a frame of " +
                         std::to_string(n) + " bytes would pass connection_queued_bytes_max (" +
                         std::to_string(max) + "): the peer reads too slowly");
   }
@@ -170,17 +171,11 @@ void ConnectionHub::closed(const ObjectRef& object, ConnectionId id, int code, s
             .frames.pop_back();  // the peer is gone: no close frame to send
         Handler* h = Turn::of(ctx).handler();
         if (h == nullptr) return Status::ok();
-        size_t frames_before = detail::ConnTurnState::of(conns).frames.size();
-        Status s = ctx.transaction([&] {
+        // A failed handler's frames are dropped by the savepoint's rollback
+        // (ConnTurnState::roll_back_to); the record's removal stands.
+        (void)ctx.transaction([&] {
           return h->on_connection_close(ctx, ConnectionClose{id, code, reason});
         });
-        if (!s.is_ok()) {
-          auto& frames = detail::ConnTurnState::of(conns).frames;
-          std::vector<HeldFrame> dropped(std::make_move_iterator(frames.begin() + frames_before),
-                                         std::make_move_iterator(frames.end()));
-          frames.resize(frames_before);
-          detail::ConnTurnState::of(conns).hub->release(dropped, s);
-        }
         return Status::ok();
       },
       [impl, done = std::move(done)](Status s) {

@@ -4,6 +4,7 @@
 #include <future>
 
 #include "engine/alarm/entry.h"
+#include "engine/conn/conn_state.h"
 #include "engine/history/bookmark.h"
 #include "engine/loop/engine_core.h"
 #include "engine/loop/page_source.h"
@@ -473,6 +474,7 @@ Status Turn::transaction(const std::function<Status()>& fn) {
   if (savepoint) CARREL_RETURN_IF_ERROR(act_.sql->savepoint(depth));
   // The budget bounds what the turn holds; a dropped layer gives its bytes back.
   size_t dirty_before = dirty_bytes_;
+  auto connections_before = ConnTurnState::mark(ctx_.connections());
   layers_.emplace_back();
   Status s;
   try {
@@ -490,6 +492,7 @@ Status Turn::transaction(const std::function<Status()>& fn) {
     return s;
   }
   dirty_bytes_ = dirty_before;
+  ConnTurnState::roll_back_to(ctx_.connections(), connections_before, s);
   if (savepoint) {
     // rollback_to() also ends the savepoint (sql_database.h): no release() after it.
     Status r = act_.sql->rollback_to(depth);
@@ -576,9 +579,10 @@ void Turn::rollback() {
 }
 
 void Turn::release_after_durable(std::unique_ptr<CommitBatch> batch,
-                                 std::vector<Completion> outputs) {
-  if (!batch && slot_->sealed_seq.load(std::memory_order_acquire) ==
-                    slot_->durable_seq.load(std::memory_order_acquire)) {
+                                 std::vector<Completion> outputs, bool through_committer) {
+  if (!batch && !through_committer &&
+      slot_->sealed_seq.load(std::memory_order_acquire) ==
+          slot_->durable_seq.load(std::memory_order_acquire)) {
     for (auto& out : outputs) out(Status::ok());
     return;
   }

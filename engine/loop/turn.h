@@ -98,8 +98,11 @@ class Turn {
   void rollback();
   // Queues outputs behind everything the object sealed: submits batch when it
   // has writes, else an output-only marker when commits are in flight, else
-  // runs the outputs now.
-  void release_after_durable(std::unique_ptr<CommitBatch> batch, std::vector<Completion> outputs);
+  // runs the outputs now — unless through_committer, when an output-only marker
+  // always goes to the committer, so the outputs run on its thread in commit
+  // order (connection frames, conn_state.h (2)).
+  void release_after_durable(std::unique_ptr<CommitBatch> batch, std::vector<Completion> outputs,
+                             bool through_committer = false);
   // Waits (blocking this worker) until every commit sealed so far is durable.
   Status wait_durable(std::unique_ptr<CommitBatch> batch);
 

@@ -170,8 +170,8 @@ void EngineCore::run_turn_event(const std::shared_ptr<ObjectSlot>& slot, Event& 
     }
   }
   // Connections: the turn's frames leave after its commit (conn_state.h (2)).
-  if (status.is_ok()) hold_frames_until_durable(ctx, outputs);
-  turn.release_after_durable(std::move(batch), std::move(outputs));
+  bool frames = status.is_ok() && hold_frames_until_durable(ctx, outputs);
+  turn.release_after_durable(std::move(batch), std::move(outputs), /*through_committer=*/frames);
 }
 
 double EngineCore::draw_jitter() {
