@@ -51,10 +51,16 @@ def http(port, method, path, body=b"", headers=None, raw=None):
             h.update(headers or {})
             raw = (f"{method} {path} HTTP/1.1\r\n" +
                    "".join(f"{k}: {v}\r\n" for k, v in h.items()) + "\r\n").encode() + body
-        s.sendall(raw)
+        try:
+            s.sendall(raw)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered and closed before reading it all: read its answer
         data = b""
         while True:
-            chunk = s.recv(65536)
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
             if not chunk:
                 break
             data += chunk

@@ -268,10 +268,10 @@ class Server {
   Server(Engine& engine, const ServeOptions& options)
       : engine_(engine),
         options_(options),
+        transport_(std::make_shared<Transport>()),
         acceptor_(ioc_),
         signals_(ioc_, SIGINT, SIGTERM),
-        drain_timer_(ioc_),
-        transport_(std::make_shared<Transport>()) {}
+        drain_timer_(ioc_) {}
   ~Server() { transport_->clear(); }
 
   int run(const std::function<void(uint16_t)>& on_listening);
@@ -295,14 +295,17 @@ class Server {
 
   Engine& engine_;
   ServeOptions options_;
-  asio::io_context ioc_{1};
-  tcp::acceptor acceptor_;
-  asio::signal_set signals_;
-  asio::steady_timer drain_timer_;
+  // Declared before ioc_, so destroyed after it: handlers still queued when
+  // ioc_ is destroyed (a turn that finished during close) hold sessions whose
+  // destructors reach these.
   std::shared_ptr<Transport> transport_;
   std::unordered_set<HttpSession*> http_;
   size_t sockets_ = 0;
   size_t turns_in_flight_ = 0;
+  asio::io_context ioc_{1};
+  tcp::acceptor acceptor_;
+  asio::signal_set signals_;
+  asio::steady_timer drain_timer_;
   bool draining_ = false;
   std::chrono::steady_clock::time_point drain_deadline_;
 };
@@ -501,6 +504,8 @@ void WsSession::on_connected(Status s) {
     res->keep_alive(false);
     res->body() = error_body(code_name(s.code()), s.message());
     res->prepare_payload();
+    beast::get_lowest_layer(ws_).expires_after(
+        std::chrono::milliseconds(server_.options().http_idle_ms));
     http::async_write(ws_.next_layer(), *res,
                       [self = shared_from_this(), res](beast::error_code, size_t) {
                         beast::error_code ec;
@@ -521,7 +526,10 @@ void WsSession::on_connected(Status s) {
 }
 
 void WsSession::do_read() {
-  if (reading_ || finished_ || in_flight_ >= server_.options().ws_turns_in_flight_max) return;
+  if (reading_ || finished_ || closing_ ||
+      in_flight_ >= server_.options().ws_turns_in_flight_max) {
+    return;
+  }
   reading_ = true;
   ws_.async_read(buffer_, [self = shared_from_this()](beast::error_code ec, size_t) {
     self->reading_ = false;
@@ -537,6 +545,9 @@ void WsSession::on_read(beast::error_code ec) {
     }
     return finish(kCloseAbnormal, ec.message());
   }
+  // A message after a failed one is not posted: the object must not apply
+  // message N+1 without N while the socket closes.
+  if (closing_) return;
   FrameKind kind = ws_.got_text() ? FrameKind::kText : FrameKind::kBinary;
   std::string data = beast::buffers_to_string(buffer_.data());
   buffer_.consume(buffer_.size());
@@ -632,8 +643,12 @@ void WsSession::finish(int code, std::string reason) {
   beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ec);
   beast::get_lowest_layer(ws_).close();
   server_.socket_closed();
-  for (auto& o : out_) queued_.fetch_sub(o.data.size(), std::memory_order_relaxed);
-  out_.clear();
+  // The frame an async_write is still sending stays until its handler pops it.
+  size_t keep = writing_ && !out_.empty() ? 1 : 0;
+  for (size_t i = keep; i < out_.size(); ++i) {
+    queued_.fetch_sub(out_[i].data.size(), std::memory_order_relaxed);
+  }
+  out_.erase(out_.begin() + static_cast<std::ptrdiff_t>(keep), out_.end());
   server_.transport().remove(id_);
   // The object learns of it in a turn; its close() already removed it when it closed first.
   server_.turn_started();
