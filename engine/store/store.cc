@@ -27,8 +27,16 @@ constexpr std::string_view kPageBytesKey = "sql_page_bytes";
 constexpr unsigned kMaxReaders = 1024;
 
 // Invariant (1): directories this process has open, by (device, inode).
-std::mutex g_open_mutex;
-std::set<std::pair<uint64_t, uint64_t>> g_open_dirs;  // GUARDED_BY(g_open_mutex)
+// Function-local, so an engine opened during static initialization (a test
+// program's child role, an embedder's global) finds it constructed.
+struct OpenDirs {
+  std::mutex mutex;
+  std::set<std::pair<uint64_t, uint64_t>> dirs;  // GUARDED_BY(mutex)
+};
+OpenDirs& open_dirs() {
+  static OpenDirs* d = new OpenDirs;  // never destroyed: engines may close during exit
+  return *d;
+}
 
 std::string errno_text(int e) { return std::strerror(e); }
 
@@ -176,8 +184,8 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
   store->dir_ = options.dir;
   store->read_only_ = options.read_only;
   {
-    std::lock_guard lock(g_open_mutex);
-    if (!g_open_dirs.emplace(st.st_dev, st.st_ino).second) {
+    std::lock_guard lock(open_dirs().mutex);
+    if (!open_dirs().dirs.emplace(st.st_dev, st.st_ino).second) {
       return Status::busy("engine directory '" + options.dir +
                           "' is already open in this process (LMDB allows one handle per process)");
     }
@@ -403,8 +411,8 @@ Store::~Store() {
   if (data_fd_ >= 0) ::close(data_fd_);  // releases the flocks
   if (lock_fd_ >= 0) ::close(lock_fd_);
   if (dev_ != 0 || ino_ != 0) {
-    std::lock_guard lock(g_open_mutex);
-    g_open_dirs.erase({dev_, ino_});
+    std::lock_guard lock(open_dirs().mutex);
+    open_dirs().dirs.erase({dev_, ino_});
   }
 }
 
