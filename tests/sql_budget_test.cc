@@ -121,5 +121,15 @@ TEST_F(SqlBudgetTest, ANegativeTimeLimitIsRefusedNamingTheOption) {
   EXPECT_NE(e.status().message().find("sql_turn_ms_max"), std::string::npos);
 }
 
+TEST_F(SqlBudgetTest, ATimeLimitPastOneYearIsRefusedNamingTheLimit) {
+  Options o;
+  o.sql_turn_ms_max = int64_t{1} << 62;  // its nanoseconds would overflow int64_t
+  o.dir = dir_.path();
+  auto e = Engine::open(std::move(o));
+  EXPECT_EQ(e.status().code(), Code::kInvalidArgument) << e.status().to_string();
+  EXPECT_NE(e.status().message().find("31536000000"), std::string::npos)
+      << e.status().to_string();
+}
+
 }  // namespace
 }  // namespace carrel

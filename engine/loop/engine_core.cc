@@ -55,9 +55,11 @@ Status validate(const Options& o) {
     return bad("alarm retry options out of range (retries >= 0, initial > 0, 0 <= jitter < 1)");
   }
   if (o.history_retention_ms < 0) return bad("history_retention_ms must be >= 0");
-  if (o.sql_turn_ms_max < 0) {
-    return bad("sql_turn_ms_max is " + std::to_string(o.sql_turn_ms_max) +
-               "; it must be >= 0 (0: no limit)");
+  // One year bounds the budget and keeps its nanoseconds within int64_t.
+  constexpr int64_t kSqlTurnMsMax = int64_t{365} * 24 * 3600 * 1000;
+  if (o.sql_turn_ms_max < 0 || o.sql_turn_ms_max > kSqlTurnMsMax) {
+    return bad("sql_turn_ms_max is " + std::to_string(o.sql_turn_ms_max) + "; it must be 0..." +
+               std::to_string(kSqlTurnMsMax) + " (0: no limit; the largest is one year)");
   }
   return Status::ok();
 }
