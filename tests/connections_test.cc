@@ -160,6 +160,15 @@ class Room final : public Handler {
       CARREL_RETURN_IF_ERROR(c.send(m.id, d.substr(5)));
       return Status::aborted("told to fail");
     }
+    if (d.rfind("savepoint:", 0) == 0) {
+      CARREL_RETURN_IF_ERROR(c.send(m.id, "before"));
+      Status inner = ctx.transaction([&] {
+        CARREL_RETURN_IF_ERROR(c.send(m.id, d.substr(10)));
+        return Status::aborted("the savepoint fails");
+      });
+      EXPECT_FALSE(inner.is_ok());
+      return c.send(m.id, "after");
+    }
     if (d.rfind("attach:", 0) == 0) return c.set_attachment(m.id, d.substr(7));
     if (d == "close") return c.close(m.id, 4000, "bye");
     if (d == "list") {
@@ -250,6 +259,16 @@ class ConnectionsTest : public ::testing::Test {
   std::unique_ptr<Engine> engine_;
   ObjectRef room_ = ObjectRef::named("Room", "lobby");
 };
+
+TEST_F(ConnectionsTest, FramesSentInAFailedSavepointAreDropped) {
+  auto id = connect("alice");
+  ASSERT_TRUE(id.is_ok()) << id.status().to_string();
+  ASSERT_TRUE(message(*id, "savepoint:unsent").is_ok());
+  ASSERT_TRUE(transport_->wait_frames(*id, 2));
+  ASSERT_TRUE(message(*id, "echo:next").is_ok());
+  ASSERT_TRUE(transport_->wait_frames(*id, 3));
+  EXPECT_EQ(transport_->frames(*id), (std::vector<std::string>{"before", "after", "next"}));
+}
 
 TEST_F(ConnectionsTest, AcceptStoresTagsAndAttachmentWithTheObject) {
   auto id = connect("alice");
