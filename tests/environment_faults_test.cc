@@ -205,7 +205,7 @@ TEST(WriterLock, BusyNamesTheRunningHolderNotTheDeadPidInTheLockFile) {
   }
   auto b = open_at(dir.path());
   ASSERT_EQ(b.status().code(), Code::kBusy) << b.status().to_string();
-  const std::string& m = b.status().message();
+  std::string m = b.status().message();  // status() returns a copy
   EXPECT_NE(m.find("by process " + std::to_string(a.pid())), std::string::npos) << m;
   EXPECT_EQ(m.find(std::to_string(dead)), std::string::npos) << m;
 }
