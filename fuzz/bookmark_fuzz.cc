@@ -18,11 +18,18 @@ using carrel::history::Bookmark;
   std::abort();
 }
 
+// Seq 0 names the state before the first commit, which has no commit time:
+// its bookmark carries time 0 (Bookmark::parse refuses another).
+void keep_seq_zero_timeless(Bookmark& b) {
+  if (b.seq == 0) b.time_ms = 0;
+}
+
 Bookmark make(carrel::fuzz::Input& in, const carrel::ObjectId& id) {
   Bookmark b;
   b.time_ms = static_cast<int64_t>(in.u64() >> 1);  // commit times are >= 0
   b.seq = in.u64();
   b.id = id;
+  keep_seq_zero_timeless(b);
   return b;
 }
 
@@ -46,6 +53,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (auto& byte : id.bytes) byte = in.byte();
   Bookmark a = make(in, id), b = make(in, id);
   if (in.byte() & 1) b.time_ms = a.time_ms;  // ties on time, ordered by seq
+  keep_seq_zero_timeless(b);
   const std::string sa = a.to_string(), sb = b.to_string();
   auto ra = Bookmark::parse(sa);
   if (!ra.is_ok() || ra->time_ms != a.time_ms || ra->seq != a.seq || ra->id != id) {
