@@ -13,11 +13,6 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/carrel-cli-ux.XXXXXX")
 DIR=$WORK/engine
 HOLDER_PID=
-FAILURES=0
-CHECKS=0
-OUT=$WORK/out
-ERR=$WORK/err
-RC=0
 
 cleanup() {
   if [[ -n "$HOLDER_PID" ]]; then
@@ -29,39 +24,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-c() {
-  "$CARREL" --dir "$DIR" "$@" >"$OUT" 2>"$ERR" </dev/null
-  RC=$?
-}
-fail() {
-  FAILURES=$((FAILURES + 1))
-  echo "FAIL: $*"
-  echo "  exit code: $RC"
-  echo "  stdout: $(head -c 2000 "$OUT")"
-  echo "  stderr: $(head -c 2000 "$ERR")"
-}
-expect_rc() {
-  CHECKS=$((CHECKS + 1))
-  [[ "$RC" == "$1" ]] || fail "$2: expected exit code $1"
-}
-expect_out() {
-  CHECKS=$((CHECKS + 1))
-  grep -Eq -- "$1" "$OUT" || fail "$2: stdout lacks /$1/"
-}
-expect_err() {
-  CHECKS=$((CHECKS + 1))
-  grep -Eq -- "$1" "$ERR" || fail "$2: stderr lacks /$1/"
-}
-expect_no_err() {
-  CHECKS=$((CHECKS + 1))
-  ! grep -Eq -- "$1" "$ERR" || fail "$2: stderr has /$1/"
-}
-ok() {
-  local what=$1
-  shift
-  c "$@"
-  expect_rc 0 "$what"
-}
+# shellcheck source=tests/cli/expect.sh
+source "$HERE/expect.sh"
 # json_check FILE PYTHON-EXPR WHAT: every line of FILE is JSON and EXPR holds for the last (as d).
 json_check() {
   CHECKS=$((CHECKS + 1))
@@ -166,7 +130,6 @@ c --json frobnicate
 json_check "$ERR" "'frobnicate' in d['error']['message']" "unknown command as JSON"
 ok "JSON of a non-UTF-8 name" --json show 'Room:caf\xff'
 json_check "$OUT" "d['name'] == 'Y2Fm/w==' and d['name_encoding'] == 'base64'" "name in base64"
-expect_no_out() { CHECKS=$((CHECKS + 1)); ! grep -q -- "$1" "$OUT" || fail "$2: stdout has $1"; }
 expect_no_out 'ufffd' "no U+FFFD for a raw name"
 
 # ---------------------------------------------------------------- plural forms, alarms list --limit

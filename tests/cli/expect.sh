@@ -36,6 +36,10 @@ expect_no_out() {
   CHECKS=$((CHECKS + 1))
   ! grep -Eq -- "$1" "$OUT" || fail "$2: stdout has /$1/"
 }
+expect_no_err() {
+  CHECKS=$((CHECKS + 1))
+  ! grep -Eq -- "$1" "$ERR" || fail "$2: stderr has /$1/"
+}
 ok() {
   local what=$1
   shift
