@@ -10,8 +10,6 @@ CARREL=${1:?usage: cli_test.sh PATH/TO/carrel}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/carrel-cli-test.XXXXXX")
 DIR=$WORK/engine
 HOLDER_PID=
-FAILURES=0
-CHECKS=0
 
 cleanup() {
   if [[ -n "$HOLDER_PID" ]]; then
@@ -23,55 +21,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-OUT=$WORK/out
-ERR=$WORK/err
-RC=0
-
-# c ARGS...: runs carrel on the test directory; keeps stdout, stderr and exit code.
-c() {
-  "$CARREL" --dir "$DIR" "$@" >"$OUT" 2>"$ERR" </dev/null
-  RC=$?
-}
-# c_in INPUT ARGS...: the same, with INPUT on stdin.
-c_in() {
-  local input=$1
-  shift
-  printf '%s' "$input" | "$CARREL" --dir "$DIR" "$@" >"$OUT" 2>"$ERR"
-  RC=$?
-}
-
-fail() {
-  FAILURES=$((FAILURES + 1))
-  echo "FAIL: $*"
-  echo "  exit code: $RC"
-  echo "  stdout: $(head -c 2000 "$OUT")"
-  echo "  stderr: $(head -c 2000 "$ERR")"
-}
-# expect_rc N WHAT: the last command exited N.
-expect_rc() {
-  CHECKS=$((CHECKS + 1))
-  [[ "$RC" == "$1" ]] || fail "$2: expected exit code $1"
-}
-# expect_out REGEX WHAT / expect_err REGEX WHAT / expect_no_out REGEX WHAT
-expect_out() {
-  CHECKS=$((CHECKS + 1))
-  grep -Eq -- "$1" "$OUT" || fail "$2: stdout lacks /$1/"
-}
-expect_err() {
-  CHECKS=$((CHECKS + 1))
-  grep -Eq -- "$1" "$ERR" || fail "$2: stderr lacks /$1/"
-}
-expect_no_out() {
-  CHECKS=$((CHECKS + 1))
-  ! grep -Eq -- "$1" "$OUT" || fail "$2: stdout has /$1/"
-}
-# ok WHAT ARGS...: runs and expects exit 0.
-ok() {
-  local what=$1
-  shift
-  c "$@"
-  expect_rc 0 "$what"
-}
+# shellcheck source=tests/cli/expect.sh
+source "$(dirname "${BASH_SOURCE[0]}")/expect.sh"
 
 # ---------------------------------------------------------------- errors before init
 c objects

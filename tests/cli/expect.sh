@@ -13,6 +13,14 @@ c() {
   "$CARREL" --dir "$DIR" "$@" >"$OUT" 2>"$ERR" </dev/null
   RC=$?
 }
+# c_in INPUT ARGS...: the same, with INPUT on stdin.
+c_in() {
+  local input=$1
+  shift
+  printf '%s' "$input" | "$CARREL" --dir "$DIR" "$@" >"$OUT" 2>"$ERR"
+  RC=$?
+}
+
 fail() {
   FAILURES=$((FAILURES + 1))
   echo "FAIL: $*"
