@@ -29,8 +29,10 @@ def pager(carrel, directory, marker, args):
     env = dict(os.environ, CARREL_PAGER="cat > '%s'" % marker)
     pid, fd = pty.fork()
     if pid == 0:
+        # The size is set before exec: set from the parent, it raced the
+        # child's first look at the terminal on a loaded machine.
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 5, 80, 0, 0))
         os.execve(carrel, [carrel, "--dir", directory, "objects"] + args, env)
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 5, 80, 0, 0))
     seen = b""
     deadline = time.monotonic() + kWaitSeconds
     while time.monotonic() < deadline:
@@ -87,6 +89,10 @@ def main():
     wait_for("...> ")
     send("\x03")  # Ctrl-C drops it
     wait_for("^C")
+    # The terminal echoes ^C at once; the REPL has dropped the statement when
+    # it prompts afresh, so the next statement is typed after that prompt.
+    seen = seen.split(b"^C", 1)[1]
+    wait_for("carrel> ")
     seen = b""
     send("SELECT 6 * 7 AS answer;\n")
     wait_for("42")
