@@ -1,7 +1,8 @@
 #include "tools/cli/line_editor.h"
 
 #include <editline/readline.h>
-#include <pthread.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,24 +14,40 @@ namespace {
 
 // Signal state: one LineEditor at a time (the REPL's).
 volatile sig_atomic_t interrupted = 0;
-pthread_t reader_thread;  // the thread that calls read(): the REPL's
+// The self-pipe: the handler writes a byte, so a Ctrl-C that lands before
+// the reader blocks (between libedit's prompt and its read) still wakes it.
+// A flag and EINTR alone lost that one: the read then waited for a key.
+int wake_pipe[2] = {-1, -1};
 
 void on_interrupt(int) {
+  int saved = errno;
   interrupted = 1;
-  // Ctrl-C may land on an engine thread; the reader must see EINTR to drop
-  // its line, so pass the signal on (pthread_kill is async-signal-safe).
-  if (pthread_equal(pthread_self(), reader_thread) == 0) pthread_kill(reader_thread, SIGINT);
+  char b = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_pipe[1], &b, 1);  // async-signal-safe
+  errno = saved;
 }
 
-// libedit's input: one byte of stdin. The SIGINT handler is installed without
-// SA_RESTART, so Ctrl-C ends the read with EINTR and readline() returns as at
-// end of input; read() tells the two apart by the flag (invariant (1)).
+void drain_wake_pipe() {
+  char buf[64];
+  while (::read(wake_pipe[0], buf, sizeof buf) > 0) {
+  }
+}
+
+// libedit's input: one byte of stdin, or EOF when Ctrl-C was pressed;
+// readline() then returns as at end of input and read() tells the two apart
+// by the flag (invariant (1)).
 int read_byte(FILE*) {
   for (;;) {
+    if (interrupted != 0) return EOF;
+    pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {wake_pipe[0], POLLIN, 0}};
+    int ready = ::poll(fds, 2, -1);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready < 0) return EOF;
+    if (fds[1].revents != 0) continue;  // the flag is set: the loop returns
     unsigned char c = 0;
     ssize_t n = ::read(STDIN_FILENO, &c, 1);
     if (n == 1) return c;
-    if (n < 0 && errno == EINTR && interrupted == 0) continue;
+    if (n < 0 && errno == EINTR) continue;
     return EOF;
   }
 }
@@ -45,7 +62,9 @@ std::string history_path() {
 
 LineEditor::LineEditor(std::string history_file)
     : tty_(isatty(STDIN_FILENO) != 0), history_file_(std::move(history_file)) {
-  reader_thread = pthread_self();
+  if (wake_pipe[0] < 0 && ::pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+    wake_pipe[0] = wake_pipe[1] = -1;  // writes to -1 fail harmlessly; poll skips it
+  }
   struct sigaction sa {};
   sa.sa_handler = on_interrupt;
   sigemptyset(&sa.sa_mask);
@@ -75,10 +94,12 @@ LineEditor::Read LineEditor::read(const char* prompt, std::string* line) {
     return take_interrupt() ? Read::kInterrupted : Read::kLine;
   }
   interrupted = 0;
+  drain_wake_pipe();
   char* text = readline(prompt);
   if (text == nullptr && interrupted != 0) {
     // Ctrl-C at the prompt: the line is dropped (invariant (1)).
     interrupted = 0;
+    drain_wake_pipe();
     std::cerr << "^C\n";
     return Read::kInterrupted;
   }
@@ -98,6 +119,7 @@ void LineEditor::remember(const std::string& statement) {
 bool LineEditor::take_interrupt() {
   bool was = interrupted != 0;
   interrupted = 0;
+  if (was) drain_wake_pipe();
   return was;
 }
 
