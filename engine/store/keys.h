@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "carrel/id.h"
+#include "engine/base/check.h"
 
 namespace carrel::store {
 
@@ -38,13 +39,16 @@ inline void append_u32(std::string* out, uint32_t v) {
   out->append(b, 4);
 }
 
+// Reads of a key whose length the caller checked; records use codec.h's Reader.
 inline uint64_t read_u64(std::string_view s, size_t at) {
+  CARREL_ASSERT(at <= s.size() && s.size() - at >= 8, "keys.h: read_u64 within the key");
   uint64_t v = 0;
   for (size_t i = 0; i < 8; ++i) v = v << 8 | static_cast<uint8_t>(s[at + i]);
   return v;
 }
 
 inline uint32_t read_u32(std::string_view s, size_t at) {
+  CARREL_ASSERT(at <= s.size() && s.size() - at >= 4, "keys.h: read_u32 within the key");
   uint32_t v = 0;
   for (size_t i = 0; i < 4; ++i) v = v << 8 | static_cast<uint8_t>(s[at + i]);
   return v;
