@@ -70,6 +70,24 @@ TEST(StoreOpenTest, OptionsAreValidatedBeforeTheDirectoryIsTouched) {
       {"history_retention_ms -1", [](Options& o) { o.history_retention_ms = -1; },
        "history_retention_ms"},
       {"alarm_retry_jitter 1", [](Options& o) { o.alarm_retry_jitter = 1; }, "jitter"},
+      {"connections_per_object_max 0", [](Options& o) { o.connections_per_object_max = 0; },
+       "connections_per_object_max"},
+      {"connection_tags_max 70000", [](Options& o) { o.connection_tags_max = 70000; },
+       "connection_tags_max"},
+      {"connection_tag_bytes_max 0", [](Options& o) { o.connection_tag_bytes_max = 0; },
+       "connection_tag_bytes_max"},
+      {"connection_tag_bytes_max 65536", [](Options& o) { o.connection_tag_bytes_max = 65536; },
+       "connection_tag_bytes_max"},
+      {"connection_frame_bytes_max 0", [](Options& o) { o.connection_frame_bytes_max = 0; },
+       "connection_frame_bytes_max"},
+      {"a frame larger than the queue",
+       [](Options& o) {
+         o.connection_queued_bytes_max = 1000;
+         o.connection_frame_bytes_max = 1001;
+       },
+       "no frame could be queued"},
+      {"connection_queued_bytes_max 0", [](Options& o) { o.connection_queued_bytes_max = 0; },
+       "connection_queued_bytes_max"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.what);

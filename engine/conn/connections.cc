@@ -4,6 +4,7 @@
 #include "engine/conn/conn_state.h"
 #include "engine/loop/engine_core.h"
 #include "engine/loop/turn.h"
+#include "engine/store/codec.h"
 #include "engine/store/keys.h"
 
 namespace carrel {
@@ -14,15 +15,6 @@ constexpr uint8_t kRecordVersion = 1;
 // A WebSocket close reason fits a control frame: 125 bytes less the 2-byte code.
 constexpr size_t kCloseReasonBytesMax = 123;
 static_assert(kCloseReasonBytesMax + 2 <= 125);
-
-void append_u16(std::string* out, size_t v) {
-  out->push_back(static_cast<char>((v >> 8) & 0xff));
-  out->push_back(static_cast<char>(v & 0xff));
-}
-
-size_t read_u16(std::string_view s, size_t at) {
-  return (static_cast<size_t>(static_cast<uint8_t>(s[at])) << 8) | static_cast<uint8_t>(s[at + 1]);
-}
 
 }  // namespace
 
@@ -42,41 +34,28 @@ std::string conn_record_key(ConnectionId id) {
 }
 
 std::string encode_conn_record(const ConnectionInfo& info) {
+  // Tag counts and lengths fit 16 bits: validate() caps connection_tags_max
+  // and connection_tag_bytes_max below kStr16BytesMax.
   std::string out;
-  out.push_back(static_cast<char>(kRecordVersion));
-  append_u16(&out, info.tags.size());
-  for (const std::string& tag : info.tags) {
-    append_u16(&out, tag.size());
-    out += tag;
-  }
-  store::append_u32(&out, static_cast<uint32_t>(info.attachment.size()));
-  out += info.attachment;
+  store::Writer w(&out);
+  w.version(kRecordVersion);
+  w.u16(static_cast<uint16_t>(info.tags.size()));
+  for (const std::string& tag : info.tags) w.str16(tag);
+  w.str32(info.attachment);
   return out;
 }
 
 Result<ConnectionInfo> decode_conn_record(ConnectionId id, std::string_view b) {
-  auto bad = [&] {
-    return Status::corruption("connection record " + std::to_string(id) + " is malformed (" +
-                              std::to_string(b.size()) + " bytes)");
-  };
-  if (b.size() < 3 || static_cast<uint8_t>(b[0]) != kRecordVersion) return bad();
+  std::string what = "connection record " + std::to_string(id);
+  store::Reader r(b, what.c_str());
   ConnectionInfo info;
   info.id = id;
-  size_t tags = read_u16(b, 1);
-  size_t at = 3;
+  uint16_t tags = 0;
+  if (!r.version(kRecordVersion) || !r.u16(&tags)) return r.corruption();
   for (size_t i = 0; i < tags; ++i) {
-    if (at + 2 > b.size()) return bad();
-    size_t n = read_u16(b, at);
-    at += 2;
-    if (at + n > b.size()) return bad();
-    info.tags.emplace_back(b.substr(at, n));
-    at += n;
+    if (!r.str16(&info.tags.emplace_back())) return r.corruption("tag " + std::to_string(i));
   }
-  if (at + 4 > b.size()) return bad();
-  size_t n = store::read_u32(b, at);
-  at += 4;
-  if (at + n != b.size()) return bad();
-  info.attachment.assign(b.substr(at, n));
+  if (!r.str32(&info.attachment) || !r.done()) return r.corruption("attachment");
   return info;
 }
 

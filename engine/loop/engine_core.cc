@@ -11,6 +11,7 @@
 #include "engine/loop/page_source.h"
 #include "engine/loop/reply_slot.h"
 #include "engine/sql/sql_database.h"
+#include "engine/store/codec.h"
 #include "engine/store/keys.h"
 #include "engine/store/object_record.h"
 
@@ -27,6 +28,43 @@ struct InProgress {
   ~InProgress() { n_.fetch_sub(1); }
   std::atomic<int>& n_;
 };
+
+// Connection limits: tag counts and lengths fit the connection record's
+// 16-bit fields, and one frame fits the per-connection queue, or no frame
+// could ever be sent. (A record larger than value_bytes_max is refused when
+// the connection is accepted, by the KV write's own limit.)
+Status validate_connections(const Options& o) {
+  auto bad = [](const char* option, size_t v, const std::string& rule) {
+    return Status::invalid_argument(std::string(option) + " is " + std::to_string(v) +
+                                    "; it must be " + rule);
+  };
+  constexpr size_t kConnectionsMax = size_t{1} << 20;
+  constexpr size_t kTagsMax = 1024;
+  constexpr size_t kQueuedBytesMax = size_t{1} << 30;
+  static_assert(kTagsMax <= store::kStr16BytesMax);
+  if (o.connections_per_object_max == 0 || o.connections_per_object_max > kConnectionsMax) {
+    return bad("connections_per_object_max", o.connections_per_object_max,
+               "1.." + std::to_string(kConnectionsMax));
+  }
+  if (o.connection_tags_max > kTagsMax) {
+    return bad("connection_tags_max", o.connection_tags_max, "0.." + std::to_string(kTagsMax));
+  }
+  if (o.connection_tag_bytes_max == 0 || o.connection_tag_bytes_max > store::kStr16BytesMax) {
+    return bad("connection_tag_bytes_max", o.connection_tag_bytes_max,
+               "1.." + std::to_string(store::kStr16BytesMax));
+  }
+  if (o.connection_queued_bytes_max == 0 || o.connection_queued_bytes_max > kQueuedBytesMax) {
+    return bad("connection_queued_bytes_max", o.connection_queued_bytes_max,
+               "1.." + std::to_string(kQueuedBytesMax));
+  }
+  if (o.connection_frame_bytes_max == 0 ||
+      o.connection_frame_bytes_max > o.connection_queued_bytes_max) {
+    return bad("connection_frame_bytes_max", o.connection_frame_bytes_max,
+               "1..connection_queued_bytes_max (" + std::to_string(o.connection_queued_bytes_max) +
+                   "), or no frame could be queued");
+  }
+  return Status::ok();
+}
 
 Status validate(const Options& o) {
   auto bad = [](std::string m) { return Status::invalid_argument(std::move(m)); };
@@ -61,7 +99,7 @@ Status validate(const Options& o) {
     return bad("sql_turn_ms_max is " + std::to_string(o.sql_turn_ms_max) + "; it must be 0..." +
                std::to_string(kSqlTurnMsMax) + " (0: no limit; the largest is one year)");
   }
-  return Status::ok();
+  return validate_connections(o);
 }
 
 }  // namespace
