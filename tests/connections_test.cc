@@ -449,6 +449,38 @@ TEST_F(ConnectionsTest, TransportCloseIsReportedToTheObject) {
   EXPECT_EQ(kv("closed/" + std::to_string(*id)), "1001 going away");
 }
 
+class ConnectionMailboxTest : public ConnectionsTest {
+  void tweak(Options& o) override { o.mailbox_depth_max = 1; }
+};
+
+// connections.h: a close is never lost to a full mailbox.
+TEST_F(ConnectionMailboxTest, CloseIsDeliveredPastAFullMailbox) {
+  auto id = connect("alice");
+  ASSERT_TRUE(id.is_ok());
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::promise<void> running;
+  auto busy = engine_->submit(room_, [&](Context&) -> Status {
+    running.set_value();
+    released.wait_for(kWait);
+    return Status::ok();
+  });
+  ASSERT_EQ(running.get_future().wait_for(kWait), std::future_status::ready);
+  auto queued = engine_->submit(room_, [](Context&) { return Status::ok(); });  // fills it
+  // A message is refused now; the close is not.
+  EXPECT_EQ(message(*id, "echo:x").code(), Code::kBusy);
+  auto closed = std::make_shared<std::promise<Status>>();
+  hub().closed(room_, *id, 1001, "going away", [closed](Status s) { closed->set_value(s); });
+  release.set_value();
+  auto f = closed->get_future();
+  ASSERT_EQ(f.wait_for(kWait), std::future_status::ready);
+  EXPECT_TRUE(f.get().is_ok());
+  EXPECT_TRUE(busy.get().is_ok());
+  EXPECT_TRUE(queued.get().is_ok());
+  EXPECT_TRUE(list().empty());
+  EXPECT_EQ(kv("closed/" + std::to_string(*id)), "1001 going away");
+}
+
 TEST_F(ConnectionsTest, RestartReportsConnectionsTheTransportNoLongerHolds) {
   auto kept = connect("kept"), lost = connect("lost");
   ASSERT_TRUE(kept.is_ok() && lost.is_ok());

@@ -89,11 +89,14 @@ ConnectionId ConnectionHub::new_id() {
 namespace {
 
 // Runs fn as a turn on object; done (optional) gets the result once durable.
+// past_depth_cap: the event is a close (object.h, Event::past_depth_cap).
 void post_turn(detail::EngineCore& core, const ObjectRef& object,
-               std::function<Status(Context&)> fn, std::function<void(Status)> done) {
+               std::function<Status(Context&)> fn, std::function<void(Status)> done,
+               bool past_depth_cap = false) {
   detail::Event ev;
   ev.kind = detail::EventKind::kRun;
   ev.object = object;
+  ev.past_depth_cap = past_depth_cap;
   ev.fn = std::move(fn);
   ev.done = [done](Result<std::string> r) {
     if (done) done(r.status());
@@ -181,7 +184,8 @@ void ConnectionHub::closed(const ObjectRef& object, ConnectionId id, int code, s
       [impl, done = std::move(done)](Status s) {
         if (s.is_ok()) impl->closed.fetch_add(1, std::memory_order_relaxed);
         if (done) done(std::move(s));
-      });
+      },
+      /*past_depth_cap=*/true);
 }
 
 void ConnectionHub::error(const ObjectRef& object, ConnectionId id, std::string message,

@@ -229,7 +229,7 @@ Status EngineCore::post(Event event) {
     std::lock_guard lock(shard.mutex);
     slot = slot_for(event.object.id, &created);
     std::lock_guard slot_lock(slot->mutex);
-    if (slot->mailbox.size() >= options_.mailbox_depth_max) {
+    if (slot->mailbox.size() >= options_.mailbox_depth_max && !event.past_depth_cap) {
       counters_.mailbox_rejections.fetch_add(1, std::memory_order_relaxed);
       return Status::busy("mailbox of " + event.object.label() + " is full (mailbox_depth_max " +
                           std::to_string(options_.mailbox_depth_max) + ")");

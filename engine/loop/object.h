@@ -52,6 +52,11 @@ struct Event {
   std::function<Status(Context&)> fn;          // kRun
   std::function<void(Result<std::string>)> done;  // reply (kRequest, kRun, kRestore)
   bool allow_unconfirmed = false;
+  // Accepted past mailbox_depth_max: a connection's close, which must not be
+  // lost to a full mailbox (the socket is gone; state must not refer to it).
+  // At most one per stored connection, so the mailbox stays bounded by
+  // mailbox_depth_max + connections_per_object_max.
+  bool past_depth_cap = false;
   std::vector<ObjectId> call_chain;            // objects waiting in ctx.call on this event
   std::string alarm_name;                      // kAlarm
   UnixMs alarm_due_ms = 0;                     // kAlarm: the due time the scheduler saw

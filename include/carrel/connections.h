@@ -159,7 +159,10 @@ class ConnectionHub {
                std::function<void(Status)> done);
   // Each runs as a turn on the object, waking it when it was evicted. done
   // (optional) gets the turn's result once its commit is durable. InvalidArgument
-  // (via done) for a frame over connection_frame_bytes_max.
+  // (via done) for a frame over connection_frame_bytes_max. A full mailbox
+  // refuses message and error (Busy via done) but never closed: a close is
+  // delivered whatever the mailbox holds, so state never keeps a socket
+  // that is gone (at most one close per stored connection).
   void message(const ObjectRef& object, ConnectionId id, FrameKind kind, std::string data,
                std::function<void(Status)> done = {});
   void closed(const ObjectRef& object, ConnectionId id, int code, std::string reason,
