@@ -151,7 +151,8 @@ TEST_F(EngineExportTest, RoundTripAcrossEngines) {
   // A retry count survives the trip too.
   ASSERT_TRUE(a->run(src, [](Context& ctx) {
                  auto& turn = detail::Turn::of(ctx);
-                 return turn.alarm_put(AlarmEntry{"retrying", kLater + 3, "r", Repeat::none(), 2});
+                 return turn.alarms().put(
+                     AlarmEntry{"retrying", kLater + 3, "r", Repeat::none(), 2});
                }).is_ok());
   State want = read(*a, src);
   ASSERT_EQ(want.integrity, "ok");

@@ -315,7 +315,7 @@ Status import_in_turn(Context& ctx, const ImportPlan& plan) {
     // schedule() applies the public rules (time range, repeat); the entry is
     // then stored as exported, retry count included (invariant (3)).
     CARREL_RETURN_IF_ERROR(ctx.alarms().schedule(e.name, e.due_ms, e.payload, e.repeat));
-    if (e.retry_count != 0) CARREL_RETURN_IF_ERROR(turn.alarm_put(e));
+    if (e.retry_count != 0) CARREL_RETURN_IF_ERROR(turn.alarms().put(e));
   }
   return Status::ok();
 }

@@ -22,7 +22,9 @@
 
 #include "carrel/context.h"
 #include "carrel/handler.h"
+#include "engine/alarm/turn_alarms.h"
 #include "engine/commit/batch.h"
+#include "engine/kv/turn_kv.h"
 #include "engine/loop/object.h"
 #include "engine/store/store.h"
 
@@ -48,25 +50,10 @@ class Turn {
   // The object's handler (null for a class without one): connection events call it.
   Handler* handler() const { return act_.handler.get(); }
 
-  // KV (see carrel/kv.h for the contracts).
-  Result<std::optional<std::string>> kv_get(std::string_view key);
-  Result<Entries> kv_get_many(const std::vector<std::string>& keys);
-  Status kv_put(std::string_view key, std::string_view value);
-  Status kv_put_many(const Entries& entries);
-  Result<bool> kv_del(std::string_view key);
-  Result<size_t> kv_del_many(const std::vector<std::string>& keys);
-  Status kv_delete_all();
-  Result<Entries> kv_list(const ListOptions& options);
-
-  // Alarm entries, by name.
-  Result<std::optional<AlarmEntry>> alarm_get(std::string_view name);
-  Status alarm_put(const AlarmEntry& entry);
-  Result<bool> alarm_delete(std::string_view name);
-  Result<std::vector<AlarmEntry>> alarm_list();
-  // Whether this turn wrote the entry (on_alarm re-armed or cancelled it itself).
-  bool alarm_touched(std::string_view name) const;
-  // Moves an alarm to the dead-letter list in this turn.
-  void dead_letter_put(const std::string& name, std::string encoded);
+  // The turn's KV and alarm entries: the parts own their logic, over the
+  // turn's layers and the pending overlay (KvLayers, AlarmLayers below).
+  kv::TurnKv& kv() { return kv_; }
+  alarm::TurnAlarms& alarms() { return alarms_; }
 
   // The object's SQL database, opened lazily, with the turn's SQL transaction begun.
   Result<sql::SqlDatabase*> sql();
@@ -108,18 +95,43 @@ class Turn {
 
  private:
   struct Layer {
-    std::map<std::string, std::optional<std::string>, std::less<>> kv;
+    kv::Writes kv;
     bool kv_cleared = false;
-    std::map<std::string, std::optional<std::string>, std::less<>> alarms;
+    alarm::Writes alarms;
     std::map<std::string, std::optional<std::string>, std::less<>> dead;
     std::vector<OutMessage> messages;
     void merge_from(Layer&& top);
   };
-  Status check_key(std::string_view key) const;
+  // The turn's layers over the pending overlay, as the KV part sees them.
+  class KvLayers final : public kv::KvOverlay {
+   public:
+    explicit KvLayers(Turn& turn) : turn_(turn) {}
+    std::optional<kv::Value> find(std::string_view key) const override;
+    bool collect(const kv::KeyRange& range, kv::Writes* out) const override;
+    void write(std::string key, kv::Value value) override;
+    void clear() override;
+    Status charge(size_t bytes) override { return turn_.add_dirty(bytes); }
+
+   private:
+    Turn& turn_;
+  };
+  // The turn's layers over the pending overlay, as the alarm part sees them.
+  class AlarmLayers final : public alarm::AlarmOverlay {
+   public:
+    explicit AlarmLayers(Turn& turn) : turn_(turn) {}
+    std::optional<alarm::Encoded> find(std::string_view name) const override;
+    void collect(alarm::Writes* out) const override;
+    size_t stored_count() const override;
+    bool written_by_turn(std::string_view name) const override;
+    void write(std::string name, alarm::Encoded entry) override;
+    void write_dead(std::string name, std::string encoded) override;
+    Status charge(size_t bytes) override { return turn_.add_dirty(bytes); }
+
+   private:
+    Turn& turn_;
+  };
+
   Status add_dirty(size_t bytes);
-  Result<std::optional<std::string>> kv_lookup(std::string_view key);
-  Result<std::optional<std::string>> alarm_lookup(std::string_view name);
-  bool alarm_count_below(size_t max);
   Status bind_pages();
 
   EngineCore& core_;
@@ -134,6 +146,10 @@ class Turn {
   int sql_begin_depth_ = -1;  // layers_.size() when the SQL transaction began
   bool pages_bound_ = false;
   std::optional<uint64_t> consumed_message_;
+  KvLayers kv_layers_{*this};
+  kv::TurnKv kv_;
+  AlarmLayers alarm_layers_{*this};
+  alarm::TurnAlarms alarms_;
 };
 
 }  // namespace carrel::detail

@@ -62,7 +62,7 @@ void EngineCore::run_turn_event(const std::shared_ptr<ObjectSlot>& slot, Event& 
 
   std::optional<AlarmEntry> alarm_entry;
   if (ev.kind == EventKind::kAlarm) {
-    auto e = turn.alarm_get(ev.alarm_name);
+    auto e = turn.alarms().get(ev.alarm_name);
     if (!e.is_ok() || !*e || (*e)->due_ms != ev.alarm_due_ms) {
       // Cancelled or moved since it was posted: its new key woke the scheduler.
       scheduler_->done(slot->id, ev.alarm_name, /*rescan=*/false);
@@ -101,7 +101,7 @@ void EngineCore::run_turn_event(const std::shared_ptr<ObjectSlot>& slot, Event& 
       default: status = Status::aborted("unexpected event kind"); break;
     }
   }
-  if (status.is_ok() && ev.kind == EventKind::kAlarm && !turn.alarm_touched(ev.alarm_name)) {
+  if (status.is_ok() && ev.kind == EventKind::kAlarm && !turn.alarms().touched(ev.alarm_name)) {
     // The entry leaves the queue (or moves to its next occurrence) in this same commit.
     auto next = next_occurrence(*alarm_entry, clock().now_ms());
     if (!next.is_ok()) {
@@ -110,9 +110,9 @@ void EngineCore::run_turn_event(const std::shared_ptr<ObjectSlot>& slot, Event& 
       AlarmEntry moved = *alarm_entry;
       moved.due_ms = **next;
       moved.retry_count = 0;
-      status = turn.alarm_put(moved);
+      status = turn.alarms().put(moved);
     } else {
-      status = turn.alarm_delete(ev.alarm_name).status();
+      status = turn.alarms().remove(ev.alarm_name).status();
     }
   }
   std::unique_ptr<CommitBatch> batch;
@@ -189,13 +189,13 @@ void EngineCore::finish_alarm(Turn& turn, const Event& ev, const AlarmEntry& ent
   Status s;
   if (entry.retry_count >= options_.alarm_retries_max) {
     DeadLetter dead{entry, now, result.to_string()};
-    s = turn.alarm_delete(entry.name).status();
-    turn.dead_letter_put(entry.name, alarm::encode_dead(dead));
+    s = turn.alarms().remove(entry.name).status();
+    turn.alarms().put_dead_letter(entry.name, alarm::encode_dead(dead));
   } else {
     AlarmEntry retry = entry;
     retry.retry_count += 1;
     retry.due_ms = now + backoff_ms(options_, retry.retry_count, draw_jitter());
-    s = turn.alarm_put(retry);
+    s = turn.alarms().put(retry);
   }
   std::unique_ptr<CommitBatch> batch;
   if (s.is_ok()) {
