@@ -286,13 +286,7 @@ Result<std::unique_ptr<CommitBatch>> Turn::seal() {
       base.messages.empty() && !pages && !consumed_message_) {
     return std::unique_ptr<CommitBatch>();
   }
-  auto b = std::make_unique<CommitBatch>();
-  b->slot = slot_;
-  b->object = object_;
-  b->generation = act_.generation;
-  b->seq = act_.next_seq++;
-  b->commit_ms = std::max(core_.clock().now_ms(), act_.last_commit_ms);
-  act_.last_commit_ms = b->commit_ms;
+  std::unique_ptr<CommitBatch> b = numbered_batch();
   PendingOverlay& p = act_.pending;
   if (base.kv_cleared) {
     p.kv.clear();
@@ -318,6 +312,22 @@ Result<std::unique_ptr<CommitBatch>> Turn::seal() {
   consumed_message_.reset();
   layers_.front() = Layer{};
   dirty_bytes_ = 0;
+  return b;
+}
+
+std::unique_ptr<CommitBatch> Turn::output_batch() {
+  auto b = std::make_unique<CommitBatch>();
+  b->slot = slot_;
+  b->object = object_;
+  b->generation = act_.generation;
+  return b;
+}
+
+std::unique_ptr<CommitBatch> Turn::numbered_batch() {
+  std::unique_ptr<CommitBatch> b = output_batch();
+  b->seq = act_.next_seq++;
+  b->commit_ms = std::max(core_.clock().now_ms(), act_.last_commit_ms);
+  act_.last_commit_ms = b->commit_ms;
   slot_->sealed_seq.store(b->seq, std::memory_order_release);
   return b;
 }
@@ -340,13 +350,8 @@ void Turn::release_after_durable(std::unique_ptr<CommitBatch> batch,
     for (auto& out : outputs) out(Status::ok());
     return;
   }
-  if (!batch) {
-    // Output gate for a turn that wrote nothing but read state still in flight.
-    batch = std::make_unique<CommitBatch>();
-    batch->slot = slot_;
-    batch->object = object_;
-    batch->generation = act_.generation;
-  }
+  // Output gate for a turn that wrote nothing but read state still in flight.
+  if (!batch) batch = output_batch();
   for (auto& out : outputs) batch->outputs.push_back(std::move(out));
   core_.committer().submit(std::move(batch));
 }

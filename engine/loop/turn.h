@@ -12,6 +12,9 @@
 //      overlay, so the object's next turn reads them (pipelining).
 //  (4) Nothing in a Turn is shared with another thread; it runs on the worker
 //      that owns its object.
+//  (5) Every batch the object sends to the committer is stamped by
+//      output_batch()/numbered_batch(): seqs are consecutive, commit times
+//      never decrease, and sealed_seq is the last seq stamped.
 #pragma once
 
 #include <map>
@@ -81,6 +84,12 @@ class Turn {
   // (nullptr when the turn wrote nothing), already merged into the pending
   // overlay and numbered. On error the caller must rollback().
   Result<std::unique_ptr<CommitBatch>> seal();
+  // The one place a batch is stamped (invariant (5)). An output batch is
+  // addressed to the object (slot, generation) and carries no writes (seq 0);
+  // a numbered batch also takes the object's next seq and a commit time never
+  // below the previous one, and raises sealed_seq to its seq.
+  std::unique_ptr<CommitBatch> output_batch();
+  std::unique_ptr<CommitBatch> numbered_batch();
   // Drops every unsealed write, including the SQL transaction.
   void rollback();
   // Queues outputs behind everything the object sealed: submits batch when it

@@ -274,14 +274,8 @@ void EngineCore::run_restore(const std::shared_ptr<ObjectSlot>& slot, Event& ev,
     if (ev.done) ev.done(undo);
     return;
   }
-  auto batch = std::make_unique<CommitBatch>();
-  batch->slot = slot;
-  batch->object = turn.object();
-  batch->generation = act.generation;
-  batch->seq = act.next_seq++;
-  batch->commit_ms = std::max(clock().now_ms(), act.last_commit_ms);
+  std::unique_ptr<CommitBatch> batch = turn.numbered_batch();
   batch->restore_to_seq = target;
-  slot->sealed_seq.store(batch->seq, std::memory_order_release);
   s = turn.wait_durable(std::move(batch));
   // Drop the handler, SQL connection and overlays; the next event reloads.
   act = Activation{};
