@@ -43,7 +43,7 @@ namespace carrel::detail {
 
 class ObjectPageSource;
 
-enum class EventKind : uint8_t { kRequest, kRun, kAlarm, kMessage, kRestore, kEvict };
+enum class EventKind : uint8_t { kRequest, kRun, kAlarm, kMessage, kRestore };
 
 struct Event {
   EventKind kind = EventKind::kRequest;

@@ -52,6 +52,8 @@ class Turn {
   EngineCore& core() { return core_; }
   // The object's handler (null for a class without one): connection events call it.
   Handler* handler() const { return act_.handler.get(); }
+  // Drops the handler after a failed on_start: the next turn makes a fresh one.
+  void drop_handler() { act_.handler.reset(); }
 
   // The turn's KV and alarm entries: the parts own their logic, over the
   // turn's layers and the pending overlay (KvLayers, AlarmLayers below).
