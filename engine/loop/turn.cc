@@ -28,9 +28,7 @@ void PendingOverlay::prune(uint64_t durable_seq) {
   };
   drop(kv);
   drop(alarms);
-  drop(pages);
   if (kv_cleared_seq != 0 && kv_cleared_seq <= durable_seq) kv_cleared_seq = 0;
-  if (sql_pages && sql_pages->seq <= durable_seq) sql_pages.reset();
 }
 
 void Turn::Layer::merge_from(Layer&& top) {
@@ -59,7 +57,7 @@ Turn::Turn(EngineCore& core, std::shared_ptr<ObjectSlot> slot, store::ReadTxn& t
 }
 
 Turn::~Turn() {
-  if (act_.page_source) act_.page_source->end_turn();
+  if (act_.sql) act_.sql->pages.end_turn();
 }
 
 Status Turn::add_dirty(size_t bytes) {
@@ -150,10 +148,9 @@ void Turn::AlarmLayers::write_dead(std::string name, std::string encoded) {
 
 Status Turn::bind_pages() {
   if (pages_bound_) return Status::ok();
-  if (!act_.page_source) {
-    act_.page_source = std::make_unique<ObjectPageSource>(
-        object_.id, core_.store().sql_page_bytes(), core_.options().turn_dirty_bytes_max,
-        &act_.pending);
+  if (!act_.sql) {
+    act_.sql = std::make_unique<ObjectSql>(object_.id, core_.store().sql_page_bytes(),
+                                           core_.options().turn_dirty_bytes_max);
   }
   uint32_t durable_pages = 0;
   CARREL_ASSIGN_OR_RETURN(auto raw, txn_.get(Db::kObjects, object_.id.raw()));
@@ -161,71 +158,73 @@ Status Turn::bind_pages() {
     CARREL_ASSIGN_OR_RETURN(auto rec, store::ObjectRecord::decode(*raw));
     durable_pages = rec.sql_pages;
   }
-  act_.page_source->begin_turn(&txn_, durable_pages);
+  page_source().begin_turn(&txn_, durable_pages);
   pages_bound_ = true;
   return Status::ok();
 }
 
 Result<sql::SqlDatabase*> Turn::sql() {
   CARREL_RETURN_IF_ERROR(bind_pages());
-  if (act_.sql && act_.sql->poisoned()) act_.sql.reset();
-  if (!act_.sql) {
-    CARREL_ASSIGN_OR_RETURN(act_.sql, sql::SqlDatabase::open(act_.page_source.get(),
-                                                            sql::SqlLimits::from_options(core_.options()),
-                                                            object_.label()));
+  std::unique_ptr<sql::SqlDatabase>& conn = act_.sql->db;
+  if (conn && conn->poisoned()) conn.reset();
+  if (!conn) {
+    CARREL_ASSIGN_OR_RETURN(
+        conn, sql::SqlDatabase::open(&page_source(), sql::SqlLimits::from_options(core_.options()),
+                                     object_.label()));
   }
-  if (!act_.sql->in_turn()) {
-    CARREL_RETURN_IF_ERROR(act_.sql->begin_turn());
+  if (!conn->in_turn()) {
+    CARREL_RETURN_IF_ERROR(conn->begin_turn());
     sql_begin_depth_ = static_cast<int>(layers_.size());
   }
-  return act_.sql.get();
+  return conn.get();
 }
 
 Status Turn::export_pages(const std::function<Status(uint32_t count)>& on_count,
                           const std::function<Status(uint32_t, std::string_view)>& on_page) {
-  if (act_.sql && act_.sql->in_turn()) {
+  if (db() && db()->in_turn()) {
     return Status::invalid_argument("SQL pages cannot be exported by a turn that used SQL");
   }
   CARREL_RETURN_IF_ERROR(bind_pages());
-  uint32_t count = act_.page_source->page_count();
+  uint32_t count = page_source().page_count();
   CARREL_RETURN_IF_ERROR(on_count(count));
   std::string page;
   for (uint32_t n = 0; n < count; ++n) {
-    CARREL_ASSIGN_OR_RETURN(bool found, act_.page_source->read_page(n, &page));
-    if (!found) page.assign(act_.page_source->page_bytes(), '\0');  // every page is listed
+    CARREL_ASSIGN_OR_RETURN(bool found, page_source().read_page(n, &page));
+    if (!found) page.assign(page_source().page_bytes(), '\0');  // every page is listed
     CARREL_RETURN_IF_ERROR(on_page(n, page));
   }
   return Status::ok();
 }
 
 Status Turn::import_pages(uint32_t count, const std::map<uint32_t, std::string>& pages) {
-  if (act_.sql && act_.sql->in_turn()) {
+  if (db() && db()->in_turn()) {
     return Status::invalid_argument("SQL pages cannot be imported by a turn that used SQL");
   }
   // A connection opened on the empty file would keep trusting its cache
   // (locking_mode=EXCLUSIVE never rereads): the next turn opens a fresh one.
-  act_.sql.reset();
+  if (act_.sql) act_.sql->db.reset();
   CARREL_RETURN_IF_ERROR(bind_pages());
-  if (act_.page_source->page_count() != 0) {
+  if (page_source().page_count() != 0) {
     return Status::invalid_argument("object " + object_.label() + " already has " +
-                                    std::to_string(act_.page_source->page_count()) +
+                                    std::to_string(page_source().page_count()) +
                                     " SQL pages; pages import only into an empty database");
   }
-  CARREL_RETURN_IF_ERROR(act_.page_source->truncate(count));
+  CARREL_RETURN_IF_ERROR(page_source().truncate(count));
   for (const auto& [n, data] : pages) {
     if (n >= count) {
       return Status::invalid_argument("SQL page " + std::to_string(n) + " lies past the " +
                                       std::to_string(count) + "-page database");
     }
-    CARREL_RETURN_IF_ERROR(act_.page_source->write_page(n, data));
+    CARREL_RETURN_IF_ERROR(page_source().write_page(n, data));
   }
   return Status::ok();
 }
 
 Status Turn::transaction(const std::function<Status()>& fn) {
   int depth = static_cast<int>(layers_.size());
-  bool savepoint = act_.sql && act_.sql->in_turn();
-  if (savepoint) CARREL_RETURN_IF_ERROR(act_.sql->savepoint(depth));
+  sql::SqlDatabase* conn = db();
+  bool savepoint = conn && conn->in_turn();
+  if (savepoint) CARREL_RETURN_IF_ERROR(conn->savepoint(depth));
   // The budget bounds what the turn holds; a dropped layer gives its bytes back.
   size_t dirty_before = dirty_bytes_;
   auto connections_before = ConnTurnState::mark(ctx_.connections());
@@ -242,19 +241,19 @@ Status Turn::transaction(const std::function<Status()>& fn) {
   layers_.pop_back();
   if (s.is_ok()) {
     layers_.back().merge_from(std::move(top));
-    if (savepoint) return act_.sql->release(depth);
+    if (savepoint) return conn->release(depth);
     return s;
   }
   dirty_bytes_ = dirty_before;
   ConnTurnState::roll_back_to(ctx_.connections(), connections_before, s);
   if (savepoint) {
     // rollback_to() also ends the savepoint (sql_database.h): no release() after it.
-    Status r = act_.sql->rollback_to(depth);
+    Status r = conn->rollback_to(depth);
     if (!r.is_ok()) return r.with_context("rolling back a failed transaction");
-  } else if (act_.sql && act_.sql->in_turn() && sql_begin_depth_ > depth) {
-    // The SQL transaction began inside fn: roll all of it back.
-    act_.sql->rollback_turn();
-    act_.page_source->discard_turn_writes();
+  } else if (db() && db()->in_turn() && sql_begin_depth_ > depth) {
+    // The SQL transaction began inside fn (conn is older): roll all of it back.
+    db()->rollback_turn();
+    page_source().discard_turn_writes();
     sql_begin_depth_ = -1;
   }
   return s;
@@ -273,17 +272,17 @@ Status Turn::send(const ObjectRef& target, std::string_view method, std::string_
 }
 
 Result<std::unique_ptr<CommitBatch>> Turn::seal() {
-  if (act_.sql) {
+  if (db()) {
     // Also fails when SQLite rolled the turn's SQL back by itself (a lost
     // turn): then the turn must not commit its other writes either.
-    Status s = act_.sql->commit_turn();
+    Status s = db()->commit_turn();
     if (!s.is_ok()) return s;
     sql_begin_depth_ = -1;
   }
   Layer& base = layers_.front();
-  bool pages = act_.page_source && act_.page_source->has_turn_writes();
+  bool has_pages = act_.sql && page_source().has_turn_writes();
   if (base.kv.empty() && !base.kv_cleared && base.alarms.empty() && base.dead.empty() &&
-      base.messages.empty() && !pages && !consumed_message_) {
+      base.messages.empty() && !has_pages && !consumed_message_) {
     return std::unique_ptr<CommitBatch>();
   }
   std::unique_ptr<CommitBatch> b = numbered_batch();
@@ -302,11 +301,7 @@ Result<std::unique_ptr<CommitBatch>> Turn::seal() {
     b->alarms.emplace_back(n, std::move(e));
   }
   for (auto& [n, d] : base.dead) b->dead.emplace_back(n, std::move(d));
-  if (pages) {
-    act_.page_source->take_turn_writes(b.get());
-    for (auto& [n, page] : b->pages) p.pages[n] = Pending<std::string>{b->seq, page};
-    p.sql_pages = Pending<uint32_t>{b->seq, *b->sql_pages};
-  }
+  if (has_pages) page_source().take_turn_writes(b.get());
   b->messages = std::move(base.messages);
   b->consumed_message = consumed_message_;
   consumed_message_.reset();
@@ -337,8 +332,8 @@ void Turn::rollback() {
   layers_.emplace_back();
   dirty_bytes_ = 0;
   consumed_message_.reset();
-  if (act_.sql) act_.sql->rollback_turn();  // also clears a lost turn
-  if (act_.page_source) act_.page_source->discard_turn_writes();
+  if (db()) db()->rollback_turn();  // also clears a lost turn
+  if (act_.sql) page_source().discard_turn_writes();
   sql_begin_depth_ = -1;
 }
 

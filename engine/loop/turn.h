@@ -29,6 +29,7 @@
 #include "engine/commit/batch.h"
 #include "engine/kv/turn_kv.h"
 #include "engine/loop/object.h"
+#include "engine/loop/page_source.h"
 #include "engine/store/store.h"
 
 namespace carrel::sql {
@@ -143,7 +144,12 @@ class Turn {
   };
 
   Status add_dirty(size_t bytes);
+  // Makes the object's page source (once) and binds it to this turn's snapshot.
   Status bind_pages();
+  // The object's SQL connection; null before its first SQL use.
+  sql::SqlDatabase* db() const { return act_.sql ? act_.sql->db.get() : nullptr; }
+  // The object's page source; only after bind_pages().
+  ObjectPageSource& page_source() { return act_.sql->pages; }
 
   EngineCore& core_;
   std::shared_ptr<ObjectSlot> slot_;
