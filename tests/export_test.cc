@@ -7,17 +7,17 @@
 #include <sstream>
 
 #include "carrel/carrel.h"
-#include "engine/history/json_line.h"
 #include "engine/loop/turn.h"
+#include "engine/transfer/json_line.h"
 #include "tests/store_probe.h"
 #include "tests/test_util.h"
 
 namespace carrel {
 namespace {
 
-using history::base64_decode;
-using history::base64_encode;
-using history::JsonLine;
+using transfer::base64_decode;
+using transfer::base64_encode;
+using transfer::JsonLine;
 
 constexpr UnixMs kT0 = 1700000000000;
 constexpr UnixMs kLater = kT0 + 3600 * 1000;

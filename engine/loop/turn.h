@@ -63,7 +63,7 @@ class Turn {
 
   // The object's SQL database, opened lazily, with the turn's SQL transaction begun.
   Result<sql::SqlDatabase*> sql();
-  // Raw SQL pages for export/import (engine/history/export.h). Both refuse a
+  // Raw SQL pages for export/import (engine/transfer/export.cc). Both refuse a
   // turn that already used SQL: its transaction may hold unwritten pages.
   // export_pages calls on_count with the file's length in pages, then on_page
   // for every present page in page order.
