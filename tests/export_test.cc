@@ -7,17 +7,17 @@
 #include <sstream>
 
 #include "carrel/carrel.h"
-#include "engine/history/json_line.h"
 #include "engine/loop/turn.h"
+#include "engine/transfer/json_line.h"
 #include "tests/store_probe.h"
 #include "tests/test_util.h"
 
 namespace carrel {
 namespace {
 
-using history::base64_decode;
-using history::base64_encode;
-using history::JsonLine;
+using transfer::base64_decode;
+using transfer::base64_encode;
+using transfer::JsonLine;
 
 constexpr UnixMs kT0 = 1700000000000;
 constexpr UnixMs kLater = kT0 + 3600 * 1000;
@@ -151,7 +151,8 @@ TEST_F(EngineExportTest, RoundTripAcrossEngines) {
   // A retry count survives the trip too.
   ASSERT_TRUE(a->run(src, [](Context& ctx) {
                  auto& turn = detail::Turn::of(ctx);
-                 return turn.alarm_put(AlarmEntry{"retrying", kLater + 3, "r", Repeat::none(), 2});
+                 return turn.alarms().put(
+                     AlarmEntry{"retrying", kLater + 3, "r", Repeat::none(), 2});
                }).is_ok());
   State want = read(*a, src);
   ASSERT_EQ(want.integrity, "ok");

@@ -1,17 +1,17 @@
-// The one JSON string writer of carrel (engine/history/json_line.h), used by
+// The one JSON string writer of carrel (engine/transfer/json_line.h), used by
 // export/import and the CLI's --json output, and the CLI's "did you mean".
 #include <gtest/gtest.h>
 
 #include <string>
 
-#include "engine/history/json_line.h"
+#include "engine/transfer/json_line.h"
 #include "tools/cli/nearest_word.h"
 
 namespace carrel {
 namespace {
 
-using history::append_json_string;
-using history::InvalidUtf8;
+using transfer::append_json_string;
+using transfer::InvalidUtf8;
 
 std::string json(std::string_view s, InvalidUtf8 invalid) {
   std::string out;
@@ -42,9 +42,9 @@ TEST(JsonTextTest, InvalidUtf8IsReplacedOrPassedThroughAsAsked) {
 
 TEST(JsonTextTest, ExportLinesParseBackWhatWasWritten) {
   const std::string name = std::string("n\x01\"\\\xff", 5);
-  history::JsonLine line;
+  transfer::JsonLine line;
   line.add("name", name);
-  auto fields = history::JsonLine::parse(line.text());
+  auto fields = transfer::JsonLine::parse(line.text());
   ASSERT_TRUE(fields.is_ok()) << fields.status().to_string();
   EXPECT_EQ(std::get<std::string>(fields->at("name")), name);
 }

@@ -1,8 +1,9 @@
-// The public Alarms facade: validation here, storage in the turn.
+// The public Alarms facade: validation here, storage in the turn's alarm part
+// (alarm/turn_alarms.h).
 #include "carrel/alarms.h"
 
 #include "engine/alarm/cron.h"
-#include "engine/loop/turn.h"
+#include "engine/alarm/turn_alarms.h"
 
 namespace carrel {
 namespace {
@@ -37,22 +38,29 @@ Status check_repeat(const Repeat& r) {
 Status Alarms::set(UnixMs when_ms) { return schedule("", when_ms); }
 
 Result<std::optional<UnixMs>> Alarms::get() {
-  CARREL_ASSIGN_OR_RETURN(auto e, turn_->alarm_get(""));
+  CARREL_ASSIGN_OR_RETURN(auto e, detail::turn_alarms(turn_).get(""));
   if (!e) return std::optional<UnixMs>{};
   return std::optional<UnixMs>{e->due_ms};
 }
 
-Status Alarms::clear() { return turn_->alarm_delete("").status(); }
+Status Alarms::clear() {
+  return detail::turn_alarms(turn_).remove("").status();
+}
 
 Status Alarms::schedule(std::string_view name, UnixMs when_ms, std::string_view payload,
                         const Repeat& repeat) {
   CARREL_RETURN_IF_ERROR(check_time(when_ms));
   CARREL_RETURN_IF_ERROR(check_repeat(repeat));
-  return turn_->alarm_put(AlarmEntry{std::string(name), when_ms, std::string(payload), repeat, 0});
+  return detail::turn_alarms(turn_).put(
+      AlarmEntry{std::string(name), when_ms, std::string(payload), repeat, 0});
 }
 
-Result<bool> Alarms::cancel(std::string_view name) { return turn_->alarm_delete(name); }
+Result<bool> Alarms::cancel(std::string_view name) {
+  return detail::turn_alarms(turn_).remove(name);
+}
 
-Result<std::vector<AlarmEntry>> Alarms::list() { return turn_->alarm_list(); }
+Result<std::vector<AlarmEntry>> Alarms::list() {
+  return detail::turn_alarms(turn_).list();
+}
 
 }  // namespace carrel

@@ -2,10 +2,11 @@
 //
 // Invariants:
 //  (1) An object's connections are stored in its own KV namespace under the
-//      reserved prefix kReservedPrefix (eight 0xff bytes, "carrel.conn", a
-//      zero byte): the count at the prefix itself, one record per connection
-//      at prefix ‖ id (big endian). They commit with the turn that wrote them;
-//      users cannot name these keys (kv.cc refuses them and lists around them).
+//      reserved prefix kReservedPrefix (kv/reserved.h: eight 0xff bytes,
+//      "carrel.conn", a zero byte): the count at the prefix itself, one
+//      record per connection at prefix ‖ id (big endian). They commit with
+//      the turn that wrote them; users cannot name these keys (kv.cc refuses
+//      them and lists around them).
 //  (2) A frame sent in a turn is held in that turn's ConnTurnState and counted
 //      in the hub's held bytes of its connection until the turn's commit
 //      completes: ok releases it to the transport, in send order; anything
@@ -29,17 +30,11 @@
 #include "carrel/connections.h"
 #include "carrel/options.h"
 #include "engine/commit/batch.h"
+#include "engine/kv/reserved.h"
 
 namespace carrel::detail {
 
 class Turn;
-
-inline const std::string kReservedPrefix =
-    std::string(8, '\xff') + std::string("carrel.conn\0", 12);
-inline bool is_reserved_key(std::string_view key) {
-  return key.size() >= kReservedPrefix.size() &&
-         key.compare(0, kReservedPrefix.size(), kReservedPrefix) == 0;
-}
 
 // InvalidArgument naming connection_frame_bytes_max for a frame of n bytes over it.
 Status check_frame_bytes(const Options& o, size_t n);

@@ -77,7 +77,7 @@ struct HeldBatch {
 };
 
 Result<uint64_t> read_count(Turn& turn) {
-  CARREL_ASSIGN_OR_RETURN(auto raw, turn.kv_get(kReservedPrefix));
+  CARREL_ASSIGN_OR_RETURN(auto raw, turn.kv().get(kReservedPrefix));
   if (!raw) return uint64_t{0};
   if (raw->size() != 8)
     return Status::corruption("connection count has " + std::to_string(raw->size()) +
@@ -86,10 +86,10 @@ Result<uint64_t> read_count(Turn& turn) {
 }
 
 Status write_count(Turn& turn, uint64_t n) {
-  if (n == 0) return turn.kv_del(kReservedPrefix).status();
+  if (n == 0) return turn.kv().del(kReservedPrefix).status();
   std::string v;
   store::append_u64(&v, n);
-  return turn.kv_put(kReservedPrefix, v);
+  return turn.kv().put(kReservedPrefix, v);
 }
 
 bool valid_close_code(int code) {
@@ -189,7 +189,7 @@ Status Connections::accept(std::vector<std::string> tags, std::string attachment
   }
   ConnectionInfo info{*st.connecting, std::move(tags), std::move(attachment)};
   CARREL_RETURN_IF_ERROR(
-      turn_->kv_put(detail::conn_record_key(info.id), detail::encode_conn_record(info)));
+      turn_->kv().put(detail::conn_record_key(info.id), detail::encode_conn_record(info)));
   CARREL_RETURN_IF_ERROR(detail::write_count(*turn_, count + 1));
   st.accepted = true;
   return Status::ok();
@@ -199,7 +199,7 @@ Result<std::vector<ConnectionInfo>> Connections::list(std::string_view tag) {
   ListOptions lo;
   lo.prefix = detail::kReservedPrefix;
   lo.start_after = detail::kReservedPrefix;  // past the count
-  CARREL_ASSIGN_OR_RETURN(Entries entries, turn_->kv_list(lo));
+  CARREL_ASSIGN_OR_RETURN(Entries entries, turn_->kv().list(lo));
   std::vector<ConnectionInfo> out;
   out.reserve(entries.size());
   for (auto& [key, value] : entries) {
@@ -215,7 +215,7 @@ Result<std::vector<ConnectionInfo>> Connections::list(std::string_view tag) {
 }
 
 Result<ConnectionInfo> Connections::get(ConnectionId id) {
-  CARREL_ASSIGN_OR_RETURN(auto raw, turn_->kv_get(detail::conn_record_key(id)));
+  CARREL_ASSIGN_OR_RETURN(auto raw, turn_->kv().get(detail::conn_record_key(id)));
   if (!raw) {
     return Status::not_found("object " + turn_->object().label() + " holds no connection " +
                              std::to_string(id));
@@ -227,7 +227,7 @@ Status Connections::set_attachment(ConnectionId id, std::string attachment) {
   CARREL_RETURN_IF_ERROR(check_attachment(turn_->core().options(), attachment));
   CARREL_ASSIGN_OR_RETURN(ConnectionInfo info, get(id));
   info.attachment = std::move(attachment);
-  return turn_->kv_put(detail::conn_record_key(id), detail::encode_conn_record(info));
+  return turn_->kv().put(detail::conn_record_key(id), detail::encode_conn_record(info));
 }
 
 Status Connections::send(ConnectionId id, std::string_view data, FrameKind kind) {
@@ -264,7 +264,7 @@ Status Connections::close(ConnectionId id, int code, std::string_view reason) {
   }
   CARREL_RETURN_IF_ERROR(get(id).status());
   CARREL_ASSIGN_OR_RETURN(uint64_t count, detail::read_count(*turn_));
-  CARREL_RETURN_IF_ERROR(turn_->kv_del(detail::conn_record_key(id)).status());
+  CARREL_RETURN_IF_ERROR(turn_->kv().del(detail::conn_record_key(id)).status());
   CARREL_RETURN_IF_ERROR(detail::write_count(*turn_, count > 0 ? count - 1 : 0));
   state().frames.push_back({id, true, FrameKind::kText, code, std::string(reason)});
   return Status::ok();

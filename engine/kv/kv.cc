@@ -1,14 +1,14 @@
 // The public Kv facade: each call goes to the current turn.
 //
 // Keys starting with kReservedPrefix hold the object's connections
-// (engine/conn/conn_state.h invariant (1)): the facade refuses them, lists
-// around them and keeps them through delete_all().
+// (kv/reserved.h): the facade refuses them, lists around them and keeps them
+// through delete_all().
 #include "carrel/kv.h"
 
 #include <algorithm>
 
-#include "engine/conn/conn_state.h"
-#include "engine/loop/turn.h"
+#include "engine/kv/reserved.h"
+#include "engine/kv/turn_kv.h"
 #include "engine/store/keys.h"
 
 namespace carrel {
@@ -39,34 +39,34 @@ Status check_unreserved(const Keys& keys) {
 
 Result<std::optional<std::string>> Kv::get(std::string_view key) {
   if (is_reserved_key(key)) return refuse_reserved(key);
-  return turn_->kv_get(key);
+  return detail::turn_kv(turn_).get(key);
 }
 Result<Entries> Kv::get_many(const std::vector<std::string>& keys) {
   CARREL_RETURN_IF_ERROR(check_unreserved(keys));
-  return turn_->kv_get_many(keys);
+  return detail::turn_kv(turn_).get_many(keys);
 }
 Status Kv::put(std::string_view key, std::string_view value) {
   if (is_reserved_key(key)) return refuse_reserved(key);
-  return turn_->kv_put(key, value);
+  return detail::turn_kv(turn_).put(key, value);
 }
 Status Kv::put_many(const Entries& entries) {
   CARREL_RETURN_IF_ERROR(check_unreserved(entries));
-  return turn_->kv_put_many(entries);
+  return detail::turn_kv(turn_).put_many(entries);
 }
 Result<bool> Kv::del(std::string_view key) {
   if (is_reserved_key(key)) return refuse_reserved(key);
-  return turn_->kv_del(key);
+  return detail::turn_kv(turn_).del(key);
 }
 Result<size_t> Kv::del_many(const std::vector<std::string>& keys) {
   CARREL_RETURN_IF_ERROR(check_unreserved(keys));
-  return turn_->kv_del_many(keys);
+  return detail::turn_kv(turn_).del_many(keys);
 }
 Status Kv::delete_all() {
   ListOptions reserved;
   reserved.prefix = kReservedPrefix;
-  CARREL_ASSIGN_OR_RETURN(Entries keep, turn_->kv_list(reserved));
-  CARREL_RETURN_IF_ERROR(turn_->kv_delete_all());
-  for (auto& [k, v] : keep) CARREL_RETURN_IF_ERROR(turn_->kv_put(k, v));
+  CARREL_ASSIGN_OR_RETURN(Entries keep, detail::turn_kv(turn_).list(reserved));
+  CARREL_RETURN_IF_ERROR(detail::turn_kv(turn_).delete_all());
+  for (auto& [k, v] : keep) CARREL_RETURN_IF_ERROR(detail::turn_kv(turn_).put(k, v));
   return Status::ok();
 }
 Result<Entries> Kv::list(const ListOptions& options) {
@@ -74,7 +74,7 @@ Result<Entries> Kv::list(const ListOptions& options) {
   // the part of the request below it, then the part above it.
   static const std::string after = store::prefix_successor(kReservedPrefix);
   if ((options.limit && *options.limit == 0) || (options.start && options.start_after)) {
-    return turn_->kv_list(options);  // the turn's refusal, naming the bad option
+    return detail::turn_kv(turn_).list(options);  // the turn's refusal, naming the bad option
   }
   ListOptions below = options;
   if (!below.end || *below.end > kReservedPrefix) below.end = kReservedPrefix;
@@ -94,12 +94,12 @@ Result<Entries> Kv::list(const ListOptions& options) {
   bool second_empty = options.reverse ? below_empty : above_empty;
   Entries out;
   if (!first_empty) {
-    CARREL_ASSIGN_OR_RETURN(out, turn_->kv_list(first));
+    CARREL_ASSIGN_OR_RETURN(out, detail::turn_kv(turn_).list(first));
   }
   size_t limit = options.limit.value_or(SIZE_MAX);
   if (second_empty || out.size() >= limit) return out;
   if (options.limit) second.limit = limit - out.size();
-  CARREL_ASSIGN_OR_RETURN(Entries rest, turn_->kv_list(second));
+  CARREL_ASSIGN_OR_RETURN(Entries rest, detail::turn_kv(turn_).list(second));
   for (auto& e : rest) out.push_back(std::move(e));
   return out;
 }

@@ -93,6 +93,12 @@ Result<std::string> Context::current_bookmark() { return turn_->current_bookmark
 
 namespace detail {
 Result<sql::SqlDatabase*> turn_sql(Turn* turn) { return turn->sql(); }
+kv::TurnKv& turn_kv(Turn* turn) {
+  return turn->kv();
+}
+alarm::TurnAlarms& turn_alarms(Turn* turn) {
+  return turn->alarms();
+}
 }  // namespace detail
 
 }  // namespace carrel

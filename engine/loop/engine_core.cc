@@ -432,6 +432,7 @@ Status EngineCore::prepare(ObjectSlot& slot, const Event& event, store::ReadTxn&
                                     act.class_name + ", not " + event.object.class_name);
   }
   act.pending.prune(durable);
+  if (act.sql) act.sql->pages.prune(durable);
   if (!act.handler && event.kind != EventKind::kRestore) {
     HandlerFactory factory;
     {

@@ -125,8 +125,17 @@ class EngineCore {
   Status prepare(ObjectSlot& slot, const Event& event, store::ReadTxn& txn);
   void run_turn_event(const std::shared_ptr<ObjectSlot>& slot, Event& event, store::ReadTxn& txn);
   void run_restore(const std::shared_ptr<ObjectSlot>& slot, Event& event, store::ReadTxn& txn);
-  void finish_alarm(Turn& turn, const Event& event, const AlarmEntry& entry, const Status& result,
-                    bool handled);
+  // A failed turn: rolls it back and settles its event (an alarm retries or
+  // dead-letters, a message is consumed anyway, a caller gets the error).
+  // true when the event still has outputs to release, *batch its commit.
+  bool settle_failed_turn(Turn& turn, Event& event, const std::optional<AlarmEntry>& alarm,
+                          bool ran_start, const Status& status,
+                          std::unique_ptr<CommitBatch>* batch);
+  // What the event releases once its commit is durable: the scheduler's
+  // done, a message's accounting, the caller's reply (at once when
+  // allow_unconfirmed).
+  std::vector<Completion> event_outputs(const ObjectId& id, Event& event, std::string reply);
+  void finish_alarm(Turn& turn, const Event& event, const AlarmEntry& entry, const Status& result);
   // A uniform draw in [-alarm_retry_jitter, alarm_retry_jitter] for one backoff.
   double draw_jitter();
   std::shared_ptr<ObjectSlot> slot_for(const ObjectId& id, bool* created);

@@ -34,16 +34,13 @@
 #include "carrel/context.h"
 #include "carrel/handler.h"
 #include "engine/commit/batch.h"
-
-namespace carrel::sql {
-class SqlDatabase;
-}
+#include "engine/loop/pending.h"
 
 namespace carrel::detail {
 
-class ObjectPageSource;
+struct ObjectSql;
 
-enum class EventKind : uint8_t { kRequest, kRun, kAlarm, kMessage, kRestore, kEvict };
+enum class EventKind : uint8_t { kRequest, kRun, kAlarm, kMessage, kRestore };
 
 struct Event {
   EventKind kind = EventKind::kRequest;
@@ -65,25 +62,15 @@ struct Event {
   int64_t restore_time_ms = 0;                 // kRestore: the bookmark's time, checked
 };
 
-// A value written by a commit not yet durable, tagged with that commit's seq.
-template <typename V>
-struct Pending {
-  uint64_t seq;
-  std::optional<V> value;  // nullopt: deleted
-};
-
-// Writes of sealed commits that are not yet durable (docs/architecture.md
-// sections 4 and 8: the next turn reads them here until they are durable).
+// KV and alarm writes of sealed commits that are not yet durable
+// (docs/architecture.md sections 4 and 8: the next turn reads them here until
+// they are durable). The SQL pages' counterpart lives in the page source
+// (page_source.h (2)).
 struct PendingOverlay {
   std::map<std::string, Pending<std::string>, std::less<>> kv;
   uint64_t kv_cleared_seq = 0;  // a delete_all() not yet durable hides LMDB's kv
   std::map<std::string, Pending<std::string>, std::less<>> alarms;
-  std::map<uint32_t, Pending<std::string>> pages;
-  std::optional<Pending<uint32_t>> sql_pages;
 
-  bool empty() const {
-    return kv.empty() && kv_cleared_seq == 0 && alarms.empty() && pages.empty() && !sql_pages;
-  }
   // Drops what commits up to durable_seq made durable (LMDB has it now).
   void prune(uint64_t durable_seq);
 };
@@ -98,9 +85,9 @@ struct Activation {
   std::unique_ptr<Handler> handler;
   bool started = false;         // on_start committed for this activation
   PendingOverlay pending;
-  std::unique_ptr<ObjectPageSource> page_source;
-  std::unique_ptr<sql::SqlDatabase> sql;
+  std::unique_ptr<ObjectSql> sql;  // made by the first turn that reads SQL pages
 
+  // Out of line, where ObjectSql is complete (page_source.cc).
   Activation();
   ~Activation();
   Activation(Activation&&) noexcept;

@@ -8,7 +8,7 @@ namespace carrel::detail {
 
 uint32_t ObjectPageSource::page_count() {
   if (turn_count_) return *turn_count_;
-  if (pending_->sql_pages) return *pending_->sql_pages->value;
+  if (pending_count_) return *pending_count_->value;
   return durable_pages_;
 }
 
@@ -19,7 +19,7 @@ Result<bool> ObjectPageSource::read_page(uint32_t page_no, std::string* out) {
     *out = *it->second;
     return true;
   }
-  if (auto it = pending_->pages.find(page_no); it != pending_->pages.end()) {
+  if (auto it = pending_pages_.find(page_no); it != pending_pages_.end()) {
     if (!it->second.value) return false;
     *out = *it->second.value;
     return true;
@@ -63,10 +63,21 @@ Status ObjectPageSource::truncate(uint32_t new_count) {
 }
 
 void ObjectPageSource::take_turn_writes(CommitBatch* batch) {
-  for (auto& [n, page] : turn_pages_) batch->pages.emplace_back(n, std::move(page));
+  for (auto& [n, page] : turn_pages_) {
+    pending_pages_[n] = Pending<std::string>{batch->seq, page};
+    batch->pages.emplace_back(n, std::move(page));
+  }
   batch->sql_pages = turn_count_;
+  pending_count_ = Pending<uint32_t>{batch->seq, *turn_count_};
   turn_pages_.clear();
   turn_count_.reset();
+}
+
+void ObjectPageSource::prune(uint64_t durable_seq) {
+  for (auto it = pending_pages_.begin(); it != pending_pages_.end();) {
+    it = it->second.seq <= durable_seq ? pending_pages_.erase(it) : std::next(it);
+  }
+  if (pending_count_ && pending_count_->seq <= durable_seq) pending_count_.reset();
 }
 
 void ObjectPageSource::discard_turn_writes() {
@@ -74,32 +85,13 @@ void ObjectPageSource::discard_turn_writes() {
   turn_count_.reset();
 }
 
+ObjectSql::ObjectSql(const ObjectId& id, uint32_t page_bytes, size_t turn_bytes_max)
+    : pages(id, page_bytes, turn_bytes_max) {}
+ObjectSql::~ObjectSql() = default;
+
 Activation::Activation() = default;
-
-// The SQL connection goes first: closing it may write pages back to the page
-// source, which reads the pending overlay.
-Activation::~Activation() { sql.reset(); }
-
-Activation::Activation(Activation&& o) noexcept { *this = std::move(o); }
-
-Activation& Activation::operator=(Activation&& o) noexcept {
-  if (this == &o) return *this;
-  sql.reset();
-  page_source.reset();
-  handler.reset();
-  loaded = o.loaded;
-  generation = o.generation;
-  next_seq = o.next_seq;
-  last_commit_ms = o.last_commit_ms;
-  class_name = std::move(o.class_name);
-  name = std::move(o.name);
-  started = o.started;
-  pending = std::move(o.pending);
-  handler = std::move(o.handler);
-  page_source = std::move(o.page_source);
-  sql = std::move(o.sql);
-  if (page_source) page_source->rebind(&pending);
-  return *this;
-}
+Activation::~Activation() = default;
+Activation::Activation(Activation&&) noexcept = default;
+Activation& Activation::operator=(Activation&&) noexcept = default;
 
 }  // namespace carrel::detail

@@ -1,12 +1,17 @@
-// ObjectPageSource: one object's SQL pages, as seen by its current turn.
+// ObjectPageSource: one object's SQL pages, as seen by its current turn; and
+// ObjectSql, the page source with the connection that reads through it.
 //
 // Invariants (see also engine/sql/page_source.h):
 //  (1) Writes land in turn_pages_ only; take_turn_writes() hands them to the
-//      turn's commit batch, discard_turn_writes() drops them. Nothing here
-//      writes to LMDB.
-//  (2) Reads look in turn_pages_, then the activation's pending overlay, then
-//      the turn's LMDB snapshot. A page marked deleted (truncated away) in a
-//      newer layer reads as absent even when an older layer has it.
+//      turn's commit batch (and keeps them as pending until prune() sees the
+//      commit durable), discard_turn_writes() drops them. Nothing here writes
+//      to LMDB.
+//  (2) Reads look in turn_pages_, then the pending pages of sealed commits not
+//      yet durable, then the turn's LMDB snapshot. A page marked deleted
+//      (truncated away) in a newer layer reads as absent even when an older
+//      layer has it.
+//  (3) The source holds everything it reads but the snapshot: no pointer into
+//      the activation that owns it, so the activation may move freely.
 #pragma once
 
 #include <map>
@@ -14,19 +19,23 @@
 
 #include "carrel/id.h"
 #include "engine/commit/batch.h"
+#include "engine/loop/pending.h"
 #include "engine/sql/page_source.h"
 #include "engine/store/store.h"
 
-namespace carrel::detail {
+namespace carrel::sql {
+class SqlDatabase;
+}
 
-struct PendingOverlay;
+namespace carrel::detail {
 
 class ObjectPageSource final : public sql::PageSource {
  public:
   // turn_bytes_max bounds the pages one turn may hold (Options::turn_dirty_bytes_max).
-  ObjectPageSource(const ObjectId& id, uint32_t page_bytes, size_t turn_bytes_max,
-                   PendingOverlay* pending)
-      : id_(id), page_bytes_(page_bytes), turn_bytes_max_(turn_bytes_max), pending_(pending) {}
+  ObjectPageSource(const ObjectId& id, uint32_t page_bytes, size_t turn_bytes_max)
+      : id_(id), page_bytes_(page_bytes), turn_bytes_max_(turn_bytes_max) {}
+  ObjectPageSource(const ObjectPageSource&) = delete;
+  ObjectPageSource& operator=(const ObjectPageSource&) = delete;
 
   // Binds the source to this turn's snapshot and the object's durable page count.
   void begin_turn(const store::ReadTxn* txn, uint32_t durable_pages) {
@@ -34,8 +43,6 @@ class ObjectPageSource final : public sql::PageSource {
     durable_pages_ = durable_pages;
   }
   void end_turn() { txn_ = nullptr; }
-  // The activation that owns the pending overlay moved.
-  void rebind(PendingOverlay* pending) { pending_ = pending; }
 
   uint32_t page_bytes() const override { return page_bytes_; }
   uint32_t page_count() override;
@@ -44,19 +51,37 @@ class ObjectPageSource final : public sql::PageSource {
   Status truncate(uint32_t page_count) override;
 
   bool has_turn_writes() const { return turn_count_.has_value(); }
-  // Moves the turn's pages and page count into the batch.
+  // Moves the turn's pages and page count into the batch (numbered: its seq
+  // tags them), keeping them as pending until prune() (invariant (1)).
   void take_turn_writes(CommitBatch* batch);
   void discard_turn_writes();
+  // Drops the pending pages of commits up to durable_seq (LMDB has them now).
+  void prune(uint64_t durable_seq);
 
  private:
   ObjectId id_;
   uint32_t page_bytes_;
   size_t turn_bytes_max_;
-  PendingOverlay* pending_;
+  std::map<uint32_t, Pending<std::string>> pending_pages_;
+  std::optional<Pending<uint32_t>> pending_count_;
   const store::ReadTxn* txn_ = nullptr;
   uint32_t durable_pages_ = 0;
   std::map<uint32_t, std::optional<std::string>> turn_pages_;
   std::optional<uint32_t> turn_count_;
+};
+
+// One object's SQL state. Its owner holds it by unique_ptr, so it never moves
+// and the connection's pointer to the page source stays valid; the
+// connection is declared last, so it closes first (closing may roll back,
+// which writes pages back to the source).
+struct ObjectSql {
+  ObjectSql(const ObjectId& id, uint32_t page_bytes, size_t turn_bytes_max);
+  ~ObjectSql();
+  ObjectSql(const ObjectSql&) = delete;
+  ObjectSql& operator=(const ObjectSql&) = delete;
+
+  ObjectPageSource pages;
+  std::unique_ptr<sql::SqlDatabase> db;  // opened by the first turn that uses SQL
 };
 
 }  // namespace carrel::detail

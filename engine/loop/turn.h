@@ -12,6 +12,9 @@
 //      overlay, so the object's next turn reads them (pipelining).
 //  (4) Nothing in a Turn is shared with another thread; it runs on the worker
 //      that owns its object.
+//  (5) Every batch the object sends to the committer is stamped by
+//      output_batch()/numbered_batch(): seqs are consecutive, commit times
+//      never decrease, and sealed_seq is the last seq stamped.
 #pragma once
 
 #include <map>
@@ -22,8 +25,11 @@
 
 #include "carrel/context.h"
 #include "carrel/handler.h"
+#include "engine/alarm/turn_alarms.h"
 #include "engine/commit/batch.h"
+#include "engine/kv/turn_kv.h"
 #include "engine/loop/object.h"
+#include "engine/loop/page_source.h"
 #include "engine/store/store.h"
 
 namespace carrel::sql {
@@ -47,30 +53,17 @@ class Turn {
   EngineCore& core() { return core_; }
   // The object's handler (null for a class without one): connection events call it.
   Handler* handler() const { return act_.handler.get(); }
+  // Drops the handler after a failed on_start: the next turn makes a fresh one.
+  void drop_handler() { act_.handler.reset(); }
 
-  // KV (see carrel/kv.h for the contracts).
-  Result<std::optional<std::string>> kv_get(std::string_view key);
-  Result<Entries> kv_get_many(const std::vector<std::string>& keys);
-  Status kv_put(std::string_view key, std::string_view value);
-  Status kv_put_many(const Entries& entries);
-  Result<bool> kv_del(std::string_view key);
-  Result<size_t> kv_del_many(const std::vector<std::string>& keys);
-  Status kv_delete_all();
-  Result<Entries> kv_list(const ListOptions& options);
-
-  // Alarm entries, by name.
-  Result<std::optional<AlarmEntry>> alarm_get(std::string_view name);
-  Status alarm_put(const AlarmEntry& entry);
-  Result<bool> alarm_delete(std::string_view name);
-  Result<std::vector<AlarmEntry>> alarm_list();
-  // Whether this turn wrote the entry (on_alarm re-armed or cancelled it itself).
-  bool alarm_touched(std::string_view name) const;
-  // Moves an alarm to the dead-letter list in this turn.
-  void dead_letter_put(const std::string& name, std::string encoded);
+  // The turn's KV and alarm entries: the parts own their logic, over the
+  // turn's layers and the pending overlay (KvLayers, AlarmLayers below).
+  kv::TurnKv& kv() { return kv_; }
+  alarm::TurnAlarms& alarms() { return alarms_; }
 
   // The object's SQL database, opened lazily, with the turn's SQL transaction begun.
   Result<sql::SqlDatabase*> sql();
-  // Raw SQL pages for export/import (engine/history/export.h). Both refuse a
+  // Raw SQL pages for export/import (engine/transfer/export.cc). Both refuse a
   // turn that already used SQL: its transaction may hold unwritten pages.
   // export_pages calls on_count with the file's length in pages, then on_page
   // for every present page in page order.
@@ -94,6 +87,12 @@ class Turn {
   // (nullptr when the turn wrote nothing), already merged into the pending
   // overlay and numbered. On error the caller must rollback().
   Result<std::unique_ptr<CommitBatch>> seal();
+  // The one place a batch is stamped (invariant (5)). An output batch is
+  // addressed to the object (slot, generation) and carries no writes (seq 0);
+  // a numbered batch also takes the object's next seq and a commit time never
+  // below the previous one, and raises sealed_seq to its seq.
+  std::unique_ptr<CommitBatch> output_batch();
+  std::unique_ptr<CommitBatch> numbered_batch();
   // Drops every unsealed write, including the SQL transaction.
   void rollback();
   // Queues outputs behind everything the object sealed: submits batch when it
@@ -108,19 +107,49 @@ class Turn {
 
  private:
   struct Layer {
-    std::map<std::string, std::optional<std::string>, std::less<>> kv;
+    kv::Writes kv;
     bool kv_cleared = false;
-    std::map<std::string, std::optional<std::string>, std::less<>> alarms;
+    alarm::Writes alarms;
     std::map<std::string, std::optional<std::string>, std::less<>> dead;
     std::vector<OutMessage> messages;
     void merge_from(Layer&& top);
   };
-  Status check_key(std::string_view key) const;
+  // The turn's layers over the pending overlay, as the KV part sees them.
+  class KvLayers final : public kv::KvOverlay {
+   public:
+    explicit KvLayers(Turn& turn) : turn_(turn) {}
+    std::optional<kv::Value> find(std::string_view key) const override;
+    bool collect(const kv::KeyRange& range, kv::Writes* out) const override;
+    void write(std::string key, kv::Value value) override;
+    void clear() override;
+    Status charge(size_t bytes) override { return turn_.add_dirty(bytes); }
+
+   private:
+    Turn& turn_;
+  };
+  // The turn's layers over the pending overlay, as the alarm part sees them.
+  class AlarmLayers final : public alarm::AlarmOverlay {
+   public:
+    explicit AlarmLayers(Turn& turn) : turn_(turn) {}
+    std::optional<alarm::Encoded> find(std::string_view name) const override;
+    void collect(alarm::Writes* out) const override;
+    size_t stored_count() const override;
+    bool written_by_turn(std::string_view name) const override;
+    void write(std::string name, alarm::Encoded entry) override;
+    void write_dead(std::string name, std::string encoded) override;
+    Status charge(size_t bytes) override { return turn_.add_dirty(bytes); }
+
+   private:
+    Turn& turn_;
+  };
+
   Status add_dirty(size_t bytes);
-  Result<std::optional<std::string>> kv_lookup(std::string_view key);
-  Result<std::optional<std::string>> alarm_lookup(std::string_view name);
-  bool alarm_count_below(size_t max);
+  // Makes the object's page source (once) and binds it to this turn's snapshot.
   Status bind_pages();
+  // The object's SQL connection; null before its first SQL use.
+  sql::SqlDatabase* db() const { return act_.sql ? act_.sql->db.get() : nullptr; }
+  // The object's page source; only after bind_pages().
+  ObjectPageSource& page_source() { return act_.sql->pages; }
 
   EngineCore& core_;
   std::shared_ptr<ObjectSlot> slot_;
@@ -134,6 +163,10 @@ class Turn {
   int sql_begin_depth_ = -1;  // layers_.size() when the SQL transaction began
   bool pages_bound_ = false;
   std::optional<uint64_t> consumed_message_;
+  KvLayers kv_layers_{*this};
+  kv::TurnKv kv_;
+  AlarmLayers alarm_layers_{*this};
+  alarm::TurnAlarms alarms_;
 };
 
 }  // namespace carrel::detail

@@ -51,101 +51,127 @@ int64_t backoff_ms(const Options& o, int retry, double jitter_draw) {
   return static_cast<int64_t>(base * (1.0 + jitter_draw));
 }
 
+// The entry an alarm event delivers; nullopt when it was cancelled or moved
+// since it was posted.
+std::optional<AlarmEntry> due_alarm(Turn& turn, const Event& ev) {
+  auto e = turn.alarms().get(ev.alarm_name);
+  if (!e.is_ok() || !*e || (*e)->due_ms != ev.alarm_due_ms) return std::nullopt;
+  return **e;
+}
+
+// Runs the event's handler, after on_start when run_start; a request's reply
+// goes to *reply.
+Status run_handler(Turn& turn, Event& ev, const std::optional<AlarmEntry>& alarm, bool run_start,
+                   std::string* reply) {
+  Handler* handler = turn.handler();
+  Context& ctx = turn.context();
+  if (run_start) {
+    Status s = guarded([&] { return handler->on_start(ctx); });
+    if (!s.is_ok()) return s.with_context("on_start");
+  }
+  switch (ev.kind) {
+    case EventKind::kRequest:
+    case EventKind::kMessage:
+      return guarded([&] {
+        Result<std::string> r = handler->on_request(ctx, ev.request);
+        if (!r.is_ok()) return r.status();
+        *reply = std::move(r).value();
+        return Status::ok();
+      });
+    case EventKind::kRun:
+      return guarded([&] { return ev.fn(ctx); });
+    case EventKind::kAlarm: {
+      AlarmInfo info{alarm->name, alarm->payload, alarm->due_ms, alarm->retry_count,
+                     alarm->retry_count > 0};
+      return guarded([&] { return handler->on_alarm(ctx, info); });
+    }
+    case EventKind::kRestore:
+      break;
+  }
+  return Status::aborted("unexpected event kind");
+}
+
+// After a delivery whose handler left the entry alone: the entry leaves the
+// queue, or moves to its next occurrence, in the same commit.
+Status advance_alarm(Turn& turn, const AlarmEntry& entry, UnixMs now) {
+  CARREL_ASSIGN_OR_RETURN(auto next, next_occurrence(entry, now));
+  if (!next) return turn.alarms().remove(entry.name).status();
+  AlarmEntry moved = entry;
+  moved.due_ms = *next;
+  moved.retry_count = 0;
+  return turn.alarms().put(moved);
+}
+
+Status seal_into(Turn& turn, std::unique_ptr<CommitBatch>* batch) {
+  CARREL_ASSIGN_OR_RETURN(*batch, turn.seal());
+  return Status::ok();
+}
+
 }  // namespace
 
 void EngineCore::run_turn_event(const std::shared_ptr<ObjectSlot>& slot, Event& ev,
                                 store::ReadTxn& txn) {
   Activation& act = slot->act;
   Turn turn(*this, slot, txn, ev);
-  Context& ctx = turn.context();
   counters_.turns_run.fetch_add(1, std::memory_order_relaxed);
 
-  std::optional<AlarmEntry> alarm_entry;
+  std::optional<AlarmEntry> alarm;
   if (ev.kind == EventKind::kAlarm) {
-    auto e = turn.alarm_get(ev.alarm_name);
-    if (!e.is_ok() || !*e || (*e)->due_ms != ev.alarm_due_ms) {
+    alarm = due_alarm(turn, ev);
+    if (!alarm) {
       // Cancelled or moved since it was posted: its new key woke the scheduler.
       scheduler_->done(slot->id, ev.alarm_name, /*rescan=*/false);
       return;
     }
-    alarm_entry = **e;
   }
   if (ev.kind == EventKind::kMessage) turn.consume_message(ev.message_no);
 
-  bool ran_start = false;
-  Status status;
+  bool ran_start = act.handler && !act.started;
   std::string reply;
-  if (act.handler && !act.started) {
-    ran_start = true;
-    status = guarded([&] { return act.handler->on_start(ctx); });
-    if (!status.is_ok()) status = status.with_context("on_start");
-  }
-  if (status.is_ok()) {
-    switch (ev.kind) {
-      case EventKind::kRequest:
-      case EventKind::kMessage:
-        status = guarded([&] {
-          Result<std::string> r = act.handler->on_request(ctx, ev.request);
-          if (!r.is_ok()) return r.status();
-          reply = std::move(r).value();
-          return Status::ok();
-        });
-        break;
-      case EventKind::kRun: status = guarded([&] { return ev.fn(ctx); }); break;
-      case EventKind::kAlarm: {
-        AlarmInfo info{alarm_entry->name, alarm_entry->payload, alarm_entry->due_ms,
-                       alarm_entry->retry_count, alarm_entry->retry_count > 0};
-        status = guarded([&] { return act.handler->on_alarm(ctx, info); });
-        break;
-      }
-      default: status = Status::aborted("unexpected event kind"); break;
-    }
-  }
-  if (status.is_ok() && ev.kind == EventKind::kAlarm && !turn.alarm_touched(ev.alarm_name)) {
-    // The entry leaves the queue (or moves to its next occurrence) in this same commit.
-    auto next = next_occurrence(*alarm_entry, clock().now_ms());
-    if (!next.is_ok()) {
-      status = next.status();
-    } else if (*next) {
-      AlarmEntry moved = *alarm_entry;
-      moved.due_ms = **next;
-      moved.retry_count = 0;
-      status = turn.alarm_put(moved);
-    } else {
-      status = turn.alarm_delete(ev.alarm_name).status();
-    }
+  Status status = run_handler(turn, ev, alarm, ran_start, &reply);
+  if (status.is_ok() && alarm && !turn.alarms().touched(alarm->name)) {
+    status = advance_alarm(turn, *alarm, clock().now_ms());
   }
   std::unique_ptr<CommitBatch> batch;
-  if (status.is_ok()) {
-    auto sealed = turn.seal();
-    if (sealed.is_ok()) batch = std::move(sealed).value();
-    else status = sealed.status();
-  }
+  if (status.is_ok()) status = seal_into(turn, &batch);
   if (!status.is_ok()) {
-    turn.rollback();
-    counters_.turns_failed.fetch_add(1, std::memory_order_relaxed);
-    if (ran_start) act.handler.reset();  // a fresh handler runs on_start again
-    if (ev.kind == EventKind::kAlarm) {
-      finish_alarm(turn, ev, *alarm_entry, status, false);
-      return;
-    }
-    if (ev.kind == EventKind::kMessage) {
-      // A message whose handler fails is consumed (not retried): see docs/loop.md.
-      turn.consume_message(ev.message_no);
-      auto sealed = turn.seal();
-      if (sealed.is_ok()) batch = std::move(sealed).value();
-    } else {
-      if (ev.done) ev.done(status);
-      return;
-    }
+    if (!settle_failed_turn(turn, ev, alarm, ran_start, status, &batch)) return;
   } else if (ran_start) {
     act.started = true;
   }
+  if (alarm) counters_.alarms_delivered.fetch_add(1, std::memory_order_relaxed);
+  std::vector<Completion> outputs = event_outputs(slot->id, ev, std::move(reply));
+  // Connections: the turn's frames leave after its commit (conn_state.h (2)).
+  bool frames = status.is_ok() && hold_frames_until_durable(turn.context(), outputs);
+  turn.release_after_durable(std::move(batch), std::move(outputs), /*through_committer=*/frames);
+}
 
+bool EngineCore::settle_failed_turn(Turn& turn, Event& ev, const std::optional<AlarmEntry>& alarm,
+                                    bool ran_start, const Status& status,
+                                    std::unique_ptr<CommitBatch>* batch) {
+  turn.rollback();
+  counters_.turns_failed.fetch_add(1, std::memory_order_relaxed);
+  if (ran_start) turn.drop_handler();  // a fresh handler runs on_start again
+  if (alarm) {
+    finish_alarm(turn, ev, *alarm, status);
+    return false;
+  }
+  if (ev.kind != EventKind::kMessage) {
+    if (ev.done) ev.done(status);
+    return false;
+  }
+  // A message whose handler fails is consumed (not retried): see docs/loop.md.
+  turn.consume_message(ev.message_no);
+  auto sealed = turn.seal();
+  if (sealed.is_ok()) *batch = std::move(sealed).value();
+  return true;
+}
+
+std::vector<Completion> EngineCore::event_outputs(const ObjectId& id, Event& ev,
+                                                  std::string reply) {
   std::vector<Completion> outputs;
   if (ev.kind == EventKind::kAlarm) {
-    counters_.alarms_delivered.fetch_add(1, std::memory_order_relaxed);
-    outputs.push_back([this, id = slot->id, name = ev.alarm_name](const Status& s) {
+    outputs.push_back([this, id, name = ev.alarm_name](const Status& s) {
       scheduler_->done(id, name, /*rescan=*/!s.is_ok());
     });
   } else if (ev.kind == EventKind::kMessage) {
@@ -169,9 +195,7 @@ void EngineCore::run_turn_event(const std::shared_ptr<ObjectSlot>& slot, Event& 
       });
     }
   }
-  // Connections: the turn's frames leave after its commit (conn_state.h (2)).
-  bool frames = status.is_ok() && hold_frames_until_durable(ctx, outputs);
-  turn.release_after_durable(std::move(batch), std::move(outputs), /*through_committer=*/frames);
+  return outputs;
 }
 
 double EngineCore::draw_jitter() {
@@ -182,20 +206,19 @@ double EngineCore::draw_jitter() {
 }
 
 void EngineCore::finish_alarm(Turn& turn, const Event& ev, const AlarmEntry& entry,
-                              const Status& result, bool handled) {
-  (void)handled;
+                              const Status& result) {
   counters_.alarms_failed.fetch_add(1, std::memory_order_relaxed);
   UnixMs now = clock().now_ms();
   Status s;
   if (entry.retry_count >= options_.alarm_retries_max) {
     DeadLetter dead{entry, now, result.to_string()};
-    s = turn.alarm_delete(entry.name).status();
-    turn.dead_letter_put(entry.name, alarm::encode_dead(dead));
+    s = turn.alarms().remove(entry.name).status();
+    turn.alarms().put_dead_letter(entry.name, alarm::encode_dead(dead));
   } else {
     AlarmEntry retry = entry;
     retry.retry_count += 1;
     retry.due_ms = now + backoff_ms(options_, retry.retry_count, draw_jitter());
-    s = turn.alarm_put(retry);
+    s = turn.alarms().put(retry);
   }
   std::unique_ptr<CommitBatch> batch;
   if (s.is_ok()) {
@@ -274,14 +297,8 @@ void EngineCore::run_restore(const std::shared_ptr<ObjectSlot>& slot, Event& ev,
     if (ev.done) ev.done(undo);
     return;
   }
-  auto batch = std::make_unique<CommitBatch>();
-  batch->slot = slot;
-  batch->object = turn.object();
-  batch->generation = act.generation;
-  batch->seq = act.next_seq++;
-  batch->commit_ms = std::max(clock().now_ms(), act.last_commit_ms);
+  std::unique_ptr<CommitBatch> batch = turn.numbered_batch();
   batch->restore_to_seq = target;
-  slot->sealed_seq.store(batch->seq, std::memory_order_release);
   s = turn.wait_durable(std::move(batch));
   // Drop the handler, SQL connection and overlays; the next event reloads.
   act = Activation{};

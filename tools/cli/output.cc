@@ -32,7 +32,7 @@ std::string display_bytes(std::string_view s) {
   std::string out;
   for (size_t i = 0; i < s.size();) {
     uint8_t c = static_cast<uint8_t>(s[i]);
-    size_t n = history::utf8_sequence(s, i);
+    size_t n = transfer::utf8_sequence(s, i);
     if (n > 1) {
       out.append(s.substr(i, n));
       i += n;
@@ -214,7 +214,7 @@ JsonWriter& JsonWriter::key(std::string_view k) {
 
 JsonWriter& JsonWriter::text(std::string_view s) {
   before_value();
-  history::append_json_string(&out_, s, history::InvalidUtf8::kReplace);  // invariant (1)
+  transfer::append_json_string(&out_, s, transfer::InvalidUtf8::kReplace);  // invariant (1)
   return *this;
 }
 

@@ -3,7 +3,7 @@
 //
 // Invariants:
 //  (1) JsonWriter emits valid JSON for any input: strings are escaped by
-//      history::append_json_string (the export format's writer) and bytes
+//      transfer::append_json_string (the export format's writer) and bytes
 //      that are not valid UTF-8 never reach a JSON string (bytes_field() and
 //      field() switch to base64, text() replaces them with U+FFFD).
 //  (2) display_bytes() returns valid UTF-8 without control characters, so a
@@ -19,13 +19,13 @@
 #include "carrel/clock.h"
 #include "carrel/sql.h"
 #include "carrel/status.h"
-#include "engine/history/json_line.h"
+#include "engine/transfer/json_line.h"
 
 namespace carrel::cli {
 
 // One UTF-8 check and base64 codec for the CLI and export/import.
-using history::base64_encode;
-using history::is_valid_utf8;
+using transfer::base64_encode;
+using transfer::is_valid_utf8;
 // Valid UTF-8 without control characters as is; otherwise escaped: \xNN for
 // bytes that are not UTF-8, \n \t \r \\ and \xNN for control characters.
 std::string display_bytes(std::string_view bytes);

@@ -1,9 +1,9 @@
-#include "engine/history/json_line.h"
+#include "engine/transfer/json_line.h"
 
 #include <array>
 #include <charconv>
 
-namespace carrel::history {
+namespace carrel::transfer {
 namespace {
 
 constexpr std::string_view kAlphabet =
@@ -350,4 +350,4 @@ Result<std::map<std::string, JsonLine::Value, std::less<>>> JsonLine::parse(std:
   return out;
 }
 
-}  // namespace carrel::history
+}  // namespace carrel::transfer

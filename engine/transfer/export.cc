@@ -1,4 +1,6 @@
-// Export and import of one object (docs/export-format.md).
+// Export and import of one object (docs/export-format.md). A service above
+// the request loop: each runs as one turn through Engine::run, and reaches the
+// turn's raw SQL pages and alarm entries through Turn (engine/loop/turn.h).
 //
 // Invariants:
 //  (1) An export is read in one turn, so it is one consistent state.
@@ -13,17 +15,17 @@
 #include <set>
 
 #include "engine/alarm/cron.h"
-#include "engine/history/json_line.h"
 #include "engine/loop/engine_core.h"
 #include "engine/loop/turn.h"
 #include "engine/sql/image_check.h"
+#include "engine/transfer/json_line.h"
 
 namespace carrel {
 namespace {
 
-using history::base64_decode;
-using history::base64_encode;
-using history::JsonLine;
+using transfer::base64_decode;
+using transfer::base64_encode;
+using transfer::JsonLine;
 using Fields = std::map<std::string, JsonLine::Value, std::less<>>;
 
 constexpr int64_t kFormatVersion = 1;
@@ -315,7 +317,7 @@ Status import_in_turn(Context& ctx, const ImportPlan& plan) {
     // schedule() applies the public rules (time range, repeat); the entry is
     // then stored as exported, retry count included (invariant (3)).
     CARREL_RETURN_IF_ERROR(ctx.alarms().schedule(e.name, e.due_ms, e.payload, e.repeat));
-    if (e.retry_count != 0) CARREL_RETURN_IF_ERROR(turn.alarm_put(e));
+    if (e.retry_count != 0) CARREL_RETURN_IF_ERROR(turn.alarms().put(e));
   }
   return Status::ok();
 }

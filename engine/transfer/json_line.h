@@ -16,7 +16,7 @@
 
 #include "carrel/status.h"
 
-namespace carrel::history {
+namespace carrel::transfer {
 
 // The one JSON string writer and base64 codec of carrel: export/import and
 // the CLI's JSON output both use these.
@@ -67,4 +67,4 @@ class JsonLine {
   std::string text_;
 };
 
-}  // namespace carrel::history
+}  // namespace carrel::transfer

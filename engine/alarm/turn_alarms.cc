@@ -1,0 +1,99 @@
+#include "engine/alarm/turn_alarms.h"
+
+#include "engine/alarm/entry.h"
+#include "engine/base/limit_text.h"
+#include "engine/store/keys.h"
+#include "engine/store/object_record.h"
+
+namespace carrel::alarm {
+
+using detail::bytes_text;
+
+Result<Encoded> TurnAlarms::lookup(std::string_view name) {
+  if (std::optional<Encoded> above = overlay_.find(name)) return std::move(*above);
+  CARREL_ASSIGN_OR_RETURN(auto v,
+                          snapshot_.get(store::Db::kAlarms, store::object_key(object_.id, name)));
+  if (!v) return Encoded{};
+  return Encoded{std::string(*v)};
+}
+
+Result<std::optional<AlarmEntry>> TurnAlarms::get(std::string_view name) {
+  CARREL_ASSIGN_OR_RETURN(auto raw, lookup(name));
+  if (!raw) return std::optional<AlarmEntry>{};
+  CARREL_ASSIGN_OR_RETURN(AlarmEntry e, decode_entry(name, *raw));
+  return std::optional<AlarmEntry>{std::move(e)};
+}
+
+Status TurnAlarms::put(const AlarmEntry& e) {
+  const Options& o = options_;
+  if (e.name.size() > o.alarm_name_bytes_max) {
+    return Status::invalid_argument("alarm name of " + bytes_text(e.name.size()) +
+                                    " exceeds alarm_name_bytes_max (" +
+                                    bytes_text(o.alarm_name_bytes_max) + ")");
+  }
+  if (e.payload.size() > o.alarm_payload_bytes_max) {
+    return Status::invalid_argument("alarm payload of " + bytes_text(e.payload.size()) +
+                                    " exceeds alarm_payload_bytes_max (" +
+                                    bytes_text(o.alarm_payload_bytes_max) + ")");
+  }
+  CARREL_ASSIGN_OR_RETURN(auto existing, lookup(e.name));
+  if (!existing && !count_below(o.alarms_per_object_max)) {
+    CARREL_ASSIGN_OR_RETURN(auto all, list());
+    if (all.size() >= o.alarms_per_object_max) {
+      return Status::invalid_argument("object " + object_.label() + " has " +
+                                      std::to_string(all.size()) +
+                                      " alarms, the alarms_per_object_max");
+    }
+  }
+  std::string encoded = encode_entry(e);
+  CARREL_RETURN_IF_ERROR(overlay_.charge(e.name.size() + encoded.size()));
+  overlay_.write(e.name, std::move(encoded));
+  return Status::ok();
+}
+
+bool TurnAlarms::count_below(size_t max) {
+  // An upper bound without listing: the durable count plus every entry the
+  // overlay stores. Only near the limit does put() count exactly.
+  auto raw = snapshot_.get(store::Db::kObjects, object_.id.raw());
+  if (!raw.is_ok()) return false;
+  size_t bound = 0;
+  if (*raw) {
+    auto rec = store::ObjectRecord::decode(**raw);
+    if (!rec.is_ok()) return false;
+    bound = rec->alarms;
+  }
+  return bound + overlay_.stored_count() < max;
+}
+
+Result<bool> TurnAlarms::remove(std::string_view name) {
+  CARREL_ASSIGN_OR_RETURN(auto existing, lookup(name));
+  overlay_.write(std::string(name), std::nullopt);
+  return existing.has_value();
+}
+
+Result<std::vector<AlarmEntry>> TurnAlarms::list() {
+  Writes merged;
+  std::string prefix(object_.id.raw());
+  MDB_cursor* c = nullptr;
+  int rc = mdb_cursor_open(snapshot_.get(), alarms_dbi_, &c);
+  if (rc != 0) return store::from_mdb(rc, "open alarms cursor");
+  MDB_val k = store::to_val(prefix), v;
+  rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+  while (rc == 0 && store::from_val(k).substr(0, store::kIdBytes) == prefix) {
+    merged[std::string(store::from_val(k).substr(store::kIdBytes))] =
+        std::string(store::from_val(v));
+    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(c);
+  if (rc != 0 && rc != MDB_NOTFOUND) return store::from_mdb(rc, "scan alarms");
+  overlay_.collect(&merged);
+  std::vector<AlarmEntry> out;
+  for (auto& [n, e] : merged) {
+    if (!e) continue;
+    CARREL_ASSIGN_OR_RETURN(AlarmEntry entry, decode_entry(n, *e));
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
+
+}  // namespace carrel::alarm

@@ -1,0 +1,210 @@
+#include "engine/kv/turn_kv.h"
+
+#include <algorithm>
+
+#include "engine/base/limit_text.h"
+#include "engine/store/keys.h"
+
+namespace carrel::kv {
+namespace {
+
+using detail::bytes_text;
+
+Result<KeyRange> range_of(const ListOptions& o) {
+  if (o.start && o.start_after) {
+    return Status::invalid_argument("list: start and start_after cannot both be given");
+  }
+  if (o.limit && *o.limit == 0) return Status::invalid_argument("list: limit must be > 0");
+  KeyRange r;
+  if (o.start) r.lo = *o.start;
+  if (o.start_after) r.lo = *o.start_after + std::string(1, '\0');
+  r.hi = o.end;
+  if (o.prefix) {
+    r.lo = std::max(r.lo, *o.prefix);
+    std::string succ = store::prefix_successor(*o.prefix);
+    if (!succ.empty() && (!r.hi || succ < *r.hi)) r.hi = succ;
+  }
+  return r;
+}
+
+std::vector<std::string> sorted_unique(const std::vector<std::string>& keys) {
+  std::vector<std::string> sorted = keys;
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  return sorted;
+}
+
+}  // namespace
+
+Status TurnKv::check_key(std::string_view key) const {
+  size_t max = options_.key_bytes_max;
+  if (key.size() > max) {
+    return Status::invalid_argument("key of " + bytes_text(key.size()) +
+                                    " exceeds key_bytes_max (" + bytes_text(max) + ")");
+  }
+  return Status::ok();
+}
+
+Status TurnKv::check_batch(std::string_view call, size_t n, std::string_view what) const {
+  size_t max = options_.kv_batch_keys_max;
+  if (n > max) {
+    return Status::invalid_argument(std::string(call) + " of " + std::to_string(n) + " " +
+                                    std::string(what) + " exceeds kv_batch_keys_max (" +
+                                    std::to_string(max) + ")");
+  }
+  return Status::ok();
+}
+
+Result<std::optional<std::string>> TurnKv::lookup(std::string_view key) {
+  if (std::optional<Value> above = overlay_.find(key)) return std::move(*above);
+  CARREL_ASSIGN_OR_RETURN(auto v, snapshot_.get(store::Db::kKv, store::object_key(id_, key)));
+  if (!v) return std::optional<std::string>{};
+  return std::optional<std::string>{std::string(*v)};
+}
+
+Result<std::optional<std::string>> TurnKv::get(std::string_view key) {
+  CARREL_RETURN_IF_ERROR(check_key(key));
+  return lookup(key);
+}
+
+Result<Entries> TurnKv::get_many(const std::vector<std::string>& keys) {
+  CARREL_RETURN_IF_ERROR(check_batch("get_many", keys.size(), "keys"));
+  for (auto& k : keys) CARREL_RETURN_IF_ERROR(check_key(k));
+  Entries out;
+  for (auto& k : sorted_unique(keys)) {
+    CARREL_ASSIGN_OR_RETURN(auto v, lookup(k));
+    if (v) out.emplace_back(k, std::move(*v));
+  }
+  return out;
+}
+
+Status TurnKv::put(std::string_view key, std::string_view value) {
+  CARREL_RETURN_IF_ERROR(check_key(key));
+  size_t max = options_.value_bytes_max;
+  if (value.size() > max) {
+    return Status::invalid_argument("value of " + bytes_text(value.size()) +
+                                    " exceeds value_bytes_max (" + bytes_text(max) + ")");
+  }
+  CARREL_RETURN_IF_ERROR(overlay_.charge(key.size() + value.size()));
+  overlay_.write(std::string(key), std::string(value));
+  return Status::ok();
+}
+
+Status TurnKv::put_many(const Entries& entries) {
+  CARREL_RETURN_IF_ERROR(check_batch("put_many", entries.size(), "entries"));
+  // Invariant (2): check everything first.
+  size_t bytes = 0;
+  for (auto& [k, v] : entries) {
+    CARREL_RETURN_IF_ERROR(check_key(k));
+    if (v.size() > options_.value_bytes_max) {
+      return Status::invalid_argument("value of key '" + k.substr(0, 64) + "' is " +
+                                      bytes_text(v.size()) + ", more than value_bytes_max (" +
+                                      bytes_text(options_.value_bytes_max) + ")");
+    }
+    bytes += k.size() + v.size();
+  }
+  CARREL_RETURN_IF_ERROR(overlay_.charge(bytes));
+  for (auto& [k, v] : entries) overlay_.write(k, v);
+  return Status::ok();
+}
+
+Result<bool> TurnKv::del(std::string_view key) {
+  CARREL_RETURN_IF_ERROR(check_key(key));
+  CARREL_ASSIGN_OR_RETURN(auto old, lookup(key));
+  CARREL_RETURN_IF_ERROR(overlay_.charge(key.size()));
+  overlay_.write(std::string(key), std::nullopt);
+  return old.has_value();
+}
+
+Result<size_t> TurnKv::del_many(const std::vector<std::string>& keys) {
+  CARREL_RETURN_IF_ERROR(check_batch("del_many", keys.size(), "keys"));
+  for (auto& k : keys) CARREL_RETURN_IF_ERROR(check_key(k));
+  std::vector<std::string> sorted = sorted_unique(keys);
+  // Invariant (2): read and charge everything first.
+  size_t n = 0, bytes = 0;
+  for (auto& k : sorted) {
+    CARREL_ASSIGN_OR_RETURN(auto old, lookup(k));
+    n += old ? 1 : 0;
+    bytes += k.size();
+  }
+  CARREL_RETURN_IF_ERROR(overlay_.charge(bytes));
+  for (auto& k : sorted) overlay_.write(k, std::nullopt);
+  return n;
+}
+
+Status TurnKv::delete_all() {
+  overlay_.clear();
+  return Status::ok();
+}
+
+Result<Entries> TurnKv::list(const ListOptions& o) {
+  CARREL_ASSIGN_OR_RETURN(KeyRange range, range_of(o));
+  if (range.empty()) return Entries{};
+  return merge_list(range, o);
+}
+
+Result<Entries> TurnKv::merge_list(const KeyRange& range, const ListOptions& o) {
+  Entries out;
+  Writes overlay;
+  bool lmdb_hidden = overlay_.collect(range, &overlay);
+  size_t limit = o.limit.value_or(SIZE_MAX);
+
+  MDB_cursor* c = nullptr;
+  int rc = MDB_NOTFOUND;
+  MDB_val mk, mv;
+  std::string full_lo = store::object_key(id_, range.lo);
+  std::string full_hi = range.hi ? store::object_key(id_, *range.hi)
+                                 : store::prefix_successor(std::string(id_.raw()));
+  if (!lmdb_hidden) {
+    rc = mdb_cursor_open(snapshot_.get(), kv_dbi_, &c);
+    if (rc != 0) return store::from_mdb(rc, "open kv cursor");
+    if (!o.reverse) {
+      mk = store::to_val(full_lo);
+      rc = mdb_cursor_get(c, &mk, &mv, MDB_SET_RANGE);
+    } else {
+      // Start at the last key below full_hi; with no upper bound (an all-0xff
+      // id and no end) that is the database's last key.
+      rc = MDB_NOTFOUND;
+      if (!full_hi.empty()) {
+        mk = store::to_val(full_hi);
+        rc = mdb_cursor_get(c, &mk, &mv, MDB_SET_RANGE);
+      }
+      rc = rc == 0 ? mdb_cursor_get(c, &mk, &mv, MDB_PREV) : mdb_cursor_get(c, &mk, &mv, MDB_LAST);
+    }
+  }
+  auto lmdb_key = [&]() -> std::optional<std::string_view> {
+    if (rc != 0) return std::nullopt;
+    std::string_view k = store::from_val(mk);
+    if (k < full_lo || (!full_hi.empty() && k >= full_hi)) return std::nullopt;
+    return k.substr(store::kIdBytes);
+  };
+  auto advance = [&] { rc = mdb_cursor_get(c, &mk, &mv, o.reverse ? MDB_PREV : MDB_NEXT); };
+  auto emit = [&](std::string_view k, std::string_view v) { out.emplace_back(k, v); };
+
+  auto ov = overlay.begin();
+  auto rov = overlay.rbegin();
+  while (out.size() < limit) {
+    std::optional<std::string_view> lk = lmdb_key();
+    const std::pair<const std::string, Value>* ok = nullptr;
+    if (!o.reverse && ov != overlay.end()) ok = &*ov;
+    if (o.reverse && rov != overlay.rend()) ok = &*rov;
+    if (!lk && !ok) break;
+    bool take_overlay = ok && (!lk || (o.reverse ? ok->first >= *lk : ok->first <= *lk));
+    if (take_overlay) {
+      if (lk && ok->first == *lk) advance();  // the overlay shadows LMDB's copy
+      if (ok->second) emit(ok->first, *ok->second);
+      if (o.reverse)
+        ++rov;
+      else
+        ++ov;
+    } else {
+      emit(*lk, store::from_val(mv));
+      advance();
+    }
+  }
+  if (c != nullptr) mdb_cursor_close(c);
+  if (rc != 0 && rc != MDB_NOTFOUND) return store::from_mdb(rc, "scan kv");
+  return out;
+}
+
+}  // namespace carrel::kv

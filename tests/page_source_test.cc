@@ -1,0 +1,85 @@
+// ObjectPageSource (engine/loop/page_source.h): where a turn reads one
+// object's SQL pages from, and what it keeps for commits not yet durable.
+#include "engine/loop/page_source.h"
+
+#include <gtest/gtest.h>
+
+#include "engine/loop/object.h"
+#include "engine/store/store.h"
+#include "tests/test_util.h"
+
+namespace carrel {
+namespace {
+
+using detail::Activation;
+using detail::CommitBatch;
+using detail::ObjectPageSource;
+using detail::ObjectSql;
+
+constexpr uint32_t kPageBytes = 1024;
+constexpr size_t kTurnBytesMax = 64 * kPageBytes;
+
+class PageSourceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store::StoreOptions o;
+    o.dir = dir_.sub("engine");
+    o.sql_page_bytes = kPageBytes;
+    auto s = store::Store::open(o);
+    ASSERT_TRUE(s.is_ok()) << s.status().to_string();
+    store_ = std::move(*s);
+    auto t = store_->begin_read();
+    ASSERT_TRUE(t.is_ok()) << t.status().to_string();
+    snapshot_ = std::move(*t);
+  }
+
+  // Writes page 0 filled with fill in a turn and seals it as commit seq.
+  void seal_page(ObjectPageSource& pages, char fill, uint64_t seq) {
+    pages.begin_turn(&snapshot_, /*durable_pages=*/0);
+    ASSERT_TRUE(pages.write_page(0, std::string(kPageBytes, fill)).is_ok());
+    CommitBatch batch;
+    batch.seq = seq;
+    pages.take_turn_writes(&batch);
+    ASSERT_EQ(batch.pages.size(), 1u);
+    ASSERT_EQ(batch.sql_pages, std::optional<uint32_t>(1));
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<store::Store> store_;
+  store::ReadTxn snapshot_;
+  ObjectId id_ = id_from_name("Doc", "pages");
+};
+
+TEST_F(PageSourceTest, PagesOfASealedCommitReadAsPendingUntilPrunedPastIt) {
+  ObjectPageSource pages(id_, kPageBytes, kTurnBytesMax);
+  seal_page(pages, 'a', /*seq=*/3);
+  std::string page;
+  auto found = pages.read_page(0, &page);
+  ASSERT_TRUE(found.is_ok() && *found);
+  EXPECT_EQ(page, std::string(kPageBytes, 'a'));
+  EXPECT_EQ(pages.page_count(), 1u);
+
+  pages.prune(2);  // an older commit became durable: still pending
+  EXPECT_EQ(pages.page_count(), 1u);
+  pages.prune(3);  // LMDB holds commit 3 now: the snapshot decides
+  EXPECT_EQ(pages.page_count(), 0u);
+  found = pages.read_page(0, &page);
+  ASSERT_TRUE(found.is_ok());
+  EXPECT_FALSE(*found);
+}
+
+TEST_F(PageSourceTest, AnActivationMovesWithItsPendingPages) {
+  Activation a;
+  a.sql = std::make_unique<ObjectSql>(id_, kPageBytes, kTurnBytesMax);
+  seal_page(a.sql->pages, 'b', /*seq=*/1);
+  Activation moved(std::move(a));
+  Activation assigned;
+  assigned = std::move(moved);
+  std::string page;
+  auto found = assigned.sql->pages.read_page(0, &page);
+  ASSERT_TRUE(found.is_ok() && *found);
+  EXPECT_EQ(page, std::string(kPageBytes, 'b'));
+}
+
+}  // namespace
+}  // namespace carrel
