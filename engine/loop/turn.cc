@@ -10,6 +10,7 @@
 #include "engine/loop/page_source.h"
 #include "engine/loop/reply_slot.h"
 #include "engine/sql/sql_database.h"
+#include "engine/store/checksum.h"
 #include "engine/store/keys.h"
 #include "engine/store/object_record.h"
 
@@ -114,7 +115,8 @@ Result<std::optional<std::string>> Turn::kv_lookup(std::string_view key) {
   }
   if (auto f = act_.pending.kv.find(key); f != act_.pending.kv.end()) return f->second.value;
   if (act_.pending.kv_cleared_seq != 0) return std::optional<std::string>{};
-  CARREL_ASSIGN_OR_RETURN(auto v, txn_.get(Db::kKv, store::object_key(object_.id, key)));
+  CARREL_ASSIGN_OR_RETURN(auto v,
+                          store::read_sealed(txn_, Db::kKv, store::object_key(object_.id, key)));
   if (!v) return std::optional<std::string>{};
   return std::optional<std::string>{std::string(*v)};
 }
@@ -179,10 +181,12 @@ Status Turn::kv_put_many(const Entries& entries) {
 
 Result<bool> Turn::kv_del(std::string_view key) {
   CARREL_RETURN_IF_ERROR(check_key(key));
-  CARREL_ASSIGN_OR_RETURN(auto old, kv_lookup(key));
+  auto old = kv_lookup(key);
+  // A value that fails its checksum exists: deleting it is one way to repair it.
+  if (!old.is_ok() && old.status().code() != Code::kCorruption) return old.status();
   CARREL_RETURN_IF_ERROR(add_dirty(key.size()));
   layers_.back().kv[std::string(key)] = std::nullopt;
-  return old.has_value();
+  return !old.is_ok() || old->has_value();
 }
 
 Result<size_t> Turn::kv_del_many(const std::vector<std::string>& keys) {
@@ -265,6 +269,7 @@ Result<Entries> Turn::kv_list(const ListOptions& o) {
   };
   auto advance = [&] { rc = mdb_cursor_get(c, &mk, &mv, o.reverse ? MDB_PREV : MDB_NEXT); };
   auto emit = [&](std::string_view k, std::string_view v) { out.emplace_back(k, v); };
+  Status damaged;  // checksum.h (5): a value that fails its checksum ends the list
 
   auto ov = overlay.begin();
   auto rov = overlay.rbegin();
@@ -281,11 +286,17 @@ Result<Entries> Turn::kv_list(const ListOptions& o) {
       if (o.reverse) ++rov;
       else ++ov;
     } else {
-      emit(*lk, store::from_val(mv));
+      auto v = store::open(Db::kKv, store::from_val(mk), store::from_val(mv));
+      if (!v.is_ok()) {
+        damaged = v.status();
+        break;
+      }
+      emit(*lk, *v);
       advance();
     }
   }
   if (c != nullptr) mdb_cursor_close(c);
+  if (!damaged.is_ok()) return damaged;
   if (rc != 0 && rc != MDB_NOTFOUND) return store::from_mdb(rc, "scan kv");
   return out;
 }
@@ -295,7 +306,8 @@ Result<std::optional<std::string>> Turn::alarm_lookup(std::string_view name) {
     if (auto f = it->alarms.find(name); f != it->alarms.end()) return f->second;
   }
   if (auto f = act_.pending.alarms.find(name); f != act_.pending.alarms.end()) return f->second.value;
-  CARREL_ASSIGN_OR_RETURN(auto v, txn_.get(Db::kAlarms, store::object_key(object_.id, name)));
+  CARREL_ASSIGN_OR_RETURN(
+      auto v, store::read_sealed(txn_, Db::kAlarms, store::object_key(object_.id, name)));
   if (!v) return std::optional<std::string>{};
   return std::optional<std::string>{std::string(*v)};
 }
@@ -366,11 +378,18 @@ Result<std::vector<AlarmEntry>> Turn::alarm_list() {
   if (rc != 0) return store::from_mdb(rc, "open alarms cursor");
   MDB_val k = store::to_val(prefix), v;
   rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+  Status damaged;  // checksum.h (5)
   while (rc == 0 && store::from_val(k).substr(0, store::kIdBytes) == prefix) {
-    merged[std::string(store::from_val(k).substr(store::kIdBytes))] = std::string(store::from_val(v));
+    auto entry = store::open(Db::kAlarms, store::from_val(k), store::from_val(v));
+    if (!entry.is_ok()) {
+      damaged = entry.status();
+      break;
+    }
+    merged[std::string(store::from_val(k).substr(store::kIdBytes))] = std::string(*entry);
     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
   }
   mdb_cursor_close(c);
+  if (!damaged.is_ok()) return damaged;
   if (rc != 0 && rc != MDB_NOTFOUND) return store::from_mdb(rc, "scan alarms");
   for (auto& [n, p] : act_.pending.alarms) merged[n] = p.value;
   for (auto& layer : layers_)
@@ -518,6 +537,12 @@ Status Turn::send(const ObjectRef& target, std::string_view method, std::string_
   return Status::ok();
 }
 
+std::optional<std::string> Turn::sealed(Db db, std::string_view name,
+                                        const std::optional<std::string>& value) const {
+  if (!value) return std::nullopt;
+  return store::seal(db, store::object_key(object_.id, name), *value);
+}
+
 Result<std::unique_ptr<CommitBatch>> Turn::seal() {
   if (act_.sql) {
     // Also fails when SQLite rolled the turn's SQL back by itself (a lost
@@ -545,18 +570,22 @@ Result<std::unique_ptr<CommitBatch>> Turn::seal() {
     p.kv_cleared_seq = b->seq;
     b->kv_cleared = true;
   }
+  // checksum.h (4): the batch carries values sealed; the overlay keeps them plain.
   for (auto& [k, v] : base.kv) {
-    p.kv[k] = Pending<std::string>{b->seq, v};
-    b->kv.emplace_back(k, std::move(v));
+    b->kv.emplace_back(k, sealed(Db::kKv, k, v));
+    p.kv[k] = Pending<std::string>{b->seq, std::move(v)};
   }
   for (auto& [n, e] : base.alarms) {
-    p.alarms[n] = Pending<std::string>{b->seq, e};
-    b->alarms.emplace_back(n, std::move(e));
+    b->alarms.emplace_back(n, sealed(Db::kAlarms, n, e));
+    p.alarms[n] = Pending<std::string>{b->seq, std::move(e)};
   }
-  for (auto& [n, d] : base.dead) b->dead.emplace_back(n, std::move(d));
+  for (auto& [n, d] : base.dead) b->dead.emplace_back(n, sealed(Db::kDead, n, d));
   if (pages) {
     act_.page_source->take_turn_writes(b.get());
-    for (auto& [n, page] : b->pages) p.pages[n] = Pending<std::string>{b->seq, page};
+    for (auto& [n, page] : b->pages) {
+      p.pages[n] = Pending<std::string>{b->seq, page};
+      if (page) *page = store::seal(Db::kPages, store::page_key(object_.id, n), *page);
+    }
     p.sql_pages = Pending<uint32_t>{b->seq, *b->sql_pages};
   }
   b->messages = std::move(base.messages);

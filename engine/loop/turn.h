@@ -121,6 +121,9 @@ class Turn {
   Result<std::optional<std::string>> alarm_lookup(std::string_view name);
   bool alarm_count_below(size_t max);
   Status bind_pages();
+  // The stored form of this object's value under name in db (checksum.h (4)).
+  std::optional<std::string> sealed(store::Db db, std::string_view name,
+                                    const std::optional<std::string>& value) const;
 
   EngineCore& core_;
   std::shared_ptr<ObjectSlot> slot_;
