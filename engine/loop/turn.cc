@@ -115,8 +115,8 @@ Result<std::optional<std::string>> Turn::kv_lookup(std::string_view key) {
   }
   if (auto f = act_.pending.kv.find(key); f != act_.pending.kv.end()) return f->second.value;
   if (act_.pending.kv_cleared_seq != 0) return std::optional<std::string>{};
-  CARREL_ASSIGN_OR_RETURN(auto v,
-                          store::read_sealed(txn_, Db::kKv, store::object_key(object_.id, key)));
+  store::ObjectKeyOnStack full_key(object_.id, key);
+  CARREL_ASSIGN_OR_RETURN(auto v, store::read_sealed(txn_, Db::kKv, full_key.view()));
   if (!v) return std::optional<std::string>{};
   return std::optional<std::string>{std::string(*v)};
 }
