@@ -161,10 +161,11 @@ TEST_F(ChecksumEngine, DamagedKvValueCanBeOverwrittenAndDeleted) {
   open();
   ASSERT_TRUE(run([](Context& ctx) -> Status {
                 CARREL_RETURN_IF_ERROR(ctx.kv().put("k", "before"));
-                return ctx.kv().put("gone", "before");
+                CARREL_RETURN_IF_ERROR(ctx.kv().put("gone", "before"));
+                return ctx.kv().put("gone-too", "before");
               }).is_ok());
   close();
-  for (const char* key : {"k", "gone"}) {
+  for (const char* key : {"k", "gone", "gone-too"}) {
     damage(dir_.path(), Db::kKv, store::object_key(ref_.id, key),
            [](std::string* b) { flip_bit(b, 0); });
   }
@@ -175,6 +176,11 @@ TEST_F(ChecksumEngine, DamagedKvValueCanBeOverwrittenAndDeleted) {
   });
   EXPECT_TRUE(del.is_ok()) << del.to_string();
   EXPECT_FALSE(testing::read_db(*engine_, Db::kKv, store::object_key(ref_.id, "gone")));
+  Status del_many = run([](Context& ctx) -> Status {
+    CARREL_ASSIGN_OR_RETURN(size_t n, ctx.kv().del_many({"gone-too", "never-there"}));
+    return n == 1 ? Status::ok() : Status::aborted(std::to_string(n) + " keys deleted, not 1");
+  });
+  EXPECT_TRUE(del_many.is_ok()) << del_many.to_string();
   ASSERT_TRUE(run([](Context& ctx) { return ctx.kv().put("k", "after"); }).is_ok());
   Status s = kv_reads("k", "after");
   EXPECT_TRUE(s.is_ok()) << s.to_string();

@@ -121,6 +121,14 @@ Result<std::optional<std::string>> Turn::kv_lookup(std::string_view key) {
   return std::optional<std::string>{std::string(*v)};
 }
 
+Result<bool> Turn::kv_present(std::string_view key) {
+  auto old = kv_lookup(key);
+  // A value that fails its checksum exists: deleting it is how it is repaired.
+  if (!old.is_ok() && old.status().code() == Code::kCorruption) return true;
+  if (!old.is_ok()) return old.status();
+  return old->has_value();
+}
+
 Result<std::optional<std::string>> Turn::kv_get(std::string_view key) {
   CARREL_RETURN_IF_ERROR(check_key(key));
   return kv_lookup(key);
@@ -181,12 +189,10 @@ Status Turn::kv_put_many(const Entries& entries) {
 
 Result<bool> Turn::kv_del(std::string_view key) {
   CARREL_RETURN_IF_ERROR(check_key(key));
-  auto old = kv_lookup(key);
-  // A value that fails its checksum exists: deleting it is one way to repair it.
-  if (!old.is_ok() && old.status().code() != Code::kCorruption) return old.status();
+  CARREL_ASSIGN_OR_RETURN(bool existed, kv_present(key));
   CARREL_RETURN_IF_ERROR(add_dirty(key.size()));
   layers_.back().kv[std::string(key)] = std::nullopt;
-  return !old.is_ok() || old->has_value();
+  return existed;
 }
 
 Result<size_t> Turn::kv_del_many(const std::vector<std::string>& keys) {
@@ -202,8 +208,8 @@ Result<size_t> Turn::kv_del_many(const std::vector<std::string>& keys) {
   // Read and charge everything first: a refused batch deletes nothing.
   size_t n = 0, bytes = 0;
   for (auto& k : sorted) {
-    CARREL_ASSIGN_OR_RETURN(auto old, kv_lookup(k));
-    n += old ? 1 : 0;
+    CARREL_ASSIGN_OR_RETURN(bool existed, kv_present(k));
+    n += existed ? 1 : 0;
     bytes += k.size();
   }
   CARREL_RETURN_IF_ERROR(add_dirty(bytes));

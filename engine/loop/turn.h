@@ -118,6 +118,8 @@ class Turn {
   Status check_key(std::string_view key) const;
   Status add_dirty(size_t bytes);
   Result<std::optional<std::string>> kv_lookup(std::string_view key);
+  // Whether key holds a value, damaged or not (for deletes).
+  Result<bool> kv_present(std::string_view key);
   Result<std::optional<std::string>> alarm_lookup(std::string_view name);
   bool alarm_count_below(size_t max);
   Status bind_pages();
