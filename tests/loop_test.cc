@@ -22,6 +22,7 @@
 
 #include "carrel/carrel.h"
 #include "engine/loop/engine_core.h"
+#include "engine/store/checksum.h"
 #include "engine/store/keys.h"
 #include "engine/store/store.h"
 #include "tests/test_util.h"
@@ -294,7 +295,7 @@ size_t outbox_size(Engine& e) {
 std::optional<std::string> durable_kv(Engine& e, const ObjectRef& ref, std::string_view key) {
   auto txn = e.core()->store().begin_read();
   if (!txn.is_ok()) return std::nullopt;
-  auto v = txn->get(store::Db::kKv, store::object_key(ref.id, key));
+  auto v = store::read_sealed(*txn, store::Db::kKv, store::object_key(ref.id, key));
   if (!v.is_ok() || !*v) return std::nullopt;
   return std::string(**v);
 }

@@ -16,6 +16,7 @@
 #include "carrel/carrel.h"
 #include "engine/alarm/entry.h"
 #include "engine/loop/engine_core.h"
+#include "engine/store/checksum.h"
 #include "engine/store/keys.h"
 #include "engine/store/object_record.h"
 
@@ -49,7 +50,8 @@ void with_store(Engine& engine, Fn&& fn) {
   fn(**opened);
 }
 
-// Every (key, value) of one LMDB database, in key order.
+// Every (key, value) of one LMDB database, in key order; values of sealed
+// databases are opened (checksum.h), and must pass their checksum.
 inline std::vector<std::pair<std::string, std::string>> scan_db(Engine& engine, store::Db db) {
   std::vector<std::pair<std::string, std::string>> out;
   with_store(engine, [&](store::Store& st) {
@@ -60,20 +62,27 @@ inline std::vector<std::pair<std::string, std::string>> scan_db(Engine& engine, 
     MDB_val k, v;
     for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-      out.emplace_back(std::string(store::from_val(k)), std::string(store::from_val(v)));
+      std::string_view value = store::from_val(v);
+      if (store::is_sealed(db)) {
+        auto opened = store::open(db, store::from_val(k), value);
+        EXPECT_TRUE(opened.is_ok()) << opened.status().to_string();
+        value = opened.is_ok() ? *opened : std::string_view{};
+      }
+      out.emplace_back(std::string(store::from_val(k)), std::string(value));
     }
     mdb_cursor_close(c);
   });
   return out;
 }
 
-// One value of one LMDB database, or nullopt.
+// One value of one LMDB database (opened when the database is sealed), or nullopt.
 inline std::optional<std::string> read_db(Engine& engine, store::Db db, const std::string& key) {
   std::optional<std::string> out;
   with_store(engine, [&](store::Store& st) {
     auto txn = st.begin_read();
     if (!txn.is_ok()) return;
-    auto raw = txn->get(db, key);
+    auto raw = store::is_sealed(db) ? store::read_sealed(*txn, db, key) : txn->get(db, key);
+    EXPECT_TRUE(raw.is_ok()) << raw.status().to_string();
     if (raw.is_ok() && *raw) out = std::string(**raw);
   });
   return out;

@@ -2,6 +2,7 @@
 
 #include "engine/alarm/entry.h"
 #include "engine/base/limit_text.h"
+#include "engine/store/checksum.h"
 #include "engine/store/keys.h"
 #include "engine/store/object_record.h"
 
@@ -11,8 +12,8 @@ using detail::bytes_text;
 
 Result<Encoded> TurnAlarms::lookup(std::string_view name) {
   if (std::optional<Encoded> above = overlay_.find(name)) return std::move(*above);
-  CARREL_ASSIGN_OR_RETURN(auto v,
-                          snapshot_.get(store::Db::kAlarms, store::object_key(object_.id, name)));
+  CARREL_ASSIGN_OR_RETURN(
+      auto v, store::read_sealed(snapshot_, store::Db::kAlarms, store::object_key(object_.id, name)));
   if (!v) return Encoded{};
   return Encoded{std::string(*v)};
 }
@@ -79,12 +80,18 @@ Result<std::vector<AlarmEntry>> TurnAlarms::list() {
   if (rc != 0) return store::from_mdb(rc, "open alarms cursor");
   MDB_val k = store::to_val(prefix), v;
   rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+  Status damaged;  // checksum.h (5)
   while (rc == 0 && store::from_val(k).substr(0, store::kIdBytes) == prefix) {
-    merged[std::string(store::from_val(k).substr(store::kIdBytes))] =
-        std::string(store::from_val(v));
+    auto entry = store::open(store::Db::kAlarms, store::from_val(k), store::from_val(v));
+    if (!entry.is_ok()) {
+      damaged = entry.status();
+      break;
+    }
+    merged[std::string(store::from_val(k).substr(store::kIdBytes))] = std::string(*entry);
     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
   }
   mdb_cursor_close(c);
+  if (!damaged.is_ok()) return damaged;
   if (rc != 0 && rc != MDB_NOTFOUND) return store::from_mdb(rc, "scan alarms");
   overlay_.collect(&merged);
   std::vector<AlarmEntry> out;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "engine/alarm/entry.h"
+#include "engine/store/checksum.h"
 #include "engine/store/keys.h"
 
 namespace carrel::detail {
@@ -117,18 +118,20 @@ Status GroupWriter::write(ObjectState& st, Db db, const std::string& key,
   std::string_view suffix = std::string_view(key).substr(store::kIdBytes);
   switch (db) {
     case Db::kKv:
-      if (old) r.kv_keys -= 1, r.kv_bytes -= suffix.size() + old->size();
-      if (value) r.kv_keys += 1, r.kv_bytes += suffix.size() + value->size();
+      if (old) r.kv_keys -= 1, r.kv_bytes -= suffix.size() + store::value_bytes(*old);
+      if (value) r.kv_keys += 1, r.kv_bytes += suffix.size() + store::value_bytes(*value);
       break;
     case Db::kAlarms: {
       ObjectId id = ObjectId::from_raw(key);
       if (old) {
-        CARREL_ASSIGN_OR_RETURN(UnixMs due, alarm::decode_due(*old));
+        CARREL_ASSIGN_OR_RETURN(std::string_view entry, store::open(db, key, *old));
+        CARREL_ASSIGN_OR_RETURN(UnixMs due, alarm::decode_due(entry));
         CARREL_RETURN_IF_ERROR(del_raw(Db::kSchedule, store::schedule_key(due, id, suffix)));
         r.alarms -= 1;
       }
       if (value) {
-        CARREL_ASSIGN_OR_RETURN(UnixMs due, alarm::decode_due(*value));
+        CARREL_ASSIGN_OR_RETURN(std::string_view entry, store::open(db, key, *value));
+        CARREL_ASSIGN_OR_RETURN(UnixMs due, alarm::decode_due(entry));
         CARREL_RETURN_IF_ERROR(put_raw(Db::kSchedule, store::schedule_key(due, id, suffix), {}));
         r.alarms += 1;
         earliest_alarm_ = std::min(earliest_alarm_.value_or(due), due);

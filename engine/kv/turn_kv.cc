@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "engine/base/limit_text.h"
+#include "engine/store/checksum.h"
 #include "engine/store/keys.h"
 
 namespace carrel::kv {
@@ -57,7 +58,8 @@ Status TurnKv::check_batch(std::string_view call, size_t n, std::string_view wha
 
 Result<std::optional<std::string>> TurnKv::lookup(std::string_view key) {
   if (std::optional<Value> above = overlay_.find(key)) return std::move(*above);
-  CARREL_ASSIGN_OR_RETURN(auto v, snapshot_.get(store::Db::kKv, store::object_key(id_, key)));
+  store::ObjectKeyOnStack full_key(id_, key);
+  CARREL_ASSIGN_OR_RETURN(auto v, store::read_sealed(snapshot_, store::Db::kKv, full_key.view()));
   if (!v) return std::optional<std::string>{};
   return std::optional<std::string>{std::string(*v)};
 }
@@ -108,12 +110,20 @@ Status TurnKv::put_many(const Entries& entries) {
   return Status::ok();
 }
 
+Result<bool> TurnKv::present(std::string_view key) {
+  auto old = lookup(key);
+  // A value that fails its checksum exists: deleting it is how it is repaired.
+  if (!old.is_ok() && old.status().code() == Code::kCorruption) return true;
+  if (!old.is_ok()) return old.status();
+  return old->has_value();
+}
+
 Result<bool> TurnKv::del(std::string_view key) {
   CARREL_RETURN_IF_ERROR(check_key(key));
-  CARREL_ASSIGN_OR_RETURN(auto old, lookup(key));
+  CARREL_ASSIGN_OR_RETURN(bool existed, present(key));
   CARREL_RETURN_IF_ERROR(overlay_.charge(key.size()));
   overlay_.write(std::string(key), std::nullopt);
-  return old.has_value();
+  return existed;
 }
 
 Result<size_t> TurnKv::del_many(const std::vector<std::string>& keys) {
@@ -123,8 +133,8 @@ Result<size_t> TurnKv::del_many(const std::vector<std::string>& keys) {
   // Invariant (2): read and charge everything first.
   size_t n = 0, bytes = 0;
   for (auto& k : sorted) {
-    CARREL_ASSIGN_OR_RETURN(auto old, lookup(k));
-    n += old ? 1 : 0;
+    CARREL_ASSIGN_OR_RETURN(bool existed, present(k));
+    n += existed ? 1 : 0;
     bytes += k.size();
   }
   CARREL_RETURN_IF_ERROR(overlay_.charge(bytes));
@@ -183,6 +193,7 @@ Result<Entries> TurnKv::merge_list(const KeyRange& range, const ListOptions& o) 
 
   auto ov = overlay.begin();
   auto rov = overlay.rbegin();
+  Status damaged;  // checksum.h (5): a value that fails its checksum ends the list
   while (out.size() < limit) {
     std::optional<std::string_view> lk = lmdb_key();
     const std::pair<const std::string, Value>* ok = nullptr;
@@ -198,11 +209,17 @@ Result<Entries> TurnKv::merge_list(const KeyRange& range, const ListOptions& o) 
       else
         ++ov;
     } else {
-      emit(*lk, store::from_val(mv));
+      auto v = store::open(store::Db::kKv, store::from_val(mk), store::from_val(mv));
+      if (!v.is_ok()) {
+        damaged = v.status();
+        break;
+      }
+      emit(*lk, *v);
       advance();
     }
   }
   if (c != nullptr) mdb_cursor_close(c);
+  if (!damaged.is_ok()) return damaged;
   if (rc != 0 && rc != MDB_NOTFOUND) return store::from_mdb(rc, "scan kv");
   return out;
 }

@@ -82,6 +82,8 @@ class TurnKv {
   Status check_batch(std::string_view call, size_t n, std::string_view what) const;
   // Invariant (1), for one key already checked.
   Result<std::optional<std::string>> lookup(std::string_view key);
+  // Whether key holds a value, damaged or not (for deletes: checksum.h (5)).
+  Result<bool> present(std::string_view key);
   // Merges the overlay's writes in range with the snapshot's keys.
   Result<Entries> merge_list(const KeyRange& range, const ListOptions& options);
 

@@ -2,6 +2,7 @@
 
 #include "engine/loop/object.h"
 #include "engine/sql/sql_database.h"
+#include "engine/store/checksum.h"
 #include "engine/store/keys.h"
 
 namespace carrel::detail {
@@ -25,7 +26,8 @@ Result<bool> ObjectPageSource::read_page(uint32_t page_no, std::string* out) {
     return true;
   }
   if (txn_ == nullptr) return Status::aborted("SQL page read outside a turn");
-  CARREL_ASSIGN_OR_RETURN(auto v, txn_->get(store::Db::kPages, store::page_key(id_, page_no)));
+  CARREL_ASSIGN_OR_RETURN(
+      auto v, store::read_sealed(*txn_, store::Db::kPages, store::page_key(id_, page_no)));
   if (!v) return false;
   if (v->size() != page_bytes_) {
     return Status::corruption("SQL page " + std::to_string(page_no) + " of object " + id_.to_hex() +

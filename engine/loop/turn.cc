@@ -10,6 +10,7 @@
 #include "engine/loop/page_source.h"
 #include "engine/loop/reply_slot.h"
 #include "engine/sql/sql_database.h"
+#include "engine/store/checksum.h"
 #include "engine/store/keys.h"
 #include "engine/store/object_record.h"
 
@@ -292,16 +293,28 @@ Result<std::unique_ptr<CommitBatch>> Turn::seal() {
     p.kv_cleared_seq = b->seq;
     b->kv_cleared = true;
   }
+  // checksum.h (4): the batch carries values sealed; the overlay keeps them plain.
+  auto sealed = [&](Db db, std::string_view name, const std::optional<std::string>& value) {
+    return value ? std::optional<std::string>{store::seal(
+                       db, store::object_key(object_.id, name), *value)}
+                 : std::nullopt;
+  };
   for (auto& [k, v] : base.kv) {
-    p.kv[k] = Pending<std::string>{b->seq, v};
-    b->kv.emplace_back(k, std::move(v));
+    b->kv.emplace_back(k, sealed(Db::kKv, k, v));
+    p.kv[k] = Pending<std::string>{b->seq, std::move(v)};
   }
   for (auto& [n, e] : base.alarms) {
-    p.alarms[n] = Pending<std::string>{b->seq, e};
-    b->alarms.emplace_back(n, std::move(e));
+    b->alarms.emplace_back(n, sealed(Db::kAlarms, n, e));
+    p.alarms[n] = Pending<std::string>{b->seq, std::move(e)};
   }
-  for (auto& [n, d] : base.dead) b->dead.emplace_back(n, std::move(d));
-  if (has_pages) page_source().take_turn_writes(b.get());
+  for (auto& [n, d] : base.dead) b->dead.emplace_back(n, sealed(Db::kDead, n, d));
+  if (has_pages) {
+    // The page source keeps its pending copies plain; the batch's are sealed.
+    page_source().take_turn_writes(b.get());
+    for (auto& [n, page] : b->pages) {
+      if (page) *page = store::seal(Db::kPages, store::page_key(object_.id, n), *page);
+    }
+  }
   b->messages = std::move(base.messages);
   b->consumed_message = consumed_message_;
   consumed_message_.reset();

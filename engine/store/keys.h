@@ -63,6 +63,23 @@ inline std::string object_key(const ObjectId& id, std::string_view suffix) {
   return k;
 }
 
+// id ‖ suffix built on the stack, for reads on hot paths (a KV get), where
+// object_key()'s allocation would cost more than the lookup's checksum.
+class ObjectKeyOnStack {
+ public:
+  // REQUIRES: suffix fits LMDB's key limit (the caller checked the key's size).
+  ObjectKeyOnStack(const ObjectId& id, std::string_view suffix) : size_(kIdBytes + suffix.size()) {
+    CARREL_ASSERT(suffix.size() <= kLmdbKeyBytesMax - kIdBytes, "keys.h: key within LMDB's limit");
+    std::memcpy(bytes_, id.raw().data(), kIdBytes);
+    if (!suffix.empty()) std::memcpy(bytes_ + kIdBytes, suffix.data(), suffix.size());
+  }
+  std::string_view view() const { return {bytes_, size_}; }
+
+ private:
+  char bytes_[kLmdbKeyBytesMax];
+  size_t size_;
+};
+
 // id ‖ page number (u32 BE)
 inline std::string page_key(const ObjectId& id, uint32_t page_no) {
   std::string k(id.raw());

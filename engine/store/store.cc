@@ -22,7 +22,10 @@ namespace carrel::store {
 namespace {
 
 constexpr std::string_view kFormatKey = "format";
-constexpr std::string_view kFormatValue = "carrel-1";
+// carrel-2: KV values, SQL pages, alarm entries and dead letters carry a
+// checksum (checksum.h). Directories of an older format are refused by name.
+constexpr std::string_view kFormatValue = "carrel-2";
+constexpr std::string_view kOlderFormats[] = {"carrel-1"};
 constexpr std::string_view kPageBytesKey = "sql_page_bytes";
 constexpr unsigned kMaxReaders = 1024;
 
@@ -315,6 +318,15 @@ Status Store::check_meta() {
   if (rc != 0 || from_val(v) != kFormatValue) {
     std::string found = rc == 0 ? std::string(from_val(v)) : std::string("none");
     mdb_txn_abort(txn);
+    for (std::string_view older : kOlderFormats) {
+      if (found != older) continue;
+      std::string remedy =
+          "; this build does not convert in place: with the older carrel, export each object "
+          "(carrel export), then import the exports into a new directory with this build";
+      return Status::invalid_argument("'" + dir_ + "' has engine format '" + found +
+                                      "', written by an older carrel; this build reads '" +
+                                      std::string(kFormatValue) + "'" + remedy);
+    }
     return Status::corruption("'" + dir_ + "' has engine format '" + found + "'; this build reads '" +
                               std::string(kFormatValue) + "'");
   }

@@ -216,7 +216,7 @@ expect_err "is not an empty directory" "backup destination named"
 
 # verify finds damage: on a backup copy, add (with lmdb-utils' mdb_load) a kv
 # key the object record does not count, a timetable entry without an alarm,
-# and a garbage SQL page.
+# and a garbage SQL page; neither value carries a checksum.
 if command -v mdb_load >/dev/null; then
   hex() { printf '%s' "$1" | sed 's/../\\&/g'; }
   DAMAGED=$WORK/backup
@@ -230,8 +230,12 @@ if command -v mdb_load >/dev/null; then
   expect_rc 1 "verify of a damaged copy"
   expect_out "kv_keys is 3 in the record but 4 in the data" "verify: record vs kv"
   expect_out "alarm 'ghost' of Room:lobby .* matches no alarm" "verify: timetable vs alarms"
-  expect_out "sql Room:lobby: .*malformed" "verify: SQL integrity"
-  expect_out "^4 problems found$" "verify counts problems (kv_keys, kv_bytes, timetable, sql)"
+  expect_out "KV key 'zzz' of object $LOBBY_ID is 5 bytes, too short to hold its checksum" \
+    "verify: kv value without a checksum"
+  expect_out "SQL page 1 of object $LOBBY_ID fails its checksum" "verify: page checksum"
+  expect_out "sql Room:lobby: integrity_check failed: .*SQL page 1 of object" "verify: SQL integrity"
+  expect_out "^6 problems found$" \
+    "verify counts problems (2 checksums, kv_keys, kv_bytes, timetable, sql)"
   "$CARREL" --dir "$DAMAGED" --json verify Room:attic >"$OUT" 2>"$ERR"
   RC=$?
   expect_rc 0 "verify of an undamaged object in the damaged copy"

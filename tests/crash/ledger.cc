@@ -12,6 +12,7 @@
 
 #include "engine/alarm/entry.h"
 #include "engine/loop/engine_core.h"
+#include "engine/store/checksum.h"
 #include "engine/store/keys.h"
 #include "engine/store/object_record.h"
 #include "engine/store/store.h"
@@ -241,7 +242,8 @@ Status wait_outbox_empty(Engine& engine) {
   }
 }
 
-// Visits every key/value of db in [from, to) (to empty: to the end).
+// Visits every key/value of db in [from, to) (to empty: to the end), with
+// values of sealed databases opened.
 template <typename Fn>
 Status scan(store::Store& store, MDB_txn* txn, store::Db db, const std::string& from,
             const std::string& to, Fn fn) {
@@ -252,7 +254,10 @@ Status scan(store::Store& store, MDB_txn* txn, store::Db db, const std::string& 
   rc = mdb_cursor_get(c, &k, &v, from.empty() ? MDB_FIRST : MDB_SET_RANGE);
   Status s;
   while (rc == 0 && (to.empty() || store::from_val(k) < to)) {
-    s = fn(store::from_val(k), store::from_val(v));
+    // Values of sealed databases must pass their checksum (checksum.h (1)).
+    auto value = store::is_sealed(db) ? store::open(db, store::from_val(k), store::from_val(v))
+                                      : Result<std::string_view>(store::from_val(v));
+    s = value.is_ok() ? fn(store::from_val(k), *value) : value.status();
     if (!s.is_ok()) break;
     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
   }

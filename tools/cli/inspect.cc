@@ -8,6 +8,7 @@
 #include "engine/alarm/entry.h"
 #include "engine/history/bookmark.h"
 #include "engine/history/undo.h"
+#include "engine/store/checksum.h"
 #include "engine/store/keys.h"
 #include "tools/cli/cli.h"
 #include "tools/cli/output.h"
@@ -190,7 +191,7 @@ int cmd_kv_get(const Globals& g, const std::string& obj, const std::string& key,
   auto in = inspect(g, &obj);
   if (!in.is_ok()) return fail(in.status());
   const ObjectRef& ref = in->object.ref;
-  auto v = in->txn.get(Db::kKv, store::object_key(ref.id, key));
+  auto v = store::read_sealed(in->txn, Db::kKv, store::object_key(ref.id, key));
   if (!v.is_ok()) return fail(v.status());
   if (!*v) {
     return fail("key '" + display_bytes(key) + "' not found in object " +
@@ -247,13 +248,14 @@ int cmd_kv_list(const Globals& g, const std::string& obj, const KvListArgs& a) {
        ok = a.reverse ? cur->prev() : cur->next()) {
     ++n;
     std::string_view key = cur->key().substr(store::kIdBytes);
+    auto value = cur->opened();
+    if (!value.is_ok()) return fail(value.status());
     if (g.json) {
       JsonWriter j;
-      j.begin_object().bytes_field("key", key).bytes_field("value", cur->value());
-      j.field("bytes", static_cast<uint64_t>(cur->value().size())).end_object().print_line();
+      j.begin_object().bytes_field("key", key).bytes_field("value", *value);
+      j.field("bytes", static_cast<uint64_t>(value->size())).end_object().print_line();
     } else {
-      t.add({clip(display_bytes(key)), clip(display_bytes(cur->value())),
-             std::to_string(cur->value().size())});
+      t.add({clip(display_bytes(key)), clip(display_bytes(*value)), std::to_string(value->size())});
     }
   }
   if (!cur->status().is_ok()) return fail(cur->status());
@@ -283,12 +285,14 @@ int cmd_alarms_list(const Globals& g, const std::optional<std::string>& obj, boo
     Row row;
     row.id = ObjectId::from_raw(cur->key().substr(0, store::kIdBytes));
     std::string_view name = cur->key().substr(store::kIdBytes);
+    auto value = cur->opened();
+    if (!value.is_ok()) return fail(value.status());
     if (dead) {
-      auto d = alarm::decode_dead(name, cur->value());
+      auto d = alarm::decode_dead(name, *value);
       if (!d.is_ok()) return fail(d.status().with_context("object " + row.id.to_hex()));
       row.d = std::move(*d);
     } else {
-      auto e = alarm::decode_entry(name, cur->value());
+      auto e = alarm::decode_entry(name, *value);
       if (!e.is_ok()) return fail(e.status().with_context("object " + row.id.to_hex()));
       row.d.entry = std::move(*e);
     }

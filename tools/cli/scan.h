@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "carrel/status.h"
+#include "engine/store/checksum.h"
 #include "engine/store/store.h"
 #include "tools/cli/process_guard.h"
 
@@ -41,7 +42,14 @@ class ScanCursor {
     return move(MDB_SET_RANGE);
   }
   std::string_view key() const { return store::from_val(k_); }
+  // The stored bytes; for a sealed database (checksum.h) use opened().
   std::string_view value() const { return store::from_val(v_); }
+  // The value, checked against its checksum when the database is sealed;
+  // Corruption naming the object and key or page when it fails.
+  Result<std::string_view> opened() const {
+    if (!store::is_sealed(db_)) return value();
+    return store::open(db_, key(), value());
+  }
   const Status& status() const { return status_; }
 
  private:

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "engine/sql/page_source.h"
+#include "engine/store/checksum.h"
 #include "engine/store/keys.h"
 #include "engine/store/store.h"
 
@@ -31,7 +32,8 @@ class SnapshotPageSource final : public sql::PageSource {
       *out = *it->second;
       return true;
     }
-    CARREL_ASSIGN_OR_RETURN(auto v, txn_.get(store::Db::kPages, store::page_key(id_, page_no)));
+    CARREL_ASSIGN_OR_RETURN(
+        auto v, store::read_sealed(txn_, store::Db::kPages, store::page_key(id_, page_no)));
     if (!v) return false;
     if (v->size() != page_bytes_) {
       return Status::corruption("SQL page " + std::to_string(page_no) + " is " +
