@@ -213,6 +213,9 @@ Caveats that bear on these ratios:
   waits on thread scheduling and fsync times vary with the neighbours' I/O, so the sync lmdb-raw
   figure swings between runs on a shared machine (in two consecutive runs while this script
   was written, carrel measured 186% and then 29% of it). Repeat sync runs before concluding.
+- rocksdb's ioB/turn and dir_MiB count what it wrote during the run: its WAL. Its memtable
+  (64 MiB by default) is flushed and compacted after a short run ends, so that later write
+  amplification is not in its figures; LMDB (carrel, lmdb-raw) writes its pages in each commit.
 - Every carrel write also writes its undo record (history, default retention 30 days): the
   B/turn column counts it. SQL turns write whole 1 KiB pages plus their before-images, hence
   ~5 KB written per 100-byte INSERT.
