@@ -29,8 +29,8 @@ mkdir -p "$OUT"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/carrel-charts.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 
-ENGINES=(carrel sqlite-files lmdb-raw)
-COLORS=('#d62728' '#1f77b4' '#7f7f7f')
+ENGINES=(carrel sqlite-files lmdb-raw rocksdb)
+COLORS=('#d62728' '#1f77b4' '#7f7f7f' '#2ca02c')
 
 # One line per engine result: tag workload engine ops/s p50 p99 p999 date command
 # shape. Rows of a variant (cold-wake, pitr), alarms (its latency is a delivery
@@ -171,7 +171,7 @@ for select in ycsb other; do
   from=$(provenance "$select")
   [[ -n ${CARREL_CHARTS_NOTE:-} ]] && from+="\\n$CARREL_CHARTS_NOTE"
   if [[ $select == other ]]; then
-    from+="\\nno bar: that engine did not run that workload (lmdb-raw runs the KV ones only)"
+    from+="\\nno bar: that engine did not run that workload (lmdb-raw and rocksdb run the KV ones only)"
   fi
   PANELS=("")
   bars "${prefix}throughput" "$what: throughput per engine (higher is better)" "$from" \

@@ -3,8 +3,9 @@
 # workload's (YCSB's workloads/workload[a-f]), and each kind has its latency.
 #   -DBENCH=<carrel-bench> -DWORK=<scratch dir> -DWORKLOAD=ycsb-a..ycsb-f
 #   -DMIX=<kind=per-mille;...>  e.g. reads=500;updates=500 (kinds not named: none)
+#   -DEXTRA_ENGINES=<engines beyond the three always built, ;-list>
 set(ops 2000)
-set(engines carrel sqlite-files lmdb-raw)
+set(engines carrel sqlite-files lmdb-raw ${EXTRA_ENGINES})  # EXTRA_ENGINES: rocksdb when built
 set(kinds reads updates inserts scans rmws)
 set(tolerance 50)  # per mille of the operations: > 4 standard deviations at 2000 ops
 math(EXPR limit "${tolerance} * ${ops}")

@@ -204,6 +204,8 @@ struct LmdbBatching {
 std::unique_ptr<Target> make_carrel_target();
 std::unique_ptr<Target> make_sqlite_files_target();
 std::unique_ptr<Target> make_lmdb_raw_target(const LmdbBatching& batching);
+// nullptr when carrel-bench was built without librocksdb-dev.
+std::unique_ptr<Target> make_rocksdb_target();
 
 // Appends acknowledged writes: invariant (3).
 class AckLog {

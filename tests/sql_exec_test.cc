@@ -190,6 +190,30 @@ TEST(SqlExec, StatementCacheSurvivesSchemaChangesAndEviction) {
   }
 }
 
+// The turn's BEGIN, COMMIT and ROLLBACK are prepared once per connection: a
+// schema change (which expires prepared statements) must not break them, and
+// each still does its work: commit keeps, rollback undoes.
+TEST(SqlExec, TurnTransactionsWorkAcrossSchemaChanges) {
+  MemoryPageSource pages;
+  auto db = open_sql(&pages);
+  ASSERT_TRUE(db);
+  for (int round = 0; round < 3; ++round) {
+    const std::string table = "t" + std::to_string(round);
+    ASSERT_TRUE(db->begin_turn().is_ok());
+    must_exec(db.get(), "CREATE TABLE " + table + "(a)");
+    must_exec(db.get(), "INSERT INTO " + table + " VALUES (1)");
+    ASSERT_TRUE(db->commit_turn().is_ok());
+    ASSERT_TRUE(db->begin_turn().is_ok());
+    must_exec(db.get(), "INSERT INTO " + table + " VALUES (2)");
+    must_exec(db.get(), "CREATE TABLE gone" + std::to_string(round) + "(b)");
+    db->rollback_turn();
+    EXPECT_FALSE(db->poisoned());
+    EXPECT_EQ(exec_int(db.get(), "SELECT count(*) FROM " + table), 1);
+    EXPECT_EQ(exec_int(db.get(), "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'gone%'"), 0);
+    ASSERT_TRUE(db->commit_turn().is_ok());
+  }
+}
+
 TEST(SqlExec, JsonAndMathFunctionsWork) {
   MemoryPageSource pages;
   auto db = open_sql(&pages);

@@ -75,6 +75,8 @@ SqlDatabase::SqlDatabase(PageSource* pages, const SqlLimits& limits, std::string
 
 SqlDatabase::~SqlDatabase() {
   statements_.clear();    // sqlite3_close_v2 would otherwise defer the close
+  // Likewise (finalizing null is a no-op).
+  for (sqlite3_stmt* stmt : txn_statements_) sqlite3_finalize(stmt);
   sqlite3_close_v2(db_);  // rolls back an open transaction; null is a no-op
 }
 
@@ -189,7 +191,7 @@ Status SqlDatabase::usable() const {
 Status SqlDatabase::begin_turn() {
   CARREL_RETURN_IF_ERROR(usable());
   if (state_ == TurnState::kOpen) return Status::ok();
-  CARREL_RETURN_IF_ERROR(run_internal("BEGIN"));
+  CARREL_RETURN_IF_ERROR(run_txn(TxnStatement::kBegin));
   state_ = TurnState::kOpen;
   turn_ticks_ = 0;  // invariant 7: the budget is the turn's
   turn_sql_ns_ = 0;
@@ -202,7 +204,7 @@ Status SqlDatabase::begin_turn() {
 Status SqlDatabase::commit_turn() {
   CARREL_RETURN_IF_ERROR(usable());
   if (state_ == TurnState::kIdle) return Status::ok();
-  CARREL_RETURN_IF_ERROR(run_internal("COMMIT"));
+  CARREL_RETURN_IF_ERROR(run_txn(TxnStatement::kCommit));
   state_ = TurnState::kIdle;
   savepoints_.clear();
   return Status::ok();
@@ -213,7 +215,7 @@ void SqlDatabase::rollback_turn() noexcept {
   state_ = TurnState::kIdle;
   if (db_ == nullptr || sqlite3_get_autocommit(db_)) return;
   try {
-    Status st = run_internal("ROLLBACK");
+    Status st = run_txn(TxnStatement::kRollback);
     if (!st.is_ok() || !sqlite3_get_autocommit(db_)) poisoned_ = true;
   } catch (...) {
     poisoned_ = true;
@@ -267,6 +269,24 @@ Status SqlDatabase::run_internal(const std::string& sql) {
   InternalScope internal(&auth_);
   int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr);
   if (rc != SQLITE_OK) return error(rc);
+  return Status::ok();
+}
+
+// Prepares the statement on first use, then steps and resets it; as
+// run_internal, past the authorizer (invariant 5), which SQLite also consults
+// when a schema change makes it prepare the statement again inside step.
+Status SqlDatabase::run_txn(TxnStatement which) {
+  static constexpr const char* kText[kTxnStatements] = {"BEGIN", "COMMIT", "ROLLBACK"};
+  const size_t i = static_cast<size_t>(which);
+  InternalScope internal(&auth_);
+  sqlite3_stmt*& stmt = txn_statements_[i];
+  if (stmt == nullptr) {
+    int rc = sqlite3_prepare_v3(db_, kText[i], -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+    if (rc != SQLITE_OK) return error(rc);
+  }
+  int rc = sqlite3_step(stmt);
+  sqlite3_reset(stmt);
+  if (rc != SQLITE_DONE) return error(rc);
   return Status::ok();
 }
 
