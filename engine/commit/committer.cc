@@ -3,6 +3,7 @@
 #include <set>
 #include <unordered_set>
 
+#include "engine/base/check.h"
 #include "engine/commit/group_writer.h"
 #include "engine/loop/object.h"
 
@@ -179,7 +180,12 @@ void Committer::commit_group(std::vector<Item>& group) {
   if (sync_) counters_.fsyncs.fetch_add(1, std::memory_order_relaxed);
   // Invariant (3): durable_seq moves before any output is released.
   for (CommitBatch* b : live) {
-    if (b->has_writes() && b->slot) b->slot->durable_seq.store(b->seq, std::memory_order_release);
+    if (!b->has_writes() || !b->slot) continue;
+    CARREL_ASSERT(b->seq > b->slot->durable_seq.load(std::memory_order_relaxed),
+                  "committer.h (5): an object's batches commit in seq order");
+    CARREL_ASSERT(b->seq <= b->slot->sealed_seq.load(std::memory_order_acquire),
+                  "object.h (3): sealed_seq >= durable_seq");
+    b->slot->durable_seq.store(b->seq, std::memory_order_release);
   }
   for (CommitBatch* b : live)
     for (auto& out : b->outputs) out(Status::ok());

@@ -1,10 +1,10 @@
 #include "engine/loop/engine_core.h"
 
 #include <algorithm>
-#include <cassert>
 #include <future>
 
 #include "engine/alarm/scheduler.h"
+#include "engine/base/check.h"
 #include "engine/commit/group_writer.h"
 #include "engine/history/bookmark.h"
 #include "engine/history/undo.h"
@@ -255,7 +255,8 @@ std::shared_ptr<ObjectSlot> EngineCore::claim_idle(const ObjectId& id) {
   std::lock_guard lock(shard.mutex);
   std::shared_ptr<ObjectSlot> slot = slot_for(id, &created);
   std::lock_guard slot_lock(slot->mutex);
-  assert(slot->scheduled || slot->mailbox.empty());  // object.h invariant (5)
+  CARREL_ASSERT(slot->scheduled || slot->mailbox.empty(),
+                "object.h (5): a slot that is not scheduled has an empty mailbox");
   if (slot->scheduled) return nullptr;
   // This thread owns the slot now (object.h invariant (1)); a scheduled slot
   // is never evicted, and run_event stamps last_used_ms when the turn ends.
@@ -266,7 +267,7 @@ std::shared_ptr<ObjectSlot> EngineCore::claim_idle(const ObjectId& id) {
 void EngineCore::release_inline(std::shared_ptr<ObjectSlot> slot) {
   {
     std::lock_guard lock(slot->mutex);
-    assert(slot->scheduled);
+    CARREL_ASSERT(slot->scheduled, "object.h (5): the inline turn owns the slot it releases");
     if (slot->mailbox.empty()) {
       slot->scheduled = false;
       return;

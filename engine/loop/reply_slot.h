@@ -3,10 +3,11 @@
 // future, whose shared state costs an allocation per call.
 #pragma once
 
-#include <cassert>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
+
+#include "engine/base/check.h"
 
 namespace carrel::detail {
 
@@ -18,7 +19,7 @@ class ReplySlot {
  public:
   void fill(T value) {
     std::lock_guard lock(mutex_);
-    assert(!value_ && "a reply slot is filled exactly once");
+    CARREL_ASSERT(!value_, "reply_slot.h: a reply slot is filled exactly once");
     value_.emplace(std::move(value));
     cv_.notify_one();  // under the lock: see the class comment
   }
