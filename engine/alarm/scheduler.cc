@@ -18,7 +18,7 @@ void Scheduler::start() { thread_ = std::thread([this] { run(); }); }
 
 void Scheduler::stop() {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     stopping_ = true;
   }
   cv_.notify_all();
@@ -27,7 +27,7 @@ void Scheduler::stop() {
 
 void Scheduler::wake(UnixMs due_ms) {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     if (!resume_key_.empty() && static_cast<uint64_t>(due_ms) <= store::read_u64(resume_key_, 0)) {
       resume_key_.clear();  // invariant (4): an entry now lies before the resume point
     }
@@ -37,7 +37,7 @@ void Scheduler::wake(UnixMs due_ms) {
 
 void Scheduler::wake_now() {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     poked_ = true;
   }
   cv_.notify_all();
@@ -45,7 +45,7 @@ void Scheduler::wake_now() {
 
 void Scheduler::done(const ObjectId& id, const std::string& name, bool rescan) {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     in_flight_.erase({id, name});
     if (rescan) resume_key_.clear();
     poked_ = true;
@@ -54,7 +54,7 @@ void Scheduler::done(const ObjectId& id, const std::string& name, bool rescan) {
 }
 
 size_t Scheduler::in_flight() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   return in_flight_.size();
 }
 
@@ -67,7 +67,7 @@ UnixMs Scheduler::pass(UnixMs now) {
                           std::chrono::steady_clock::now().time_since_epoch())
                           .count();
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     if (steady_ms - last_full_scan_ms_ >= kIdleRecheckMs) resume_key_.clear();
     if (resume_key_.empty()) last_full_scan_ms_ = steady_ms;
     MDB_cursor* c = nullptr;
@@ -110,7 +110,7 @@ UnixMs Scheduler::pass(UnixMs now) {
   for (auto& [at, id, name] : due) {
     Status s = post_(id, name, at);
     if (!s.is_ok()) {
-      std::lock_guard lock(mutex_);
+      MutexLock lock(mutex_);
       in_flight_.erase({id, name});
       resume_key_.clear();
       next = std::min(next, now + kBusyRetryMs);
@@ -121,7 +121,7 @@ UnixMs Scheduler::pass(UnixMs now) {
 
 void Scheduler::run() {
   int listener = clock_.add_listener([this] { wake_now(); });
-  std::unique_lock lock(mutex_);
+  MutexLock lock(mutex_);
   while (!stopping_) {
     poked_ = false;
     lock.unlock();
@@ -131,7 +131,10 @@ void Scheduler::run() {
     if (stopping_ || poked_) continue;
     int64_t wait_ms = std::clamp<int64_t>(next - clock_.now_ms(), 0, kIdleRecheckMs);
     if (wait_ms == 0 && next <= now) wait_ms = 1;  // in-flight entries at the front: let them finish
-    cv_.wait_for(lock, std::chrono::milliseconds(wait_ms), [&] { return stopping_ || poked_; });
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+    while (!stopping_ && !poked_) {
+      if (cv_.wait_until(mutex_, deadline) == std::cv_status::timeout) break;
+    }
   }
   lock.unlock();
   clock_.remove_listener(listener);

@@ -48,7 +48,7 @@ void Committer::start() { thread_ = std::thread([this] { run(); }); }
 
 void Committer::submit(std::unique_ptr<CommitBatch> batch) {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     queue_.push_back(Item{std::move(batch), {}, {}});
   }
   cv_.notify_one();
@@ -56,7 +56,7 @@ void Committer::submit(std::unique_ptr<CommitBatch> batch) {
 
 void Committer::submit_task(MaintenanceTask task, std::function<void(const Status&)> done) {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     queue_.push_back(Item{nullptr, std::move(task), std::move(done)});
   }
   cv_.notify_one();
@@ -64,7 +64,7 @@ void Committer::submit_task(MaintenanceTask task, std::function<void(const Statu
 
 void Committer::stop() {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     if (stopping_ && !thread_.joinable()) return;
     stopping_ = true;
   }
@@ -77,8 +77,8 @@ void Committer::run() {
   for (;;) {
     group.clear();
     {
-      std::unique_lock lock(mutex_);
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      MutexLock lock(mutex_);
+      while (!stopping_ && queue_.empty()) cv_.wait(mutex_);
       if (queue_.empty()) return;  // stopping, and everything queued is committed
       if (!queue_.front().batch) {
         group.push_back(std::move(queue_.front()));

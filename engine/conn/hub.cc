@@ -14,7 +14,7 @@ using detail::HeldFrame;
 using detail::Turn;
 
 std::shared_ptr<ConnectionTransport> ConnectionHub::Impl::current_transport() const {
-  std::lock_guard lock(mutex);
+  MutexLock lock(mutex);
   return transport;
 }
 
@@ -23,7 +23,7 @@ Status ConnectionHub::Impl::hold(ConnectionId id, size_t n) {
   auto t = current_transport();
   size_t queued = t ? t->queued_bytes(id) : 0;
   size_t max = options->connection_queued_bytes_max;
-  std::lock_guard lock(mutex);
+  MutexLock lock(mutex);
   size_t& held_now = held[id];
   if (held_now + queued + n > max) {
     size_t queued_now = held_now + queued;
@@ -40,7 +40,7 @@ Status ConnectionHub::Impl::hold(ConnectionId id, size_t n) {
 }
 
 void ConnectionHub::Impl::unhold(ConnectionId id, size_t n) {
-  std::lock_guard lock(mutex);
+  MutexLock lock(mutex);
   auto it = held.find(id);
   if (it == held.end()) return;
   it->second -= std::min(it->second, n);
@@ -77,7 +77,7 @@ ConnectionHub::ConnectionHub(detail::EngineCore* core) : impl_(std::make_unique<
 ConnectionHub::~ConnectionHub() = default;
 
 void ConnectionHub::set_transport(std::shared_ptr<ConnectionTransport> transport) {
-  std::lock_guard lock(impl_->mutex);
+  MutexLock lock(impl_->mutex);
   impl_->transport = std::move(transport);
 }
 
