@@ -4,6 +4,7 @@
 #include <chrono>
 #include <vector>
 
+#include "engine/store/cursor.h"
 #include "engine/store/keys.h"
 
 namespace carrel::alarm {
@@ -70,19 +71,12 @@ UnixMs Scheduler::pass(UnixMs now) {
     MutexLock lock(mutex_);
     if (steady_ms - last_full_scan_ms_ >= kIdleRecheckMs) resume_key_.clear();
     if (resume_key_.empty()) last_full_scan_ms_ = steady_ms;
-    MDB_cursor* c = nullptr;
-    if (mdb_cursor_open(txn->get(), store_.dbi(store::Db::kSchedule), &c) != 0) return next;
-    MDB_val k, v;
-    int rc;
-    if (resume_key_.empty()) {
-      rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-    } else {
-      k = store::to_val(resume_key_);
-      rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    }
-    std::string resume;  // stays "" when the scan reaches the end
-    while (rc == 0) {
-      std::string_view key = store::from_val(k);
+    auto c = store::Cursor::open(store_, *txn, store::Db::kSchedule);
+    if (!c.is_ok()) return next;
+    bool on = c->seek(resume_key_);  // "": from the first entry
+    std::string resume;              // stays "" when the scan reaches the end
+    while (on) {
+      std::string_view key = c->key();
       if (key.size() < 8 + store::kIdBytes) break;
       UnixMs at = static_cast<UnixMs>(store::read_u64(key, 0));
       if (at > now) {
@@ -98,12 +92,11 @@ UnixMs Scheduler::pass(UnixMs now) {
       ObjectId id = ObjectId::from_raw(key.substr(8, store::kIdBytes));
       std::string name(key.substr(8 + store::kIdBytes));
       if (!in_flight_.count({id, name})) due.emplace_back(at, id, std::move(name));
-      rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+      on = c->next();
     }
-    mdb_cursor_close(c);
     // Invariant (4). At the end of the timetable, resume at the end too: the
     // key 0xff.. sorts after every key, and a new entry resets it by wake().
-    resume_key_ = rc == 0 && !resume.empty() ? resume : std::string(8, '\xff');
+    resume_key_ = on && !resume.empty() ? resume : std::string(8, '\xff');
     for (auto& [at, id, name] : due) in_flight_.emplace(id, name);
   }
   txn->release();

@@ -12,6 +12,7 @@
 #include "engine/loop/reply_slot.h"
 #include "engine/sql/sql_database.h"
 #include "engine/store/codec.h"
+#include "engine/store/cursor.h"
 #include "engine/store/keys.h"
 #include "engine/store/object_record.h"
 
@@ -166,16 +167,13 @@ Status EngineCore::start() {
 
 Status EngineCore::deliver_outbox_at_open() {
   CARREL_ASSIGN_OR_RETURN(auto txn, store_->begin_read());
-  MDB_cursor* c = nullptr;
-  int rc = mdb_cursor_open(txn.get(), store_->dbi(store::Db::kOutbox), &c);
-  if (rc != 0) return store::from_mdb(rc, "open outbox cursor");
+  CARREL_ASSIGN_OR_RETURN(auto c, store::Cursor::open(*store_, txn, store::Db::kOutbox));
   std::vector<std::pair<uint64_t, OutMessage>> pending;
-  MDB_val k, v;
-  for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-    auto m = decode_message(store::from_val(v));
-    if (m.is_ok()) pending.emplace_back(store::read_u64(store::from_val(k), 0), std::move(*m));
+  for (bool on = c.first(); on; on = c.next()) {
+    auto m = decode_message(c.value());
+    if (m.is_ok()) pending.emplace_back(store::read_u64(c.key(), 0), std::move(*m));
   }
-  mdb_cursor_close(c);
+  CARREL_RETURN_IF_ERROR(c.status());
   deliver(std::move(pending));
   return Status::ok();
 }
