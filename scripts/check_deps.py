@@ -43,18 +43,8 @@ ALLOWED = {
     # commit/ bumps an object's generation and durable_seq itself; it is to
     # report progress through a struct or callback it owns instead.
     ("engine/commit/committer.cc", "engine/loop/object.h"),
-    # Export/import is a service above the loop living below it; it moves to
-    # engine/transfer/.
-    ("engine/history/export.cc", "engine/loop/engine_core.h"),
-    ("engine/history/export.cc", "engine/loop/turn.h"),
-    # The public KV and alarm calls forward to the Turn; they go through a
-    # seam their folder owns (as sql/turn_sql.h) once the logic moves out of
-    # loop/turn.cc.
-    ("engine/kv/kv.cc", "engine/loop/turn.h"),
-    ("engine/alarm/alarms.cc", "engine/loop/turn.h"),
-    # conn_state.h holds the connection events a turn records (kv/ and the
-    # turn write them, conn/ applies them); that record belongs below the loop.
-    ("engine/kv/kv.cc", "engine/conn/conn_state.h"),
+    # conn_state.h holds the connection events a turn records (the turn
+    # writes them, conn/ applies them); that record belongs below the loop.
     ("engine/loop/turn.cc", "engine/conn/conn_state.h"),
     ("engine/loop/turn_events.cc", "engine/conn/conn_state.h"),
 }
