@@ -600,45 +600,13 @@ TEST(KvTest, FailedNestedTransactionRollsBackAlone) {
   EXPECT_EQ(*all, (Entries{{"base", "0"}, {"deep", "3"}, {"outer", "1"}}));
 }
 
-// Holds every commit in the committer until released, so turns pipeline on
+// Holds commits in the committer until released, so turns pipeline on
 // sealed-but-not-durable state (the pending overlay) deterministically.
-class CommitGate {
- public:
-  CommitHook hook() {
-    return [this](const CommitInfo&) {
-      std::unique_lock lock(mutex_);
-      ++waiting_;
-      cv_.notify_all();
-      cv_.wait(lock, [&] { return open_; });
-      --waiting_;
-      return Status::ok();
-    };
-  }
-  void open() {
-    std::lock_guard lock(mutex_);
-    open_ = true;
-    cv_.notify_all();
-  }
-  void close() {
-    std::lock_guard lock(mutex_);
-    open_ = false;
-  }
-  // True once a commit is held in the hook (bounded wait).
-  bool wait_holding() {
-    std::unique_lock lock(mutex_);
-    return cv_.wait_for(lock, std::chrono::seconds(30), [&] { return waiting_ > 0; });
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool open_ = true;
-  int waiting_ = 0;
-};
+using testing::CommitGate;
 
 struct OpenOnExit {
   CommitGate& gate;
-  ~OpenOnExit() { gate.open(); }
+  ~OpenOnExit() { gate.release(); }
 };
 
 TEST(KvTurnTest, PipelinedTurnsReadPendingCommits) {
@@ -663,7 +631,7 @@ TEST(KvTurnTest, PipelinedTurnsReadPendingCommits) {
     uint64_t seq = 1;
 
     // Hold the commits: every later turn reads through the pending overlay.
-    gate.close();
+    gate.hold();
     // The model lives on the object's turns, which run one at a time in order.
     std::vector<std::string> errors;
     std::vector<std::future<Status>> done;
@@ -677,7 +645,7 @@ TEST(KvTurnTest, PipelinedTurnsReadPendingCommits) {
       ++seq;
       return Status::ok();
     }));
-    ASSERT_TRUE(gate.wait_holding());
+    ASSERT_TRUE(gate.wait_held().has_value());
     for (int t = 0; t < 40; ++t) {
       bool fail_on_purpose = gen.chance(20);
       uint64_t turn_seed = gen.rng()();
@@ -703,7 +671,7 @@ TEST(KvTurnTest, PipelinedTurnsReadPendingCommits) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     EXPECT_EQ(ran.load(), 40);
-    gate.open();
+    gate.release();
     for (size_t t = 0; t < done.size(); ++t) {
       Status s = done[t].get();
       EXPECT_EQ(s.is_ok(), expect_ok[t]) << "turn " << t << ": " << s.to_string();
@@ -729,12 +697,12 @@ TEST(KvTurnTest, DeleteAllPendingHidesCommittedKeys) {
   ASSERT_TRUE(e->run(ref, [](Context& ctx) {
                  return ctx.kv().put_many({{"a", "1"}, {"b", "2"}, {"c", "3"}});
                }).is_ok());
-  gate.close();
+  gate.hold();
   auto f1 = e->submit(ref, [](Context& ctx) -> Status {
     CARREL_RETURN_IF_ERROR(ctx.kv().delete_all());
     return ctx.kv().put("b", "new");
   });
-  ASSERT_TRUE(gate.wait_holding());
+  ASSERT_TRUE(gate.wait_held().has_value());
   Entries seen, seen_rev;
   std::optional<std::string> a;
   auto f2 = e->submit(ref, [&](Context& ctx) -> Status {
@@ -745,7 +713,7 @@ TEST(KvTurnTest, DeleteAllPendingHidesCommittedKeys) {
     CARREL_ASSIGN_OR_RETURN(a, ctx.kv().get("a"));
     return ctx.kv().put("d", "4");
   });
-  gate.open();
+  gate.release();
   ASSERT_TRUE(f1.get().is_ok());
   ASSERT_TRUE(f2.get().is_ok());
   EXPECT_EQ(seen, (Entries{{"b", "new"}}));

@@ -15,9 +15,10 @@
 
 #include <algorithm>
 #include <array>
-#include <cassert>
 #include <cstdint>
 #include <cstdio>
+
+#include "engine/base/check.h"
 
 namespace carrel::alarm {
 namespace {
@@ -309,8 +310,9 @@ Result<CronExpr> CronExpr::parse(std::string_view text) {
   expr.day_of_month_star_ = text[begin[2]] == '*';
   expr.day_of_week_star_ = text[begin[4]] == '*';
   // (1): every item sets at least one bit of its field's range.
-  assert(expr.minutes_.any() && expr.hours_.any() && expr.days_of_month_.any() &&
-         expr.months_.any() && expr.days_of_week_.any());
+  CARREL_ASSERT(expr.minutes_.any() && expr.hours_.any() && expr.days_of_month_.any() &&
+                    expr.months_.any() && expr.days_of_week_.any(),
+                "cron.cc (1): a parsed expression sets a value in every field");
   return expr;
 }
 
@@ -385,7 +387,7 @@ std::optional<UnixMs> CronExpr::next_after(UnixMs after_ms) const {
     }
     return (days * kMinutesPerDay + hour * 60 + m) * kMsPerMinute;
   }
-  assert(false && "cron search exceeded kSearchPassesMax: invariant (4) is broken");
+  CARREL_ASSERT(false, "cron.cc (4): the search ends within kSearchPassesMax passes");
   return std::nullopt;
 }
 

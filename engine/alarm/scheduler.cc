@@ -4,6 +4,7 @@
 #include <chrono>
 #include <vector>
 
+#include "engine/store/cursor.h"
 #include "engine/store/keys.h"
 
 namespace carrel::alarm {
@@ -18,7 +19,7 @@ void Scheduler::start() { thread_ = std::thread([this] { run(); }); }
 
 void Scheduler::stop() {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     stopping_ = true;
   }
   cv_.notify_all();
@@ -27,7 +28,7 @@ void Scheduler::stop() {
 
 void Scheduler::wake(UnixMs due_ms) {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     if (!resume_key_.empty() && static_cast<uint64_t>(due_ms) <= store::read_u64(resume_key_, 0)) {
       resume_key_.clear();  // invariant (4): an entry now lies before the resume point
     }
@@ -37,7 +38,7 @@ void Scheduler::wake(UnixMs due_ms) {
 
 void Scheduler::wake_now() {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     poked_ = true;
   }
   cv_.notify_all();
@@ -45,7 +46,7 @@ void Scheduler::wake_now() {
 
 void Scheduler::done(const ObjectId& id, const std::string& name, bool rescan) {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     in_flight_.erase({id, name});
     if (rescan) resume_key_.clear();
     poked_ = true;
@@ -54,7 +55,7 @@ void Scheduler::done(const ObjectId& id, const std::string& name, bool rescan) {
 }
 
 size_t Scheduler::in_flight() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   return in_flight_.size();
 }
 
@@ -67,22 +68,15 @@ UnixMs Scheduler::pass(UnixMs now) {
                           std::chrono::steady_clock::now().time_since_epoch())
                           .count();
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     if (steady_ms - last_full_scan_ms_ >= kIdleRecheckMs) resume_key_.clear();
     if (resume_key_.empty()) last_full_scan_ms_ = steady_ms;
-    MDB_cursor* c = nullptr;
-    if (mdb_cursor_open(txn->get(), store_.dbi(store::Db::kSchedule), &c) != 0) return next;
-    MDB_val k, v;
-    int rc;
-    if (resume_key_.empty()) {
-      rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-    } else {
-      k = store::to_val(resume_key_);
-      rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    }
-    std::string resume;  // stays "" when the scan reaches the end
-    while (rc == 0) {
-      std::string_view key = store::from_val(k);
+    auto c = store::Cursor::open(store_, *txn, store::Db::kSchedule);
+    if (!c.is_ok()) return next;
+    bool on = c->seek(resume_key_);  // "": from the first entry
+    std::string resume;              // stays "" when the scan reaches the end
+    while (on) {
+      std::string_view key = c->key();
       if (key.size() < 8 + store::kIdBytes) break;
       UnixMs at = static_cast<UnixMs>(store::read_u64(key, 0));
       if (at > now) {
@@ -98,19 +92,18 @@ UnixMs Scheduler::pass(UnixMs now) {
       ObjectId id = ObjectId::from_raw(key.substr(8, store::kIdBytes));
       std::string name(key.substr(8 + store::kIdBytes));
       if (!in_flight_.count({id, name})) due.emplace_back(at, id, std::move(name));
-      rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+      on = c->next();
     }
-    mdb_cursor_close(c);
     // Invariant (4). At the end of the timetable, resume at the end too: the
     // key 0xff.. sorts after every key, and a new entry resets it by wake().
-    resume_key_ = rc == 0 && !resume.empty() ? resume : std::string(8, '\xff');
+    resume_key_ = on && !resume.empty() ? resume : std::string(8, '\xff');
     for (auto& [at, id, name] : due) in_flight_.emplace(id, name);
   }
   txn->release();
   for (auto& [at, id, name] : due) {
     Status s = post_(id, name, at);
     if (!s.is_ok()) {
-      std::lock_guard lock(mutex_);
+      MutexLock lock(mutex_);
       in_flight_.erase({id, name});
       resume_key_.clear();
       next = std::min(next, now + kBusyRetryMs);
@@ -121,7 +114,7 @@ UnixMs Scheduler::pass(UnixMs now) {
 
 void Scheduler::run() {
   int listener = clock_.add_listener([this] { wake_now(); });
-  std::unique_lock lock(mutex_);
+  MutexLock lock(mutex_);
   while (!stopping_) {
     poked_ = false;
     lock.unlock();
@@ -131,7 +124,10 @@ void Scheduler::run() {
     if (stopping_ || poked_) continue;
     int64_t wait_ms = std::clamp<int64_t>(next - clock_.now_ms(), 0, kIdleRecheckMs);
     if (wait_ms == 0 && next <= now) wait_ms = 1;  // in-flight entries at the front: let them finish
-    cv_.wait_for(lock, std::chrono::milliseconds(wait_ms), [&] { return stopping_ || poked_; });
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+    while (!stopping_ && !poked_) {
+      if (cv_.wait_until(mutex_, deadline) == std::cv_status::timeout) break;
+    }
   }
   lock.unlock();
   clock_.remove_listener(listener);

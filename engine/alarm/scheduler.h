@@ -18,9 +18,7 @@
 //      O(in flight).
 #pragma once
 
-#include <condition_variable>
 #include <functional>
-#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -29,6 +27,7 @@
 #include "carrel/clock.h"
 #include "carrel/id.h"
 #include "carrel/status.h"
+#include "engine/base/mutex.h"
 #include "engine/store/store.h"
 
 namespace carrel::alarm {
@@ -64,13 +63,13 @@ class Scheduler {
   store::Store& store_;
   Clock& clock_;
   PostAlarm post_;
-  mutable std::mutex mutex_;
-  std::condition_variable cv_;
-  std::set<std::pair<ObjectId, std::string>> in_flight_;  // GUARDED_BY(mutex_)
-  bool poked_ = false;                                    // GUARDED_BY(mutex_)
-  std::string resume_key_;                                // GUARDED_BY(mutex_); "": from the start
-  int64_t last_full_scan_ms_ = 0;                         // steady clock; scheduler thread only
-  bool stopping_ = false;                                 // GUARDED_BY(mutex_)
+  mutable Mutex mutex_;
+  CondVar cv_;
+  std::set<std::pair<ObjectId, std::string>> in_flight_ GUARDED_BY(mutex_);
+  bool poked_ GUARDED_BY(mutex_) = false;
+  std::string resume_key_ GUARDED_BY(mutex_);  // "": from the start
+  int64_t last_full_scan_ms_ = 0;              // steady clock; scheduler thread only
+  bool stopping_ GUARDED_BY(mutex_) = false;
   std::thread thread_;
 };
 

@@ -3,6 +3,7 @@
 #include <set>
 #include <unordered_set>
 
+#include "engine/base/check.h"
 #include "engine/commit/group_writer.h"
 #include "engine/loop/object.h"
 
@@ -47,7 +48,7 @@ void Committer::start() { thread_ = std::thread([this] { run(); }); }
 
 void Committer::submit(std::unique_ptr<CommitBatch> batch) {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     queue_.push_back(Item{std::move(batch), {}, {}});
   }
   cv_.notify_one();
@@ -55,7 +56,7 @@ void Committer::submit(std::unique_ptr<CommitBatch> batch) {
 
 void Committer::submit_task(MaintenanceTask task, std::function<void(const Status&)> done) {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     queue_.push_back(Item{nullptr, std::move(task), std::move(done)});
   }
   cv_.notify_one();
@@ -63,7 +64,7 @@ void Committer::submit_task(MaintenanceTask task, std::function<void(const Statu
 
 void Committer::stop() {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     if (stopping_ && !thread_.joinable()) return;
     stopping_ = true;
   }
@@ -76,8 +77,8 @@ void Committer::run() {
   for (;;) {
     group.clear();
     {
-      std::unique_lock lock(mutex_);
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      MutexLock lock(mutex_);
+      while (!stopping_ && queue_.empty()) cv_.wait(mutex_);
       if (queue_.empty()) return;  // stopping, and everything queued is committed
       if (!queue_.front().batch) {
         group.push_back(std::move(queue_.front()));
@@ -179,7 +180,12 @@ void Committer::commit_group(std::vector<Item>& group) {
   if (sync_) counters_.fsyncs.fetch_add(1, std::memory_order_relaxed);
   // Invariant (3): durable_seq moves before any output is released.
   for (CommitBatch* b : live) {
-    if (b->has_writes() && b->slot) b->slot->durable_seq.store(b->seq, std::memory_order_release);
+    if (!b->has_writes() || !b->slot) continue;
+    CARREL_ASSERT(b->seq > b->slot->durable_seq.load(std::memory_order_relaxed),
+                  "committer.h (5): an object's batches commit in seq order");
+    CARREL_ASSERT(b->seq <= b->slot->sealed_seq.load(std::memory_order_acquire),
+                  "object.h (3): sealed_seq >= durable_seq");
+    b->slot->durable_seq.store(b->seq, std::memory_order_release);
   }
   for (CommitBatch* b : live)
     for (auto& out : b->outputs) out(Status::ok());

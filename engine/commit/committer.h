@@ -15,11 +15,9 @@
 //      queued in seq order by the worker that owns the object.
 #pragma once
 
-#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <thread>
 #include <utility>
@@ -27,6 +25,7 @@
 
 #include "carrel/clock.h"
 #include "carrel/options.h"
+#include "engine/base/mutex.h"
 #include "engine/commit/batch.h"
 #include "engine/commit/counters.h"
 #include "engine/store/store.h"
@@ -80,10 +79,10 @@ class Committer {
   Counters& counters_;
   uint64_t commit_number_ = 0;  // committer thread only
 
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::deque<Item> queue_;  // GUARDED_BY(mutex_)
-  bool stopping_ = false;   // GUARDED_BY(mutex_)
+  Mutex mutex_;
+  CondVar cv_;
+  std::deque<Item> queue_ GUARDED_BY(mutex_);
+  bool stopping_ GUARDED_BY(mutex_) = false;
   std::thread thread_;
 };
 

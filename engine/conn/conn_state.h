@@ -20,7 +20,6 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -29,6 +28,7 @@
 
 #include "carrel/connections.h"
 #include "carrel/options.h"
+#include "engine/base/mutex.h"
 #include "engine/commit/batch.h"
 #include "engine/kv/reserved.h"
 
@@ -84,9 +84,9 @@ struct ConnectionHub::Impl {
   uint64_t id_high = 0;
   std::atomic<uint64_t> id_counter{0};
 
-  mutable std::mutex mutex;
-  std::shared_ptr<ConnectionTransport> transport;  // GUARDED_BY(mutex)
-  std::unordered_map<ConnectionId, size_t> held;   // GUARDED_BY(mutex)
+  mutable Mutex mutex;
+  std::shared_ptr<ConnectionTransport> transport GUARDED_BY(mutex);
+  std::unordered_map<ConnectionId, size_t> held GUARDED_BY(mutex);
 
   std::atomic<uint64_t> accepted{0}, closed{0}, frames_sent{0}, frames_dropped{0}, sends_refused{0},
       held_bytes{0};

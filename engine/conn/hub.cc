@@ -5,6 +5,7 @@
 #include "engine/conn/conn_state.h"
 #include "engine/loop/engine_core.h"
 #include "engine/loop/turn.h"
+#include "engine/store/cursor.h"
 #include "engine/store/keys.h"
 #include "engine/store/object_record.h"
 
@@ -14,7 +15,7 @@ using detail::HeldFrame;
 using detail::Turn;
 
 std::shared_ptr<ConnectionTransport> ConnectionHub::Impl::current_transport() const {
-  std::lock_guard lock(mutex);
+  MutexLock lock(mutex);
   return transport;
 }
 
@@ -23,7 +24,7 @@ Status ConnectionHub::Impl::hold(ConnectionId id, size_t n) {
   auto t = current_transport();
   size_t queued = t ? t->queued_bytes(id) : 0;
   size_t max = options->connection_queued_bytes_max;
-  std::lock_guard lock(mutex);
+  MutexLock lock(mutex);
   size_t& held_now = held[id];
   if (held_now + queued + n > max) {
     size_t queued_now = held_now + queued;
@@ -40,7 +41,7 @@ Status ConnectionHub::Impl::hold(ConnectionId id, size_t n) {
 }
 
 void ConnectionHub::Impl::unhold(ConnectionId id, size_t n) {
-  std::lock_guard lock(mutex);
+  MutexLock lock(mutex);
   auto it = held.find(id);
   if (it == held.end()) return;
   it->second -= std::min(it->second, n);
@@ -77,7 +78,7 @@ ConnectionHub::ConnectionHub(detail::EngineCore* core) : impl_(std::make_unique<
 ConnectionHub::~ConnectionHub() = default;
 
 void ConnectionHub::set_transport(std::shared_ptr<ConnectionTransport> transport) {
-  std::lock_guard lock(impl_->mutex);
+  MutexLock lock(impl_->mutex);
   impl_->transport = std::move(transport);
 }
 
@@ -208,22 +209,15 @@ Result<size_t> ConnectionHub::reconcile() {
   std::vector<std::pair<ObjectRef, ConnectionId>> gone;
   {
     CARREL_ASSIGN_OR_RETURN(auto txn, core.store().begin_read());
-    MDB_cursor* c = nullptr;
-    int rc = mdb_cursor_open(txn.get(), core.store().dbi(store::Db::kKv), &c);
-    if (rc != 0) return store::from_mdb(rc, "open kv cursor");
+    CARREL_ASSIGN_OR_RETURN(auto c, store::Cursor::open(core.store(), txn, store::Db::kKv));
     std::string pos;
-    MDB_val k, v;
-    for (;;) {
-      k = store::to_val(pos);
-      rc = mdb_cursor_get(c, &k, &v, pos.empty() ? MDB_FIRST : MDB_SET_RANGE);
-      if (rc != 0) break;
-      std::string id_raw(store::from_val(k).substr(0, store::kIdBytes));
+    while (c.seek(pos)) {
+      std::string id_raw(c.key().substr(0, store::kIdBytes));
       std::string reserved = id_raw + detail::kReservedPrefix;
-      k = store::to_val(reserved);
-      rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+      bool on = c.seek(reserved);
       std::optional<ObjectRef> ref;
-      while (rc == 0 && store::from_val(k).substr(0, reserved.size()) == reserved) {
-        std::string_view key = store::from_val(k);
+      while (on && c.key().substr(0, reserved.size()) == reserved) {
+        std::string_view key = c.key();
         if (key.size() == reserved.size() + 8) {
           if (!ref) {
             ObjectId oid = ObjectId::from_raw(id_raw);
@@ -236,14 +230,13 @@ Result<size_t> ConnectionHub::reconcile() {
           ConnectionId id = store::read_u64(key, reserved.size());
           if (!transport || !transport->holds(id)) gone.emplace_back(*ref, id);
         }
-        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        on = c.next();
       }
-      if (rc != 0 && rc != MDB_NOTFOUND) break;
+      if (!c.status().is_ok()) break;
       pos = store::prefix_successor(id_raw);
       if (pos.empty()) break;
     }
-    mdb_cursor_close(c);
-    if (rc != 0 && rc != MDB_NOTFOUND) return store::from_mdb(rc, "scan connections");
+    CARREL_RETURN_IF_ERROR(c.status());
   }
   std::vector<std::future<Status>> turns;
   turns.reserve(gone.size());

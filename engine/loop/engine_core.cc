@@ -1,10 +1,10 @@
 #include "engine/loop/engine_core.h"
 
 #include <algorithm>
-#include <cassert>
 #include <future>
 
 #include "engine/alarm/scheduler.h"
+#include "engine/base/check.h"
 #include "engine/commit/group_writer.h"
 #include "engine/history/bookmark.h"
 #include "engine/history/undo.h"
@@ -12,6 +12,7 @@
 #include "engine/loop/reply_slot.h"
 #include "engine/sql/sql_database.h"
 #include "engine/store/codec.h"
+#include "engine/store/cursor.h"
 #include "engine/store/keys.h"
 #include "engine/store/object_record.h"
 
@@ -156,7 +157,7 @@ Status EngineCore::start() {
                                   : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   committer_->start();
   {
-    std::lock_guard lock(run_mutex_);
+    MutexLock lock(run_mutex_);
     for (int i = 0; i < workers_; ++i) spawn_worker_locked();
   }
   scheduler_->start();
@@ -166,16 +167,13 @@ Status EngineCore::start() {
 
 Status EngineCore::deliver_outbox_at_open() {
   CARREL_ASSIGN_OR_RETURN(auto txn, store_->begin_read());
-  MDB_cursor* c = nullptr;
-  int rc = mdb_cursor_open(txn.get(), store_->dbi(store::Db::kOutbox), &c);
-  if (rc != 0) return store::from_mdb(rc, "open outbox cursor");
+  CARREL_ASSIGN_OR_RETURN(auto c, store::Cursor::open(*store_, txn, store::Db::kOutbox));
   std::vector<std::pair<uint64_t, OutMessage>> pending;
-  MDB_val k, v;
-  for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-    auto m = decode_message(store::from_val(v));
-    if (m.is_ok()) pending.emplace_back(store::read_u64(store::from_val(k), 0), std::move(*m));
+  for (bool on = c.first(); on; on = c.next()) {
+    auto m = decode_message(c.value());
+    if (m.is_ok()) pending.emplace_back(store::read_u64(c.key(), 0), std::move(*m));
   }
-  mdb_cursor_close(c);
+  CARREL_RETURN_IF_ERROR(c.status());
   deliver(std::move(pending));
   return Status::ok();
 }
@@ -184,7 +182,7 @@ Status EngineCore::register_class(std::string_view class_name, HandlerFactory fa
   if (class_name.empty()) return Status::invalid_argument("class name is empty");
   if (!factory) return Status::invalid_argument("class " + std::string(class_name) + ": no factory");
   {
-    std::lock_guard lock(classes_mutex_);
+    MutexLock lock(classes_mutex_);
     if (!classes_.emplace(std::string(class_name), std::move(factory)).second) {
       return Status::invalid_argument("class " + std::string(class_name) + " is registered already");
     }
@@ -196,13 +194,11 @@ Status EngineCore::register_class(std::string_view class_name, HandlerFactory fa
 }
 
 bool EngineCore::has_class(std::string_view class_name) {
-  std::lock_guard lock(classes_mutex_);
+  MutexLock lock(classes_mutex_);
   return classes_.find(class_name) != classes_.end();
 }
 
-std::shared_ptr<ObjectSlot> EngineCore::slot_for(const ObjectId& id, bool* created) {
-  Shard& shard = shards_[std::hash<ObjectId>()(id) % kShards];
-  // REQUIRES: shard.mutex held by the caller.
+std::shared_ptr<ObjectSlot> EngineCore::slot_for(Shard& shard, const ObjectId& id, bool* created) {
   auto& slot = shard.slots[id];
   *created = !slot;
   if (!slot) {
@@ -226,9 +222,9 @@ Status EngineCore::post(Event event) {
   bool schedule = false;
   std::shared_ptr<ObjectSlot> slot;
   {
-    std::lock_guard lock(shard.mutex);
-    slot = slot_for(event.object.id, &created);
-    std::lock_guard slot_lock(slot->mutex);
+    MutexLock lock(shard.mutex);
+    slot = slot_for(shard, event.object.id, &created);
+    MutexLock slot_lock(slot->mutex);
     if (slot->mailbox.size() >= options_.mailbox_depth_max && !event.past_depth_cap) {
       counters_.mailbox_rejections.fetch_add(1, std::memory_order_relaxed);
       return Status::busy("mailbox of " + event.object.label() + " is full (mailbox_depth_max " +
@@ -243,7 +239,7 @@ Status EngineCore::post(Event event) {
 }
 
 void EngineCore::enqueue_ready(std::shared_ptr<ObjectSlot> slot) {
-  std::lock_guard lock(run_mutex_);
+  MutexLock lock(run_mutex_);
   ready_.push_back(std::move(slot));
   if (idle_threads_ == 0 && live_threads_ - blocked_threads_ < workers_) spawn_worker_locked();
   run_cv_.notify_one();
@@ -252,10 +248,11 @@ void EngineCore::enqueue_ready(std::shared_ptr<ObjectSlot> slot) {
 std::shared_ptr<ObjectSlot> EngineCore::claim_idle(const ObjectId& id) {
   Shard& shard = shards_[std::hash<ObjectId>()(id) % kShards];
   bool created = false;
-  std::lock_guard lock(shard.mutex);
-  std::shared_ptr<ObjectSlot> slot = slot_for(id, &created);
-  std::lock_guard slot_lock(slot->mutex);
-  assert(slot->scheduled || slot->mailbox.empty());  // object.h invariant (5)
+  MutexLock lock(shard.mutex);
+  std::shared_ptr<ObjectSlot> slot = slot_for(shard, id, &created);
+  MutexLock slot_lock(slot->mutex);
+  CARREL_ASSERT(slot->scheduled || slot->mailbox.empty(),
+                "object.h (5): a slot that is not scheduled has an empty mailbox");
   if (slot->scheduled) return nullptr;
   // This thread owns the slot now (object.h invariant (1)); a scheduled slot
   // is never evicted, and run_event stamps last_used_ms when the turn ends.
@@ -265,8 +262,8 @@ std::shared_ptr<ObjectSlot> EngineCore::claim_idle(const ObjectId& id) {
 
 void EngineCore::release_inline(std::shared_ptr<ObjectSlot> slot) {
   {
-    std::lock_guard lock(slot->mutex);
-    assert(slot->scheduled);
+    MutexLock lock(slot->mutex);
+    CARREL_ASSERT(slot->scheduled, "object.h (5): the inline turn owns the slot it releases");
     if (slot->mailbox.empty()) {
       slot->scheduled = false;
       return;
@@ -336,7 +333,7 @@ bool EngineCore::on_worker_thread() const {
 
 Status EngineCore::begin_blocking() {
   if (!on_worker_thread()) return Status::ok();  // invariant (2)
-  std::lock_guard lock(run_mutex_);
+  MutexLock lock(run_mutex_);
   if (blocked_threads_ >= options_.workers_blocked_extra_max) {
     return Status::busy("too many workers are blocked in calls (workers_blocked_extra_max " +
                         std::to_string(options_.workers_blocked_extra_max) + ")");
@@ -350,13 +347,13 @@ Status EngineCore::begin_blocking() {
 
 void EngineCore::end_blocking() {
   if (!on_worker_thread()) return;  // invariant (2)
-  std::lock_guard lock(run_mutex_);
+  MutexLock lock(run_mutex_);
   --blocked_threads_;
 }
 
 void EngineCore::worker_main() {
   tl_worker_of = this;
-  std::unique_lock lock(run_mutex_);
+  MutexLock lock(run_mutex_);
   for (;;) {
     while (ready_.empty() && !stopping_workers_) {
       if (live_threads_ - blocked_threads_ > workers_) {  // an extra thread no longer needed
@@ -364,7 +361,7 @@ void EngineCore::worker_main() {
         return;
       }
       ++idle_threads_;
-      run_cv_.wait(lock);
+      run_cv_.wait(run_mutex_);
       --idle_threads_;
     }
     if (ready_.empty()) {  // stopping, and nothing is left to run
@@ -385,7 +382,7 @@ void EngineCore::run_slot(const std::shared_ptr<ObjectSlot>& slot) {
   for (int n = 0;; ++n) {
     Event ev;
     {
-      std::lock_guard lock(slot->mutex);
+      MutexLock lock(slot->mutex);
       if (slot->mailbox.empty()) {
         slot->scheduled = false;
         return;
@@ -396,7 +393,7 @@ void EngineCore::run_slot(const std::shared_ptr<ObjectSlot>& slot) {
     }
     run_event(slot, ev);
   }
-  std::lock_guard lock(run_mutex_);
+  MutexLock lock(run_mutex_);
   ready_.push_back(slot);
   run_cv_.notify_one();
 }
@@ -436,7 +433,7 @@ Status EngineCore::prepare(ObjectSlot& slot, const Event& event, store::ReadTxn&
   if (!act.handler && event.kind != EventKind::kRestore) {
     HandlerFactory factory;
     {
-      std::lock_guard lock(classes_mutex_);
+      MutexLock lock(classes_mutex_);
       auto it = classes_.find(act.class_name);
       if (it != classes_.end()) factory = it->second;
     }
@@ -464,7 +461,7 @@ void EngineCore::run_event(const std::shared_ptr<ObjectSlot>& slot, Event& event
     } else if (event.kind == EventKind::kMessage && s.code() != Code::kInvalidArgument) {
       // Transient (reset, busy): retry. A message for an object of another
       // class stays in the outbox, offered again only at the next open.
-      std::lock_guard lock(janitor_mutex_);
+      MutexLock lock(janitor_mutex_);
       parked_messages_.emplace_back(event.message_no,
                                     OutMessage{event.object, event.request.method,
                                                event.request.payload, ""});

@@ -24,11 +24,9 @@
 #pragma once
 
 #include <array>
-#include <condition_variable>
 #include <deque>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <random>
 #include <set>
 #include <thread>
@@ -36,6 +34,7 @@
 #include <vector>
 
 #include "carrel/engine.h"
+#include "engine/base/mutex.h"
 #include "engine/commit/committer.h"
 #include "engine/commit/counters.h"
 #include "engine/loop/object.h"
@@ -107,7 +106,7 @@ class EngineCore {
  private:
   explicit EngineCore(Options options);
   Status start();
-  void spawn_worker_locked();
+  void spawn_worker_locked() REQUIRES(run_mutex_);
   // Puts a scheduled slot on the run queue and wakes (or adds) a worker.
   void enqueue_ready(std::shared_ptr<ObjectSlot> slot);
   // The fast path (object.h invariant (5)): claims the event's object when it
@@ -138,8 +137,13 @@ class EngineCore {
   void finish_alarm(Turn& turn, const Event& event, const AlarmEntry& entry, const Status& result);
   // A uniform draw in [-alarm_retry_jitter, alarm_retry_jitter] for one backoff.
   double draw_jitter();
-  std::shared_ptr<ObjectSlot> slot_for(const ObjectId& id, bool* created);
+  struct Shard;
+  std::shared_ptr<ObjectSlot> slot_for(Shard& shard, const ObjectId& id, bool* created)
+      REQUIRES(shard.mutex);
   void janitor_main();
+  // Retires an evictable slot; its activation goes to graveyard.
+  void evict_locked(Shard& shard, ObjectSlot& slot, std::vector<Activation>& graveyard)
+      REQUIRES(shard.mutex, slot.mutex);
   void redeliver_parked();
   Status deliver_outbox_at_open();
 
@@ -155,42 +159,42 @@ class EngineCore {
   // Alarm retry jitter: one generator per engine, seeded from
   // Options::random_seed, so an engine's backoffs do not depend on what other
   // engines in the process drew before it.
-  std::mutex jitter_mutex_;
-  std::mt19937_64 jitter_rng_;  // GUARDED_BY(jitter_mutex_)
+  Mutex jitter_mutex_;
+  std::mt19937_64 jitter_rng_ GUARDED_BY(jitter_mutex_);
 
-  std::mutex classes_mutex_;
-  std::map<std::string, HandlerFactory, std::less<>> classes_;  // GUARDED_BY(classes_mutex_)
+  Mutex classes_mutex_;
+  std::map<std::string, HandlerFactory, std::less<>> classes_ GUARDED_BY(classes_mutex_);
 
   // The object table, sharded by id to keep posting cheap.
   static constexpr size_t kShards = 16;
   struct Shard {
-    std::mutex mutex;
-    std::unordered_map<ObjectId, std::shared_ptr<ObjectSlot>> slots;  // GUARDED_BY(mutex)
+    Mutex mutex;
+    std::unordered_map<ObjectId, std::shared_ptr<ObjectSlot>> slots GUARDED_BY(mutex);
   };
   std::array<Shard, kShards> shards_;
   std::atomic<bool> closing_{false};
   std::atomic<int> posts_in_progress_{0};
 
   // Worker pool.
-  std::mutex run_mutex_;
-  std::condition_variable run_cv_;
-  std::deque<std::shared_ptr<ObjectSlot>> ready_;  // GUARDED_BY(run_mutex_)
-  std::vector<std::thread> threads_;               // GUARDED_BY(run_mutex_)
-  int live_threads_ = 0;                           // GUARDED_BY(run_mutex_)
-  int idle_threads_ = 0;                           // GUARDED_BY(run_mutex_)
-  int blocked_threads_ = 0;                        // GUARDED_BY(run_mutex_)
+  Mutex run_mutex_;
+  CondVar run_cv_;
+  std::deque<std::shared_ptr<ObjectSlot>> ready_ GUARDED_BY(run_mutex_);
+  std::vector<std::thread> threads_ GUARDED_BY(run_mutex_);
+  int live_threads_ GUARDED_BY(run_mutex_) = 0;
+  int idle_threads_ GUARDED_BY(run_mutex_) = 0;
+  int blocked_threads_ GUARDED_BY(run_mutex_) = 0;
   int workers_ = 1;
-  bool stopping_workers_ = false;                  // GUARDED_BY(run_mutex_)
+  bool stopping_workers_ GUARDED_BY(run_mutex_) = false;
 
   // Janitor, and messages that could not be posted yet (full mailbox,
   // unregistered class): retried by the janitor.
-  std::mutex janitor_mutex_;
-  std::condition_variable janitor_cv_;
-  bool stopping_janitor_ = false;                                  // GUARDED_BY(janitor_mutex_)
-  std::deque<std::pair<uint64_t, OutMessage>> parked_messages_;    // GUARDED_BY(janitor_mutex_)
+  Mutex janitor_mutex_;
+  CondVar janitor_cv_;
+  bool stopping_janitor_ GUARDED_BY(janitor_mutex_) = false;
+  std::deque<std::pair<uint64_t, OutMessage>> parked_messages_ GUARDED_BY(janitor_mutex_);
   std::thread janitor_;
-  bool closed_ = false;
-  std::mutex close_mutex_;
+  Mutex close_mutex_;
+  bool closed_ GUARDED_BY(close_mutex_) = false;
 };
 
 }  // namespace carrel::detail

@@ -75,7 +75,7 @@ void EngineCore::deliver(std::vector<std::pair<uint64_t, OutMessage>>&& messages
       s = post(std::move(ev));
     }
     if (!s.is_ok()) {
-      std::lock_guard lock(janitor_mutex_);
+      MutexLock lock(janitor_mutex_);
       parked_messages_.emplace_back(no, std::move(m));
     }
   }
@@ -84,7 +84,7 @@ void EngineCore::deliver(std::vector<std::pair<uint64_t, OutMessage>>&& messages
 void EngineCore::redeliver_parked() {
   std::vector<std::pair<uint64_t, OutMessage>> retry;
   {
-    std::lock_guard lock(janitor_mutex_);
+    MutexLock lock(janitor_mutex_);
     retry.assign(std::make_move_iterator(parked_messages_.begin()),
                  std::make_move_iterator(parked_messages_.end()));
     parked_messages_.clear();
@@ -92,6 +92,24 @@ void EngineCore::redeliver_parked() {
   if (!retry.empty()) deliver(std::move(retry));
 }
 
+namespace {
+bool evictable(ObjectSlot& s) REQUIRES(s.mutex) {
+  // Invariant (3) of object.h.
+  if (s.scheduled || !s.mailbox.empty()) return false;
+  bool in_flight =
+      s.sealed_seq.load(std::memory_order_acquire) != s.durable_seq.load(std::memory_order_acquire);
+  bool reset_pending = s.act.loaded && s.act.generation != s.generation.load();
+  return !in_flight || reset_pending;
+}
+}  // namespace
+
+void EngineCore::evict_locked(Shard& shard, ObjectSlot& slot, std::vector<Activation>& graveyard) {
+  slot.retired = true;
+  graveyard.push_back(std::move(slot.act));
+  shard.slots.erase(slot.id);
+  counters_.evictions.fetch_add(1, std::memory_order_relaxed);
+  counters_.active_objects.fetch_sub(1, std::memory_order_relaxed);
+}
 
 size_t EngineCore::evict_idle() {
   UnixMs now = clock().now_ms();
@@ -101,31 +119,17 @@ size_t EngineCore::evict_idle() {
   };
   std::vector<Candidate> candidates;
   std::vector<Activation> graveyard;  // destroyed outside the locks
-  auto evictable = [](ObjectSlot& s) {
-    // REQUIRES: s.mutex held. Invariant (3) of object.h.
-    if (s.scheduled || !s.mailbox.empty()) return false;
-    bool in_flight = s.sealed_seq.load(std::memory_order_acquire) !=
-                     s.durable_seq.load(std::memory_order_acquire);
-    bool reset_pending = s.act.loaded && s.act.generation != s.generation.load();
-    return !in_flight || reset_pending;
-  };
-  auto evict_locked = [&](Shard& shard, const std::shared_ptr<ObjectSlot>& slot) {
-    slot->retired = true;
-    graveyard.push_back(std::move(slot->act));
-    shard.slots.erase(slot->id);
-    counters_.evictions.fetch_add(1, std::memory_order_relaxed);
-    counters_.active_objects.fetch_sub(1, std::memory_order_relaxed);
-  };
   size_t evicted = 0;
   for (Shard& shard : shards_) {
-    std::lock_guard lock(shard.mutex);
+    MutexLock lock(shard.mutex);
     for (auto it = shard.slots.begin(); it != shard.slots.end();) {
       std::shared_ptr<ObjectSlot> slot = (it++)->second;
-      std::unique_lock slot_lock(slot->mutex, std::try_to_lock);
-      if (!slot_lock.owns_lock() || !evictable(*slot)) continue;
+      if (!slot->mutex.try_lock()) continue;
+      MutexLock slot_lock(slot->mutex, std::adopt_lock);
+      if (!evictable(*slot)) continue;
       int64_t last = slot->last_used_ms.load(std::memory_order_relaxed);
       if (now - last >= options_.idle_timeout_ms) {
-        evict_locked(shard, slot);
+        evict_locked(shard, *slot, graveyard);
         ++evicted;
       } else {
         candidates.push_back({last, slot});
@@ -143,10 +147,10 @@ size_t EngineCore::evict_idle() {
     for (Candidate& c : candidates) {
       if (excess == 0) break;
       Shard& shard = shards_[std::hash<ObjectId>()(c.slot->id) % kShards];
-      std::lock_guard lock(shard.mutex);
-      std::lock_guard slot_lock(c.slot->mutex);
+      MutexLock lock(shard.mutex);
+      MutexLock slot_lock(c.slot->mutex);
       if (c.slot->retired || !evictable(*c.slot)) continue;
-      evict_locked(shard, c.slot);
+      evict_locked(shard, *c.slot, graveyard);
       ++evicted;
       --excess;
     }
@@ -159,9 +163,9 @@ void EngineCore::janitor_main() {
   int64_t tick_ms = std::clamp<int64_t>(options_.idle_timeout_ms / 4, 10, 1000);
   auto last_prune = std::chrono::steady_clock::now();
   auto last_reader_check = last_prune;
-  std::unique_lock lock(janitor_mutex_);
+  MutexLock lock(janitor_mutex_);
   while (!stopping_janitor_) {
-    janitor_cv_.wait_for(lock, std::chrono::milliseconds(tick_ms));
+    janitor_cv_.wait_for(janitor_mutex_, std::chrono::milliseconds(tick_ms));
     if (stopping_janitor_) break;
     lock.unlock();
     evict_idle();
@@ -271,7 +275,7 @@ Result<std::string> EngineCore::restore(const ObjectRef& object, std::string_vie
 }
 
 Status EngineCore::close() {
-  std::lock_guard close_lock(close_mutex_);
+  MutexLock close_lock(close_mutex_);
   if (closed_) return Status::ok();
   closed_ = true;
   closing_.store(true);
@@ -279,7 +283,7 @@ Status EngineCore::close() {
   if (scheduler_) scheduler_->stop();
   if (janitor_.joinable()) {
     {
-      std::lock_guard lock(janitor_mutex_);
+      MutexLock lock(janitor_mutex_);
       stopping_janitor_ = true;
     }
     janitor_cv_.notify_all();
@@ -287,13 +291,13 @@ Status EngineCore::close() {
   }
   std::vector<std::thread> threads;
   {
-    std::lock_guard lock(run_mutex_);
+    MutexLock lock(run_mutex_);
     stopping_workers_ = true;
   }
   run_cv_.notify_all();
   for (;;) {
     {
-      std::lock_guard lock(run_mutex_);
+      MutexLock lock(run_mutex_);
       if (threads_.empty()) break;
       threads.swap(threads_);
     }
@@ -304,7 +308,7 @@ Status EngineCore::close() {
   // SQL connections and handlers go before the LMDB environment, which is
   // closed here so that the directory can be opened again at once.
   for (Shard& shard : shards_) {
-    std::lock_guard lock(shard.mutex);
+    MutexLock lock(shard.mutex);
     shard.slots.clear();
   }
   scheduler_.reset();

@@ -26,13 +26,13 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "carrel/context.h"
 #include "carrel/handler.h"
+#include "engine/base/mutex.h"
 #include "engine/commit/batch.h"
 #include "engine/loop/pending.h"
 
@@ -98,10 +98,10 @@ struct ObjectSlot {
   explicit ObjectSlot(const ObjectId& object_id) : id(object_id) {}
   const ObjectId id;
 
-  std::mutex mutex;
-  std::deque<Event> mailbox;  // GUARDED_BY(mutex)
-  bool scheduled = false;     // GUARDED_BY(mutex)
-  bool retired = false;       // GUARDED_BY(mutex)
+  Mutex mutex;
+  std::deque<Event> mailbox GUARDED_BY(mutex);
+  bool scheduled GUARDED_BY(mutex) = false;
+  bool retired GUARDED_BY(mutex) = false;
 
   std::atomic<uint64_t> generation{0};   // bumped by the committer on a failed commit
   std::atomic<uint64_t> durable_seq{0};  // set by the committer after each commit

@@ -3,10 +3,10 @@
 // future, whose shared state costs an allocation per call.
 #pragma once
 
-#include <cassert>
-#include <condition_variable>
-#include <mutex>
 #include <optional>
+
+#include "engine/base/check.h"
+#include "engine/base/mutex.h"
 
 namespace carrel::detail {
 
@@ -17,21 +17,21 @@ template <typename T>
 class ReplySlot {
  public:
   void fill(T value) {
-    std::lock_guard lock(mutex_);
-    assert(!value_ && "a reply slot is filled exactly once");
+    MutexLock lock(mutex_);
+    CARREL_ASSERT(!value_, "reply_slot.h: a reply slot is filled exactly once");
     value_.emplace(std::move(value));
     cv_.notify_one();  // under the lock: see the class comment
   }
   T wait() {
-    std::unique_lock lock(mutex_);
-    cv_.wait(lock, [&] { return value_.has_value(); });
+    MutexLock lock(mutex_);
+    while (!value_) cv_.wait(mutex_);
     return std::move(*value_);
   }
 
  private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::optional<T> value_;  // GUARDED_BY(mutex_)
+  Mutex mutex_;
+  CondVar cv_;
+  std::optional<T> value_ GUARDED_BY(mutex_);
 };
 
 }  // namespace carrel::detail

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <future>
 
+#include "engine/base/check.h"
 #include "engine/base/limit_text.h"
 #include "engine/conn/conn_state.h"
 #include "engine/history/bookmark.h"
@@ -336,6 +337,8 @@ std::unique_ptr<CommitBatch> Turn::numbered_batch() {
   b->seq = act_.next_seq++;
   b->commit_ms = std::max(core_.clock().now_ms(), act_.last_commit_ms);
   act_.last_commit_ms = b->commit_ms;
+  CARREL_ASSERT(b->seq > slot_->sealed_seq.load(std::memory_order_relaxed),
+                "committer.h (5): the owning worker seals an object's batches in seq order");
   slot_->sealed_seq.store(b->seq, std::memory_order_release);
   return b;
 }

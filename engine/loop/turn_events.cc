@@ -181,7 +181,7 @@ std::vector<Completion> EngineCore::event_outputs(const ObjectId& id, Event& ev,
       if (s.is_ok()) {
         counters_.messages_delivered.fetch_add(1, std::memory_order_relaxed);
       } else {
-        std::lock_guard lock(janitor_mutex_);
+        MutexLock lock(janitor_mutex_);
         parked_messages_.emplace_back(no, std::move(m));
       }
     });
@@ -201,7 +201,7 @@ std::vector<Completion> EngineCore::event_outputs(const ObjectId& id, Event& ev,
 double EngineCore::draw_jitter() {
   std::uniform_real_distribution<double> jitter(-options_.alarm_retry_jitter,
                                                 options_.alarm_retry_jitter);
-  std::lock_guard lock(jitter_mutex_);
+  MutexLock lock(jitter_mutex_);
   return jitter(jitter_rng_);
 }
 

@@ -5,9 +5,10 @@
 
 #include <algorithm>
 #include <cstring>
-#include <mutex>
 #include <new>
 #include <unordered_map>
+
+#include "engine/base/mutex.h"
 
 namespace carrel::sql {
 namespace {
@@ -15,8 +16,8 @@ namespace {
 // ---------------------------------------------------------------------------
 // Registry of main database files (invariant 2).
 
-std::mutex g_registry_mutex;
-uint64_t g_next_file_id = 1;  // GUARDED_BY(g_registry_mutex)
+Mutex g_registry_mutex;
+uint64_t g_next_file_id GUARDED_BY(g_registry_mutex) = 1;
 
 std::unordered_map<std::string, PageFileBinding*>& registry() {  // GUARDED_BY(g_registry_mutex)
   static auto* map = new std::unordered_map<std::string, PageFileBinding*>();
@@ -25,7 +26,7 @@ std::unordered_map<std::string, PageFileBinding*>& registry() {  // GUARDED_BY(g
 
 PageFileBinding* find_binding(const char* name) {
   if (name == nullptr) return nullptr;
-  std::lock_guard<std::mutex> lock(g_registry_mutex);
+  MutexLock lock(g_registry_mutex);
   auto it = registry().find(name);
   return it == registry().end() ? nullptr : it->second;
 }
@@ -415,13 +416,13 @@ Status register_vfs() {
 }
 
 PageFileRegistration::PageFileRegistration(PageFileBinding* binding) {
-  std::lock_guard<std::mutex> lock(g_registry_mutex);
+  MutexLock lock(g_registry_mutex);
   file_name_ = "carrel-page-file-" + std::to_string(g_next_file_id++);
   registry().emplace(file_name_, binding);
 }
 
 PageFileRegistration::~PageFileRegistration() {
-  std::lock_guard<std::mutex> lock(g_registry_mutex);
+  MutexLock lock(g_registry_mutex);
   registry().erase(file_name_);
 }
 

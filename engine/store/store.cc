@@ -33,8 +33,8 @@ constexpr unsigned kMaxReaders = 1024;
 // Function-local, so an engine opened during static initialization (a test
 // program's child role, an embedder's global) finds it constructed.
 struct OpenDirs {
-  std::mutex mutex;
-  std::set<std::pair<uint64_t, uint64_t>> dirs;  // GUARDED_BY(mutex)
+  Mutex mutex;
+  std::set<std::pair<uint64_t, uint64_t>> dirs GUARDED_BY(mutex);
 };
 OpenDirs& open_dirs() {
   static OpenDirs* d = new OpenDirs;  // never destroyed: engines may close during exit
@@ -187,7 +187,7 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
   store->dir_ = options.dir;
   store->read_only_ = options.read_only;
   {
-    std::lock_guard lock(open_dirs().mutex);
+    MutexLock lock(open_dirs().mutex);
     if (!open_dirs().dirs.emplace(st.st_dev, st.st_ino).second) {
       return Status::busy("engine directory '" + options.dir +
                           "' is already open in this process (LMDB allows one handle per process)");
@@ -351,7 +351,7 @@ Result<int> Store::clear_dead_readers() {
 Result<ReadTxn> Store::begin_read() {
   MDB_txn* txn = nullptr;
   {
-    std::lock_guard lock(pool_mutex_);
+    MutexLock lock(pool_mutex_);
     if (!pool_.empty()) {
       txn = pool_.back();
       pool_.pop_back();
@@ -369,7 +369,7 @@ Result<ReadTxn> Store::begin_read() {
 
 void Store::recycle(MDB_txn* txn) {
   mdb_txn_reset(txn);
-  std::lock_guard lock(pool_mutex_);
+  MutexLock lock(pool_mutex_);
   pool_.push_back(txn);
 }
 
@@ -414,7 +414,7 @@ Status Store::copy_compact(const std::string& dest_dir,
 Store::~Store() {
   if (env_ != nullptr) {
     {
-      std::lock_guard lock(pool_mutex_);
+      MutexLock lock(pool_mutex_);
       for (MDB_txn* t : pool_) mdb_txn_abort(t);
       pool_.clear();
     }
@@ -423,7 +423,7 @@ Store::~Store() {
   if (data_fd_ >= 0) ::close(data_fd_);  // releases the flocks
   if (lock_fd_ >= 0) ::close(lock_fd_);
   if (dev_ != 0 || ino_ != 0) {
-    std::lock_guard lock(open_dirs().mutex);
+    MutexLock lock(open_dirs().mutex);
     open_dirs().dirs.erase({dev_, ino_});
   }
 }

@@ -18,13 +18,13 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "carrel/status.h"
+#include "engine/base/mutex.h"
 
 namespace carrel::store {
 
@@ -144,8 +144,8 @@ class Store {
   int data_fd_ = -1;  // data.mdb, open only to hold its flock
   int dead_readers_at_open_ = 0;
   uint64_t dev_ = 0, ino_ = 0;  // registry key for invariant (1)
-  std::mutex pool_mutex_;
-  std::vector<MDB_txn*> pool_;  // GUARDED_BY(pool_mutex_): reset read transactions
+  Mutex pool_mutex_;
+  std::vector<MDB_txn*> pool_ GUARDED_BY(pool_mutex_);  // reset read transactions
 };
 
 }  // namespace carrel::store

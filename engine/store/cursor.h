@@ -1,0 +1,76 @@
+// A read cursor over one LMDB database, closed when it goes out of scope.
+//
+// Errors: a move returns whether the cursor is on an entry; MDB_NOTFOUND is
+// simply false, any other LMDB error is false and kept in status(), so a walk
+// ends the same way whether it ran out or failed, and the caller checks
+// status() once after it.
+#pragma once
+
+#include <lmdb.h>
+
+#include <string>
+#include <string_view>
+
+#include "carrel/status.h"
+#include "engine/store/store.h"
+
+namespace carrel::store {
+
+class Cursor {
+ public:
+  // REQUIRES: txn (a read or write transaction of store) outlives the cursor.
+  static Result<Cursor> open(Store& store, MDB_txn* txn, Db db) {
+    MDB_cursor* c = nullptr;
+    int rc = mdb_cursor_open(txn, store.dbi(db), &c);
+    if (rc != 0) return from_mdb(rc, "open cursor on " + std::string(db_name(db)));
+    return Cursor(c, db);
+  }
+  static Result<Cursor> open(Store& store, const ReadTxn& txn, Db db) {
+    return open(store, txn.get(), db);
+  }
+  Cursor(Cursor&& o) noexcept
+      : c_(o.c_), db_(o.db_), k_(o.k_), v_(o.v_), status_(std::move(o.status_)) {
+    o.c_ = nullptr;
+  }
+  Cursor& operator=(Cursor&&) = delete;
+  ~Cursor() {
+    if (c_ != nullptr) mdb_cursor_close(c_);
+  }
+
+  bool first() { return move(MDB_FIRST); }
+  bool last() { return move(MDB_LAST); }
+  bool next() { return move(MDB_NEXT); }
+  bool prev() { return move(MDB_PREV); }
+  // The first entry with key >= k.
+  bool seek(std::string_view k) {
+    if (k.empty()) return first();  // LMDB refuses an empty key (MDB_BAD_VALSIZE)
+    k_ = to_val(k);
+    return move(MDB_SET_RANGE);
+  }
+  // Valid while the cursor stays on the entry and the transaction is open.
+  std::string_view key() const { return from_val(k_); }
+  std::string_view value() const { return from_val(v_); }
+  Db db() const { return db_; }
+  // The first LMDB error a move met (not-found is no error).
+  const Status& status() const { return status_; }
+
+ private:
+  Cursor(MDB_cursor* c, Db db) : c_(c), db_(db) {}
+  bool move(MDB_cursor_op op) {
+    if (!status_.is_ok()) return false;
+    int rc = mdb_cursor_get(c_, &k_, &v_, op);
+    if (rc == MDB_NOTFOUND) return false;
+    if (rc != 0) {
+      status_ = from_mdb(rc, "scan " + std::string(db_name(db_)));
+      return false;
+    }
+    return true;
+  }
+
+  MDB_cursor* c_;
+  Db db_;
+  MDB_val k_{}, v_{};
+  Status status_;
+};
+
+}  // namespace carrel::store
