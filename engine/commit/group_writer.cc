@@ -114,17 +114,40 @@ Result<GroupWriter::ObjectState*> GroupWriter::load(const CommitBatch& b) {
   return &st;
 }
 
+Result<MDB_cursor*> GroupWriter::cursor(Db db) {
+  MDB_cursor*& c = cursors_[static_cast<size_t>(db)];
+  if (c == nullptr) {
+    // A write transaction's cursors are freed when it ends (invariant (5)).
+    int rc = mdb_cursor_open(txn_, store_.dbi(db), &c);
+    if (rc != 0) return store::from_mdb(rc, "open cursor on " + std::string(store::db_name(db)));
+  }
+  return c;
+}
+
 Status GroupWriter::write(ObjectState& st, Db db, const std::string& key,
                           const std::optional<std::string>& value) {
-  CARREL_ASSIGN_OR_RETURN(auto old, get_raw(db, key));
+  // Invariant (5): one descent finds the before-image, and the put or delete
+  // happens at the cursor's position.
+  CARREL_ASSIGN_OR_RETURN(MDB_cursor * c, cursor(db));
+  MDB_val k = store::to_val(key), v;
+  int rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
+  if (rc != 0 && rc != MDB_NOTFOUND) {
+    return store::from_mdb(rc, "read " + std::string(store::db_name(db)));
+  }
+  std::optional<std::string> old;
+  if (rc == 0) old.emplace(store::from_val(v));
   if (!old && !value) return Status::ok();
   if (keep_history_ && st.touched.emplace(static_cast<uint8_t>(db), key).second) {
     st.log.undo.push_back({db, key, old});
   }
   if (value) {
-    CARREL_RETURN_IF_ERROR(put_raw(db, key, *value));
+    MDB_val pk = store::to_val(key), pv = store::to_val(*value);
+    rc = mdb_cursor_put(c, &pk, &pv, old ? MDB_CURRENT : 0);
+    bytes_written_ += key.size() + value->size();
+    CARREL_RETURN_IF_ERROR(store::from_mdb(rc, "write " + std::string(store::db_name(db))));
   } else {
-    CARREL_RETURN_IF_ERROR(del_raw(db, key));
+    rc = mdb_cursor_del(c, 0);
+    CARREL_RETURN_IF_ERROR(store::from_mdb(rc, "delete from " + std::string(store::db_name(db))));
   }
   store::ObjectRecord& r = st.record;
   std::string_view suffix = std::string_view(key).substr(store::kIdBytes);

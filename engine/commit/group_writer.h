@@ -10,6 +10,9 @@
 //  (4) Each batch with writes appends one log record (when history is kept)
 //      under the next log number, and the object record's log_no names it
 //      (engine/history/undo.h (1), (3)); meta.next_log_no is written at finish().
+//  (5) write() descends the tree once per key: a cursor positioned by the
+//      before-image's lookup does the put (MDB_CURRENT) or delete. Its cursors
+//      belong to the write transaction, which frees them when it ends.
 #pragma once
 
 #include <lmdb.h>
@@ -68,6 +71,7 @@ class GroupWriter {
                const std::optional<std::string>& value);
   Status clear_range(ObjectState& st, store::Db db, const std::string& from, const std::string& to);
   Status apply_restore(ObjectState& st, const ObjectId& id, uint64_t to_seq);
+  Result<MDB_cursor*> cursor(store::Db db);
   Status put_raw(store::Db db, std::string_view key, std::string_view value);
   Status del_raw(store::Db db, std::string_view key);
   Result<std::optional<std::string>> get_raw(store::Db db, std::string_view key);
@@ -84,7 +88,8 @@ class GroupWriter {
   std::vector<std::pair<uint64_t, OutMessage>> sent_;
   std::optional<int64_t> earliest_alarm_;
   std::optional<uint64_t> message_no_;
-  std::optional<uint64_t> log_no_;  // the next log number, read once per group
+  std::optional<uint64_t> log_no_;
+  MDB_cursor* cursors_[store::kDbCount] = {};  // invariant (5), opened on first use  // the next log number, read once per group
 };
 
 }  // namespace carrel::detail
