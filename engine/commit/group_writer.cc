@@ -4,6 +4,7 @@
 
 #include "engine/alarm/entry.h"
 #include "engine/store/checksum.h"
+#include "engine/store/codec.h"
 #include "engine/store/keys.h"
 
 namespace carrel::detail {
@@ -12,6 +13,7 @@ namespace {
 using store::Db;
 constexpr std::string_view kNextMessageKey = "next_message_no";
 constexpr std::string_view kNextLogKey = "next_log_no";
+constexpr uint8_t kMessageVersion = 1;
 
 // A meta counter (u64 BE), or first when absent.
 Result<uint64_t> decode_counter(const std::optional<std::string>& raw, std::string_view name,
@@ -24,53 +26,35 @@ Result<uint64_t> decode_counter(const std::optional<std::string>& raw, std::stri
   return store::read_u64(*raw, 0);
 }
 
-void append_str16(std::string* out, std::string_view s) {
-  out->push_back(static_cast<char>(s.size() >> 8));
-  out->push_back(static_cast<char>(s.size() & 0xff));
-  out->append(s);
-}
-
-bool read_str16(std::string_view b, size_t* at, std::string* s) {
-  if (*at + 2 > b.size()) return false;
-  size_t n = static_cast<uint8_t>(b[*at]) << 8 | static_cast<uint8_t>(b[*at + 1]);
-  *at += 2;
-  if (*at + n > b.size()) return false;
-  s->assign(b.substr(*at, n));
-  *at += n;
-  return true;
-}
-
 }  // namespace
 
+// The outbox record (codec.h): version, target class, id and name, sender,
+// method, and the payload as the rest.
 std::string encode_message(const OutMessage& m) {
   std::string out;
-  out.push_back(1);  // version
-  append_str16(&out, m.target.class_name);
-  out.append(m.target.id.raw());
-  append_str16(&out, m.target.name);
-  append_str16(&out, m.sender);
-  store::append_u32(&out, static_cast<uint32_t>(m.method.size()));
-  out.append(m.method);
-  out.append(m.payload);
+  out.reserve(1 + 2 + m.target.class_name.size() + store::kIdBytes + 2 + m.target.name.size() +
+              2 + m.sender.size() + 4 + m.method.size() + m.payload.size());
+  store::Writer w(&out);
+  w.version(kMessageVersion);
+  w.str16(m.target.class_name);
+  w.raw(m.target.id.raw());
+  w.str16(m.target.name);
+  w.str16(m.sender);
+  w.str32(m.method);
+  w.raw(m.payload);
   return out;
 }
 
 Result<OutMessage> decode_message(std::string_view b) {
+  store::Reader r(b, "outbox message");
   OutMessage m;
-  size_t at = 1;
-  auto bad = Status::corruption("outbox message is malformed");
-  if (b.empty() || b[0] != 1) return bad;
-  if (!read_str16(b, &at, &m.target.class_name)) return bad;
-  if (at + store::kIdBytes > b.size()) return bad;
-  m.target.id = ObjectId::from_raw(b.substr(at, store::kIdBytes));
-  at += store::kIdBytes;
-  if (!read_str16(b, &at, &m.target.name) || !read_str16(b, &at, &m.sender)) return bad;
-  if (at + 4 > b.size()) return bad;
-  uint32_t n = store::read_u32(b, at);
-  at += 4;
-  if (at + n > b.size()) return bad;
-  m.method.assign(b.substr(at, n));
-  m.payload.assign(b.substr(at + n));
+  std::string_view id;
+  bool ok = r.version(kMessageVersion) && r.str16(&m.target.class_name) &&
+            r.raw(store::kIdBytes, &id) && r.str16(&m.target.name) && r.str16(&m.sender) &&
+            r.str32(&m.method);
+  if (!ok) return r.corruption();
+  m.target.id = ObjectId::from_raw(id);
+  m.payload.assign(r.rest());
   return m;
 }
 

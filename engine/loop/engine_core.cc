@@ -171,11 +171,27 @@ Status EngineCore::deliver_outbox_at_open() {
   if (rc != 0) return store::from_mdb(rc, "open outbox cursor");
   std::vector<std::pair<uint64_t, OutMessage>> pending;
   MDB_val k, v;
+  Status s = Status::ok();
   for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+    std::string_view key = store::from_val(k);
+    if (key.size() != 8) {
+      s = Status::corruption("outbox: a key of " + std::to_string(key.size()) +
+                             " bytes is not a message number; run `carrel verify`");
+      break;
+    }
+    uint64_t no = store::read_u64(key, 0);
+    // A malformed message is never skipped: its send was acknowledged.
     auto m = decode_message(store::from_val(v));
-    if (m.is_ok()) pending.emplace_back(store::read_u64(store::from_val(k), 0), std::move(*m));
+    if (!m.is_ok()) {
+      s = m.status().with_context("outbox message " + std::to_string(no) +
+                                  " (run `carrel verify`)");
+      break;
+    }
+    pending.emplace_back(no, std::move(*m));
   }
   mdb_cursor_close(c);
+  if (!s.is_ok()) return s;
+  if (rc != MDB_NOTFOUND) return store::from_mdb(rc, "read outbox");
   deliver(std::move(pending));
   return Status::ok();
 }
