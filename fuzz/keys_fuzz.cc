@@ -65,9 +65,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (sign_bytes(store::page_key(ia, p), store::page_key(ib, q)) != (ids != 0 ? ids : sign(p, q))) {
     fail("page_key order is not (id, page) order");
   }
-  if (sign_bytes(store::history_key(ia, a), store::history_key(ib, b)) !=
-      (ids != 0 ? ids : sign(a, b))) {
-    fail("history_key order is not (id, seq) order");
+  if (sign_bytes(store::log_key(a), store::log_key(b)) != sign(a, b) ||
+      store::log_key(a).size() != store::kLogKeyBytes) {
+    fail("log_key order is not log number order");
   }
   const int logical = sign(a, b) != 0 ? sign(a, b) : (ids != 0 ? ids : sign_bytes(na, nb));
   if (sign_bytes(store::schedule_key(a, ia, na), store::schedule_key(b, ib, nb)) != logical) {

@@ -40,9 +40,6 @@ LAYERS = {
 # (including file, included header): known violations, until their owners
 # move the code.
 ALLOWED = {
-    # commit/ bumps an object's generation and durable_seq itself; it is to
-    # report progress through a struct or callback it owns instead.
-    ("engine/commit/committer.cc", "engine/loop/object.h"),
     # conn_state.h holds the connection events a turn records (the turn
     # writes them, conn/ applies them); that record belongs below the loop.
     ("engine/loop/turn.cc", "engine/conn/conn_state.h"),

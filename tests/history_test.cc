@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "carrel/carrel.h"
+#include "engine/history/undo.h"
 #include "tests/store_probe.h"
 #include "tests/test_util.h"
 
@@ -379,14 +380,114 @@ TEST_F(EngineHistoryTest, PerObjectCommitCapKeepsTheLastCommits) {
     marks.push_back(bookmark(ref));
   }
   ASSERT_TRUE(put(other, "k", "x").is_ok());
-  // 5 records for the capped object (commits 16..20), 1 for the other.
-  EXPECT_EQ(testing::scan_db(*engine_, store::Db::kHistory).size(), 6u);
   // Commit 15's state needs records 16..20: kept.
   ASSERT_TRUE(engine_->restore(ref, marks[14]).is_ok());
   EXPECT_EQ(snapshot(ref).kv, (Entries{{"k", "14"}}));
-  // Commit 10's state needs record 11, which the cap dropped.
+  // Commit 10's state needs record 11, which the cap hides (the restore was
+  // commit 21, so the window is now commits 17..21).
   auto r = engine_->restore(ref, marks[9]);
   EXPECT_EQ(r.status().code(), Code::kNotFound) << r.status().to_string();
+  EXPECT_NE(r.status().message().find("history_commits_max is 5"), std::string::npos)
+      << r.status().message();
+  auto t = engine_->bookmark_for_time(ref, kT0 + 100);  // commit 10's time
+  EXPECT_EQ(t.status().code(), Code::kNotFound) << t.status().to_string();
+  EXPECT_NE(t.status().message().find("history_commits_max is 5"), std::string::npos)
+      << t.status().message();
+}
+
+// The cap costs no delete per turn: hidden records stay until retention
+// reaches the log's head, which then drops them (and only them).
+TEST_F(EngineHistoryTest, RetentionDeletesRecordsTheCapHidesFromTheLogHead) {
+  options_.history_commits_max = 5;
+  open();
+  auto ref = ObjectRef::named("Doc", "capped");
+  auto other = ObjectRef::named("Doc", "other");
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(put(ref, "k", std::to_string(i)).is_ok());
+  ASSERT_TRUE(put(other, "k", "x").is_ok());
+  EXPECT_EQ(testing::scan_db(*engine_, store::Db::kHistory).size(), 21u);
+  ASSERT_TRUE(engine_->core()->prune_history_now().is_ok());
+  // 5 records for the capped object (commits 16..20), 1 for the other.
+  auto log = testing::scan_db(*engine_, store::Db::kHistory);
+  ASSERT_EQ(log.size(), 6u);
+  auto first = history::LogRecord::decode_header(log.begin()->second);
+  ASSERT_TRUE(first.is_ok()) << first.status().to_string();
+  EXPECT_EQ(first->seq, 16u);
+  EXPECT_EQ(first->id, ref.id);
+}
+
+// One log for every object, appended in commit order: keys are consecutive
+// log numbers, and each object's records chain back from its record's log_no.
+TEST_F(EngineHistoryTest, CommitsAppendToOneLogThatChainsEachObject) {
+  open();
+  auto a = ObjectRef::named("Doc", "a");
+  auto b = ObjectRef::named("Doc", "b");
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(put(a, "k", std::to_string(i)).is_ok());
+    ASSERT_TRUE(put(b, "k", std::to_string(i)).is_ok());
+  }
+  auto log = testing::scan_db(*engine_, store::Db::kHistory);
+  ASSERT_EQ(log.size(), 8u);
+  uint64_t expected_no = 1;
+  std::map<ObjectId, std::pair<uint64_t, uint64_t>> newest;  // id -> (no, seq)
+  for (auto& [key, value] : log) {
+    ASSERT_EQ(key.size(), store::kLogKeyBytes);
+    uint64_t no = store::read_u64(key, 0);
+    EXPECT_EQ(no, expected_no++);
+    auto rec = history::LogRecord::decode(value);
+    ASSERT_TRUE(rec.is_ok()) << rec.status().to_string();
+    auto& [prev_no, prev_seq] = newest[rec->header.id];
+    EXPECT_EQ(rec->header.prev_no, prev_no) << "record " << no;
+    EXPECT_EQ(rec->header.seq, prev_seq + 1) << "record " << no;
+    EXPECT_TRUE(rec->redo.empty());
+    newest[rec->header.id] = {no, rec->header.seq};
+  }
+  for (const ObjectRef& ref : {a, b}) {
+    auto r = testing::object_record(*engine_, ref.id);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->log_no, newest[ref.id].first);
+    EXPECT_EQ(r->last_seq, 4u);
+  }
+  // The counter deltas say what each commit did to the record's counts.
+  auto last = history::LogRecord::decode(log.rbegin()->second);
+  ASSERT_TRUE(last.is_ok());
+  EXPECT_EQ(last->deltas.kv_keys, 0);
+  EXPECT_EQ(last->deltas.kv_bytes, 0);  // "2" -> "3": same size
+  auto first = history::LogRecord::decode(log.begin()->second);
+  ASSERT_TRUE(first.is_ok());
+  EXPECT_EQ(first->deltas.kv_keys, 1);
+  EXPECT_EQ(first->deltas.kv_bytes, 2);  // "k" + "0"
+  // The next number survives a restart: the log goes on where it stopped.
+  reopen();
+  ASSERT_TRUE(put(a, "k", "after").is_ok());
+  auto tail = testing::scan_db(*engine_, store::Db::kHistory);
+  ASSERT_EQ(tail.size(), 9u);
+  EXPECT_EQ(store::read_u64(tail.rbegin()->first, 0), 9u);
+}
+
+// A commit made with history off ends the object's chain: what lies before it
+// cannot be restored, and retention with history off deletes the old log.
+TEST_F(EngineHistoryTest, CommitWithHistoryOffEndsTheChain) {
+  open();
+  auto ref = ObjectRef::named("Doc", "gap");
+  ASSERT_TRUE(put(ref, "k", "1").is_ok());
+  std::string first = bookmark(ref);
+  ASSERT_TRUE(put(ref, "k", "2").is_ok());
+  options_.history_retention_ms = 0;
+  reopen();
+  ASSERT_TRUE(put(ref, "k", "3").is_ok());
+  options_.history_retention_ms = int64_t{30} * 24 * 3600 * 1000;
+  reopen();
+  ASSERT_TRUE(put(ref, "k", "4").is_ok());
+  std::string fourth = bookmark(ref);
+  ASSERT_TRUE(put(ref, "k", "5").is_ok());
+  auto r = engine_->restore(ref, first);
+  EXPECT_EQ(r.status().code(), Code::kNotFound) << r.status().to_string();
+  ASSERT_TRUE(engine_->restore(ref, fourth).is_ok());
+  EXPECT_EQ(snapshot(ref).kv, (Entries{{"k", "4"}}));
+  options_.history_retention_ms = 0;
+  reopen();
+  ASSERT_TRUE(engine_->core()->prune_history_now().is_ok());
+  EXPECT_TRUE(testing::scan_db(*engine_, store::Db::kHistory).empty());
 }
 
 TEST_F(EngineHistoryTest, BookmarkOlderThanRetainedHistoryIsNotFound) {

@@ -207,31 +207,68 @@ TEST(StoreOpenTest, LmdbEnvironmentThatIsNotAnEngineIsCorruption) {
   EXPECT_EQ(e.status().code(), Code::kCorruption) << e.status().to_string();
 }
 
-TEST(StoreOpenTest, OtherFormatVersionIsCorruption) {
-  testing::TempDir dir;
+// Creates an engine in dir, then puts key -> value into its LMDB database
+// `db` through LMDB itself (another release's marker, a damaged record).
+void make_engine_with(const testing::TempDir& dir, const char* db, const std::string& key,
+                      const std::string& value) {
   {
     auto e = Engine::open(options_for(dir.path()));
     ASSERT_TRUE(e.is_ok()) << e.status().to_string();
   }
-  {
-    // Rewrite the format marker as a future release would.
-    MDB_env* env = nullptr;
-    ASSERT_EQ(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 16);
-    ASSERT_EQ(mdb_env_open(env, dir.path().c_str(), 0, 0644), 0);
-    MDB_txn* txn = nullptr;
-    ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
-    MDB_dbi meta;
-    ASSERT_EQ(mdb_dbi_open(txn, "meta", 0, &meta), 0);
-    MDB_val k{6, const_cast<char*>("format")}, v{8, const_cast<char*>("carrel-9")};
-    ASSERT_EQ(mdb_put(txn, meta, &k, &v, 0), 0);
-    ASSERT_EQ(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
-  }
+  MDB_env* env = nullptr;
+  ASSERT_EQ(mdb_env_create(&env), 0);
+  mdb_env_set_maxdbs(env, 16);
+  ASSERT_EQ(mdb_env_open(env, dir.path().c_str(), 0, 0644), 0);
+  MDB_txn* txn = nullptr;
+  ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
+  MDB_dbi dbi;
+  ASSERT_EQ(mdb_dbi_open(txn, db, 0, &dbi), 0);
+  MDB_val k{key.size(), const_cast<char*>(key.data())};
+  MDB_val v{value.size(), const_cast<char*>(value.data())};
+  ASSERT_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
+  ASSERT_EQ(mdb_txn_commit(txn), 0);
+  mdb_env_close(env);
+}
+
+void make_engine_with_format(const testing::TempDir& dir, const std::string& format) {
+  make_engine_with(dir, "meta", "format", format);
+}
+
+// An acknowledged send must not vanish: a malformed outbox entry stops the
+// open with Corruption naming it, instead of being skipped.
+TEST(StoreOpenTest, MalformedOutboxMessageAtOpenIsCorruption) {
+  testing::TempDir dir;
+  make_engine_with(dir, "outbox", std::string(7, '\0') + "\x05", std::string("\x01\x00\x09Do", 5));
+  auto e = Engine::open(options_for(dir.path()));
+  ASSERT_FALSE(e.is_ok());
+  EXPECT_EQ(e.status().code(), Code::kCorruption) << e.status().to_string();
+  EXPECT_TRUE(contains(e.status(), "outbox message 5")) << e.status().to_string();
+}
+
+TEST(StoreOpenTest, OtherFormatVersionIsCorruption) {
+  testing::TempDir dir;
+  make_engine_with_format(dir, "carrel-9");
   auto e = Engine::open(options_for(dir.path()));
   ASSERT_FALSE(e.is_ok());
   EXPECT_EQ(e.status().code(), Code::kCorruption) << e.status().to_string();
   EXPECT_TRUE(contains(e.status(), "carrel-9")) << e.status().to_string();
+}
+
+// carrel-1 kept history per object; carrel-2 reads only its own log. The
+// error names both formats and the way across (export, then import).
+TEST(StoreOpenTest, OlderFormatIsRefusedNamingBothVersionsAndTheRemedy) {
+  testing::TempDir dir;
+  make_engine_with_format(dir, "carrel-1");
+  for (bool read_only : {false, true}) {
+    Options o = options_for(dir.path());
+    o.read_only = read_only;
+    auto e = Engine::open(o);
+    ASSERT_FALSE(e.is_ok());
+    EXPECT_EQ(e.status().code(), Code::kInvalidArgument) << e.status().to_string();
+    for (const char* part : {"carrel-1", "carrel-2", "carrel export", "import"}) {
+      EXPECT_TRUE(contains(e.status(), part)) << part << ": " << e.status().to_string();
+    }
+  }
 }
 
 TEST(StoreOpenTest, PathThatIsAFileIsInvalidArgument) {

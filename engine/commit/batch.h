@@ -1,6 +1,7 @@
 // A sealed turn, on its way to the committer.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -14,7 +15,14 @@
 
 namespace carrel::detail {
 
-struct ObjectSlot;
+// What the committer reads and reports of the object a batch came from
+// (committer.h (3), (4)). commit/ owns it and the loop's ObjectSlot derives
+// from it, so commit/ never includes loop/.
+struct CommitProgress {
+  std::atomic<uint64_t> generation{0};   // bumped by the committer on a failed commit
+  std::atomic<uint64_t> durable_seq{0};  // set by the committer after each commit
+  std::atomic<uint64_t> sealed_seq{0};   // set by the worker that seals; >= durable_seq
+};
 
 // A durable one-way message between objects (ctx.send).
 struct OutMessage {
@@ -31,7 +39,7 @@ template <typename K>
 using WriteList = std::vector<std::pair<K, std::optional<std::string>>>;
 
 struct CommitBatch {
-  std::shared_ptr<ObjectSlot> slot;
+  std::shared_ptr<CommitProgress> slot;
   ObjectRef object;
   uint64_t generation = 0;  // the slot's generation when sealed; stale batches fail
   uint64_t seq = 0;         // the object's commit sequence; 0: the batch only carries outputs

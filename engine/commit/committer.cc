@@ -5,7 +5,6 @@
 
 #include "engine/base/check.h"
 #include "engine/commit/group_writer.h"
-#include "engine/loop/object.h"
 
 namespace carrel::detail {
 
@@ -161,11 +160,11 @@ void Committer::commit_group(std::vector<Item>& group) {
   if (!s.is_ok()) {
     counters_.commits_failed.fetch_add(1, std::memory_order_relaxed);
     // Invariant (4): reset every object that had writes in this transaction.
-    std::unordered_set<ObjectSlot*> reset;
+    std::unordered_set<CommitProgress*> reset;
     for (CommitBatch* b : live) {
       if (b->has_writes() && b->slot) reset.insert(b->slot.get());
     }
-    for (ObjectSlot* slot : reset) slot->generation.fetch_add(1, std::memory_order_acq_rel);
+    for (CommitProgress* slot : reset) slot->generation.fetch_add(1, std::memory_order_acq_rel);
     for (CommitBatch* b : live) {
       bool failed = b->has_writes() || (b->slot && reset.count(b->slot.get()));
       for (auto& out : b->outputs) out(failed ? s : Status::ok());

@@ -4,6 +4,7 @@
 
 #include "engine/alarm/entry.h"
 #include "engine/store/checksum.h"
+#include "engine/store/codec.h"
 #include "engine/store/keys.h"
 
 namespace carrel::detail {
@@ -11,54 +12,49 @@ namespace {
 
 using store::Db;
 constexpr std::string_view kNextMessageKey = "next_message_no";
+constexpr std::string_view kNextLogKey = "next_log_no";
+constexpr uint8_t kMessageVersion = 1;
 
-void append_str16(std::string* out, std::string_view s) {
-  out->push_back(static_cast<char>(s.size() >> 8));
-  out->push_back(static_cast<char>(s.size() & 0xff));
-  out->append(s);
-}
-
-bool read_str16(std::string_view b, size_t* at, std::string* s) {
-  if (*at + 2 > b.size()) return false;
-  size_t n = static_cast<uint8_t>(b[*at]) << 8 | static_cast<uint8_t>(b[*at + 1]);
-  *at += 2;
-  if (*at + n > b.size()) return false;
-  s->assign(b.substr(*at, n));
-  *at += n;
-  return true;
+// A meta counter (u64 BE), or first when absent.
+Result<uint64_t> decode_counter(const std::optional<std::string>& raw, std::string_view name,
+                                uint64_t first) {
+  if (!raw) return first;
+  if (raw->size() != 8) {
+    return Status::corruption("meta." + std::string(name) + " is " + std::to_string(raw->size()) +
+                              " bytes, not 8");
+  }
+  return store::read_u64(*raw, 0);
 }
 
 }  // namespace
 
+// The outbox record (codec.h): version, target class, id and name, sender,
+// method, and the payload as the rest.
 std::string encode_message(const OutMessage& m) {
   std::string out;
-  out.push_back(1);  // version
-  append_str16(&out, m.target.class_name);
-  out.append(m.target.id.raw());
-  append_str16(&out, m.target.name);
-  append_str16(&out, m.sender);
-  store::append_u32(&out, static_cast<uint32_t>(m.method.size()));
-  out.append(m.method);
-  out.append(m.payload);
+  out.reserve(1 + 2 + m.target.class_name.size() + store::kIdBytes + 2 + m.target.name.size() +
+              2 + m.sender.size() + 4 + m.method.size() + m.payload.size());
+  store::Writer w(&out);
+  w.version(kMessageVersion);
+  w.str16(m.target.class_name);
+  w.raw(m.target.id.raw());
+  w.str16(m.target.name);
+  w.str16(m.sender);
+  w.str32(m.method);
+  w.raw(m.payload);
   return out;
 }
 
 Result<OutMessage> decode_message(std::string_view b) {
+  store::Reader r(b, "outbox message");
   OutMessage m;
-  size_t at = 1;
-  auto bad = Status::corruption("outbox message is malformed");
-  if (b.empty() || b[0] != 1) return bad;
-  if (!read_str16(b, &at, &m.target.class_name)) return bad;
-  if (at + store::kIdBytes > b.size()) return bad;
-  m.target.id = ObjectId::from_raw(b.substr(at, store::kIdBytes));
-  at += store::kIdBytes;
-  if (!read_str16(b, &at, &m.target.name) || !read_str16(b, &at, &m.sender)) return bad;
-  if (at + 4 > b.size()) return bad;
-  uint32_t n = store::read_u32(b, at);
-  at += 4;
-  if (at + n > b.size()) return bad;
-  m.method.assign(b.substr(at, n));
-  m.payload.assign(b.substr(at + n));
+  std::string_view id;
+  bool ok = r.version(kMessageVersion) && r.str16(&m.target.class_name) &&
+            r.raw(store::kIdBytes, &id) && r.str16(&m.target.name) && r.str16(&m.sender) &&
+            r.str32(&m.method);
+  if (!ok) return r.corruption();
+  m.target.id = ObjectId::from_raw(id);
+  m.payload.assign(r.rest());
   return m;
 }
 
@@ -102,17 +98,40 @@ Result<GroupWriter::ObjectState*> GroupWriter::load(const CommitBatch& b) {
   return &st;
 }
 
+Result<MDB_cursor*> GroupWriter::cursor(Db db) {
+  MDB_cursor*& c = cursors_[static_cast<size_t>(db)];
+  if (c == nullptr) {
+    // A write transaction's cursors are freed when it ends (invariant (5)).
+    int rc = mdb_cursor_open(txn_, store_.dbi(db), &c);
+    if (rc != 0) return store::from_mdb(rc, "open cursor on " + std::string(store::db_name(db)));
+  }
+  return c;
+}
+
 Status GroupWriter::write(ObjectState& st, Db db, const std::string& key,
                           const std::optional<std::string>& value) {
-  CARREL_ASSIGN_OR_RETURN(auto old, get_raw(db, key));
+  // Invariant (5): one descent finds the before-image, and the put or delete
+  // happens at the cursor's position.
+  CARREL_ASSIGN_OR_RETURN(MDB_cursor * c, cursor(db));
+  MDB_val k = store::to_val(key), v;
+  int rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
+  if (rc != 0 && rc != MDB_NOTFOUND) {
+    return store::from_mdb(rc, "read " + std::string(store::db_name(db)));
+  }
+  std::optional<std::string> old;
+  if (rc == 0) old.emplace(store::from_val(v));
   if (!old && !value) return Status::ok();
   if (keep_history_ && st.touched.emplace(static_cast<uint8_t>(db), key).second) {
-    st.undo.entries.push_back({db, key, old});
+    st.log.undo.push_back({db, key, old});
   }
   if (value) {
-    CARREL_RETURN_IF_ERROR(put_raw(db, key, *value));
+    MDB_val pk = store::to_val(key), pv = store::to_val(*value);
+    rc = mdb_cursor_put(c, &pk, &pv, old ? MDB_CURRENT : 0);
+    bytes_written_ += key.size() + value->size();
+    CARREL_RETURN_IF_ERROR(store::from_mdb(rc, "write " + std::string(store::db_name(db))));
   } else {
-    CARREL_RETURN_IF_ERROR(del_raw(db, key));
+    rc = mdb_cursor_del(c, 0);
+    CARREL_RETURN_IF_ERROR(store::from_mdb(rc, "delete from " + std::string(store::db_name(db))));
   }
   store::ObjectRecord& r = st.record;
   std::string_view suffix = std::string_view(key).substr(store::kIdBytes);
@@ -166,20 +185,23 @@ Status GroupWriter::clear_range(ObjectState& st, Db db, const std::string& from,
 }
 
 Status GroupWriter::apply_restore(ObjectState& st, const ObjectId& id, uint64_t to_seq) {
-  // Undo newest first (invariant (2) of undo.h). The restore's own undo record
-  // captures the current values on first touch, so it can itself be undone.
-  uint32_t sql_pages = st.record.sql_pages;
-  for (uint64_t seq = st.record.last_seq; seq > to_seq; --seq) {
-    CARREL_ASSIGN_OR_RETURN(auto raw, get_raw(Db::kHistory, store::history_key(id, seq)));
-    if (!raw) {
+  // Undo newest first (invariant (4) of history/undo.h). The restore's own log
+  // record captures the current values on first touch, so it can be undone.
+  const store::ObjectRecord& r = st.record;
+  history::ChainWalk walk(txn_, store_.dbi(Db::kHistory), id, r.log_no, r.last_seq,
+                          history::cap_floor(r.last_seq, history_commits_max_));
+  uint32_t sql_pages = r.sql_pages;
+  for (uint64_t seq = r.last_seq; seq > to_seq; --seq) {
+    CARREL_ASSIGN_OR_RETURN(auto step, walk.next());
+    if (!step) {
       return Status::not_found("history of object " + id.to_hex() + " has no record of commit " +
                                std::to_string(seq));
     }
-    CARREL_ASSIGN_OR_RETURN(history::UndoRecord undo, history::UndoRecord::decode(*raw));
-    for (const history::UndoEntry& e : undo.entries) {
+    CARREL_ASSIGN_OR_RETURN(history::LogRecord rec, history::LogRecord::decode(step->bytes));
+    for (const history::UndoEntry& e : rec.undo) {
       CARREL_RETURN_IF_ERROR(write(st, e.db, e.key, e.before));
     }
-    sql_pages = undo.sql_pages_before;
+    sql_pages = rec.sql_pages_before;
   }
   st.record.sql_pages = sql_pages;
   return Status::ok();
@@ -188,9 +210,17 @@ Status GroupWriter::apply_restore(ObjectState& st, const ObjectId& id, uint64_t 
 Result<uint64_t> GroupWriter::next_message_no() {
   if (!message_no_) {
     CARREL_ASSIGN_OR_RETURN(auto raw, get_raw(Db::kMeta, kNextMessageKey));
-    message_no_ = raw && raw->size() == 8 ? store::read_u64(*raw, 0) : 1;
+    CARREL_ASSIGN_OR_RETURN(message_no_, decode_counter(raw, kNextMessageKey, 1));
   }
   return (*message_no_)++;
+}
+
+Result<uint64_t> GroupWriter::next_log_no() {
+  if (!log_no_) {
+    CARREL_ASSIGN_OR_RETURN(auto raw, get_raw(Db::kMeta, kNextLogKey));
+    CARREL_ASSIGN_OR_RETURN(log_no_, decode_counter(raw, kNextLogKey, 1));
+  }
+  return (*log_no_)++;
 }
 
 Status GroupWriter::apply(const CommitBatch& b) {
@@ -202,9 +232,13 @@ Status GroupWriter::apply(const CommitBatch& b) {
                            " does not follow its last commit " + std::to_string(r.last_seq));
   }
   st->touched.clear();
-  st->undo = history::UndoRecord{};
-  st->undo.seq = b.seq;
-  st->undo.sql_pages_before = r.sql_pages;
+  const store::ObjectRecord before = r;
+  history::LogRecord& log = st->log;
+  log = history::LogRecord{};
+  log.header.id = b.object.id;
+  log.header.seq = b.seq;
+  log.header.prev_no = r.log_no;
+  log.sql_pages_before = r.sql_pages;
   const ObjectId& id = b.object.id;
   if (b.restore_to_seq) CARREL_RETURN_IF_ERROR(apply_restore(*st, id, *b.restore_to_seq));
   if (b.kv_cleared) {
@@ -240,15 +274,30 @@ Status GroupWriter::apply(const CommitBatch& b) {
   }
   r.last_seq = b.seq;
   r.last_commit_ms = std::max(b.commit_ms, r.last_commit_ms);
-  if (keep_history_) {
-    st->undo.time_ms = r.last_commit_ms;
-    CARREL_RETURN_IF_ERROR(put_raw(Db::kHistory, store::history_key(id, b.seq), st->undo.encode()));
-    if (history_commits_max_ != 0 && b.seq > history_commits_max_) {
-      // The per-object cap: the record that leaves the window goes in this commit.
-      CARREL_RETURN_IF_ERROR(
-          del_raw(Db::kHistory, store::history_key(id, b.seq - history_commits_max_)));
-    }
+  if (!keep_history_) {
+    r.log_no = 0;  // the chain ends here (history/undo.h (3))
+    return Status::ok();
   }
+  // Invariant (4). The per-object cap costs nothing here: ChainWalk enforces
+  // it, and retention deletes the records it hides from the log's head.
+  log.header.time_ms = r.last_commit_ms;
+  log.sql_pages_after = r.sql_pages;
+  log.deltas.kv_keys = static_cast<int64_t>(r.kv_keys - before.kv_keys);
+  log.deltas.kv_bytes = static_cast<int64_t>(r.kv_bytes - before.kv_bytes);
+  log.deltas.alarms = static_cast<int64_t>(r.alarms) - before.alarms;
+  log.deltas.dead_letters = static_cast<int64_t>(r.dead_letters) - before.dead_letters;
+  CARREL_ASSIGN_OR_RETURN(uint64_t no, next_log_no());
+  std::string key = store::log_key(no), value = log.encode();
+  MDB_val k = store::to_val(key), v = store::to_val(value);
+  int rc = mdb_put(txn_, store_.dbi(Db::kHistory), &k, &v, MDB_APPEND);
+  if (rc == MDB_KEYEXIST) {
+    return Status::corruption("history log record " + std::to_string(no) +
+                              " is not past the log's last record (meta.next_log_no is behind "
+                              "the log); run `carrel verify`");
+  }
+  CARREL_RETURN_IF_ERROR(store::from_mdb(rc, "append to the history log"));
+  bytes_written_ += key.size() + value.size();
+  r.log_no = no;
   return Status::ok();
 }
 
@@ -265,6 +314,11 @@ Status GroupWriter::finish() {
     std::string v;
     store::append_u64(&v, *message_no_);
     CARREL_RETURN_IF_ERROR(put_raw(Db::kMeta, kNextMessageKey, v));
+  }
+  if (log_no_) {
+    std::string v;
+    store::append_u64(&v, *log_no_);
+    CARREL_RETURN_IF_ERROR(put_raw(Db::kMeta, kNextLogKey, v));
   }
   return Status::ok();
 }

@@ -4,9 +4,15 @@
 //  (1) Every change to a tracked database (kv, pages, alarms, dead) goes
 //      through write(), which keeps the derived state in the same transaction:
 //      the timetable (`schedule`) for alarms, the object record's counters,
-//      and the batch's undo record (before-image on first touch).
+//      and the batch's log record (before-image on first touch).
 //  (2) Object records are read once per group and written once at finish().
 //  (3) A GroupWriter is used by the committer thread only.
+//  (4) Each batch with writes appends one log record (when history is kept)
+//      under the next log number, and the object record's log_no names it
+//      (engine/history/undo.h (1), (3)); meta.next_log_no is written at finish().
+//  (5) write() descends the tree once per key: a cursor positioned by the
+//      before-image's lookup does the put (MDB_CURRENT) or delete. Its cursors
+//      belong to the write transaction, which frees them when it ends.
 #pragma once
 
 #include <lmdb.h>
@@ -31,7 +37,8 @@ Result<OutMessage> decode_message(std::string_view bytes);
 
 class GroupWriter {
  public:
-  // history_commits_max: per-object cap on undo records, 0 for none.
+  // history_commits_max: per-object cap on the log records a restore may
+  // use, 0 for none (history/undo.h ChainWalk).
   GroupWriter(store::Store& store, MDB_txn* txn, int64_t now_ms, bool keep_history,
               uint64_t history_commits_max)
       : store_(store),
@@ -56,7 +63,7 @@ class GroupWriter {
  private:
   struct ObjectState {
     store::ObjectRecord record;
-    history::UndoRecord undo;
+    history::LogRecord log;
     std::set<std::pair<uint8_t, std::string>> touched;  // this batch's first touches
   };
   Result<ObjectState*> load(const CommitBatch& batch);
@@ -64,10 +71,12 @@ class GroupWriter {
                const std::optional<std::string>& value);
   Status clear_range(ObjectState& st, store::Db db, const std::string& from, const std::string& to);
   Status apply_restore(ObjectState& st, const ObjectId& id, uint64_t to_seq);
+  Result<MDB_cursor*> cursor(store::Db db);
   Status put_raw(store::Db db, std::string_view key, std::string_view value);
   Status del_raw(store::Db db, std::string_view key);
   Result<std::optional<std::string>> get_raw(store::Db db, std::string_view key);
   Result<uint64_t> next_message_no();
+  Result<uint64_t> next_log_no();
 
   store::Store& store_;
   MDB_txn* txn_;
@@ -79,6 +88,8 @@ class GroupWriter {
   std::vector<std::pair<uint64_t, OutMessage>> sent_;
   std::optional<int64_t> earliest_alarm_;
   std::optional<uint64_t> message_no_;
+  std::optional<uint64_t> log_no_;
+  MDB_cursor* cursors_[store::kDbCount] = {};  // invariant (5), opened on first use  // the next log number, read once per group
 };
 
 }  // namespace carrel::detail

@@ -1,71 +1,125 @@
 #include "engine/history/undo.h"
 
+#include "engine/store/codec.h"
 #include "engine/store/keys.h"
 
 namespace carrel::history {
 namespace {
-constexpr uint8_t kUndoVersion = 1;
-constexpr size_t kHeaderBytes = 1 + 8 + 8 + 4;
+constexpr uint8_t kLogVersion = 1;
+// version, id, seq, time, prev_no
+constexpr size_t kHeaderBytes = 1 + store::kIdBytes + 8 + 8 + 8;
+// Entries a record of n bytes can hold at most: each takes at least 6 bytes
+// (db, key length, presence), so a count past this is malformed, not a
+// reason to reserve memory.
+constexpr size_t kEntryBytesMin = 1 + 4 + 1;
+
+void encode_entries(store::Writer& w, const std::vector<UndoEntry>& entries) {
+  w.u32(static_cast<uint32_t>(entries.size()));
+  for (const UndoEntry& e : entries) {
+    w.u8(static_cast<uint8_t>(e.db));
+    w.str32(e.key);
+    w.u8(e.before ? 1 : 0);
+    if (e.before) w.str32(*e.before);
+  }
+}
+
+bool decode_entries(store::Reader& r, std::vector<UndoEntry>* out) {
+  uint32_t n = 0;
+  if (!r.u32(&n) || n > r.remaining() / kEntryBytesMin) return false;
+  out->reserve(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    UndoEntry e;
+    uint8_t db = 0, present = 0;
+    if (!r.u8(&db) || db >= store::kDbCount || !r.str32(&e.key) || !r.u8(&present) || present > 1) {
+      return false;
+    }
+    e.db = static_cast<store::Db>(db);
+    if (present) {
+      std::string v;
+      if (!r.str32(&v)) return false;
+      e.before = std::move(v);
+    }
+    out->push_back(std::move(e));
+  }
+  return true;
+}
+
+bool decode_header_into(store::Reader& r, LogHeader* h) {
+  std::string_view id;
+  if (!r.version(kLogVersion) || !r.raw(store::kIdBytes, &id)) return false;
+  h->id = ObjectId::from_raw(id);
+  return r.u64(&h->seq) && r.i64(&h->time_ms) && r.u64(&h->prev_no);
+}
+
 }  // namespace
 
-std::string UndoRecord::encode() const {
+std::string LogRecord::encode() const {
   std::string out;
-  out.push_back(static_cast<char>(kUndoVersion));
-  store::append_u64(&out, static_cast<uint64_t>(time_ms));
-  store::append_u64(&out, seq);
-  store::append_u32(&out, sql_pages_before);
-  for (const UndoEntry& e : entries) {
-    out.push_back(static_cast<char>(e.db));
-    store::append_u32(&out, static_cast<uint32_t>(e.key.size()));
-    out.append(e.key);
-    out.push_back(e.before ? 1 : 0);
-    if (e.before) {
-      store::append_u32(&out, static_cast<uint32_t>(e.before->size()));
-      out.append(*e.before);
-    }
-  }
+  size_t bytes = kHeaderBytes + 4 + 4 + 4 * 8 + 4 + 4;
+  for (const UndoEntry& e : undo) bytes += 10 + e.key.size() + (e.before ? e.before->size() : 0);
+  out.reserve(bytes);
+  store::Writer w(&out);
+  w.version(kLogVersion);
+  w.raw(header.id.raw());
+  w.u64(header.seq);
+  w.i64(header.time_ms);
+  w.u64(header.prev_no);
+  w.u32(sql_pages_before);
+  w.u32(sql_pages_after);
+  w.i64(deltas.kv_keys);
+  w.i64(deltas.kv_bytes);
+  w.i64(deltas.alarms);
+  w.i64(deltas.dead_letters);
+  encode_entries(w, undo);
+  encode_entries(w, redo);  // invariant (5)
   return out;
 }
 
-Result<std::pair<int64_t, uint64_t>> UndoRecord::decode_header(std::string_view b) {
-  if (b.size() < kHeaderBytes || static_cast<uint8_t>(b[0]) != kUndoVersion) {
-    return Status::corruption("undo record header is malformed");
-  }
-  return std::pair<int64_t, uint64_t>{static_cast<int64_t>(store::read_u64(b, 1)),
-                                      store::read_u64(b, 9)};
+Result<LogHeader> LogRecord::decode_header(std::string_view b) {
+  store::Reader r(b, "history log record");
+  LogHeader h;
+  if (!decode_header_into(r, &h)) return r.corruption("header");
+  return h;
 }
 
-Result<UndoRecord> UndoRecord::decode(std::string_view b) {
-  CARREL_ASSIGN_OR_RETURN(auto header, decode_header(b));
-  UndoRecord r;
-  r.time_ms = header.first;
-  r.seq = header.second;
-  r.sql_pages_before = store::read_u32(b, 17);
-  size_t at = kHeaderBytes;
-  auto bad = [&] { return Status::corruption("undo record of seq " + std::to_string(r.seq) + " is truncated"); };
-  while (at < b.size()) {
-    if (at + 5 > b.size()) return bad();
-    UndoEntry e;
-    uint8_t db = static_cast<uint8_t>(b[at]);
-    if (db >= store::kDbCount) return bad();
-    e.db = static_cast<store::Db>(db);
-    uint32_t klen = store::read_u32(b, at + 1);
-    at += 5;
-    if (at + klen + 1 > b.size()) return bad();
-    e.key.assign(b.substr(at, klen));
-    at += klen;
-    bool present = b[at++] != 0;
-    if (present) {
-      if (at + 4 > b.size()) return bad();
-      uint32_t vlen = store::read_u32(b, at);
-      at += 4;
-      if (at + vlen > b.size()) return bad();
-      e.before.emplace(b.substr(at, vlen));
-      at += vlen;
-    }
-    r.entries.push_back(std::move(e));
+Result<LogRecord> LogRecord::decode(std::string_view b) {
+  store::Reader r(b, "history log record");
+  LogRecord rec;
+  if (!decode_header_into(r, &rec.header)) return r.corruption("header");
+  bool ok = r.u32(&rec.sql_pages_before) && r.u32(&rec.sql_pages_after) &&
+            r.i64(&rec.deltas.kv_keys) && r.i64(&rec.deltas.kv_bytes) &&
+            r.i64(&rec.deltas.alarms) && r.i64(&rec.deltas.dead_letters);
+  if (!ok) return r.corruption("counters of seq " + std::to_string(rec.header.seq));
+  if (!decode_entries(r, &rec.undo)) {
+    return r.corruption("undo entries of seq " + std::to_string(rec.header.seq));
   }
-  return r;
+  if (!decode_entries(r, &rec.redo) || !r.done()) {
+    return r.corruption("redo section of seq " + std::to_string(rec.header.seq));
+  }
+  return rec;
+}
+
+Result<std::optional<ChainWalk::Step>> ChainWalk::next() {
+  if (no_ == 0 || seq_ == 0 || seq_ <= floor_) return std::optional<Step>{};
+  std::string key = store::log_key(no_);
+  MDB_val k = store::to_val(key), v;
+  int rc = mdb_get(txn_, log_, &k, &v);
+  if (rc == MDB_NOTFOUND) return std::optional<Step>{};  // pruned: invariant (3)
+  if (rc != 0) return store::from_mdb(rc, "read history log record " + std::to_string(no_));
+  Step step;
+  step.no = no_;
+  step.bytes = store::from_val(v);
+  CARREL_ASSIGN_OR_RETURN(step.header, LogRecord::decode_header(step.bytes));
+  if (step.header.id != id_ || step.header.seq != seq_) {
+    return Status::corruption("history log record " + std::to_string(no_) + " holds commit " +
+                              std::to_string(step.header.seq) + " of object " +
+                              step.header.id.to_hex() + ", but the chain of object " +
+                              id_.to_hex() + " expects its commit " + std::to_string(seq_) +
+                              " there; run `carrel verify`");
+  }
+  no_ = step.header.prev_no;
+  --seq_;
+  return std::optional<Step>{step};
 }
 
 }  // namespace carrel::history

@@ -1,12 +1,27 @@
-// Undo records: the before-images of one commit, stored in `history`.
+// The history log: one append-only record per commit of an object, in the
+// `history` database keyed by a global commit number (store::log_key).
 //
 // Invariants:
-//  (1) An undo record holds, for every LMDB key the commit changed, the value
-//      that key had before the commit (or its absence), captured on first touch.
-//  (2) Applying an object's undo records newest first, down to seq s + 1,
-//      yields exactly the state after commit s (KV, pages, alarms, timetable,
-//      dead letters, and the object record's sql_pages).
+//  (1) Log numbers grow with commit order: a record is appended (MDB_APPEND)
+//      under the number meta.next_log_no names, so one group commit's records
+//      share the log's tail pages, and the log's head is its oldest record.
+//  (2) A record holds, for every LMDB key its commit changed, the value that
+//      key had before the commit (or its absence), captured on first touch.
+//  (3) An object's records form a chain, newest first: the object record's
+//      log_no names its newest record, each record's prev_no the object's
+//      record before it (0: none). Along the chain seqs fall by exactly one.
+//      The chain ends at prev_no 0 (the first commit, or a commit made with
+//      history off) or at a record retention pruned; pruning takes only the
+//      log's head, so every missing record is older than every present one.
+//  (4) Applying an object's records newest first, down to seq s + 1, yields
+//      exactly the state after commit s (KV, pages, alarms, timetable, dead
+//      letters, and the object record's sql_pages).
+//  (5) The redo section is counted and empty in this build; a later one fills
+//      it with after-images in the undo entries' form without a format change.
+//  (6) Every log record is encoded and decoded here (LogRecord), nowhere else.
 #pragma once
+
+#include <lmdb.h>
 
 #include <cstdint>
 #include <optional>
@@ -14,6 +29,7 @@
 #include <string_view>
 #include <vector>
 
+#include "carrel/id.h"
 #include "carrel/status.h"
 #include "engine/store/store.h"
 
@@ -21,20 +37,75 @@ namespace carrel::history {
 
 struct UndoEntry {
   store::Db db;
-  std::string key;                   // the full LMDB key (object prefix included)
-  std::optional<std::string> before; // nullopt: the key did not exist
+  std::string key;                    // the full LMDB key (object prefix included)
+  std::optional<std::string> before;  // nullopt: the key did not exist
+  bool operator==(const UndoEntry&) const = default;
 };
 
-struct UndoRecord {
-  int64_t time_ms = 0;
+// What the commit changed in the object record's counters (after - before).
+struct CounterDeltas {
+  int64_t kv_keys = 0;
+  int64_t kv_bytes = 0;
+  int64_t alarms = 0;
+  int64_t dead_letters = 0;
+  bool operator==(const CounterDeltas&) const = default;
+};
+
+// The fixed head of a record: enough to walk a chain and to prune.
+struct LogHeader {
+  ObjectId id;
   uint64_t seq = 0;
+  int64_t time_ms = 0;
+  uint64_t prev_no = 0;  // invariant (3)
+  bool operator==(const LogHeader&) const = default;
+};
+
+struct LogRecord {
+  LogHeader header;
   uint32_t sql_pages_before = 0;
-  std::vector<UndoEntry> entries;
+  uint32_t sql_pages_after = 0;
+  CounterDeltas deltas;
+  std::vector<UndoEntry> undo;
+  std::vector<UndoEntry> redo;  // invariant (5): empty in this build
 
   std::string encode() const;
-  static Result<UndoRecord> decode(std::string_view bytes);
-  // Reads only time and seq (cheap: for bookmark_for_time and retention).
-  static Result<std::pair<int64_t, uint64_t>> decode_header(std::string_view bytes);
+  static Result<LogRecord> decode(std::string_view bytes);
+  // Reads only the header (cheap: for chain walks and retention).
+  static Result<LogHeader> decode_header(std::string_view bytes);
+  bool operator==(const LogRecord&) const = default;
 };
+
+// Walks one object's chain newest first (invariant (3)), in any transaction.
+// Records with seq <= floor_seq count as absent: the per-object cap
+// (history_commits_max) is enforced here, before retention deletes them.
+class ChainWalk {
+ public:
+  ChainWalk(MDB_txn* txn, MDB_dbi log, const ObjectId& id, uint64_t newest_no, uint64_t newest_seq,
+            uint64_t floor_seq)
+      : txn_(txn), log_(log), id_(id), no_(newest_no), seq_(newest_seq), floor_(floor_seq) {}
+
+  struct Step {
+    uint64_t no = 0;
+    LogHeader header;
+    std::string_view bytes;  // valid while the transaction is
+  };
+  // The next record, nullopt at the chain's end. Corruption when the record
+  // under the expected number is another object's or another seq's.
+  Result<std::optional<Step>> next();
+
+ private:
+  MDB_txn* txn_;
+  MDB_dbi log_;
+  ObjectId id_;
+  uint64_t no_;
+  uint64_t seq_;
+  uint64_t floor_;
+};
+
+// The lowest seq whose record the per-object cap still counts (see ChainWalk).
+inline uint64_t cap_floor(uint64_t last_seq, uint64_t history_commits_max) {
+  return history_commits_max != 0 && last_seq > history_commits_max ? last_seq - history_commits_max
+                                                                    : 0;
+}
 
 }  // namespace carrel::history

@@ -1,7 +1,9 @@
 // The engine's background services and administrative calls: message
 // delivery, eviction (hibernation), history retention, bookmarks, restore, close.
 #include <algorithm>
+#include <climits>
 #include <future>
+#include <unordered_map>
 
 #include "engine/alarm/scheduler.h"
 #include "engine/history/bookmark.h"
@@ -24,41 +26,58 @@ static_assert(kEvictHeadroomDivisor >= 2);
 // snapshot until its slot is freed: check for dead readers this often.
 constexpr int64_t kReaderCheckIntervalMs = 1000;
 
-// One bounded step of history retention: deletes undo records older than
-// cutoff_ms. History is keyed id ‖ seq, and within an object times only grow,
-// so an object's old records form a prefix of its range.
-MaintenanceTask prune_history_step(int64_t cutoff) {
-  return [cutoff](store::Store& store, MDB_txn* txn) -> Status {
-    std::vector<std::string> doomed;
+// One bounded step of history retention. The log is in commit order
+// (history/undo.h (1)), so what retention drops is its head: the step deletes
+// head records older than cutoff_ms, or hidden by the per-object cap
+// (history_commits_max, enforced logically by ChainWalk until now), and stops
+// at the first record it keeps. Its cost is the records it deletes, plus one
+// object record read per object they belong to when a cap is set.
+MaintenanceTask prune_history_step(int64_t cutoff, uint64_t commits_max) {
+  return [cutoff, commits_max](store::Store& store, MDB_txn* txn) -> Status {
     MDB_cursor* c = nullptr;
     int rc = mdb_cursor_open(txn, store.dbi(store::Db::kHistory), &c);
     if (rc != 0) return store::from_mdb(rc, "open history cursor");
+    std::unordered_map<ObjectId, uint64_t> last_seq;  // of objects met, for the cap
+    Status s = Status::ok();
     MDB_val k, v;
-    size_t seen = 0;
-    rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-    while (rc == 0 && seen++ < kPruneRecordsPerStep) {
-      auto h = history::UndoRecord::decode_header(store::from_val(v));
-      if (h.is_ok() && h->first < cutoff) {
-        doomed.emplace_back(store::from_val(k));
-        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-        continue;
+    for (size_t n = 0; n < kPruneRecordsPerStep; ++n) {
+      rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+      if (rc != 0) break;
+      auto h = history::LogRecord::decode_header(store::from_val(v));
+      if (!h.is_ok()) {
+        s = h.status().with_context("prune history log record " +
+                                    std::to_string(store::read_u64(store::from_val(k), 0)));
+        break;
       }
-      // The rest of this object's history is newer: skip to the next object.
-      std::string next = store::prefix_successor(
-          std::string(store::from_val(k).substr(0, store::kIdBytes)));
-      if (next.empty()) break;
-      k = store::to_val(next);
-      rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+      bool doomed = h->time_ms < cutoff;
+      if (!doomed && commits_max != 0) {
+        auto it = last_seq.find(h->id);
+        if (it == last_seq.end()) {
+          MDB_val ok = store::to_val(h->id.raw()), ov;
+          uint64_t seq = 0;
+          if (mdb_get(txn, store.dbi(store::Db::kObjects), &ok, &ov) == 0) {
+            auto rec = store::ObjectRecord::decode(store::from_val(ov));
+            if (rec.is_ok()) seq = rec->last_seq;
+          }
+          it = last_seq.emplace(h->id, seq).first;
+        }
+        doomed = h->seq <= history::cap_floor(it->second, commits_max);
+      }
+      if (!doomed) break;
+      rc = mdb_cursor_del(c, 0);
+      if (rc != 0) break;
     }
     mdb_cursor_close(c);
-    if (rc != 0 && rc != MDB_NOTFOUND) return store::from_mdb(rc, "scan history");
-    for (const std::string& key : doomed) {
-      MDB_val dk = store::to_val(key);
-      rc = mdb_del(txn, store.dbi(store::Db::kHistory), &dk, nullptr);
-      if (rc != 0 && rc != MDB_NOTFOUND) return store::from_mdb(rc, "prune history");
-    }
+    if (!s.is_ok()) return s;
+    if (rc != 0 && rc != MDB_NOTFOUND) return store::from_mdb(rc, "prune history");
     return Status::ok();
   };
+}
+
+// Retention's cutoff: with history off, every record left from an earlier
+// run with history on is past it.
+int64_t prune_cutoff(int64_t now_ms, int64_t retention_ms) {
+  return retention_ms > 0 ? now_ms - retention_ms : INT64_MAX;
 }
 
 }  // namespace
@@ -175,11 +194,10 @@ void EngineCore::janitor_main() {
       last_reader_check = now;
       (void)clear_dead_readers_now();  // a failed check is retried at the next interval
     }
-    if (options_.history_retention_ms > 0 &&
-        now - last_prune > std::chrono::milliseconds(kPruneIntervalMs)) {
+    if (now - last_prune > std::chrono::milliseconds(kPruneIntervalMs)) {
       last_prune = now;
-      int64_t cutoff = clock().now_ms() - options_.history_retention_ms;
-      committer_->submit_task(prune_history_step(cutoff), nullptr);
+      int64_t cutoff = prune_cutoff(clock().now_ms(), options_.history_retention_ms);
+      committer_->submit_task(prune_history_step(cutoff, options_.history_commits_max), nullptr);
     }
     lock.lock();
   }
@@ -187,10 +205,10 @@ void EngineCore::janitor_main() {
 
 Status EngineCore::prune_history_now() {
   CARREL_RETURN_IF_ERROR(check_open());
-  if (options_.history_retention_ms == 0) return Status::ok();
   auto promise = std::make_shared<std::promise<Status>>();
   auto future = promise->get_future();
-  committer_->submit_task(prune_history_step(clock().now_ms() - options_.history_retention_ms),
+  int64_t cutoff = prune_cutoff(clock().now_ms(), options_.history_retention_ms);
+  committer_->submit_task(prune_history_step(cutoff, options_.history_commits_max),
                           [promise](const Status& s) { promise->set_value(s); });
   return future.get();
 }
@@ -221,32 +239,28 @@ Result<std::string> EngineCore::bookmark_for_time(const ObjectRef& object, UnixM
   if (rec.last_commit_ms <= t) {
     return history::Bookmark{rec.last_commit_ms, rec.last_seq, object.id}.to_string();
   }
-  // Walk history from the newest commit back to the last one at or before t.
-  MDB_cursor* c = nullptr;
-  int rc = mdb_cursor_open(txn.get(), store_->dbi(store::Db::kHistory), &c);
-  if (rc != 0) return store::from_mdb(rc, "open history cursor");
-  std::string prefix(object.id.raw());
-  std::string last_key = store::history_key(object.id, rec.last_seq);
-  MDB_val k = store::to_val(last_key), v;
-  rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
+  // Walk the object's chain from the newest commit back to the last one at or before t.
+  history::ChainWalk walk(txn.get(), store_->dbi(store::Db::kHistory), object.id, rec.log_no,
+                          rec.last_seq,
+                          history::cap_floor(rec.last_seq, options_.history_commits_max));
   uint64_t oldest_seq = 0;
   int64_t oldest_ms = 0;
-  while (rc == 0 && store::from_val(k).substr(0, store::kIdBytes) == prefix) {
-    auto h = history::UndoRecord::decode_header(store::from_val(v));
-    if (!h.is_ok()) break;
-    oldest_seq = h->second;
-    oldest_ms = h->first;
-    // The state after commit seq-1 is what commit seq's undo record restores.
-    rc = mdb_cursor_get(c, &k, &v, MDB_PREV);
-    if (h->first <= t) {
-      mdb_cursor_close(c);
-      return history::Bookmark{h->first, h->second, object.id}.to_string();
+  for (;;) {
+    CARREL_ASSIGN_OR_RETURN(auto step, walk.next());
+    if (!step) break;
+    oldest_seq = step->header.seq;
+    oldest_ms = step->header.time_ms;
+    // The state after commit seq-1 is what commit seq's record restores.
+    if (step->header.time_ms <= t) {
+      return history::Bookmark{step->header.time_ms, step->header.seq, object.id}.to_string();
     }
   }
-  mdb_cursor_close(c);
   if (oldest_seq == 1) return history::Bookmark{0, 0, object.id}.to_string();
   std::string retention =
       "history_retention_ms is " + std::to_string(options_.history_retention_ms);
+  if (options_.history_commits_max != 0) {
+    retention += ", history_commits_max is " + std::to_string(options_.history_commits_max);
+  }
   if (oldest_seq == 0) {
     // No undo record at all: history is off, or every record was pruned.
     return Status::not_found("object " + object.label() + " keeps no history before its last " +

@@ -94,7 +94,9 @@ struct Activation {
   Activation& operator=(Activation&&) noexcept;
 };
 
-struct ObjectSlot {
+// CommitProgress (commit/batch.h) is what the committer sees of a slot:
+// generation and durable_seq.
+struct ObjectSlot : CommitProgress {
   explicit ObjectSlot(const ObjectId& object_id) : id(object_id) {}
   const ObjectId id;
 
@@ -103,9 +105,6 @@ struct ObjectSlot {
   bool scheduled GUARDED_BY(mutex) = false;
   bool retired GUARDED_BY(mutex) = false;
 
-  std::atomic<uint64_t> generation{0};   // bumped by the committer on a failed commit
-  std::atomic<uint64_t> durable_seq{0};  // set by the committer after each commit
-  std::atomic<uint64_t> sealed_seq{0};   // set by the owning worker
   std::atomic<int64_t> last_used_ms{0};
 
   Activation act;  // invariant (2)

@@ -12,6 +12,7 @@
 #include "engine/loop/engine_core.h"
 #include "engine/loop/turn.h"
 #include "engine/store/keys.h"
+#include "engine/store/object_record.h"
 
 namespace carrel::detail {
 namespace {
@@ -253,42 +254,53 @@ void EngineCore::run_restore(const std::shared_ptr<ObjectSlot>& slot, Event& ev,
   if (!s.is_ok()) return fail(s);
   auto fresh = store_->begin_read();
   if (!fresh.is_ok()) return fail(fresh.status());
-  if (target < last) {
-    std::string first_key = store::history_key(slot->id, target + 1);
-    auto rec = fresh->get(store::Db::kHistory, first_key);
-    if (!rec.is_ok()) return fail(rec.status());
-    if (!*rec) {
-      return fail(Status::not_found(
-          "history of " + turn.object().label() + " does not reach back to commit " +
-          std::to_string(target) + " (retention " + std::to_string(options_.history_retention_ms) +
-          " ms); see `carrel history` for the oldest bookmark"));
-    }
+  const uint64_t commits_max = options_.history_commits_max;
+  if (commits_max != 0 && target < history::cap_floor(last, commits_max)) {
+    return fail(Status::not_found(
+        "bookmark names commit " + std::to_string(target) + " of " + turn.object().label() +
+        ", but history_commits_max is " + std::to_string(commits_max) + " and its last commit is " +
+        std::to_string(last) + ", so history does not reach back past commit " +
+        std::to_string(last - commits_max) + "; see `carrel history` for the oldest bookmark"));
+  }
+  // Walk the chain from the newest record down to target + 1 (history/undo.h
+  // (3)): each must be there, and target's own record, or the next one, tells
+  // whether the bookmark's time is that commit's.
+  auto raw = fresh->get(store::Db::kObjects, slot->id.raw());
+  if (!raw.is_ok()) return fail(raw.status());
+  store::ObjectRecord rec;
+  if (*raw) {
+    auto decoded = store::ObjectRecord::decode(**raw);
+    if (!decoded.is_ok()) return fail(decoded.status());
+    rec = std::move(decoded).value();
+  }
+  history::ChainWalk walk(fresh->get(), store_->dbi(store::Db::kHistory), slot->id, rec.log_no,
+                          rec.last_seq, history::cap_floor(rec.last_seq, commits_max));
+  std::optional<history::LogHeader> at_target, after_target;
+  for (uint64_t seq = last; seq >= target && seq > 0; --seq) {
+    auto step = walk.next();
+    if (!step.is_ok()) return fail(step.status());
+    if (!*step) break;
+    if (seq == target) at_target = (*step)->header;
+    if (seq == target + 1) after_target = (*step)->header;
+  }
+  if (target < last && !after_target) {
+    return fail(Status::not_found("history of " + turn.object().label() +
+                                  " does not reach back to commit " + std::to_string(target) +
+                                  " (retention " + std::to_string(options_.history_retention_ms) +
+                                  " ms); see `carrel history` for the oldest bookmark"));
   }
   // A bookmark names a real commit: its time is that commit's time. When the
   // commit's own record is gone, the time is the last commit's (target ==
   // last) or at most the next commit's.
   if (target > 0) {
-    auto time_mismatch = [&] {
+    bool time_ok = at_target        ? at_target->time_ms == ev.restore_time_ms
+                   : target == last ? act.last_commit_ms == ev.restore_time_ms
+                   : after_target   ? ev.restore_time_ms <= after_target->time_ms
+                                    : true;
+    if (!time_ok) {
       return fail(Status::invalid_argument("bookmark's time does not match commit " +
                                            std::to_string(target) + " of " +
                                            turn.object().label()));
-    };
-    auto rec = fresh->get(store::Db::kHistory, store::history_key(slot->id, target));
-    if (!rec.is_ok()) return fail(rec.status());
-    if (*rec) {
-      auto header = history::UndoRecord::decode_header(**rec);
-      if (!header.is_ok()) return fail(header.status());
-      if (header->first != ev.restore_time_ms) return time_mismatch();
-    } else if (target == last) {
-      if (act.last_commit_ms != ev.restore_time_ms) return time_mismatch();
-    } else {
-      auto next = fresh->get(store::Db::kHistory, store::history_key(slot->id, target + 1));
-      if (!next.is_ok()) return fail(next.status());
-      if (*next) {
-        auto header = history::UndoRecord::decode_header(**next);
-        if (!header.is_ok()) return fail(header.status());
-        if (ev.restore_time_ms > header->first) return time_mismatch();
-      }
     }
   }
   fresh->release();

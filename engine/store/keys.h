@@ -87,12 +87,13 @@ inline std::string page_key(const ObjectId& id, uint32_t page_no) {
   return k;
 }
 
-// id ‖ seq (u64 BE)
-inline std::string history_key(const ObjectId& id, uint64_t seq) {
-  std::string k(id.raw());
-  append_u64(&k, seq);
+// log number (u64 BE): the history log, in commit order.
+inline std::string log_key(uint64_t log_no) {
+  std::string k;
+  append_u64(&k, log_no);
   return k;
 }
+constexpr size_t kLogKeyBytes = 8;
 
 // due (u64 BE ms) ‖ id ‖ alarm name: the engine-wide timetable.
 inline std::string schedule_key(uint64_t due_ms, const ObjectId& id, std::string_view name) {

@@ -18,7 +18,7 @@ std::string ObjectRecord::encode() const {
   w.i64(last_commit_ms);
   w.u64(kv_keys);
   w.u64(kv_bytes);
-  w.u64(0);  // reserved
+  w.u64(log_no);
   w.u32(sql_pages);
   w.u32(alarms);
   w.u32(dead_letters);
@@ -30,10 +30,9 @@ std::string ObjectRecord::encode() const {
 Result<ObjectRecord> ObjectRecord::decode(std::string_view b) {
   Reader r(b, "object record");
   ObjectRecord o;
-  uint64_t reserved = 0;
   if (!r.version(kRecordVersion)) return r.corruption("unknown version or empty");
   bool ok = r.i64(&o.created_ms) && r.u64(&o.last_seq) && r.i64(&o.last_commit_ms) &&
-            r.u64(&o.kv_keys) && r.u64(&o.kv_bytes) && r.u64(&reserved) && r.u32(&o.sql_pages) &&
+            r.u64(&o.kv_keys) && r.u64(&o.kv_bytes) && r.u64(&o.log_no) && r.u32(&o.sql_pages) &&
             r.u32(&o.alarms) && r.u32(&o.dead_letters) && r.str16(&o.class_name) &&
             r.str16(&o.name);
   if (!ok || !r.done()) return r.corruption();

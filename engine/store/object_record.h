@@ -21,6 +21,7 @@ struct ObjectRecord {
   uint32_t sql_pages = 0;       // the SQL main database file's length in pages
   uint32_t alarms = 0;          // entries in the alarm queue
   uint32_t dead_letters = 0;
+  uint64_t log_no = 0;  // the newest history log record (0: none)
 
   std::string encode() const;
   static Result<ObjectRecord> decode(std::string_view bytes);

@@ -8,6 +8,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -24,6 +25,8 @@ namespace {
 constexpr std::string_view kFormatKey = "format";
 // carrel-2: KV values, SQL pages, alarm entries and dead letters carry a
 // checksum (checksum.h). Directories of an older format are refused by name.
+// History is one append-only log keyed by commit number
+// (engine/history/undo.h); carrel-1 kept it per object (id ‖ seq).
 constexpr std::string_view kFormatValue = "carrel-2";
 constexpr std::string_view kOlderFormats[] = {"carrel-1"};
 constexpr std::string_view kPageBytesKey = "sql_page_bytes";
@@ -322,7 +325,8 @@ Status Store::check_meta() {
       if (found != older) continue;
       std::string remedy =
           "; this build does not convert in place: with the older carrel, export each object "
-          "(carrel export), then import the exports into a new directory with this build";
+          "(carrel export), then import the exports into a new directory with this build "
+          "(point-in-time history does not carry over)";
       return Status::invalid_argument("'" + dir_ + "' has engine format '" + found +
                                       "', written by an older carrel; this build reads '" +
                                       std::string(kFormatValue) + "'" + remedy);

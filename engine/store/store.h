@@ -34,7 +34,7 @@ enum class Db : uint8_t {
   kPages,     // id ‖ page_no -> SQLite page
   kAlarms,    // id ‖ name -> AlarmEntry
   kSchedule,  // due ‖ id ‖ name -> empty
-  kHistory,   // id ‖ seq -> undo record
+  kHistory,   // log number -> log record (engine/history/undo.h)
   kOutbox,    // message_no -> message
   kDead,      // id ‖ name -> dead letter
   kMeta,      // setting -> value

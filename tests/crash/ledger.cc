@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "engine/alarm/entry.h"
+#include "engine/history/undo.h"
 #include "engine/loop/engine_core.h"
 #include "engine/store/checksum.h"
 #include "engine/store/keys.h"
@@ -328,11 +329,10 @@ Status check_record(store::Store& store, MDB_txn* txn, std::string_view id_raw,
                std::to_string(pages));
   }
   if (r.last_seq > 0) {
-    std::string hk = store::history_key(id, r.last_seq);
-    MDB_val key = store::to_val(hk), val;
-    if (mdb_get(txn, store.dbi(store::Db::kHistory), &key, &val) != 0) {
-      return bad("no history record of its last commit " + std::to_string(r.last_seq));
-    }
+    history::ChainWalk walk(txn, store.dbi(store::Db::kHistory), id, r.log_no, r.last_seq, 0);
+    auto newest = walk.next();
+    if (!newest.is_ok()) return bad(newest.status().message());
+    if (!*newest) return bad("no history record of its last commit " + std::to_string(r.last_seq));
   }
   return Status::ok();
 }

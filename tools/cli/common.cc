@@ -85,6 +85,13 @@ Result<std::unique_ptr<Engine>> open_engine(const Globals& g, bool read_only) {
     // environment) is refused by a read-only open, before the writable open
     // would create writer.lock in it.
     CARREL_ASSIGN_OR_RETURN(auto probe, open_engine_unchecked(g, /*read_only=*/true));
+    {
+      // LMDB aborts on an assertion when a write reaches a damaged page, so a
+      // command that writes first checks every page header of the snapshot
+      // it starts from (env_check.h (3)): damage is a Corruption error.
+      CARREL_ASSIGN_OR_RETURN(auto txn, store_of(*probe).begin_read());
+      CARREL_RETURN_IF_ERROR(check_env_tree(g.dir, mdb_txn_id(txn.get())));
+    }
     CARREL_RETURN_IF_ERROR(probe->close());
   }
   CARREL_ASSIGN_OR_RETURN(auto engine, open_engine_unchecked(g, read_only));

@@ -2,6 +2,7 @@
 // bookmark, stats. All read one snapshot of a read-only environment
 // (invariant (1) of cli.h).
 #include <algorithm>
+#include <functional>
 #include <iostream>
 #include <map>
 
@@ -10,6 +11,7 @@
 #include "engine/history/undo.h"
 #include "engine/store/checksum.h"
 #include "engine/store/keys.h"
+#include "engine/store/object_record.h"
 #include "tools/cli/cli.h"
 #include "tools/cli/output.h"
 #include "tools/cli/scan.h"
@@ -37,6 +39,24 @@ Result<Inspection> inspect(const Globals& g, const std::string* obj) {
   }
   CARREL_ASSIGN_OR_RETURN(in.txn, in.store->begin_read());
   return in;
+}
+
+// Walks the object's history chain newest first (history/undo.h (3)) in the
+// inspection's snapshot, calling f on each record until f returns false.
+// Records the engine's per-object cap hides but retention has not deleted yet
+// are listed: the cap is an engine option, not stored.
+Status walk_history(const Inspection& in,
+                    const std::function<bool(const history::ChainWalk::Step&)>& f) {
+  const ObjectId& id = in.object.ref.id;
+  CARREL_ASSIGN_OR_RETURN(auto raw, in.txn.get(Db::kObjects, id.raw()));
+  if (!raw) return Status::ok();
+  CARREL_ASSIGN_OR_RETURN(store::ObjectRecord r, store::ObjectRecord::decode(*raw));
+  history::ChainWalk walk(in.txn.get(), in.store->dbi(Db::kHistory), id, r.log_no, r.last_seq, 0);
+  for (;;) {
+    if (stop_requested()) return Status::aborted("walk history: " + stop_reason());
+    CARREL_ASSIGN_OR_RETURN(auto step, walk.next());
+    if (!step || !f(*step)) return Status::ok();
+  }
 }
 
 std::string label_of(const store::ObjectRecord& r, const ObjectId& id) {
@@ -143,17 +163,13 @@ int cmd_show(const Globals& g, const std::string& obj) {
   // The retained history: the oldest record of this object.
   uint64_t history_records = 0, oldest_seq = 0;
   int64_t oldest_ms = 0;
-  auto cur = ScanCursor::open(*in->store, in->txn, Db::kHistory);
-  if (!cur.is_ok()) return fail(cur.status());
-  std::string prefix(ref.id.raw());
-  for (bool ok = cur->seek(prefix); ok && cur->key().substr(0, store::kIdBytes) == prefix;
-       ok = cur->next()) {
-    if (history_records++ == 0) {
-      auto h = history::UndoRecord::decode_header(cur->value());
-      if (h.is_ok()) oldest_ms = h->first, oldest_seq = h->second;
-    }
-  }
-  if (!cur->status().is_ok()) return fail(cur->status());
+  Status walked = walk_history(*in, [&](const history::ChainWalk::Step& step) {
+    ++history_records;
+    oldest_ms = step.header.time_ms;
+    oldest_seq = step.header.seq;
+    return true;
+  });
+  if (!walked.is_ok()) return fail(walked.with_context("history of " + ref.label()));
   std::string bookmark = history::Bookmark{r.last_commit_ms, r.last_seq, ref.id}.to_string();
   if (g.json) {
     JsonWriter j;
@@ -356,22 +372,21 @@ int cmd_history(const Globals& g, const std::string& obj, std::optional<size_t> 
   auto in = inspect(g, &obj);
   if (!in.is_ok()) return fail(in.status());
   const ObjectRef& ref = in->object.ref;
-  std::string prefix(ref.id.raw());
-  auto cur = ScanCursor::open(*in->store, in->txn, Db::kHistory);
-  if (!cur.is_ok()) return fail(cur.status());
-  std::string upper = store::prefix_successor(prefix);
-  bool ok = upper.empty() ? cur->last() : (cur->seek(upper) ? cur->prev() : cur->last());
   Table t({"SEQ", "TIME", "BOOKMARK", "CHANGED"});
   t.align_right(0);
   size_t n = 0;
-  for (; ok && cur->key().substr(0, store::kIdBytes) == prefix && (!limit || n < *limit);
-       ok = cur->prev()) {
+  Status failed = Status::ok();
+  Status walked = walk_history(*in, [&](const history::ChainWalk::Step& step) {
+    if (limit && n >= *limit) return false;
     ++n;
-    auto u = history::UndoRecord::decode(cur->value());
-    if (!u.is_ok()) return fail(u.status().with_context("history of " + ref.label()));
+    auto u = history::LogRecord::decode(step.bytes);
+    if (!u.is_ok()) {
+      failed = u.status();
+      return false;
+    }
     std::vector<std::string> kv, alarms, dead;
     size_t pages = 0;
-    for (const history::UndoEntry& e : u->entries) {
+    for (const history::UndoEntry& e : u->undo) {
       std::string_view suffix = std::string_view(e.key).substr(store::kIdBytes);
       switch (e.db) {
         case Db::kKv:
@@ -390,11 +405,12 @@ int cmd_history(const Globals& g, const std::string& obj, std::optional<size_t> 
           break;
       }
     }
-    std::string bookmark = history::Bookmark{u->time_ms, u->seq, ref.id}.to_string();
+    const history::LogHeader& h = u->header;
+    std::string bookmark = history::Bookmark{h.time_ms, h.seq, ref.id}.to_string();
     if (g.json) {
       JsonWriter j;
-      j.begin_object().field("seq", u->seq).field("time_ms", u->time_ms);
-      j.field("time", format_time(u->time_ms)).field("bookmark", bookmark);
+      j.begin_object().field("seq", h.seq).field("time_ms", h.time_ms);
+      j.field("time", format_time(h.time_ms)).field("bookmark", bookmark);
       auto list = [&](std::string_view k, const std::vector<std::string>& v) {
         j.key(k).begin_array();
         for (const auto& s : v) j.text(display_bytes(s));
@@ -406,7 +422,7 @@ int cmd_history(const Globals& g, const std::string& obj, std::optional<size_t> 
       list("alarms", alarms);
       list("dead_letters", dead);
       j.end_object().print_line();
-      continue;
+      return true;
     }
     auto names = [](const std::vector<std::string>& v) {
       std::string s;
@@ -424,10 +440,12 @@ int cmd_history(const Globals& g, const std::string& obj, std::optional<size_t> 
     if (!dead.empty()) parts.push_back("dead letters: " + names(dead));
     std::string changed;
     for (const auto& p : parts) changed += (changed.empty() ? "" : "; ") + p;
-    t.add({std::to_string(u->seq), format_time(u->time_ms), bookmark,
-           changed.empty() ? "-" : changed});
-  }
-  if (!cur->status().is_ok()) return fail(cur->status());
+    t.add(
+        {std::to_string(h.seq), format_time(h.time_ms), bookmark, changed.empty() ? "-" : changed});
+    return true;
+  });
+  if (walked.is_ok()) walked = failed;
+  if (!walked.is_ok()) return fail(walked.with_context("history of " + ref.label()));
   if (!g.json) {
     if (n == 0)
       std::cout << "no history retained for " << display_bytes(ref.label()) << '\n';

@@ -11,7 +11,9 @@
 //       memory), so verify works beside a running engine;
 //   (5) every KV value, SQL page, alarm entry and dead letter passes its
 //       checksum (engine/store/checksum.h); each one that fails is a problem
-//       naming the object and the key, page or alarm.
+//       naming the object and the key, page or alarm;
+//   (6) the history log: records decode, and each object's records chain in
+//       log order (history/undo.h (3)) up to the one its record names.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,6 +26,7 @@
 #include "engine/sql/sql_database.h"
 #include "engine/store/checksum.h"
 #include "engine/store/keys.h"
+#include "engine/store/object_record.h"
 #include "tools/cli/cli.h"
 #include "tools/cli/env_check.h"
 #include "tools/cli/output.h"
@@ -267,22 +270,81 @@ Status Verifier::run() {
     if (!d.is_ok() && wanted(id))
       problem("dead letters " + label(id) + ": " + d.status().message());
   }));
+  // (6) the history log (history/undo.h (1), (3)): every record decodes and
+  // belongs to an object with a record; each object's records chain in log
+  // order, seqs one apart, and its newest is the one its record names.
+  struct ChainEnd {
+    uint64_t no = 0, seq = 0;
+  };
+  std::map<ObjectId, ChainEnd> newest;
+  uint64_t first_no = 0, last_no = 0;
   CARREL_RETURN_IF_ERROR(walk(Db::kHistory, [&](std::string_view k, std::string_view v) {
-    const store::ObjectRecord* r = owner("history", k, store::kIdBytes + 8);
-    if (r == nullptr || !wanted(prefix_id(k))) return;
-    ObjectId id = prefix_id(k);
-    uint64_t seq = store::read_u64(k, store::kIdBytes);
-    auto u = history::UndoRecord::decode(v);
-    if (!u.is_ok())
-      return problem("history " + label(id) + ": seq " + std::to_string(seq) + ": " +
-                     u.status().message());
-    if (u->seq != seq)
-      problem("history " + label(id) + ": record under seq " + std::to_string(seq) + " says seq " +
-              std::to_string(u->seq));
-    if (seq > r->last_seq)
-      problem("history " + label(id) + ": seq " + std::to_string(seq) + " is past last_seq " +
-              std::to_string(r->last_seq));
+    if (k.size() != store::kLogKeyBytes) {
+      return problem("history: a key of " + std::to_string(k.size()) +
+                     " bytes is not a log number");
+    }
+    uint64_t no = store::read_u64(k, 0);
+    if (first_no == 0) first_no = no;
+    last_no = no;
+    auto rec = history::LogRecord::decode_header(v);
+    if (!rec.is_ok()) {
+      return problem("history: record " + std::to_string(no) + ": " + rec.status().message());
+    }
+    const ObjectId& id = rec->id;
+    auto it = records_.find(id);
+    if (it == records_.end()) {
+      if (wanted(id))
+        problem("history: record " + std::to_string(no) + " of object " + id.to_hex() +
+                ", which has no record");
+      return;
+    }
+    if (!wanted(id)) return;
+    auto full = history::LogRecord::decode(v);
+    if (!full.is_ok()) {
+      return problem("history " + label(id) + ": record " + std::to_string(no) + ": " +
+                     full.status().message());
+    }
+    std::string at = "history " + label(id) + ": record " + std::to_string(no) + " (seq " +
+                     std::to_string(rec->seq) + ")";
+    auto prev = newest.find(id);
+    if (prev != newest.end()) {
+      // The object's previous record in log order must be its chain predecessor.
+      if (rec->prev_no != 0 &&
+          (rec->prev_no != prev->second.no || rec->seq != prev->second.seq + 1)) {
+        problem(at + " names record " + std::to_string(rec->prev_no) +
+                " as its predecessor, but the object's record before it in the log is " +
+                std::to_string(prev->second.no) + " (seq " + std::to_string(prev->second.seq) +
+                ")");
+      }
+    } else if (rec->prev_no >= first_no) {
+      problem(at + " names record " + std::to_string(rec->prev_no) +
+              " as its predecessor, which is not in the log");
+    }
+    if (rec->seq > it->second.last_seq)
+      problem(at + " is past last_seq " + std::to_string(it->second.last_seq));
+    newest[id] = ChainEnd{no, rec->seq};
   }));
+  for (const auto& [id, r] : records_) {
+    if (!wanted(id) || r.log_no == 0) continue;
+    auto it = newest.find(id);
+    if (it == newest.end()) {
+      // Retention may have pruned the whole chain; it never prunes past the head.
+      if (r.log_no >= first_no && first_no != 0)
+        problem("record " + label(id) + ": its newest history record " + std::to_string(r.log_no) +
+                " is not in the log");
+    } else if (it->second.no != r.log_no || it->second.seq != r.last_seq) {
+      problem("record " + label(id) + ": names history record " + std::to_string(r.log_no) +
+              " (last_seq " + std::to_string(r.last_seq) + ") but the object's newest is " +
+              std::to_string(it->second.no) + " (seq " + std::to_string(it->second.seq) + ")");
+    }
+  }
+  if (last_no != 0) {
+    auto next = txn_.get(Db::kMeta, "next_log_no");
+    if (!next.is_ok() || !*next || (*next)->size() != 8 || store::read_u64(**next, 0) <= last_no) {
+      problem("meta: next_log_no is missing or not past the log's last record " +
+              std::to_string(last_no));
+    }
+  }
   for (Db db : {Db::kOutbox, Db::kMeta}) {
     CARREL_RETURN_IF_ERROR(walk(db, [](std::string_view, std::string_view) {}));
   }
