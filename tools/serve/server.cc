@@ -13,6 +13,10 @@
 //      once): past it the session is closed with 1008.
 //  (4) A session has at most ws_turns_in_flight_max message turns in flight;
 //      beyond, it stops reading (backpressure to the peer through TCP).
+//  (5) A session is destroyed on the I/O thread only (its destructor updates
+//      the server's unguarded tables): an engine callback moves its reference
+//      into the handler it posts, so the callback's own copy, destroyed on an
+//      engine thread, is empty by then.
 #include "tools/serve/server.h"
 
 #include <boost/asio/ip/tcp.hpp>
@@ -401,8 +405,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     server_.turn_started();
     asio::io_context& ioc = server_.ioc();
     server_.engine().stub(object).call_async(
-        route->last, req.body(), [self = shared_from_this(), &ioc](Result<std::string> r) {
-          asio::post(ioc, [self, r = std::move(r)]() mutable {
+        route->last, req.body(),
+        [self = shared_from_this(), &ioc](Result<std::string> r) mutable {
+          // Invariant (5): the reference moves to the I/O thread.
+          asio::post(ioc, [self = std::move(self), r = std::move(r)]() mutable {
             self->server_.turn_finished();
             if (r.is_ok()) return self->reply(http::status::ok, std::move(r).value(), "text/plain");
             self->error(http_status_of(r.status().code()),
@@ -486,8 +492,10 @@ void WsSession::start(Request request) {
   asio::io_context& ioc = server_.ioc();
   server_.turn_started();
   server_.engine().connections().connect(object_, id_, std::move(payload),
-                                         [self = shared_from_this(), &ioc](Status s) {
-                                           asio::post(ioc, [self, s = std::move(s)]() mutable {
+                                         [self = shared_from_this(), &ioc](Status s) mutable {
+                                           // Invariant (5).
+                                           asio::post(ioc, [self = std::move(self),
+                                                            s = std::move(s)]() mutable {
                                              self->server_.turn_finished();
                                              self->on_connected(std::move(s));
                                            });
@@ -556,8 +564,9 @@ void WsSession::on_read(beast::error_code ec) {
   server_.turn_started();
   asio::io_context& ioc = server_.ioc();
   server_.engine().connections().message(
-      object_, id_, kind, std::move(data), [self = shared_from_this(), &ioc](Status s) {
-        asio::post(ioc, [self, s = std::move(s)] {
+      object_, id_, kind, std::move(data), [self = shared_from_this(), &ioc](Status s) mutable {
+        // Invariant (5).
+        asio::post(ioc, [self = std::move(self), s = std::move(s)] {
           self->server_.turn_finished();
           --self->in_flight_;
           if (!s.is_ok() && !self->finished_) {
