@@ -71,7 +71,8 @@ table() {
   for tag in $(awk -F'\t' -v s="$select" '(s == "ycsb") == ($2 ~ /^ycsb-/) {print $1}' "$WORK/all.tsv" | sort -u); do
     local workload label row
     workload=$(awk -F'\t' -v t="$tag" '$1 == t {print $2; exit}' "$WORK/all.tsv")
-    if [[ $select == ycsb ]]; then label=$(ycsb_label "$workload"); else label=$tag; fi
+    # Other runs: the durability on a line of its own, so labels do not run together.
+    if [[ $select == ycsb ]]; then label=$(ycsb_label "$workload"); else label=$(sed -E 's/-(sync|nosync)$/\\n\1/' <<<"$tag"); fi
     row="\"$label\""
     for e in "${ENGINES[@]}"; do
       # A latency below the 1 us resolution (0) is drawn as 0.5 and labelled "<1".
@@ -112,10 +113,11 @@ bars() {
   rows=$(wc -l <"$1")
   height=$((n == 1 ? 640 : 120 + 380 * n))
   # Whole decades below the lowest bar, room above the highest for its label.
-  read -r lo hi < <(cat "$@" | awk '{for (i = NF - 2; i <= NF; i++) if ($i != "NaN") {
+  # The values are each row's last ${#ENGINES[@]} fields (the label may hold spaces).
+  read -r lo hi < <(cat "$@" | awk -v k="${#ENGINES[@]}" '{for (i = NF - k + 1; i <= NF; i++) if ($i != "NaN") {
       if (min == "" || $i < min) min = $i; if ($i > max) max = $i } }
     END { printf "%g %g\n", min < 2 ? 0.3 : 10 ^ int(log(min) / log(10)), max * 4 }')
-  local width=$((rows > 8 ? 1400 : 1100))
+  local width=$((rows > 8 ? 1500 : 1100))
   for term in png svg; do
     {
       if [[ $term == png ]]; then
@@ -147,9 +149,12 @@ bars() {
         echo "set ylabel \"$ylabel\""
         [[ $i -gt 0 ]] && echo "unset key"
         local plot="plot"
-        for j in 0 1 2; do
+        # One bar per engine; a cluster of k bars and a gap of one bar puts
+        # bar j at (j - (k - 1) / 2) / (k + 1) from the cluster's centre.
+        local k=${#ENGINES[@]}
+        for ((j = 0; j < k; j++)); do
           local c=$((j + 2)) off
-          off=$(awk -v j="$j" 'BEGIN { printf "%.3f", (j - 1) * 0.25 }')
+          off=$(awk -v j="$j" -v k="$k" 'BEGIN { printf "%.3f", (j - (k - 1) / 2) / (k + 1) }')
           plot+=" '$data' using $c:xtic(1) title '${ENGINES[$j]}' lc rgb '${COLORS[$j]}',"
           plot+=" '' using (\$0 + $off):$c:(lbl(column($c))) notitle with labels offset 0,0.6 font ',8',"
         done
