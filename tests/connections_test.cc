@@ -4,6 +4,7 @@
 // bounded.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -524,6 +525,29 @@ TEST_F(ConnectionsTest, SlowReaderSendIsRefusedAndBroadcastSkipsIt) {
   EXPECT_TRUE(transport_->frames(*slow).empty());
   EXPECT_GE(hub().stats().sends_refused, 2u);
   EXPECT_TRUE(eventually([&] { return hub().stats().held_bytes == 0; }));
+}
+
+// Connections belong to the transport, not to the object's history: a
+// restore rolls the KV back but leaves every connection record as it is now.
+TEST_F(ConnectionsTest, RestoreLeavesTheConnectionsAsTheyAre) {
+  auto alice = connect("alice");
+  auto carol = connect("carol");
+  ASSERT_TRUE(alice.is_ok() && carol.is_ok());
+  ASSERT_TRUE(message(*alice, "attach:v1").is_ok());
+  auto mark = engine_->current_bookmark(room_);
+  ASSERT_TRUE(mark.is_ok()) << mark.status().to_string();
+  auto bob = connect("bob");  // opened after the bookmark
+  ASSERT_TRUE(bob.is_ok());
+  ASSERT_TRUE(message(*alice, "attach:v2").is_ok());
+  ASSERT_TRUE(message(*carol, "close").is_ok());  // closed after the bookmark
+  auto undo = engine_->restore(room_, *mark);
+  ASSERT_TRUE(undo.is_ok()) << undo.status().to_string();
+
+  EXPECT_EQ(kv("last"), std::optional<std::string>("attach:v1"));  // the KV rolled back
+  std::vector<std::string> attachments;
+  for (auto& info : list()) attachments.push_back(info.attachment);
+  std::sort(attachments.begin(), attachments.end());
+  EXPECT_EQ(attachments, (std::vector<std::string>{"bob", "v2"}));
 }
 
 TEST_F(ConnectionsTest, ConnectionRecordsAreHiddenFromKv) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "engine/alarm/entry.h"
+#include "engine/kv/reserved.h"
 #include "engine/store/checksum.h"
 #include "engine/store/codec.h"
 #include "engine/store/keys.h"
@@ -199,6 +200,11 @@ Status GroupWriter::apply_restore(ObjectState& st, const ObjectId& id, uint64_t 
     }
     CARREL_ASSIGN_OR_RETURN(history::LogRecord rec, history::LogRecord::decode(step->bytes));
     for (const history::UndoEntry& e : rec.undo) {
+      // Connection records stay as they are: the connections belong to the
+      // transport, which a restore does not roll back (kv/reserved.h).
+      if (e.db == Db::kKv && is_reserved_key(std::string_view(e.key).substr(store::kIdBytes))) {
+        continue;
+      }
       CARREL_RETURN_IF_ERROR(write(st, e.db, e.key, e.before));
     }
     sql_pages = rec.sql_pages_before;
