@@ -10,11 +10,13 @@
 #   CARREL_BENCH_SECONDS  seconds per engine for the timed runs (default 5)
 #   CARREL_BENCH_OUT      where raw outputs go (default: a temp dir, removed); its
 #                         *.json redraw the charts: bench/charts.sh DIR docs/img
+#   CARREL_BENCH_HTTP_RUNS  runs of bench/http/run.sh (carrel-serve against
+#                         workerd; default 1, 0 leaves it out)
 #   CARREL_BENCH_REPORT_ONLY=1  with CARREL_BENCH_OUT naming a finished run's
 #                         outputs: rewrite docs/benchmarks.md and the charts from
 #                         them without running anything (e.g. after the targets
 #                         below change)
-# Takes about 8-10 minutes on a 2-core machine.
+# Takes about 8-10 minutes on a 2-core machine, and 2-3 more per HTTP run.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -84,6 +86,17 @@ for w in a b c d e f; do
 done
 
 COMMANDS+=("carrel-micro --benchmark_min_time=0.3")
+# carrel-serve against workerd over HTTP (bench/http/run.sh), when wrk, npm and
+# a Release carrel-serve are here; its output is kept as it printed it.
+HTTP_RUNS=${CARREL_BENCH_HTTP_RUNS:-1}
+if [[ $REPORT_ONLY != 1 && $HTTP_RUNS -gt 0 ]] && command -v wrk >/dev/null && command -v npm >/dev/null &&
+  [[ -x $BUILD/tools/serve/carrel-serve ]]; then
+  echo "== http ($HTTP_RUNS runs)" >&2
+  for ((i = 1; i <= HTTP_RUNS; i++)); do
+    bash bench/http/run.sh "$SECS" "$BUILD/tools/serve/carrel-serve" || echo "(run $i: exit status non-zero)"
+  done >"$OUT/http.txt" 2>&1
+  cat "$OUT/http.txt" >&2
+fi
 if [[ $REPORT_ONLY == 1 ]]; then
   # shellcheck disable=SC1091
   source "$OUT/run.meta"
@@ -178,6 +191,20 @@ c=$(ops many-objects carrel); l=$(ops many-objects lmdb-raw)
 target "many-objects: carrel >= 0.7x lmdb-raw" "carrel $(calc "$c" 0) ops/s, lmdb-raw $(calc "$l" 0): x$(ratio "$c" "$l")" "$(hit "$l > 0 && $c >= 0.7*$l")"
 c=$(num "$(micro_ns BM_CarrelKvGet)")
 target "micro: Engine::run, a turn doing one get <= 2 us" "$c ns" "$(hit "$c > 0 && $c <= 2000")"
+
+# carrel-serve against workerd, durable puts across 1000 objects: the median
+# over runs of the per-run ratios (throughput, and p99 against workerd's).
+if [[ -s $OUT/http.txt ]]; then
+  read -r rt rp n < <(awk '
+    function ms(s) { return s ~ /us$/ ? s / 1000 : s ~ /ms$/ ? s + 0 : s * 1000 }
+    function med(a, k,   i, j, t) { for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+      return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2 }
+    /kv put, 1000 objects:/ { for (i = 1; i <= NF; i++) { if ($i == "99%") p = ms($(i + 1)); if ($i == "Requests/sec:") r = $(i + 1) }
+      if ($1 == "workerd") { wr = r; wp = p } else if (wr > 0 && wp > 0) { k++; rt[k] = r / wr; rp[k] = p / wp } }
+    END { if (k) printf "%.1f %.3f %d\n", med(rt, k), med(rp, k), k; else print "0 0 0" }' "$OUT/http.txt")
+  target "carrel-serve, durable puts across 1000 objects: >= 10x workerd's requests/s, p99 <= 1/10 of workerd's" \
+    "median of $n runs: x$rt requests/s, p99 x$rp ([docs/serve.md](serve.md))" "$(hit "$n > 0 && $rt >= 10 && $rp <= 0.1")"
+fi
 
 # Standing targets of the first version.
 c=$(num "$(micro_ns BM_CarrelKvGetInTurn)"); l=$(num "$(micro_ns BM_LmdbGet)")
@@ -314,6 +341,12 @@ EOF
   for w in a b c d e f; do
     section ycsb-$w "ycsb-$w" "YCSB workload ${w^^} over 100,000 records of 1,000 bytes in 1,000 objects, zipfian, 16 clients, nosync ([docs/ycsb.md](ycsb.md): how records map to objects)."
   done
+  if [[ -s $OUT/http.txt ]]; then
+    printf '\n### carrel-serve against workerd (HTTP)\n\n'
+    printf '`bench/http/run.sh` (each `== workerd` block starts one run): wrk -t2 -c64, sync durability on both; workerd from npm with the SQLite-backed object of ../shared/peer-workerd. [docs/serve.md](serve.md) has the medians and ratios.\n\n```\n'
+    sed 's/[[:space:]]*$//' "$OUT/http.txt"
+    printf '```\n'
+  fi
   printf '\n### micro benchmarks\n\n`carrel-micro` (Google Benchmark; engines in nosync mode, so CPU cost, not the disk).\n\n```\n'
   sed 's/[[:space:]]*$//' "$OUT/micro.txt"
   printf '```\n'
