@@ -4,6 +4,8 @@
 // when the handler ignores the error.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <memory>
 #include <string>
 
 #include "carrel/carrel.h"
@@ -85,6 +87,26 @@ TEST_F(SqlBudgetTest, ARunawayRecursiveCteStopsAtTheTimeLimitAndTheTurnRollsBack
   o.sql_turn_ms_max = 100;
   open(o);
   expect_stopped_by(run_ignoring(kRunaway), "sql_turn_ms_max (100 ms)");
+}
+
+TEST_F(SqlBudgetTest, ARunawayStatementStopsWhenSqlInterruptSaysSoAndTheTurnRollsBack) {
+  auto polls = std::make_shared<std::atomic<int>>(0);
+  Options o;
+  o.sql_turn_ms_max = 0;
+  o.sql_interrupt = [polls] { return polls->fetch_add(1) >= 100; };  // stop after 100 polls
+  open(o);
+  expect_stopped_by(run_ignoring(kRunaway), "stopped on request (Options::sql_interrupt");
+  EXPECT_GE(polls->load(), 100);
+}
+
+TEST_F(SqlBudgetTest, AStatementRunsToItsEndWhileSqlInterruptSaysNo) {
+  Options o;
+  o.sql_interrupt = [] { return false; };
+  open(o);
+  auto r = run_ignoring(kSmall);
+  EXPECT_TRUE(r.first.is_ok()) << r.first.to_string();
+  EXPECT_TRUE(r.second.is_ok()) << r.second.to_string();
+  EXPECT_EQ(rows_in_t(), 2);
 }
 
 TEST_F(SqlBudgetTest, AHugeUnionCteStopsAtTheTemporaryStorageLimit) {

@@ -65,6 +65,7 @@ SqlLimits SqlLimits::from_options(const Options& options) {
   limits.turn_steps_max = options.sql_turn_steps_max;
   limits.turn_ms_max = options.sql_turn_ms_max;
   limits.temp_bytes_max = options.sql_temp_bytes_max;
+  limits.interrupt = options.sql_interrupt;
   return limits;
 }
 
@@ -118,7 +119,7 @@ Status SqlDatabase::configure() {
   sqlite3_limit(db_, SQLITE_LIMIT_ATTACHED, 0);
   // Invariant 7.
   temp_.bytes_max = limits_.temp_bytes_max;
-  if (limits_.turn_steps_max != 0 || limits_.turn_ms_max != 0) {
+  if (limits_.turn_steps_max != 0 || limits_.turn_ms_max != 0 || limits_.interrupt) {
     sqlite3_progress_handler(db_, kStepsPerTick, on_progress, this);
   }
   CARREL_RETURN_IF_ERROR(apply_pragmas());
@@ -323,6 +324,11 @@ int SqlDatabase::on_progress(void* self) {
   try {
     const SqlLimits& l = db->limits_;
     ++db->turn_ticks_;
+    if (l.interrupt && l.interrupt()) {
+      db->budget_refusal_ =
+          "stopped on request (Options::sql_interrupt; the carrel REPL sets it on Ctrl-C)";
+      return 1;
+    }
     if (l.turn_steps_max != 0 && db->turn_ticks_ * kStepsPerTick > l.turn_steps_max) {
       db->budget_refusal_ = "the turn's SQL ran more than sql_turn_steps_max (" +
                             std::to_string(l.turn_steps_max) +

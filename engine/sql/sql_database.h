@@ -30,6 +30,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -61,6 +62,7 @@ struct SqlLimits {
   uint64_t turn_steps_max = 0;               // VM steps per turn; 0: no limit
   int64_t turn_ms_max = 0;                   // ms inside SQLite per turn; 0: no limit
   size_t temp_bytes_max = 0;                 // temporary file bytes at once; 0: no limit
+  std::function<bool()> interrupt;           // Options::sql_interrupt; empty: never
 
   static SqlLimits from_options(const Options& options);
 };

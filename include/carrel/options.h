@@ -103,6 +103,12 @@ struct Options {
   // changed pages (turn_dirty_bytes_max); sqlite3_hard_heap_limit64 is
   // process-wide, so carrel does not set it.
   size_t sql_temp_bytes_max = size_t{256} << 20;
+  // Polled while SQL runs (every 1000 SQLite steps, on the thread running the
+  // statement): when it returns true the running statement stops and the
+  // turn fails Aborted ("interrupted"), its SQL rolled back, as for the
+  // budgets above. Must be cheap and thread-safe; e.g. the CLI's REPL stops a
+  // statement on Ctrl-C with it. Empty: never.
+  std::function<bool()> sql_interrupt;
 
   // Connections (carrel/connections.h); Durable Objects' limits where it has them.
   size_t connections_per_object_max = 32768;

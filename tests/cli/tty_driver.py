@@ -4,7 +4,8 @@
 Usage:
   tty_driver.py repl CARREL DIR OBJ HISTORY_FILE
     `carrel sql OBJ`: the REPL starts; Ctrl-C drops a statement being typed
-    and the REPL goes on; a statement runs; .quit leaves with exit code 0; the
+    and the REPL goes on; a statement runs; Ctrl-C stops a running statement
+    and the REPL goes on; .quit leaves with exit code 0; the
     statement (and not the dropped one) is in the history file afterwards.
   tty_driver.py pager CARREL DIR MARKER [ARGS...]
     `carrel objects ARGS` on a terminal 5 rows high, with CARREL_PAGER a
@@ -96,6 +97,20 @@ def main():
     seen = b""
     send("SELECT 6 * 7 AS answer;\n")
     wait_for("42")
+    wait_for("carrel> ")
+    # Ctrl-C stops a running statement (an endless recursive CTE) and the
+    # REPL goes on. Sent once the line has been read (its echo is back); the
+    # statement has then started or is about to, and stops either way.
+    seen = b""
+    send("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c;\n")
+    wait_for("FROM c;")
+    time.sleep(0.3)
+    send("\x03")
+    wait_for("stopped on request")  # well before sql_turn_ms_max (30 s) would stop it
+    wait_for("carrel> ")
+    seen = b""
+    send("SELECT 'after' AS still;\n")
+    wait_for("after")
     wait_for("carrel> ")
     send(".quit\n")
     deadline = time.monotonic() + kWaitSeconds

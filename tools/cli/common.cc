@@ -9,6 +9,7 @@
 #include "tools/cli/cli.h"
 #include "tools/cli/output.h"
 #include "tools/cli/env_check.h"
+#include "tools/cli/line_editor.h"
 #include "tools/cli/process_guard.h"
 
 namespace carrel::cli {
@@ -63,6 +64,8 @@ Result<std::unique_ptr<Engine>> open_engine_unchecked(const Globals& g, bool rea
   // One worker is plenty for one command's turns, and on a shared machine the
   // default (one per core) would spawn threads for nothing.
   o.workers = 1;
+  // Ctrl-C in the REPL stops the running statement (line_editor.h (1)).
+  o.sql_interrupt = &LineEditor::interrupt_pending;
   return Engine::open(std::move(o));
 }
 

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <iostream>
@@ -12,8 +13,11 @@
 namespace carrel::cli {
 namespace {
 
-// Signal state: one LineEditor at a time (the REPL's).
-volatile sig_atomic_t interrupted = 0;
+// Signal state: one LineEditor at a time (the REPL's). Atomic and lock-free:
+// the handler sets it, and the thread running a statement polls it
+// (interrupt_pending()).
+std::atomic<int> interrupted{0};
+static_assert(std::atomic<int>::is_always_lock_free, "set from a signal handler");
 // The self-pipe: the handler writes a byte, so a Ctrl-C that lands before
 // the reader blocks (between libedit's prompt and its read) still wakes it.
 // A flag and EINTR alone lost that one: the read then waited for a key.
@@ -114,6 +118,10 @@ void LineEditor::remember(const std::string& statement) {
   std::string one = statement;
   while (!one.empty() && (one.back() == '\n' || one.back() == ' ')) one.pop_back();
   add_history(one.c_str());
+}
+
+bool LineEditor::interrupt_pending() {
+  return interrupted.load(std::memory_order_relaxed) != 0;
 }
 
 bool LineEditor::take_interrupt() {

@@ -4,7 +4,9 @@
 // Invariants:
 //  (1) Ctrl-C never ends the process while a LineEditor is alive: at the
 //      prompt it drops the line being typed (read() returns kInterrupted);
-//      while a statement runs it is remembered (take_interrupt()).
+//      while a statement runs it stops the statement (the engine polls
+//      interrupt_pending() through Options::sql_interrupt) and is reported
+//      after it (take_interrupt()).
 //  (2) The history file keeps at most kHistoryEntriesMax statements; it is
 //      read when the editor starts and written when it ends.
 #pragma once
@@ -36,6 +38,9 @@ class LineEditor {
   void remember(const std::string& statement);
   // Whether Ctrl-C was pressed since the last call (invariant (1)).
   bool take_interrupt();
+  // Whether Ctrl-C was pressed and not yet taken; false when no LineEditor
+  // is alive. Cheap and thread-safe: Options::sql_interrupt polls it.
+  static bool interrupt_pending();
 
  private:
   bool tty_;

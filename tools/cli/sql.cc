@@ -241,9 +241,10 @@ int run_repl(const std::string& label, const std::string& note, const StepRunner
     Status s = run_one(*step, out, &quit);
     std::cout << out.str() << std::flush;
     if (!s.is_ok()) std::cerr << "error: " << s.message() << '\n';
-    if (editor.take_interrupt()) {
-      std::cerr << "interrupted: the statement had already run to its end"
-                << (s.is_ok() ? " and committed" : "") << '\n';
+    // A Ctrl-C that stopped the statement is in its error; one that came as
+    // it ended is reported here.
+    if (editor.take_interrupt() && s.is_ok()) {
+      std::cerr << "interrupted: the statement had already run to its end and committed\n";
     }
     if (quit) return kExitOk;
   }
@@ -296,6 +297,7 @@ Status run_on_snapshot(const Globals& g, store::Store& store, const ObjectSpec& 
   SnapshotPageSource pages(txn, r.ref.id, store.sql_page_bytes(), r.record->sql_pages);
   sql::SqlLimits limits;
   limits.query_only = true;
+  limits.interrupt = &LineEditor::interrupt_pending;  // line_editor.h (1)
   std::string label = display_bytes(r.ref.label());
   CARREL_ASSIGN_OR_RETURN(auto db, sql::SqlDatabase::open(&pages, limits, label));
   SqlExec exec = [&](std::string_view q, std::vector<SqlValue> args) { return db->exec(q, args); };
