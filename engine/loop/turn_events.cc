@@ -6,11 +6,11 @@
 #include "engine/alarm/cron.h"
 #include "engine/alarm/entry.h"
 #include "engine/alarm/scheduler.h"
-#include "engine/conn/conn_state.h"
 #include "engine/history/bookmark.h"
 #include "engine/history/undo.h"
 #include "engine/loop/engine_core.h"
 #include "engine/loop/turn.h"
+#include "engine/loop/turn_connections.h"
 #include "engine/store/keys.h"
 #include "engine/store/object_record.h"
 
