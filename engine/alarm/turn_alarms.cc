@@ -3,6 +3,7 @@
 #include "engine/alarm/entry.h"
 #include "engine/base/limit_text.h"
 #include "engine/store/checksum.h"
+#include "engine/store/cursor.h"
 #include "engine/store/keys.h"
 #include "engine/store/object_record.h"
 
@@ -75,24 +76,16 @@ Result<bool> TurnAlarms::remove(std::string_view name) {
 Result<std::vector<AlarmEntry>> TurnAlarms::list() {
   Writes merged;
   std::string prefix(object_.id.raw());
-  MDB_cursor* c = nullptr;
-  int rc = mdb_cursor_open(snapshot_.get(), alarms_dbi_, &c);
-  if (rc != 0) return store::from_mdb(rc, "open alarms cursor");
-  MDB_val k = store::to_val(prefix), v;
-  rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-  Status damaged;  // checksum.h (5)
-  while (rc == 0 && store::from_val(k).substr(0, store::kIdBytes) == prefix) {
-    auto entry = store::open(store::Db::kAlarms, store::from_val(k), store::from_val(v));
-    if (!entry.is_ok()) {
-      damaged = entry.status();
-      break;
-    }
-    merged[std::string(store::from_val(k).substr(store::kIdBytes))] = std::string(*entry);
-    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+  CARREL_ASSIGN_OR_RETURN(store::Cursor c,
+                          store::Cursor::open(snapshot_.get(), alarms_dbi_, store::Db::kAlarms));
+  for (bool on = c.seek(prefix); on && c.key().substr(0, store::kIdBytes) == prefix;
+       on = c.next()) {
+    // checksum.h (5): an entry that fails its checksum ends the list.
+    CARREL_ASSIGN_OR_RETURN(std::string_view entry,
+                            store::open(store::Db::kAlarms, c.key(), c.value()));
+    merged[std::string(c.key().substr(store::kIdBytes))] = std::string(entry);
   }
-  mdb_cursor_close(c);
-  if (!damaged.is_ok()) return damaged;
-  if (rc != 0 && rc != MDB_NOTFOUND) return store::from_mdb(rc, "scan alarms");
+  CARREL_RETURN_IF_ERROR(c.status());
   overlay_.collect(&merged);
   std::vector<AlarmEntry> out;
   for (auto& [n, e] : merged) {

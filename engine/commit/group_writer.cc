@@ -6,6 +6,7 @@
 #include "engine/kv/reserved.h"
 #include "engine/store/checksum.h"
 #include "engine/store/codec.h"
+#include "engine/store/cursor.h"
 #include "engine/store/keys.h"
 
 namespace carrel::detail {
@@ -170,17 +171,13 @@ Status GroupWriter::write(ObjectState& st, Db db, const std::string& key,
 Status GroupWriter::clear_range(ObjectState& st, Db db, const std::string& from,
                                 const std::string& to) {
   std::vector<std::string> keys;
-  MDB_cursor* c = nullptr;
-  int rc = mdb_cursor_open(txn_, store_.dbi(db), &c);
-  if (rc != 0) return store::from_mdb(rc, "open cursor");
-  MDB_val k = store::to_val(from), v;
-  rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-  while (rc == 0 && (to.empty() || store::from_val(k) < to)) {
-    keys.emplace_back(store::from_val(k));
-    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+  {
+    CARREL_ASSIGN_OR_RETURN(store::Cursor c, store::Cursor::open(store_, txn_, db));
+    for (bool on = c.seek(from); on && (to.empty() || c.key() < to); on = c.next()) {
+      keys.emplace_back(c.key());
+    }
+    CARREL_RETURN_IF_ERROR(c.status());
   }
-  mdb_cursor_close(c);
-  if (rc != 0 && rc != MDB_NOTFOUND) return store::from_mdb(rc, "scan range");
   for (const std::string& key : keys) CARREL_RETURN_IF_ERROR(write(st, db, key, std::nullopt));
   return Status::ok();
 }

@@ -31,6 +31,7 @@
 #include "engine/base/mutex.h"
 #include "engine/commit/batch.h"
 #include "engine/kv/reserved.h"
+#include "engine/loop/turn_connections.h"
 
 namespace carrel::detail {
 
@@ -63,13 +64,8 @@ struct ConnTurnState {
   // Moves the turn's frames into one output of its commit.
   static bool hand_over(Connections& c, std::vector<Completion>& outputs);
 
-  // A savepoint (ctx.transaction) that fails undoes what it did to
-  // connections along with its KV writes: the frames it sent are dropped and
-  // an accept inside it is undone, as its record is.
-  struct Mark {
-    size_t frames = 0;
-    bool accepted = false;
-  };
+  // A savepoint's mark and its roll back (engine/loop/turn_connections.h).
+  using Mark = ConnectionsMark;
   static Mark mark(Connections& c);
   static void roll_back_to(Connections& c, const Mark& m, const Status& why);
 };
@@ -99,15 +95,3 @@ struct ConnectionHub::Impl {
 };
 
 }  // namespace carrel
-
-namespace carrel::detail {
-
-// The hook in the loop: a turn that succeeded hands its held frames to the
-// output gate (outputs run after its commit). Frames of failed turns never
-// get here; ConnTurnState's destructor drops them. True when it held frames:
-// their release must then go through the committer (invariant (2): in commit
-// order, on the committer's thread), never the loop's shortcut for a turn
-// whose reads are already durable.
-bool hold_frames_until_durable(Context& ctx, std::vector<Completion>& outputs);
-
-}  // namespace carrel::detail

@@ -117,6 +117,15 @@ void ConnTurnState::roll_back_to(Connections& c, const Mark& m, const Status& wh
   if (!dropped.empty()) c.state_->hub->release(dropped, why);
 }
 
+// The loop's seam (engine/loop/turn_connections.h).
+ConnectionsMark mark_connections(Connections& c) {
+  return ConnTurnState::mark(c);
+}
+
+void roll_back_connections(Connections& c, const ConnectionsMark& m, const Status& why) {
+  ConnTurnState::roll_back_to(c, m, why);
+}
+
 bool hold_frames_until_durable(Context& ctx, std::vector<Completion>& outputs) {
   return ConnTurnState::hand_over(ctx.connections(), outputs);
 }

@@ -4,6 +4,7 @@
 
 #include "engine/base/limit_text.h"
 #include "engine/store/checksum.h"
+#include "engine/store/cursor.h"
 #include "engine/store/keys.h"
 
 namespace carrel::kv {
@@ -159,41 +160,34 @@ Result<Entries> TurnKv::merge_list(const KeyRange& range, const ListOptions& o) 
   bool lmdb_hidden = overlay_.collect(range, &overlay);
   size_t limit = o.limit.value_or(SIZE_MAX);
 
-  MDB_cursor* c = nullptr;
-  int rc = MDB_NOTFOUND;
-  MDB_val mk, mv;
   std::string full_lo = store::object_key(id_, range.lo);
   std::string full_hi = range.hi ? store::object_key(id_, *range.hi)
                                  : store::prefix_successor(std::string(id_.raw()));
+  std::optional<store::Cursor> c;
+  bool on = false;  // c stands on an entry
   if (!lmdb_hidden) {
-    rc = mdb_cursor_open(snapshot_.get(), kv_dbi_, &c);
-    if (rc != 0) return store::from_mdb(rc, "open kv cursor");
+    CARREL_ASSIGN_OR_RETURN(store::Cursor opened,
+                            store::Cursor::open(snapshot_.get(), kv_dbi_, store::Db::kKv));
+    c.emplace(std::move(opened));
+    // Reverse: start at the last key below full_hi; with no upper bound (an
+    // all-0xff id and no end) that is the database's last key.
     if (!o.reverse) {
-      mk = store::to_val(full_lo);
-      rc = mdb_cursor_get(c, &mk, &mv, MDB_SET_RANGE);
+      on = c->seek(full_lo);
     } else {
-      // Start at the last key below full_hi; with no upper bound (an all-0xff
-      // id and no end) that is the database's last key.
-      rc = MDB_NOTFOUND;
-      if (!full_hi.empty()) {
-        mk = store::to_val(full_hi);
-        rc = mdb_cursor_get(c, &mk, &mv, MDB_SET_RANGE);
-      }
-      rc = rc == 0 ? mdb_cursor_get(c, &mk, &mv, MDB_PREV) : mdb_cursor_get(c, &mk, &mv, MDB_LAST);
+      on = (!full_hi.empty() && c->seek(full_hi)) ? c->prev() : c->last();
     }
   }
   auto lmdb_key = [&]() -> std::optional<std::string_view> {
-    if (rc != 0) return std::nullopt;
-    std::string_view k = store::from_val(mk);
+    if (!on) return std::nullopt;
+    std::string_view k = c->key();
     if (k < full_lo || (!full_hi.empty() && k >= full_hi)) return std::nullopt;
     return k.substr(store::kIdBytes);
   };
-  auto advance = [&] { rc = mdb_cursor_get(c, &mk, &mv, o.reverse ? MDB_PREV : MDB_NEXT); };
+  auto advance = [&] { on = o.reverse ? c->prev() : c->next(); };
   auto emit = [&](std::string_view k, std::string_view v) { out.emplace_back(k, v); };
 
   auto ov = overlay.begin();
   auto rov = overlay.rbegin();
-  Status damaged;  // checksum.h (5): a value that fails its checksum ends the list
   while (out.size() < limit) {
     std::optional<std::string_view> lk = lmdb_key();
     const std::pair<const std::string, Value>* ok = nullptr;
@@ -209,18 +203,14 @@ Result<Entries> TurnKv::merge_list(const KeyRange& range, const ListOptions& o) 
       else
         ++ov;
     } else {
-      auto v = store::open(store::Db::kKv, store::from_val(mk), store::from_val(mv));
-      if (!v.is_ok()) {
-        damaged = v.status();
-        break;
-      }
-      emit(*lk, *v);
+      // checksum.h (5): a value that fails its checksum ends the list.
+      CARREL_ASSIGN_OR_RETURN(std::string_view v,
+                              store::open(store::Db::kKv, c->key(), c->value()));
+      emit(*lk, v);
       advance();
     }
   }
-  if (c != nullptr) mdb_cursor_close(c);
-  if (!damaged.is_ok()) return damaged;
-  if (rc != 0 && rc != MDB_NOTFOUND) return store::from_mdb(rc, "scan kv");
+  if (c) CARREL_RETURN_IF_ERROR(c->status());
   return out;
 }
 

@@ -9,6 +9,7 @@
 #include "engine/history/bookmark.h"
 #include "engine/history/undo.h"
 #include "engine/loop/engine_core.h"
+#include "engine/store/cursor.h"
 #include "engine/store/keys.h"
 #include "engine/store/object_record.h"
 
@@ -34,20 +35,13 @@ constexpr int64_t kReaderCheckIntervalMs = 1000;
 // object record read per object they belong to when a cap is set.
 MaintenanceTask prune_history_step(int64_t cutoff, uint64_t commits_max) {
   return [cutoff, commits_max](store::Store& store, MDB_txn* txn) -> Status {
-    MDB_cursor* c = nullptr;
-    int rc = mdb_cursor_open(txn, store.dbi(store::Db::kHistory), &c);
-    if (rc != 0) return store::from_mdb(rc, "open history cursor");
+    CARREL_ASSIGN_OR_RETURN(store::Cursor c, store::Cursor::open(store, txn, store::Db::kHistory));
     std::unordered_map<ObjectId, uint64_t> last_seq;  // of objects met, for the cap
-    Status s = Status::ok();
-    MDB_val k, v;
-    for (size_t n = 0; n < kPruneRecordsPerStep; ++n) {
-      rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-      if (rc != 0) break;
-      auto h = history::LogRecord::decode_header(store::from_val(v));
+    for (size_t n = 0; n < kPruneRecordsPerStep && c.first(); ++n) {
+      auto h = history::LogRecord::decode_header(c.value());
       if (!h.is_ok()) {
-        s = h.status().with_context("prune history log record " +
-                                    std::to_string(store::read_u64(store::from_val(k), 0)));
-        break;
+        return h.status().with_context("prune history log record " +
+                                       std::to_string(store::read_u64(c.key(), 0)));
       }
       bool doomed = h->time_ms < cutoff;
       if (!doomed && commits_max != 0) {
@@ -64,13 +58,9 @@ MaintenanceTask prune_history_step(int64_t cutoff, uint64_t commits_max) {
         doomed = h->seq <= history::cap_floor(it->second, commits_max);
       }
       if (!doomed) break;
-      rc = mdb_cursor_del(c, 0);
-      if (rc != 0) break;
+      CARREL_RETURN_IF_ERROR(c.del());
     }
-    mdb_cursor_close(c);
-    if (!s.is_ok()) return s;
-    if (rc != 0 && rc != MDB_NOTFOUND) return store::from_mdb(rc, "prune history");
-    return Status::ok();
+    return c.status();
   };
 }
 

@@ -5,11 +5,11 @@
 
 #include "engine/base/check.h"
 #include "engine/base/limit_text.h"
-#include "engine/conn/conn_state.h"
 #include "engine/history/bookmark.h"
 #include "engine/loop/engine_core.h"
 #include "engine/loop/page_source.h"
 #include "engine/loop/reply_slot.h"
+#include "engine/loop/turn_connections.h"
 #include "engine/sql/sql_database.h"
 #include "engine/store/checksum.h"
 #include "engine/store/keys.h"
@@ -229,7 +229,7 @@ Status Turn::transaction(const std::function<Status()>& fn) {
   if (savepoint) CARREL_RETURN_IF_ERROR(conn->savepoint(depth));
   // The budget bounds what the turn holds; a dropped layer gives its bytes back.
   size_t dirty_before = dirty_bytes_;
-  auto connections_before = ConnTurnState::mark(ctx_.connections());
+  ConnectionsMark connections_before = mark_connections(ctx_.connections());
   layers_.emplace_back();
   Status s;
   try {
@@ -247,7 +247,7 @@ Status Turn::transaction(const std::function<Status()>& fn) {
     return s;
   }
   dirty_bytes_ = dirty_before;
-  ConnTurnState::roll_back_to(ctx_.connections(), connections_before, s);
+  roll_back_connections(ctx_.connections(), connections_before, s);
   if (savepoint) {
     // rollback_to() also ends the savepoint (sql_database.h): no release() after it.
     Status r = conn->rollback_to(depth);

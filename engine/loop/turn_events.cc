@@ -6,11 +6,11 @@
 #include "engine/alarm/cron.h"
 #include "engine/alarm/entry.h"
 #include "engine/alarm/scheduler.h"
-#include "engine/conn/conn_state.h"
 #include "engine/history/bookmark.h"
 #include "engine/history/undo.h"
 #include "engine/loop/engine_core.h"
 #include "engine/loop/turn.h"
+#include "engine/loop/turn_connections.h"
 #include "engine/store/keys.h"
 #include "engine/store/object_record.h"
 
@@ -235,89 +235,119 @@ void EngineCore::finish_alarm(Turn& turn, const Event& ev, const AlarmEntry& ent
       }});
 }
 
+namespace {
+
+// What history still holds of a bookmark's commit: the log headers of the
+// commit itself and of the one after it, when their records are there.
+struct BookmarkWitness {
+  std::optional<history::LogHeader> at_target, after_target;
+};
+
+// The bookmark names a commit the object has, and one the per-object cap
+// (history_commits_max) still reaches.
+Status check_bookmark_seq(const ObjectRef& object, uint64_t target, uint64_t last,
+                          uint64_t commits_max) {
+  if (target > last) {
+    return Status::invalid_argument("bookmark names commit " + std::to_string(target) +
+                                    " but object " + object.label() + " has only " +
+                                    std::to_string(last) + " commits");
+  }
+  if (commits_max != 0 && target < history::cap_floor(last, commits_max)) {
+    return Status::not_found(
+        "bookmark names commit " + std::to_string(target) + " of " + object.label() +
+        ", but history_commits_max is " + std::to_string(commits_max) + " and its last commit is " +
+        std::to_string(last) + ", so history does not reach back past commit " +
+        std::to_string(last - commits_max) + "; see `carrel history` for the oldest bookmark");
+  }
+  return Status::ok();
+}
+
+// Walks the object's chain from the newest record down to target
+// (history/undo.h (3)), keeping the headers of target and target + 1.
+Result<BookmarkWitness> walk_to_bookmark(store::Store& store, const store::ReadTxn& txn,
+                                         const ObjectId& id, uint64_t target, uint64_t last,
+                                         uint64_t commits_max) {
+  CARREL_ASSIGN_OR_RETURN(auto raw, txn.get(store::Db::kObjects, id.raw()));
+  store::ObjectRecord rec;
+  if (raw) {
+    CARREL_ASSIGN_OR_RETURN(rec, store::ObjectRecord::decode(*raw));
+  }
+  history::ChainWalk walk(txn.get(), store.dbi(store::Db::kHistory), id, rec.log_no, rec.last_seq,
+                          history::cap_floor(rec.last_seq, commits_max));
+  BookmarkWitness w;
+  for (uint64_t seq = last; seq >= target && seq > 0; --seq) {
+    CARREL_ASSIGN_OR_RETURN(auto step, walk.next());
+    if (!step) break;
+    if (seq == target) w.at_target = step->header;
+    if (seq == target + 1) w.after_target = step->header;
+  }
+  return w;
+}
+
+// Every record from the last commit down to target + 1 must be there, and a
+// bookmark names a real commit: its time is that commit's time. When the
+// commit's own record is gone, the time is the last commit's (target ==
+// last) or at most the next commit's.
+Status check_bookmark_history(const BookmarkWitness& w, const ObjectRef& object, const Event& ev,
+                              uint64_t last, int64_t last_commit_ms, int64_t retention_ms) {
+  const uint64_t target = ev.restore_seq;
+  if (target < last && !w.after_target) {
+    return Status::not_found("history of " + object.label() + " does not reach back to commit " +
+                             std::to_string(target) + " (retention " +
+                             std::to_string(retention_ms) +
+                             " ms); see `carrel history` for the oldest bookmark");
+  }
+  if (target == 0) return Status::ok();
+  bool time_ok = w.at_target      ? w.at_target->time_ms == ev.restore_time_ms
+                 : target == last ? last_commit_ms == ev.restore_time_ms
+                 : w.after_target ? ev.restore_time_ms <= w.after_target->time_ms
+                                  : true;
+  if (!time_ok) {
+    return Status::invalid_argument("bookmark's time does not match commit " +
+                                    std::to_string(target) + " of " + object.label());
+  }
+  return Status::ok();
+}
+
+// Checks a restore's bookmark against the object's history. Every earlier
+// commit is made durable first, so LMDB holds the whole history to check.
+Status check_bookmark(Turn& turn, const Activation& act, const Event& ev) {
+  EngineCore& core = turn.core();
+  const Options& o = core.options();
+  const uint64_t last = act.next_seq - 1;
+  CARREL_RETURN_IF_ERROR(
+      check_bookmark_seq(turn.object(), ev.restore_seq, last, o.history_commits_max));
+  CARREL_RETURN_IF_ERROR(turn.wait_durable(nullptr));
+  CARREL_ASSIGN_OR_RETURN(store::ReadTxn fresh, core.store().begin_read());
+  CARREL_ASSIGN_OR_RETURN(BookmarkWitness w,
+                          walk_to_bookmark(core.store(), fresh, turn.object().id, ev.restore_seq,
+                                           last, o.history_commits_max));
+  return check_bookmark_history(w, turn.object(), ev, last, act.last_commit_ms,
+                                o.history_retention_ms);
+}
+
+}  // namespace
+
 void EngineCore::run_restore(const std::shared_ptr<ObjectSlot>& slot, Event& ev,
                              store::ReadTxn& txn) {
   Activation& act = slot->act;
   Turn turn(*this, slot, txn, ev);
-  auto fail = [&](Status s) {
-    if (ev.done) ev.done(std::move(s));
+  auto reply = [&](Result<std::string> r) {
+    if (ev.done) ev.done(std::move(r));
   };
-  uint64_t last = act.next_seq - 1;
-  uint64_t target = ev.restore_seq;
-  if (target > last) {
-    return fail(Status::invalid_argument("bookmark names commit " + std::to_string(target) +
-                                         " but object " + turn.object().label() +
-                                         " has only " + std::to_string(last) + " commits"));
-  }
-  // With every earlier commit durable, LMDB holds the whole history to check.
-  Status s = turn.wait_durable(nullptr);
-  if (!s.is_ok()) return fail(s);
-  auto fresh = store_->begin_read();
-  if (!fresh.is_ok()) return fail(fresh.status());
-  const uint64_t commits_max = options_.history_commits_max;
-  if (commits_max != 0 && target < history::cap_floor(last, commits_max)) {
-    return fail(Status::not_found(
-        "bookmark names commit " + std::to_string(target) + " of " + turn.object().label() +
-        ", but history_commits_max is " + std::to_string(commits_max) + " and its last commit is " +
-        std::to_string(last) + ", so history does not reach back past commit " +
-        std::to_string(last - commits_max) + "; see `carrel history` for the oldest bookmark"));
-  }
-  // Walk the chain from the newest record down to target + 1 (history/undo.h
-  // (3)): each must be there, and target's own record, or the next one, tells
-  // whether the bookmark's time is that commit's.
-  auto raw = fresh->get(store::Db::kObjects, slot->id.raw());
-  if (!raw.is_ok()) return fail(raw.status());
-  store::ObjectRecord rec;
-  if (*raw) {
-    auto decoded = store::ObjectRecord::decode(**raw);
-    if (!decoded.is_ok()) return fail(decoded.status());
-    rec = std::move(decoded).value();
-  }
-  history::ChainWalk walk(fresh->get(), store_->dbi(store::Db::kHistory), slot->id, rec.log_no,
-                          rec.last_seq, history::cap_floor(rec.last_seq, commits_max));
-  std::optional<history::LogHeader> at_target, after_target;
-  for (uint64_t seq = last; seq >= target && seq > 0; --seq) {
-    auto step = walk.next();
-    if (!step.is_ok()) return fail(step.status());
-    if (!*step) break;
-    if (seq == target) at_target = (*step)->header;
-    if (seq == target + 1) after_target = (*step)->header;
-  }
-  if (target < last && !after_target) {
-    return fail(Status::not_found("history of " + turn.object().label() +
-                                  " does not reach back to commit " + std::to_string(target) +
-                                  " (retention " + std::to_string(options_.history_retention_ms) +
-                                  " ms); see `carrel history` for the oldest bookmark"));
-  }
-  // A bookmark names a real commit: its time is that commit's time. When the
-  // commit's own record is gone, the time is the last commit's (target ==
-  // last) or at most the next commit's.
-  if (target > 0) {
-    bool time_ok = at_target        ? at_target->time_ms == ev.restore_time_ms
-                   : target == last ? act.last_commit_ms == ev.restore_time_ms
-                   : after_target   ? ev.restore_time_ms <= after_target->time_ms
-                                    : true;
-    if (!time_ok) {
-      return fail(Status::invalid_argument("bookmark's time does not match commit " +
-                                           std::to_string(target) + " of " +
-                                           turn.object().label()));
-    }
-  }
-  fresh->release();
+  Status s = check_bookmark(turn, act, ev);
+  if (!s.is_ok()) return reply(s);
+  const uint64_t last = act.next_seq - 1;
+  // The bookmark of the state before the restore, which undoes it.
   std::string undo = history::Bookmark{act.last_commit_ms, last, slot->id}.to_string();
-  if (target == last) {
-    if (ev.done) ev.done(undo);
-    return;
-  }
+  if (ev.restore_seq == last) return reply(undo);
   std::unique_ptr<CommitBatch> batch = turn.numbered_batch();
-  batch->restore_to_seq = target;
+  batch->restore_to_seq = ev.restore_seq;
   s = turn.wait_durable(std::move(batch));
   // Drop the handler, SQL connection and overlays; the next event reloads.
   act = Activation{};
-  if (ev.done) {
-    if (s.is_ok()) ev.done(undo);
-    else ev.done(s);
-  }
+  if (s.is_ok()) return reply(undo);
+  reply(s);
 }
 
 }  // namespace carrel::detail

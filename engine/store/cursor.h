@@ -1,4 +1,7 @@
-// A read cursor over one LMDB database, closed when it goes out of scope.
+// A cursor over one LMDB database, closed when it goes out of scope. It
+// walks read and write transactions alike; del() needs a write transaction.
+// (GroupWriter keeps its own cursors open for a whole group on purpose,
+// engine/commit/group_writer.h (5).)
 //
 // Errors: a move returns whether the cursor is on an entry; MDB_NOTFOUND is
 // simply false, any other LMDB error is false and kept in status(), so a walk
@@ -19,11 +22,14 @@ namespace carrel::store {
 class Cursor {
  public:
   // REQUIRES: txn (a read or write transaction of store) outlives the cursor.
-  static Result<Cursor> open(Store& store, MDB_txn* txn, Db db) {
+  static Result<Cursor> open(MDB_txn* txn, MDB_dbi dbi, Db db) {
     MDB_cursor* c = nullptr;
-    int rc = mdb_cursor_open(txn, store.dbi(db), &c);
+    int rc = mdb_cursor_open(txn, dbi, &c);
     if (rc != 0) return from_mdb(rc, "open cursor on " + std::string(db_name(db)));
     return Cursor(c, db);
+  }
+  static Result<Cursor> open(Store& store, MDB_txn* txn, Db db) {
+    return open(txn, store.dbi(db), db);
   }
   static Result<Cursor> open(Store& store, const ReadTxn& txn, Db db) {
     return open(store, txn.get(), db);
@@ -46,6 +52,13 @@ class Cursor {
     if (k.empty()) return first();  // LMDB refuses an empty key (MDB_BAD_VALSIZE)
     k_ = to_val(k);
     return move(MDB_SET_RANGE);
+  }
+  // Deletes the entry the cursor is on (REQUIRES: a write transaction); a
+  // next() then goes to the entry after it.
+  [[nodiscard]] Status del() {
+    int rc = mdb_cursor_del(c_, 0);
+    if (rc == 0) return Status::ok();
+    return from_mdb(rc, "delete from " + std::string(db_name(db_)));
   }
   // Valid while the cursor stays on the entry and the transaction is open.
   std::string_view key() const { return from_val(k_); }
