@@ -57,15 +57,41 @@ TEST_F(PageSourceTest, PagesOfASealedCommitReadAsPendingUntilPrunedPastIt) {
   auto found = pages.read_page(0, &page);
   ASSERT_TRUE(found.is_ok() && *found);
   EXPECT_EQ(page, std::string(kPageBytes, 'a'));
-  EXPECT_EQ(pages.page_count(), 1u);
 
   pages.prune(2);  // an older commit became durable: still pending
-  EXPECT_EQ(pages.page_count(), 1u);
-  pages.prune(3);  // LMDB holds commit 3 now: the snapshot decides
-  EXPECT_EQ(pages.page_count(), 0u);
+  found = pages.read_page(0, &page);
+  ASSERT_TRUE(found.is_ok() && *found);
+  EXPECT_EQ(page, std::string(kPageBytes, 'a'));
+  pages.prune(3);  // LMDB holds commit 3 now: the snapshot decides (this one is empty)
   found = pages.read_page(0, &page);
   ASSERT_TRUE(found.is_ok());
   EXPECT_FALSE(*found);
+}
+
+TEST_F(PageSourceTest, TheBoundPageCountIsTheSealedOneWithoutALookup) {
+  // Invariant (4): the count comes from the caller (the activation), not from
+  // the object record in the snapshot, which holds none here.
+  ObjectPageSource pages(id_, kPageBytes, kTurnBytesMax);
+  pages.begin_turn(&snapshot_, /*sealed_pages=*/7);
+  EXPECT_EQ(pages.page_count(), 7u);
+  std::string page;
+  auto found = pages.read_page(7, &page);
+  ASSERT_TRUE(found.is_ok());
+  EXPECT_FALSE(*found);
+}
+
+TEST_F(PageSourceTest, SealingAdvancesTheBoundCountForTheRestOfTheTurn) {
+  // Invariant (4): after a mid-turn seal (ctx.call) the file keeps its new length.
+  ObjectPageSource pages(id_, kPageBytes, kTurnBytesMax);
+  pages.begin_turn(&snapshot_, /*sealed_pages=*/1);
+  ASSERT_TRUE(pages.write_page(3, std::string(kPageBytes, 'c')).is_ok());
+  EXPECT_EQ(pages.page_count(), 4u);
+  CommitBatch batch;
+  batch.seq = 1;
+  pages.take_turn_writes(&batch);
+  EXPECT_EQ(batch.sql_pages, std::optional<uint32_t>(4));
+  EXPECT_FALSE(pages.has_turn_writes());
+  EXPECT_EQ(pages.page_count(), 4u);
 }
 
 TEST_F(PageSourceTest, AnActivationMovesWithItsPendingPages) {

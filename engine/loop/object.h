@@ -85,6 +85,10 @@ struct Activation {
   std::unique_ptr<Handler> handler;
   bool started = false;         // on_start committed for this activation
   PendingOverlay pending;
+  // The SQL file's length in pages after the object's last sealed commit: read
+  // from the object record at load, advanced by Turn::seal, so a turn binds
+  // its pages without a lookup (page_source.h (4)).
+  uint32_t sql_pages = 0;
   std::unique_ptr<ObjectSql> sql;  // made by the first turn that reads SQL pages
 
   // Out of line, where ObjectSql is complete (page_source.cc).

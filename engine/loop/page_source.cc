@@ -8,9 +8,7 @@
 namespace carrel::detail {
 
 uint32_t ObjectPageSource::page_count() {
-  if (turn_count_) return *turn_count_;
-  if (pending_count_) return *pending_count_->value;
-  return durable_pages_;
+  return turn_count_.value_or(sealed_pages_);
 }
 
 Result<bool> ObjectPageSource::read_page(uint32_t page_no, std::string* out) {
@@ -70,7 +68,7 @@ void ObjectPageSource::take_turn_writes(CommitBatch* batch) {
     batch->pages.emplace_back(n, std::move(page));
   }
   batch->sql_pages = turn_count_;
-  pending_count_ = Pending<uint32_t>{batch->seq, *turn_count_};
+  sealed_pages_ = *turn_count_;  // invariant (4)
   turn_pages_.clear();
   turn_count_.reset();
 }
@@ -79,7 +77,6 @@ void ObjectPageSource::prune(uint64_t durable_seq) {
   for (auto it = pending_pages_.begin(); it != pending_pages_.end();) {
     it = it->second.seq <= durable_seq ? pending_pages_.erase(it) : std::next(it);
   }
-  if (pending_count_ && pending_count_->seq <= durable_seq) pending_count_.reset();
 }
 
 void ObjectPageSource::discard_turn_writes() {

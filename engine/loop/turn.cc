@@ -13,7 +13,6 @@
 #include "engine/sql/sql_database.h"
 #include "engine/store/checksum.h"
 #include "engine/store/keys.h"
-#include "engine/store/object_record.h"
 
 namespace carrel::detail {
 namespace {
@@ -154,13 +153,7 @@ Status Turn::bind_pages() {
     act_.sql = std::make_unique<ObjectSql>(object_.id, core_.store().sql_page_bytes(),
                                            core_.options().turn_dirty_bytes_max);
   }
-  uint32_t durable_pages = 0;
-  CARREL_ASSIGN_OR_RETURN(auto raw, txn_.get(Db::kObjects, object_.id.raw()));
-  if (raw) {
-    CARREL_ASSIGN_OR_RETURN(auto rec, store::ObjectRecord::decode(*raw));
-    durable_pages = rec.sql_pages;
-  }
-  page_source().begin_turn(&txn_, durable_pages);
+  page_source().begin_turn(&txn_, act_.sql_pages);
   pages_bound_ = true;
   return Status::ok();
 }
@@ -312,6 +305,7 @@ Result<std::unique_ptr<CommitBatch>> Turn::seal() {
   if (has_pages) {
     // The page source keeps its pending copies plain; the batch's are sealed.
     page_source().take_turn_writes(b.get());
+    act_.sql_pages = *b->sql_pages;  // page_source.h (4)
     for (auto& [n, page] : b->pages) {
       if (page) *page = store::seal(Db::kPages, store::page_key(object_.id, n), *page);
     }
