@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include "engine/loop/object.h"
+#include "engine/store/checksum.h"
+#include "engine/store/keys.h"
 #include "engine/store/store.h"
 #include "tests/test_util.h"
 
@@ -92,6 +94,26 @@ TEST_F(PageSourceTest, SealingAdvancesTheBoundCountForTheRestOfTheTurn) {
   EXPECT_EQ(batch.sql_pages, std::optional<uint32_t>(4));
   EXPECT_FALSE(pages.has_turn_writes());
   EXPECT_EQ(pages.page_count(), 4u);
+}
+
+// store/checksum.h (4): a sealed page is one buffer, shared by the batch and
+// the pending pages, that opens under its own key.
+TEST_F(PageSourceTest, TheBatchAndThePendingPagesShareOneSealedPage) {
+  ObjectPageSource pages(id_, kPageBytes, kTurnBytesMax);
+  pages.begin_turn(&snapshot_, /*sealed_pages=*/0);
+  ASSERT_TRUE(pages.write_page(0, std::string(kPageBytes, 'd')).is_ok());
+  CommitBatch batch;
+  batch.seq = 5;
+  pages.take_turn_writes(&batch);
+  ASSERT_EQ(batch.pages.size(), 1u);
+  const store::SealedBytes& sealed = batch.pages[0].second;
+  ASSERT_NE(sealed, nullptr);
+  auto opened = store::open(store::Db::kPages, store::page_key(id_, 0), *sealed);
+  ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
+  EXPECT_EQ(*opened, std::string(kPageBytes, 'd'));
+  EXPECT_EQ(sealed.use_count(), 2) << "the pending pages hold a copy of their own";
+  pages.prune(5);
+  EXPECT_EQ(sealed.use_count(), 1);
 }
 
 TEST_F(PageSourceTest, AnActivationMovesWithItsPendingPages) {

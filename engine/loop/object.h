@@ -67,9 +67,9 @@ struct Event {
 // they are durable). The SQL pages' counterpart lives in the page source
 // (page_source.h (2)).
 struct PendingOverlay {
-  std::map<std::string, Pending<std::string>, std::less<>> kv;
+  std::map<std::string, PendingValue, std::less<>> kv;
   uint64_t kv_cleared_seq = 0;  // a delete_all() not yet durable hides LMDB's kv
-  std::map<std::string, Pending<std::string>, std::less<>> alarms;
+  std::map<std::string, PendingValue, std::less<>> alarms;
 
   // Drops what commits up to durable_seq made durable (LMDB has it now).
   void prune(uint64_t durable_seq);

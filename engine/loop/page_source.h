@@ -69,7 +69,7 @@ class ObjectPageSource final : public sql::PageSource {
   ObjectId id_;
   uint32_t page_bytes_;
   size_t turn_bytes_max_;
-  std::map<uint32_t, Pending<std::string>> pending_pages_;
+  std::map<uint32_t, PendingValue> pending_pages_;
   const store::ReadTxn* txn_ = nullptr;
   uint32_t sealed_pages_ = 0;  // invariant (4)
   std::map<uint32_t, std::optional<std::string>> turn_pages_;
