@@ -101,6 +101,23 @@ TEST(Checksum, SealedValueOpensToItself) {
   }
 }
 
+// Invariant (4): sealing in place stores exactly the bytes a sealed copy
+// would, without moving the value (sealable() left room for the trailer).
+TEST(Checksum, SealingInPlaceStoresTheBytesOfASealedCopy) {
+  std::string key = store::object_key(id_from_name("Room", "a"), "k");
+  for (std::string value : {std::string(), std::string("v"), std::string(5000, 'x')}) {
+    std::string owned = store::sealable(value);
+    EXPECT_GE(owned.capacity(), value.size() + store::kChecksumBytes);
+    const char* buffer = owned.data();
+    bool on_heap = value.size() + store::kChecksumBytes > 15;  // past the short-string buffer
+    store::SealedBytes shared = store::seal_shared(Db::kKv, key, std::move(owned));
+    ASSERT_NE(shared, nullptr);
+    EXPECT_EQ(*shared, store::seal(Db::kKv, key, value));
+    if (on_heap) EXPECT_EQ(shared->data(), buffer) << "the value was copied, not sealed in place";
+    EXPECT_EQ(store::sealed_value(*shared), value);
+  }
+}
+
 TEST(Checksum, EveryFlippedBitIsCorruption) {
   std::string key = store::page_key(id_from_name("Room", "a"), 7);
   std::string stored = store::seal(Db::kPages, key, std::string(100, 'p'));

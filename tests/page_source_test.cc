@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include "engine/loop/object.h"
+#include "engine/store/checksum.h"
+#include "engine/store/keys.h"
 #include "engine/store/store.h"
 #include "tests/test_util.h"
 
@@ -57,15 +59,61 @@ TEST_F(PageSourceTest, PagesOfASealedCommitReadAsPendingUntilPrunedPastIt) {
   auto found = pages.read_page(0, &page);
   ASSERT_TRUE(found.is_ok() && *found);
   EXPECT_EQ(page, std::string(kPageBytes, 'a'));
-  EXPECT_EQ(pages.page_count(), 1u);
 
   pages.prune(2);  // an older commit became durable: still pending
-  EXPECT_EQ(pages.page_count(), 1u);
-  pages.prune(3);  // LMDB holds commit 3 now: the snapshot decides
-  EXPECT_EQ(pages.page_count(), 0u);
+  found = pages.read_page(0, &page);
+  ASSERT_TRUE(found.is_ok() && *found);
+  EXPECT_EQ(page, std::string(kPageBytes, 'a'));
+  pages.prune(3);  // LMDB holds commit 3 now: the snapshot decides (this one is empty)
   found = pages.read_page(0, &page);
   ASSERT_TRUE(found.is_ok());
   EXPECT_FALSE(*found);
+}
+
+TEST_F(PageSourceTest, TheBoundPageCountIsTheSealedOneWithoutALookup) {
+  // Invariant (4): the count comes from the caller (the activation), not from
+  // the object record in the snapshot, which holds none here.
+  ObjectPageSource pages(id_, kPageBytes, kTurnBytesMax);
+  pages.begin_turn(&snapshot_, /*sealed_pages=*/7);
+  EXPECT_EQ(pages.page_count(), 7u);
+  std::string page;
+  auto found = pages.read_page(7, &page);
+  ASSERT_TRUE(found.is_ok());
+  EXPECT_FALSE(*found);
+}
+
+TEST_F(PageSourceTest, SealingAdvancesTheBoundCountForTheRestOfTheTurn) {
+  // Invariant (4): after a mid-turn seal (ctx.call) the file keeps its new length.
+  ObjectPageSource pages(id_, kPageBytes, kTurnBytesMax);
+  pages.begin_turn(&snapshot_, /*sealed_pages=*/1);
+  ASSERT_TRUE(pages.write_page(3, std::string(kPageBytes, 'c')).is_ok());
+  EXPECT_EQ(pages.page_count(), 4u);
+  CommitBatch batch;
+  batch.seq = 1;
+  pages.take_turn_writes(&batch);
+  EXPECT_EQ(batch.sql_pages, std::optional<uint32_t>(4));
+  EXPECT_FALSE(pages.has_turn_writes());
+  EXPECT_EQ(pages.page_count(), 4u);
+}
+
+// store/checksum.h (4): a sealed page is one buffer, shared by the batch and
+// the pending pages, that opens under its own key.
+TEST_F(PageSourceTest, TheBatchAndThePendingPagesShareOneSealedPage) {
+  ObjectPageSource pages(id_, kPageBytes, kTurnBytesMax);
+  pages.begin_turn(&snapshot_, /*sealed_pages=*/0);
+  ASSERT_TRUE(pages.write_page(0, std::string(kPageBytes, 'd')).is_ok());
+  CommitBatch batch;
+  batch.seq = 5;
+  pages.take_turn_writes(&batch);
+  ASSERT_EQ(batch.pages.size(), 1u);
+  const store::SealedBytes& sealed = batch.pages[0].second;
+  ASSERT_NE(sealed, nullptr);
+  auto opened = store::open(store::Db::kPages, store::page_key(id_, 0), *sealed);
+  ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
+  EXPECT_EQ(*opened, std::string(kPageBytes, 'd'));
+  EXPECT_EQ(sealed.use_count(), 2) << "the pending pages hold a copy of their own";
+  pages.prune(5);
+  EXPECT_EQ(sealed.use_count(), 1);
 }
 
 TEST_F(PageSourceTest, AnActivationMovesWithItsPendingPages) {

@@ -12,6 +12,7 @@
 
 #include "carrel/context.h"
 #include "carrel/status.h"
+#include "engine/store/checksum.h"
 
 namespace carrel::detail {
 
@@ -35,8 +36,10 @@ struct OutMessage {
 // Runs after the batch's commit: ok once it is durable, or the failure.
 using Completion = std::function<void(const Status&)>;
 
+// Values arrive sealed and shared with the sealing object's pending overlay
+// (store/checksum.h (4)); a null value is a delete.
 template <typename K>
-using WriteList = std::vector<std::pair<K, std::optional<std::string>>>;
+using WriteList = std::vector<std::pair<K, store::SealedBytes>>;
 
 struct CommitBatch {
   std::shared_ptr<CommitProgress> slot;
@@ -46,10 +49,10 @@ struct CommitBatch {
   int64_t commit_ms = 0;    // commit time (engine clock at seal; never below the previous)
 
   bool kv_cleared = false;                   // delete_all() before the kv writes
-  WriteList<std::string> kv;                 // user key -> value (nullopt: delete)
+  WriteList<std::string> kv;                 // user key -> value (null: delete)
   WriteList<std::string> alarms;             // alarm name -> encoded AlarmEntry
   WriteList<std::string> dead;               // alarm name -> encoded DeadLetter
-  WriteList<uint32_t> pages;                 // SQL page images (nullopt: truncated away)
+  WriteList<uint32_t> pages;                 // SQL page images (null: truncated away)
   std::optional<uint32_t> sql_pages;         // new SQL file length in pages
   std::vector<OutMessage> messages;          // ctx.send() of this turn
   std::optional<uint64_t> consumed_message;  // outbox entry this turn processed

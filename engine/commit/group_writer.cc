@@ -28,6 +28,12 @@ Result<uint64_t> decode_counter(const std::optional<std::string>& raw, std::stri
   return store::read_u64(*raw, 0);
 }
 
+// A batch value as write() takes it: the shared sealed bytes, nullopt for a delete.
+std::optional<std::string_view> stored_bytes(const store::SealedBytes& value) {
+  if (!value) return std::nullopt;
+  return std::string_view(*value);
+}
+
 }  // namespace
 
 // The outbox record (codec.h): version, target class, id and name, sender,
@@ -111,7 +117,7 @@ Result<MDB_cursor*> GroupWriter::cursor(Db db) {
 }
 
 Status GroupWriter::write(ObjectState& st, Db db, const std::string& key,
-                          const std::optional<std::string>& value) {
+                          std::optional<std::string_view> value) {
   // Invariant (5): one descent finds the before-image, and the put or delete
   // happens at the cursor's position.
   CARREL_ASSIGN_OR_RETURN(MDB_cursor * c, cursor(db));
@@ -248,9 +254,11 @@ Status GroupWriter::apply(const CommitBatch& b) {
     std::string from(id.raw());
     CARREL_RETURN_IF_ERROR(clear_range(*st, Db::kKv, from, store::prefix_successor(from)));
   }
-  for (auto& [k, v] : b.kv) CARREL_RETURN_IF_ERROR(write(*st, Db::kKv, store::object_key(id, k), v));
+  for (auto& [k, v] : b.kv) {
+    CARREL_RETURN_IF_ERROR(write(*st, Db::kKv, store::object_key(id, k), stored_bytes(v)));
+  }
   for (auto& [n, page] : b.pages) {
-    CARREL_RETURN_IF_ERROR(write(*st, Db::kPages, store::page_key(id, n), page));
+    CARREL_RETURN_IF_ERROR(write(*st, Db::kPages, store::page_key(id, n), stored_bytes(page)));
   }
   if (b.sql_pages) {
     CARREL_RETURN_IF_ERROR(clear_range(*st, Db::kPages, store::page_key(id, *b.sql_pages),
@@ -258,10 +266,10 @@ Status GroupWriter::apply(const CommitBatch& b) {
     r.sql_pages = *b.sql_pages;
   }
   for (auto& [name, v] : b.alarms) {
-    CARREL_RETURN_IF_ERROR(write(*st, Db::kAlarms, store::object_key(id, name), v));
+    CARREL_RETURN_IF_ERROR(write(*st, Db::kAlarms, store::object_key(id, name), stored_bytes(v)));
   }
   for (auto& [name, v] : b.dead) {
-    CARREL_RETURN_IF_ERROR(write(*st, Db::kDead, store::object_key(id, name), v));
+    CARREL_RETURN_IF_ERROR(write(*st, Db::kDead, store::object_key(id, name), stored_bytes(v)));
   }
   for (const OutMessage& m : b.messages) {
     CARREL_ASSIGN_OR_RETURN(uint64_t no, next_message_no());

@@ -67,8 +67,9 @@ class GroupWriter {
     std::set<std::pair<uint8_t, std::string>> touched;  // this batch's first touches
   };
   Result<ObjectState*> load(const CommitBatch& batch);
+  // value: the stored bytes to put, nullopt to delete.
   Status write(ObjectState& st, store::Db db, const std::string& key,
-               const std::optional<std::string>& value);
+               std::optional<std::string_view> value);
   Status clear_range(ObjectState& st, store::Db db, const std::string& from, const std::string& to);
   Status apply_restore(ObjectState& st, const ObjectId& id, uint64_t to_seq);
   Result<MDB_cursor*> cursor(store::Db db);

@@ -89,7 +89,8 @@ Status TurnKv::put(std::string_view key, std::string_view value) {
                                     " exceeds value_bytes_max (" + bytes_text(max) + ")");
   }
   CARREL_RETURN_IF_ERROR(overlay_.charge(key.size() + value.size()));
-  overlay_.write(std::string(key), std::string(value));
+  // Room for the checksum trailer: the turn seals the value in place (checksum.h (4)).
+  overlay_.write(std::string(key), store::sealable(value));
   return Status::ok();
 }
 
@@ -107,7 +108,7 @@ Status TurnKv::put_many(const Entries& entries) {
     bytes += k.size() + v.size();
   }
   CARREL_RETURN_IF_ERROR(overlay_.charge(bytes));
-  for (auto& [k, v] : entries) overlay_.write(k, v);
+  for (auto& [k, v] : entries) overlay_.write(k, store::sealable(v));
   return Status::ok();
 }
 

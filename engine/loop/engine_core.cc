@@ -427,6 +427,7 @@ Status EngineCore::prepare(ObjectSlot& slot, const Event& event, store::ReadTxn&
     act.generation = generation;
     act.next_seq = rec.last_seq + 1;
     act.last_commit_ms = rec.last_commit_ms;
+    act.sql_pages = rec.sql_pages;
     act.class_name = raw ? rec.class_name : event.object.class_name;
     act.name = rec.name;
     slot.sealed_seq.store(rec.last_seq, std::memory_order_release);

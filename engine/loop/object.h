@@ -67,9 +67,9 @@ struct Event {
 // they are durable). The SQL pages' counterpart lives in the page source
 // (page_source.h (2)).
 struct PendingOverlay {
-  std::map<std::string, Pending<std::string>, std::less<>> kv;
+  std::map<std::string, PendingValue, std::less<>> kv;
   uint64_t kv_cleared_seq = 0;  // a delete_all() not yet durable hides LMDB's kv
-  std::map<std::string, Pending<std::string>, std::less<>> alarms;
+  std::map<std::string, PendingValue, std::less<>> alarms;
 
   // Drops what commits up to durable_seq made durable (LMDB has it now).
   void prune(uint64_t durable_seq);
@@ -85,6 +85,10 @@ struct Activation {
   std::unique_ptr<Handler> handler;
   bool started = false;         // on_start committed for this activation
   PendingOverlay pending;
+  // The SQL file's length in pages after the object's last sealed commit: read
+  // from the object record at load, advanced by Turn::seal, so a turn binds
+  // its pages without a lookup (page_source.h (4)).
+  uint32_t sql_pages = 0;
   std::unique_ptr<ObjectSql> sql;  // made by the first turn that reads SQL pages
 
   // Out of line, where ObjectSql is complete (page_source.cc).

@@ -8,9 +8,7 @@
 namespace carrel::detail {
 
 uint32_t ObjectPageSource::page_count() {
-  if (turn_count_) return *turn_count_;
-  if (pending_count_) return *pending_count_->value;
-  return durable_pages_;
+  return turn_count_.value_or(sealed_pages_);
 }
 
 Result<bool> ObjectPageSource::read_page(uint32_t page_no, std::string* out) {
@@ -21,8 +19,8 @@ Result<bool> ObjectPageSource::read_page(uint32_t page_no, std::string* out) {
     return true;
   }
   if (auto it = pending_pages_.find(page_no); it != pending_pages_.end()) {
-    if (!it->second.value) return false;
-    *out = *it->second.value;
+    if (it->second.deleted()) return false;
+    out->assign(it->second.view());
     return true;
   }
   if (txn_ == nullptr) return Status::aborted("SQL page read outside a turn");
@@ -50,7 +48,12 @@ Status ObjectPageSource::write_page(uint32_t page_no, std::string_view data) {
                                     std::to_string(turn_bytes_max_) + " bytes)");
   }
   uint32_t count = page_count();
-  turn_pages_[page_no] = std::string(data);
+  std::optional<std::string>& page = turn_pages_[page_no];
+  if (page) {
+    page->assign(data);  // keeps the room for the trailer
+  } else {
+    page = store::sealable(data);
+  }
   turn_count_ = std::max(count, page_no + 1);
   return Status::ok();
 }
@@ -65,12 +68,17 @@ Status ObjectPageSource::truncate(uint32_t new_count) {
 }
 
 void ObjectPageSource::take_turn_writes(CommitBatch* batch) {
+  // store/checksum.h (4): each page is sealed in place, and the batch and the
+  // pending pages share it.
   for (auto& [n, page] : turn_pages_) {
-    pending_pages_[n] = Pending<std::string>{batch->seq, page};
-    batch->pages.emplace_back(n, std::move(page));
+    store::SealedBytes sealed;
+    if (page)
+      sealed = store::seal_shared(store::Db::kPages, store::page_key(id_, n), std::move(*page));
+    pending_pages_[n] = PendingValue{batch->seq, sealed};
+    batch->pages.emplace_back(n, std::move(sealed));
   }
   batch->sql_pages = turn_count_;
-  pending_count_ = Pending<uint32_t>{batch->seq, *turn_count_};
+  sealed_pages_ = *turn_count_;  // invariant (4)
   turn_pages_.clear();
   turn_count_.reset();
 }
@@ -79,7 +87,6 @@ void ObjectPageSource::prune(uint64_t durable_seq) {
   for (auto it = pending_pages_.begin(); it != pending_pages_.end();) {
     it = it->second.seq <= durable_seq ? pending_pages_.erase(it) : std::next(it);
   }
-  if (pending_count_ && pending_count_->seq <= durable_seq) pending_count_.reset();
 }
 
 void ObjectPageSource::discard_turn_writes() {

@@ -12,6 +12,11 @@
 //      layer has it.
 //  (3) The source holds everything it reads but the snapshot: no pointer into
 //      the activation that owns it, so the activation may move freely.
+//  (4) The page count bound by begin_turn() is the object's count after its
+//      last sealed commit (Activation::sql_pages, kept by the turn: no lookup
+//      of the object record per turn). take_turn_writes() advances the bound
+//      count to the batch's, so the rest of the turn (after a ctx.call) reads
+//      the file at its new length.
 #pragma once
 
 #include <map>
@@ -37,10 +42,11 @@ class ObjectPageSource final : public sql::PageSource {
   ObjectPageSource(const ObjectPageSource&) = delete;
   ObjectPageSource& operator=(const ObjectPageSource&) = delete;
 
-  // Binds the source to this turn's snapshot and the object's durable page count.
-  void begin_turn(const store::ReadTxn* txn, uint32_t durable_pages) {
+  // Binds the source to this turn's snapshot and the object's page count after
+  // its last sealed commit (invariant (4)).
+  void begin_turn(const store::ReadTxn* txn, uint32_t sealed_pages) {
     txn_ = txn;
-    durable_pages_ = durable_pages;
+    sealed_pages_ = sealed_pages;
   }
   void end_turn() { txn_ = nullptr; }
 
@@ -52,7 +58,8 @@ class ObjectPageSource final : public sql::PageSource {
 
   bool has_turn_writes() const { return turn_count_.has_value(); }
   // Moves the turn's pages and page count into the batch (numbered: its seq
-  // tags them), keeping them as pending until prune() (invariant (1)).
+  // tags them), keeping the pages as pending until prune() (invariant (1))
+  // and the count as the sealed one (invariant (4)).
   void take_turn_writes(CommitBatch* batch);
   void discard_turn_writes();
   // Drops the pending pages of commits up to durable_seq (LMDB has them now).
@@ -62,10 +69,9 @@ class ObjectPageSource final : public sql::PageSource {
   ObjectId id_;
   uint32_t page_bytes_;
   size_t turn_bytes_max_;
-  std::map<uint32_t, Pending<std::string>> pending_pages_;
-  std::optional<Pending<uint32_t>> pending_count_;
+  std::map<uint32_t, PendingValue> pending_pages_;
   const store::ReadTxn* txn_ = nullptr;
-  uint32_t durable_pages_ = 0;
+  uint32_t sealed_pages_ = 0;  // invariant (4)
   std::map<uint32_t, std::optional<std::string>> turn_pages_;
   std::optional<uint32_t> turn_count_;
 };

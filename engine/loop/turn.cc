@@ -13,7 +13,6 @@
 #include "engine/sql/sql_database.h"
 #include "engine/store/checksum.h"
 #include "engine/store/keys.h"
-#include "engine/store/object_record.h"
 
 namespace carrel::detail {
 namespace {
@@ -78,7 +77,7 @@ std::optional<kv::Value> Turn::KvLayers::find(std::string_view key) const {
     if (it->kv_cleared) return kv::Value{};
   }
   const PendingOverlay& p = turn_.act_.pending;
-  if (auto f = p.kv.find(key); f != p.kv.end()) return f->second.value;
+  if (auto f = p.kv.find(key); f != p.kv.end()) return f->second.value();
   if (p.kv_cleared_seq != 0) return kv::Value{};
   return std::nullopt;
 }
@@ -89,7 +88,7 @@ bool Turn::KvLayers::collect(const kv::KeyRange& range, kv::Writes* out) const {
   const PendingOverlay& p = turn_.act_.pending;
   bool lmdb_hidden = p.kv_cleared_seq != 0;
   for (auto& [k, w] : p.kv)
-    if (range.contains(k)) (*out)[k] = w.value;
+    if (range.contains(k)) (*out)[k] = w.value();
   for (auto& layer : turn_.layers_) {
     if (layer.kv_cleared) {
       out->clear();
@@ -116,19 +115,19 @@ std::optional<alarm::Encoded> Turn::AlarmLayers::find(std::string_view name) con
     if (auto f = it->alarms.find(name); f != it->alarms.end()) return f->second;
   }
   const PendingOverlay& p = turn_.act_.pending;
-  if (auto f = p.alarms.find(name); f != p.alarms.end()) return f->second.value;
+  if (auto f = p.alarms.find(name); f != p.alarms.end()) return f->second.value();
   return std::nullopt;
 }
 
 void Turn::AlarmLayers::collect(alarm::Writes* out) const {
-  for (auto& [n, w] : turn_.act_.pending.alarms) (*out)[n] = w.value;
+  for (auto& [n, w] : turn_.act_.pending.alarms) (*out)[n] = w.value();
   for (auto& layer : turn_.layers_)
     for (auto& [n, e] : layer.alarms) (*out)[n] = e;
 }
 
 size_t Turn::AlarmLayers::stored_count() const {
   size_t n = 0;
-  for (auto& [name, w] : turn_.act_.pending.alarms) n += w.value ? 1 : 0;
+  for (auto& [name, w] : turn_.act_.pending.alarms) n += w.deleted() ? 0 : 1;
   for (auto& layer : turn_.layers_)
     for (auto& [name, e] : layer.alarms) n += e ? 1 : 0;
   return n;
@@ -154,13 +153,7 @@ Status Turn::bind_pages() {
     act_.sql = std::make_unique<ObjectSql>(object_.id, core_.store().sql_page_bytes(),
                                            core_.options().turn_dirty_bytes_max);
   }
-  uint32_t durable_pages = 0;
-  CARREL_ASSIGN_OR_RETURN(auto raw, txn_.get(Db::kObjects, object_.id.raw()));
-  if (raw) {
-    CARREL_ASSIGN_OR_RETURN(auto rec, store::ObjectRecord::decode(*raw));
-    durable_pages = rec.sql_pages;
-  }
-  page_source().begin_turn(&txn_, durable_pages);
+  page_source().begin_turn(&txn_, act_.sql_pages);
   pages_bound_ = true;
   return Status::ok();
 }
@@ -294,27 +287,27 @@ Result<std::unique_ptr<CommitBatch>> Turn::seal() {
     p.kv_cleared_seq = b->seq;
     b->kv_cleared = true;
   }
-  // checksum.h (4): the batch carries values sealed; the overlay keeps them plain.
-  auto sealed = [&](Db db, std::string_view name, const std::optional<std::string>& value) {
-    return value ? std::optional<std::string>{store::seal(
-                       db, store::object_key(object_.id, name), *value)}
-                 : std::nullopt;
+  // checksum.h (4): each value is sealed once, in place, and the batch and the
+  // pending overlay share the sealed bytes.
+  auto seal_value = [&](Db db, std::string_view name, std::optional<std::string>& value) {
+    if (!value) return store::SealedBytes();
+    store::ObjectKeyOnStack key(object_.id, name);
+    return store::seal_shared(db, key.view(), std::move(*value));
   };
   for (auto& [k, v] : base.kv) {
-    b->kv.emplace_back(k, sealed(Db::kKv, k, v));
-    p.kv[k] = Pending<std::string>{b->seq, std::move(v)};
+    store::SealedBytes sealed = seal_value(Db::kKv, k, v);
+    p.kv[k] = PendingValue{b->seq, sealed};
+    b->kv.emplace_back(k, std::move(sealed));
   }
   for (auto& [n, e] : base.alarms) {
-    b->alarms.emplace_back(n, sealed(Db::kAlarms, n, e));
-    p.alarms[n] = Pending<std::string>{b->seq, std::move(e)};
+    store::SealedBytes sealed = seal_value(Db::kAlarms, n, e);
+    p.alarms[n] = PendingValue{b->seq, sealed};
+    b->alarms.emplace_back(n, std::move(sealed));
   }
-  for (auto& [n, d] : base.dead) b->dead.emplace_back(n, sealed(Db::kDead, n, d));
+  for (auto& [n, d] : base.dead) b->dead.emplace_back(n, seal_value(Db::kDead, n, d));
   if (has_pages) {
-    // The page source keeps its pending copies plain; the batch's are sealed.
     page_source().take_turn_writes(b.get());
-    for (auto& [n, page] : b->pages) {
-      if (page) *page = store::seal(Db::kPages, store::page_key(object_.id, n), *page);
-    }
+    act_.sql_pages = *b->sql_pages;  // page_source.h (4)
   }
   b->messages = std::move(base.messages);
   b->consumed_message = consumed_message_;

@@ -64,19 +64,34 @@ std::string shown(std::string_view bytes) {
   return out;
 }
 
+// Invariant (3): the trailer follows the value, so sealing appends.
+void append_trailer(Db db, std::string_view key, std::string* value) {
+  uint64_t sum = checksum(db, key, *value);
+  Writer(value).u64(sum);
+}
+
 }  // namespace
 
 bool is_sealed(Db db) {
   return db == Db::kKv || db == Db::kPages || db == Db::kAlarms || db == Db::kDead;
 }
 
-std::string seal(Db db, std::string_view key, std::string_view value) {
+std::string sealable(std::string_view value) {
   std::string out;
   out.reserve(value.size() + kChecksumBytes);
-  Writer w(&out);
-  w.raw(value);
-  w.u64(checksum(db, key, value));
+  out.assign(value);
   return out;
+}
+
+std::string seal(Db db, std::string_view key, std::string_view value) {
+  std::string out = sealable(value);
+  append_trailer(db, key, &out);
+  return out;
+}
+
+SealedBytes seal_shared(Db db, std::string_view key, std::string value) {
+  append_trailer(db, key, &value);
+  return std::make_shared<const std::string>(std::move(value));
 }
 
 Result<std::string_view> open(Db db, std::string_view key, std::string_view stored) {
