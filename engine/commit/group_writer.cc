@@ -121,6 +121,8 @@ Status GroupWriter::write(ObjectState& st, Db db, const std::string& key,
   std::optional<std::string> old;
   if (rc == 0) old.emplace(store::from_val(v));
   if (!old && !value) return Status::ok();
+  // Invariant (6): rewriting a page with its own bytes changes nothing.
+  if (db == Db::kPages && old && value && *old == *value) return Status::ok();
   if (keep_history_ && st.touched.emplace(static_cast<uint8_t>(db), key).second) {
     st.log.undo.push_back({db, key, old});
   }

@@ -13,6 +13,8 @@
 //  (5) write() descends the tree once per key: a cursor positioned by the
 //      before-image's lookup does the put (MDB_CURRENT) or delete. Its cursors
 //      belong to the write transaction, which frees them when it ends.
+//  (6) A SQL page written with the bytes it already holds is not written
+//      (no LMDB page is dirtied for it, and it needs no undo).
 #pragma once
 
 #include <lmdb.h>
