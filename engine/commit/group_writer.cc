@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "engine/alarm/entry.h"
+#include "engine/history/page_delta.h"
 #include "engine/kv/reserved.h"
 #include "engine/store/checksum.h"
 #include "engine/store/codec.h"
@@ -129,9 +130,9 @@ Status GroupWriter::write(ObjectState& st, Db db, const std::string& key,
   std::optional<std::string> old;
   if (rc == 0) old.emplace(store::from_val(v));
   if (!old && !value) return Status::ok();
-  if (keep_history_ && st.touched.emplace(static_cast<uint8_t>(db), key).second) {
-    st.log.undo.push_back({db, key, old});
-  }
+  // Invariant (6): rewriting a page with its own bytes changes nothing.
+  if (db == Db::kPages && old && value && *old == *value) return Status::ok();
+  if (keep_history_) CARREL_RETURN_IF_ERROR(note_undo(st, db, key, old, value));
   if (value) {
     MDB_val pk = store::to_val(key), pv = store::to_val(*value);
     rc = mdb_cursor_put(c, &pk, &pv, old ? MDB_CURRENT : 0);
@@ -174,6 +175,34 @@ Status GroupWriter::write(ObjectState& st, Db db, const std::string& key,
   return Status::ok();
 }
 
+Status GroupWriter::note_undo(ObjectState& st, Db db, const std::string& key,
+                              const std::optional<std::string>& old,
+                              std::optional<std::string_view> value) {
+  auto [it, first] = st.touched.try_emplace({static_cast<uint8_t>(db), key}, st.log.undo.size());
+  if (first) {
+    // Invariant (6), history/undo.h (7): a page changed in place keeps the
+    // bytes that rebuild its before-image from the new value.
+    if (db == Db::kPages && old && value && old->size() == value->size()) {
+      std::string delta = history::make_page_delta(*value, *old);
+      CARREL_DASSERT(history::apply_page_delta(delta, *value).value_or("") == *old,
+                     "page_delta.h (2): the delta rebuilds the before-image from the new page");
+      st.log.undo.push_back({db, key, std::move(delta), true});
+    } else {
+      st.log.undo.push_back({db, key, old});
+    }
+    return Status::ok();
+  }
+  history::UndoEntry& e = st.log.undo[it->second];
+  if (!e.delta) return Status::ok();
+  // The delta's base, the value this batch wrote, is about to change: keep
+  // the whole before-image instead (invariant (6)).
+  CARREL_ASSERT(old.has_value(), "group_writer.h (6): a delta's base is the value the batch wrote");
+  CARREL_ASSIGN_OR_RETURN(std::string whole, history::apply_page_delta(*e.before, *old));
+  e.before = std::move(whole);
+  e.delta = false;
+  return Status::ok();
+}
+
 Status GroupWriter::clear_range(ObjectState& st, Db db, const std::string& from,
                                 const std::string& to) {
   std::vector<std::string> keys;
@@ -201,19 +230,43 @@ Status GroupWriter::apply_restore(ObjectState& st, const ObjectId& id, uint64_t 
       return Status::not_found("history of object " + id.to_hex() + " has no record of commit " +
                                std::to_string(seq));
     }
-    CARREL_ASSIGN_OR_RETURN(history::LogRecord rec, history::LogRecord::decode(step->bytes));
-    for (const history::UndoEntry& e : rec.undo) {
+    auto rec = history::LogRecord::decode(step->bytes);
+    if (!rec.is_ok()) {
+      return rec.status().with_context("history log record " + std::to_string(step->no));
+    }
+    for (const history::UndoEntry& e : rec->undo) {
       // Connection records stay as they are: the connections belong to the
       // transport, which a restore does not roll back (kv/reserved.h).
       if (e.db == Db::kKv && is_reserved_key(std::string_view(e.key).substr(store::kIdBytes))) {
         continue;
       }
-      CARREL_RETURN_IF_ERROR(write(st, e.db, e.key, e.before));
+      CARREL_ASSIGN_OR_RETURN(std::optional<std::string> before, before_image(e, step->no));
+      CARREL_RETURN_IF_ERROR(write(st, e.db, e.key, before));
     }
-    sql_pages = rec.sql_pages_before;
+    sql_pages = rec->sql_pages_before;
   }
   st.record.sql_pages = sql_pages;
   return Status::ok();
+}
+
+Result<std::optional<std::string>> GroupWriter::before_image(const history::UndoEntry& e,
+                                                             uint64_t no) {
+  if (!e.delta) return e.before;
+  // history/undo.h (7): the key holds the page the delta was taken against.
+  const std::string at = "history log record " + std::to_string(no) + ": the undo delta of " +
+                         store::describe_value(e.db, e.key);
+  CARREL_ASSIGN_OR_RETURN(auto current, get_raw(e.db, e.key));
+  if (!current) {
+    return Status::corruption(at + " has no current page to apply to; run `carrel verify`");
+  }
+  auto rebuilt = history::apply_page_delta(*e.before, *current);
+  if (!rebuilt.is_ok()) return rebuilt.status().with_context(at);
+  if (!store::open(e.db, e.key, *rebuilt).is_ok()) {
+    return Status::corruption(at +
+                              " does not rebuild a page whose checksum verifies; run "
+                              "`carrel verify`");
+  }
+  return std::optional<std::string>(std::move(rebuilt).value());
 }
 
 Result<uint64_t> GroupWriter::next_message_no() {

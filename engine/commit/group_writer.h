@@ -13,12 +13,18 @@
 //  (5) write() descends the tree once per key: a cursor positioned by the
 //      before-image's lookup does the put (MDB_CURRENT) or delete. Its cursors
 //      belong to the write transaction, which frees them when it ends.
+//  (6) A SQL page written with the bytes it already holds is not written
+//      (no LMDB page is dirtied for it, and it needs no undo). A page changed
+//      in place gets its undo as a delta against the new value
+//      (history/undo.h (7)); when the same batch writes the key again, the
+//      delta is first turned back into the whole before-image, since its
+//      base is about to change.
 #pragma once
 
 #include <lmdb.h>
 
+#include <map>
 #include <optional>
-#include <set>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -64,12 +70,20 @@ class GroupWriter {
   struct ObjectState {
     store::ObjectRecord record;
     history::LogRecord log;
-    std::set<std::pair<uint8_t, std::string>> touched;  // this batch's first touches
+    // This batch's first touches: each key's index in log.undo.
+    std::map<std::pair<uint8_t, std::string>, size_t> touched;
   };
   Result<ObjectState*> load(const CommitBatch& batch);
   // value: the stored bytes to put, nullopt to delete.
   Status write(ObjectState& st, store::Db db, const std::string& key,
                std::optional<std::string_view> value);
+  // Records key's before-image `old` in the batch's log record on first
+  // touch (invariant (6)); `value` is what the key is about to hold.
+  Status note_undo(ObjectState& st, store::Db db, const std::string& key,
+                   const std::optional<std::string>& old, std::optional<std::string_view> value);
+  // The before-image an undo entry of log record `no` stands for, rebuilt
+  // from the key's current value when it is a delta (history/undo.h (7)).
+  Result<std::optional<std::string>> before_image(const history::UndoEntry& e, uint64_t no);
   Status clear_range(ObjectState& st, store::Db db, const std::string& from, const std::string& to);
   Status apply_restore(ObjectState& st, const ObjectId& id, uint64_t to_seq);
   Result<MDB_cursor*> cursor(store::Db db);

@@ -1,11 +1,15 @@
 #include "engine/history/undo.h"
 
+#include "engine/history/page_delta.h"
 #include "engine/store/codec.h"
 #include "engine/store/keys.h"
 
 namespace carrel::history {
 namespace {
-constexpr uint8_t kLogVersion = 1;
+// 2 (carrel-3): an entry's before-image may be a page delta (invariant (7)).
+constexpr uint8_t kLogVersion = 2;
+// How an entry holds its value: absent, whole, or a page delta (invariant (7)).
+enum class Form : uint8_t { kAbsent = 0, kWhole = 1, kDelta = 2 };
 // version, id, seq, time, prev_no
 constexpr size_t kHeaderBytes = 1 + store::kIdBytes + 8 + 8 + 8;
 // Entries a record of n bytes can hold at most: each takes at least 6 bytes
@@ -18,30 +22,44 @@ void encode_entries(store::Writer& w, const std::vector<UndoEntry>& entries) {
   for (const UndoEntry& e : entries) {
     w.u8(static_cast<uint8_t>(e.db));
     w.str32(e.key);
-    w.u8(e.before ? 1 : 0);
+    Form form = !e.before ? Form::kAbsent : e.delta ? Form::kDelta : Form::kWhole;
+    w.u8(static_cast<uint8_t>(form));
     if (e.before) w.str32(*e.before);
   }
 }
 
-bool decode_entries(store::Reader& r, std::vector<UndoEntry>* out) {
+// Malformed entries are Corruption naming the section and the entry.
+Status decode_entries(store::Reader& r, std::string_view section, std::vector<UndoEntry>* out) {
   uint32_t n = 0;
-  if (!r.u32(&n) || n > r.remaining() / kEntryBytesMin) return false;
+  if (!r.u32(&n) || n > r.remaining() / kEntryBytesMin) return r.corruption(section);
   out->reserve(n);
   for (uint32_t i = 0; i < n; ++i) {
     UndoEntry e;
-    uint8_t db = 0, present = 0;
-    if (!r.u8(&db) || db >= store::kDbCount || !r.str32(&e.key) || !r.u8(&present) || present > 1) {
-      return false;
+    uint8_t db = 0, form = 0;
+    auto bad = [&](std::string_view what) {
+      return r.corruption(std::string(section) + ", entry " + std::to_string(i) + ": " +
+                          std::string(what));
+    };
+    if (!r.u8(&db) || db >= store::kDbCount || !r.str32(&e.key) || !r.u8(&form) ||
+        form > static_cast<uint8_t>(Form::kDelta)) {
+      return bad("database, key or form");
     }
     e.db = static_cast<store::Db>(db);
-    if (present) {
+    if (form != static_cast<uint8_t>(Form::kAbsent)) {
       std::string v;
-      if (!r.str32(&v)) return false;
+      if (!r.str32(&v)) return bad("value");
       e.before = std::move(v);
+    }
+    if (form == static_cast<uint8_t>(Form::kDelta)) {
+      // Invariant (7): only pages, and only well-formed deltas.
+      if (e.db != store::Db::kPages) return bad("a delta outside the pages database");
+      Status delta = check_page_delta(*e.before);
+      if (!delta.is_ok()) return bad(delta.message());
+      e.delta = true;
     }
     out->push_back(std::move(e));
   }
-  return true;
+  return Status::ok();
 }
 
 bool decode_header_into(store::Reader& r, LogHeader* h) {
@@ -90,12 +108,10 @@ Result<LogRecord> LogRecord::decode(std::string_view b) {
             r.i64(&rec.deltas.kv_keys) && r.i64(&rec.deltas.kv_bytes) &&
             r.i64(&rec.deltas.alarms) && r.i64(&rec.deltas.dead_letters);
   if (!ok) return r.corruption("counters of seq " + std::to_string(rec.header.seq));
-  if (!decode_entries(r, &rec.undo)) {
-    return r.corruption("undo entries of seq " + std::to_string(rec.header.seq));
-  }
-  if (!decode_entries(r, &rec.redo) || !r.done()) {
-    return r.corruption("redo section of seq " + std::to_string(rec.header.seq));
-  }
+  const std::string seq = std::to_string(rec.header.seq);
+  CARREL_RETURN_IF_ERROR(decode_entries(r, "undo entries of seq " + seq, &rec.undo));
+  CARREL_RETURN_IF_ERROR(decode_entries(r, "redo section of seq " + seq, &rec.redo));
+  if (!r.done()) return r.corruption("bytes past the redo section of seq " + seq);
   return rec;
 }
 

@@ -19,6 +19,21 @@
 //  (5) The redo section is counted and empty in this build; a later one fills
 //      it with after-images in the undo entries' form without a format change.
 //  (6) Every log record is encoded and decoded here (LogRecord), nowhere else.
+//  (7) An undo entry of a SQL page the commit changed in place (the page
+//      existed before and after, at one size) may hold a delta
+//      (page_delta.h) instead of the whole before-image: the bytes that
+//      rebuild the before-image from the page the commit left. Restore
+//      applies it to the page's current value, which is exactly that page:
+//      it applies the object's records newest first (4), so when it reaches
+//      commit s every later commit is undone and the page holds what s left
+//      (the group writer takes the delta against the key's last value in
+//      the commit, and turns it back into a whole before-image if the same
+//      commit writes the key again). The rebuilt page is a stored value, so
+//      its checksum trailer (store/checksum.h) must verify; a delta whose
+//      result does not is Corruption naming the log record. KV values,
+//      alarms, dead letters, pages that did not exist and deleted pages keep
+//      whole before-images. Entries of the redo section (5) may use the same
+//      form, against the value before the commit.
 #pragma once
 
 #include <lmdb.h>
@@ -39,6 +54,9 @@ struct UndoEntry {
   store::Db db;
   std::string key;                    // the full LMDB key (object prefix included)
   std::optional<std::string> before;  // nullopt: the key did not exist
+  // Invariant (7): `before` holds a page delta against the value the commit
+  // left under key, not the before-image itself. Only for Db::kPages.
+  bool delta = false;
   bool operator==(const UndoEntry&) const = default;
 };
 

@@ -23,12 +23,14 @@ namespace carrel::store {
 namespace {
 
 constexpr std::string_view kFormatKey = "format";
-// carrel-2: KV values, SQL pages, alarm entries and dead letters carry a
+// carrel-3: KV values, SQL pages, alarm entries and dead letters carry a
 // checksum (checksum.h). Directories of an older format are refused by name.
 // History is one append-only log keyed by commit number
-// (engine/history/undo.h); carrel-1 kept it per object (id ‖ seq).
-constexpr std::string_view kFormatValue = "carrel-2";
-constexpr std::string_view kOlderFormats[] = {"carrel-1"};
+// (engine/history/undo.h); carrel-1 kept it per object (id ‖ seq). A log
+// record may hold a SQL page's undo as a delta from the page the commit left
+// (undo.h (7)); carrel-2 log records held whole before-images only.
+constexpr std::string_view kFormatValue = "carrel-3";
+constexpr std::string_view kOlderFormats[] = {"carrel-1", "carrel-2"};
 constexpr std::string_view kPageBytesKey = "sql_page_bytes";
 constexpr unsigned kMaxReaders = 1024;
 

@@ -1,0 +1,56 @@
+// Page deltas: how to rebuild one stored SQL page from another of the same
+// size, by the byte ranges where they differ. The history log keeps the undo
+// of a page changed in place as a delta from the page the commit left
+// (undo.h (7)), so a one-row INSERT's undo costs about the row's bytes, not
+// a whole page.
+//
+// Layout (codec.h): u32 page bytes (the stored size, checksum trailer
+// included), u32 run count, then per run u32 offset, u32 length and the
+// target's `length` bytes at that offset. Bytes outside every run are the
+// base's.
+//
+// Invariants:
+//  (1) Runs are in ascending offset order, non-empty, inside the page and
+//      apart: each starts past the end of the one before plus kRunGapBytesMax
+//      (make_page_delta merges runs any closer, since a run's header costs as
+//      much as that gap). A delta breaking any of these is Corruption, never
+//      applied.
+//  (2) apply_page_delta(make_page_delta(base, target), base) == target, for
+//      any base and target of one size. Applied to another base of that size
+//      it yields some page: the caller checks what it rebuilt (undo.h (7):
+//      the stored page's checksum trailer must verify).
+//  (3) The run count is at most page bytes / (kRunGapBytesMax + 1) + 1, which
+//      (1) implies; a count past it is refused before anything is reserved.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "carrel/status.h"
+
+namespace carrel::history {
+
+// Runs closer than this many unchanged bytes are merged (invariant (1)): a
+// run's header (offset and length) is 8 bytes.
+constexpr size_t kRunGapBytesMax = 8;
+// Bytes of a delta before its runs: page bytes and run count.
+constexpr size_t kDeltaHeaderBytes = 4 + 4;
+// Bytes of a run before its payload: offset and length.
+constexpr size_t kRunHeaderBytes = 4 + 4;
+static_assert(kRunGapBytesMax == kRunHeaderBytes, "merge a gap that costs no more than a header");
+
+// The delta that rebuilds `target` from `base`. REQUIRES: base.size() ==
+// target.size() <= UINT32_MAX.
+std::string make_page_delta(std::string_view base, std::string_view target);
+
+// OK when `delta` is well formed (invariant (1)); Corruption naming the
+// first fault otherwise. Its page bytes, when out is not null.
+Status check_page_delta(std::string_view delta, uint32_t* page_bytes = nullptr);
+
+// The page `delta` rebuilds from `base` (invariant (2)). Corruption when the
+// delta is malformed or base is not of the delta's page size.
+Result<std::string> apply_page_delta(std::string_view delta, std::string_view base);
+
+}  // namespace carrel::history

@@ -1,0 +1,149 @@
+// Page deltas (engine/history/page_delta.h): a delta rebuilds its target from
+// its base (invariant (2)), its runs are ordered, apart and inside the page
+// (invariant (1)), and anything else is Corruption.
+#include "engine/history/page_delta.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+
+#include "engine/store/codec.h"
+
+namespace carrel::history {
+namespace {
+
+constexpr size_t kPageBytes = 1024 + 8;  // a default SQL page and its checksum trailer
+
+std::string random_page(std::mt19937_64& rng, size_t bytes) {
+  std::string p(bytes, '\0');
+  for (char& c : p) c = static_cast<char>(rng());
+  return p;
+}
+
+// Overwrites up to `edits` random ranges of the page with random bytes.
+std::string edited(std::string page, std::mt19937_64& rng, int edits) {
+  for (int i = 0; i < edits && !page.empty(); ++i) {
+    size_t at = rng() % page.size();
+    size_t n = 1 + rng() % std::min<size_t>(page.size() - at, 1 + rng() % 200);
+    for (size_t j = 0; j < n; ++j) page[at + j] = static_cast<char>(rng());
+  }
+  return page;
+}
+
+// A delta written by hand: header, then (offset, bytes) runs.
+std::string delta_of(uint32_t page_bytes,
+                     const std::vector<std::pair<uint32_t, std::string>>& runs) {
+  std::string out;
+  store::Writer w(&out);
+  w.u32(page_bytes);
+  w.u32(static_cast<uint32_t>(runs.size()));
+  for (auto& [offset, bytes] : runs) {
+    w.u32(offset);
+    w.u32(static_cast<uint32_t>(bytes.size()));
+    w.raw(bytes);
+  }
+  return out;
+}
+
+void expect_runs_apart(const std::string& delta) {
+  store::Reader r(delta, "delta");
+  uint32_t size = 0, count = 0;
+  ASSERT_TRUE(r.u32(&size) && r.u32(&count));
+  uint64_t end = 0;
+  for (uint32_t i = 0; i < count; ++i) {
+    uint32_t offset = 0, length = 0;
+    std::string_view bytes;
+    ASSERT_TRUE(r.u32(&offset) && r.u32(&length) && r.raw(length, &bytes));
+    EXPECT_GT(length, 0u);
+    if (i > 0) EXPECT_GT(offset, end + kRunGapBytesMax) << "run " << i;
+    end = uint64_t{offset} + length;
+    EXPECT_LE(end, size);
+  }
+  EXPECT_TRUE(r.done());
+}
+
+// Invariant (2), property style: random pages, random edits, fixed seed.
+TEST(PageDelta, RebuildsTheTargetFromItsBaseForRandomEdits) {
+  std::mt19937_64 rng(20261130);
+  for (int round = 0; round < 2000; ++round) {
+    const size_t bytes = round % 10 == 0 ? 1 + rng() % 5000 : kPageBytes;
+    std::string base = random_page(rng, bytes);
+    std::string target = edited(base, rng, static_cast<int>(rng() % 12));
+    std::string delta = make_page_delta(base, target);
+    auto rebuilt = apply_page_delta(delta, base);
+    ASSERT_TRUE(rebuilt.is_ok()) << rebuilt.status().to_string();
+    ASSERT_EQ(*rebuilt, target) << "round " << round;
+    uint32_t page_bytes = 0;
+    ASSERT_TRUE(check_page_delta(delta, &page_bytes).is_ok());
+    EXPECT_EQ(page_bytes, bytes);
+    expect_runs_apart(delta);
+  }
+}
+
+// The delta costs the changed bytes plus a header per run, not the page.
+TEST(PageDelta, HoldsOnlyTheChangedBytes) {
+  std::mt19937_64 rng(7);
+  std::string base = random_page(rng, kPageBytes);
+  EXPECT_EQ(make_page_delta(base, base).size(), kDeltaHeaderBytes);
+  std::string target = base;
+  for (size_t i = 600; i < 700; ++i) target[i] = static_cast<char>(~target[i]);
+  target[kPageBytes - 1] = static_cast<char>(~target[kPageBytes - 1]);
+  EXPECT_EQ(make_page_delta(base, target).size(),
+            kDeltaHeaderBytes + 2 * kRunHeaderBytes + 100 + 1);
+  // Ranges a few bytes apart are one run: a header costs more than the gap.
+  target = base;
+  target[10] = static_cast<char>(~target[10]);
+  target[10 + kRunGapBytesMax + 1] = static_cast<char>(~target[10 + kRunGapBytesMax + 1]);
+  EXPECT_EQ(make_page_delta(base, target).size(),
+            kDeltaHeaderBytes + kRunHeaderBytes + kRunGapBytesMax + 2);
+}
+
+TEST(PageDelta, BaseOfAnotherSizeIsCorruption) {
+  std::string base(kPageBytes, 'a'), target(kPageBytes, 'a');
+  target[3] = 'b';
+  std::string delta = make_page_delta(base, target);
+  auto r = apply_page_delta(delta, base.substr(1));
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.status().code(), Code::kCorruption);
+  EXPECT_NE(r.status().message().find("1032"), std::string::npos) << r.status().to_string();
+}
+
+// Invariant (1): each way a delta can be malformed is Corruption from check
+// and from apply, never a write outside the page.
+TEST(PageDelta, MalformedDeltasAreCorruption) {
+  const std::string base(64, 'a');
+  std::string good = delta_of(64, {{0, "x"}, {20, "yy"}});
+  ASSERT_TRUE(check_page_delta(good).is_ok());
+  struct Case {
+    const char* what;
+    std::string delta;
+  };
+  std::string too_many = good;
+  too_many[7] = 100;  // run count past what 64 bytes can hold apart
+  const Case cases[] = {
+      {"truncated header", good.substr(0, 6)},
+      {"truncated run", good.substr(0, good.size() - 1)},
+      {"trailing bytes", good + "z"},
+      {"run count past the page", too_many},
+      {"empty run", delta_of(64, {{4, ""}})},
+      {"offset past the page", delta_of(64, {{65, "x"}})},
+      {"length past the page", delta_of(64, {{60, "xxxxx"}})},
+      {"overlapping runs", delta_of(64, {{10, "xxxx"}, {12, "yy"}})},
+      {"runs out of order", delta_of(64, {{40, "x"}, {10, "y"}})},
+      {"touching runs", delta_of(64, {{10, "xx"}, {12, "y"}})},
+      {"runs closer than a header", delta_of(64, {{10, "x"}, {11 + kRunGapBytesMax, "y"}})},
+  };
+  for (const Case& c : cases) {
+    Status checked = check_page_delta(c.delta);
+    EXPECT_EQ(checked.code(), Code::kCorruption) << c.what << ": " << checked.to_string();
+    EXPECT_NE(checked.message().find("SQL page delta"), std::string::npos) << c.what;
+    auto applied = apply_page_delta(c.delta, base);
+    EXPECT_FALSE(applied.is_ok()) << c.what;
+  }
+  // Just far enough apart is well formed.
+  EXPECT_TRUE(check_page_delta(delta_of(64, {{10, "x"}, {12 + kRunGapBytesMax, "y"}})).is_ok());
+}
+
+}  // namespace
+}  // namespace carrel::history
