@@ -165,6 +165,7 @@ void Committer::commit_group(std::vector<Item>& group) {
   std::optional<GroupWriter> writer;
   size_t turns = 0;
   bool wrote = false;
+  bool meta_synced = !sync_;
   if (s.is_ok()) {
     writer.emplace(store_, txn, now, keep_history_, history_commits_max_);
     for (auto& b : live) {
@@ -179,7 +180,12 @@ void Committer::commit_group(std::vector<Item>& group) {
     }
     if (s.is_ok()) {
       const size_t id = mdb_txn_id(txn);
-      s = store_.commit_status(mdb_txn_commit(txn), "commit", writer->bytes_written());
+      if (sync_) s = choose_meta_sync(&meta_synced);
+      if (s.is_ok()) {
+        s = store_.commit_status(mdb_txn_commit(txn), "commit", writer->bytes_written());
+      } else {
+        mdb_txn_abort(txn);
+      }
       // LMDB skips an empty transaction: no sync and no meta page (6).
       MDB_envinfo info{};
       wrote = s.is_ok() && mdb_env_info(store_.env(), &info) == 0 && info.me_last_txnid == id;
@@ -202,15 +208,40 @@ void Committer::commit_group(std::vector<Item>& group) {
   counters_.turns_committed.fetch_add(turns, std::memory_order_relaxed);
   bump_max(counters_.turns_per_commit_max, turns);
   counters_.bytes_written.fetch_add(writer->bytes_written(), std::memory_order_relaxed);
-  if (sync_ && wrote) counters_.fsyncs.fetch_add(1, std::memory_order_relaxed);
+  // The data fdatasync, and the O_DSYNC meta page write when it was not deferred.
+  if (sync_ && wrote) counters_.fsyncs.fetch_add(meta_synced ? 2 : 1, std::memory_order_relaxed);
   committed(
       Release{commit_number_, std::move(live), std::move(writer->sent()), writer->earliest_alarm()},
-      wrote);
+      wrote, meta_synced);
 }
 
-void Committer::committed(Release&& r, bool wrote) {
-  if (!sync_) {
-    synced_number_ = r.commit_number;  // nosync: as durable as that mode promises
+Status Committer::choose_meta_sync(bool* meta_synced) {
+  // Invariant (6): defer this commit's meta page sync only when a group is
+  // already queued whose commit will cover it; else LMDB writes the meta page
+  // through its O_DSYNC descriptor and the commit is durable when it returns,
+  // so an idle committer pays exactly what LMDB's default does.
+  bool waiting = false;
+  {
+    MutexLock lock(mutex_);
+    waiting = !queue_.empty();
+  }
+  *meta_synced = !waiting && !release_before_sync_;
+  // lmdb.h: MDB_NOMETASYNC "may be changed at any time using
+  // mdb_env_set_flags()"; only write commits read it (committer.h (1)).
+  return store::from_mdb(mdb_env_set_flags(store_.env(), MDB_NOMETASYNC, *meta_synced ? 0 : 1),
+                         "set MDB_NOMETASYNC");
+}
+
+void Committer::committed(Release&& r, bool wrote, bool meta_synced) {
+  if (!sync_ || (wrote && meta_synced)) {
+    // nosync: as durable as that mode promises. sync: LMDB synced the data
+    // pages (covering the held commit's meta page), then this meta page.
+    synced_number_ = r.commit_number;
+    if (held_) {
+      Release durable = std::move(*held_);
+      held_.reset();
+      release(durable);
+    }
     release(r);
     return;
   }

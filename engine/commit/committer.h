@@ -20,12 +20,16 @@
 //      commit N+1's (LMDB syncs N+1's pages after N's meta page was written;
 //      one file) or an explicit mdb_env_sync(env, 1). The committer holds N's
 //      outputs (replies, durable_seq, on_sent, on_alarm_written) until then:
-//      a released commit's number is <= synced_number_. N is released after
-//      N+1's commit when a group is waiting (one sync per group), else after
-//      an explicit sync at once (an idle committer pays two, as LMDB without
-//      the flag does). A failed N+1, a maintenance task and stop() all sync
-//      explicitly before they release. A failed sync fails the held turns as
-//      a failed commit does (4). At most one commit is held at a time.
+//      a released commit's number is <= synced_number_. The flag is set per
+//      commit: on when a group is already queued behind the commit (whose
+//      commit then covers it: one sync per group under load), off when none
+//      is (LMDB writes the meta page through its O_DSYNC descriptor, the
+//      commit is durable when it returns: an idle committer pays the two
+//      flushes LMDB's default does, no more). A held commit whose successor
+//      did not come (a task, or no group after all) is synced explicitly. A
+//      failed N+1, a maintenance task and stop() all sync before they
+//      release. A failed sync fails the held turns as a failed commit does
+//      (4). At most one commit is held at a time.
 #pragma once
 
 #include <deque>
@@ -95,8 +99,12 @@ class Committer {
   void run();
   void commit_group(std::vector<Item>& group);
   void run_task(Item& item);
-  // Invariant (6): a commit that just returned covers the held one; hold this one.
-  void committed(Release&& release, bool wrote_meta);
+  // Invariant (6): sets MDB_NOMETASYNC for the next commit: on when a group is
+  // queued behind it, off (meta page through O_DSYNC) when none is.
+  Status choose_meta_sync(bool* meta_synced);
+  // Invariant (6): a commit that just returned covers the held one; it is
+  // released too when its own meta page was synced, else held.
+  void committed(Release&& release, bool wrote_meta, bool meta_synced);
   // Invariant (6): mdb_env_sync(env, 1), then the held commit is released, or
   // failed with the sync's error. Returns that error.
   Status sync_and_release();
