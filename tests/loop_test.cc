@@ -1185,7 +1185,10 @@ TEST(LoopStats, GroupCommitPutsManyTurnsInOneCommit) {
   EXPECT_LT(st.commits, st.turns_committed);
   EXPECT_GT(st.turns_per_commit_mean(), 1.0);
   EXPECT_GT(st.turns_per_commit_max, 1u);
-  EXPECT_EQ(st.fsyncs, st.commits);
+  // One fdatasync per commit, plus an explicit one whenever no commit
+  // followed to make the last one's meta page durable (committer.h (6)).
+  EXPECT_GE(st.fsyncs, st.commits);
+  EXPECT_LE(st.fsyncs, 2 * st.commits);
   EXPECT_EQ(st.commits_failed, 0u);
   EXPECT_EQ(st.active_objects, 32u);
   EXPECT_GT(st.bytes_written, 0u);

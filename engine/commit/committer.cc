@@ -1,12 +1,22 @@
 #include "engine/commit/committer.h"
 
+#include <atomic>
 #include <set>
+#include <string>
 #include <unordered_set>
 
 #include "engine/base/check.h"
 #include "engine/commit/group_writer.h"
 
 namespace carrel::detail {
+namespace {
+// Committer::release_before_sync_for_tests: read by each committer at construction.
+std::atomic<bool> g_release_before_sync{false};
+}  // namespace
+
+void Committer::release_before_sync_for_tests(bool on) {
+  g_release_before_sync.store(on);
+}
 
 EngineStats Counters::snapshot() const {
   EngineStats s;
@@ -39,7 +49,8 @@ Committer::Committer(store::Store& store, Clock& clock, const Options& options,
       history_commits_max_(options.history_commits_max),
       hook_(options.commit_hook),
       hooks_(std::move(hooks)),
-      counters_(counters) {}
+      counters_(counters),
+      release_before_sync_(g_release_before_sync.load()) {}
 
 Committer::~Committer() { stop(); }
 
@@ -77,9 +88,9 @@ void Committer::run() {
     group.clear();
     {
       MutexLock lock(mutex_);
-      while (!stopping_ && queue_.empty()) cv_.wait(mutex_);
-      if (queue_.empty()) return;  // stopping, and everything queued is committed
-      if (!queue_.front().batch) {
+      // Invariant (6): a held commit waits for the next group only while one is queued.
+      while (!stopping_ && queue_.empty() && !held_) cv_.wait(mutex_);
+      if (!queue_.empty() && !queue_.front().batch) {
         group.push_back(std::move(queue_.front()));
         queue_.pop_front();
       } else {
@@ -92,6 +103,13 @@ void Committer::run() {
           queue_.pop_front();
         }
       }
+    }
+    if (group.empty()) {
+      if (!held_) return;  // stopping: everything queued is committed, synced and released
+      // Invariant (6): nothing waits to cover the held commit, so sync now. A
+      // failure reaches the held turns' callers; nobody else is waiting on it.
+      (void)sync_and_release();
+      continue;
     }
     if (group.front().batch) commit_group(group);
     else run_task(group.front());
@@ -108,12 +126,17 @@ void Committer::run_task(Item& item) {
       s = store_.commit_status(mdb_txn_commit(txn), "commit maintenance", 0);
     else mdb_txn_abort(txn);
   }
+  // Invariant (6): a task ends with its commit and the held one durable and released.
+  if (sync_) {
+    Status synced = sync_and_release();
+    if (s.is_ok()) s = synced;
+  }
   if (item.task_done) item.task_done(s);
 }
 
 void Committer::commit_group(std::vector<Item>& group) {
   // Invariant (4): batches sealed before their object's reset fail unwritten.
-  std::vector<CommitBatch*> live;
+  std::vector<std::unique_ptr<CommitBatch>> live;
   for (Item& item : group) {
     CommitBatch& b = *item.batch;
     if (b.slot && b.slot->generation.load(std::memory_order_acquire) != b.generation) {
@@ -122,13 +145,17 @@ void Committer::commit_group(std::vector<Item>& group) {
       for (auto& out : b.outputs) out(s);
       continue;
     }
-    live.push_back(&b);
+    live.push_back(std::move(item.batch));
   }
   bool any_writes = false;
-  for (CommitBatch* b : live) any_writes |= b->has_writes();
+  for (auto& b : live) any_writes |= b->has_writes();
   if (!any_writes) {
-    for (CommitBatch* b : live)
-      for (auto& out : b->outputs) out(Status::ok());
+    // Outputs only: their turns read state of commits up to the held one (3), (6).
+    Release outputs{0, std::move(live), {}, {}};
+    if (held_)
+      absorb(std::move(outputs));
+    else
+      release(outputs);
     return;
   }
 
@@ -137,9 +164,11 @@ void Committer::commit_group(std::vector<Item>& group) {
   Status s = store::from_mdb(mdb_txn_begin(store_.env(), nullptr, 0, &txn), "begin commit");
   std::optional<GroupWriter> writer;
   size_t turns = 0;
+  bool wrote = false;
+  bool meta_synced = !sync_;
   if (s.is_ok()) {
     writer.emplace(store_, txn, now, keep_history_, history_commits_max_);
-    for (CommitBatch* b : live) {
+    for (auto& b : live) {
       if (!b->has_writes()) continue;
       ++turns;
       s = writer->apply(*b);
@@ -150,7 +179,16 @@ void Committer::commit_group(std::vector<Item>& group) {
       s = hook_(CommitInfo{commit_number_ + 1, turns, writer->bytes_written()});
     }
     if (s.is_ok()) {
-      s = store_.commit_status(mdb_txn_commit(txn), "commit", writer->bytes_written());
+      const size_t id = mdb_txn_id(txn);
+      if (sync_) s = choose_meta_sync(&meta_synced);
+      if (s.is_ok()) {
+        s = store_.commit_status(mdb_txn_commit(txn), "commit", writer->bytes_written());
+      } else {
+        mdb_txn_abort(txn);
+      }
+      // LMDB skips an empty transaction: no sync and no meta page (6).
+      MDB_envinfo info{};
+      wrote = s.is_ok() && mdb_env_info(store_.env(), &info) == 0 && info.me_last_txnid == id;
     } else {
       mdb_txn_abort(txn);
     }
@@ -159,16 +197,10 @@ void Committer::commit_group(std::vector<Item>& group) {
 
   if (!s.is_ok()) {
     counters_.commits_failed.fetch_add(1, std::memory_order_relaxed);
-    // Invariant (4): reset every object that had writes in this transaction.
-    std::unordered_set<CommitProgress*> reset;
-    for (CommitBatch* b : live) {
-      if (b->has_writes() && b->slot) reset.insert(b->slot.get());
-    }
-    for (CommitProgress* slot : reset) slot->generation.fetch_add(1, std::memory_order_acq_rel);
-    for (CommitBatch* b : live) {
-      bool failed = b->has_writes() || (b->slot && reset.count(b->slot.get()));
-      for (auto& out : b->outputs) out(failed ? s : Status::ok());
-    }
+    // Invariant (6): the held commit's meta page is not covered by this one;
+    // sync explicitly, so it is released (or failed) before these fail.
+    if (held_) (void)sync_and_release();
+    fail(live, s);
     return;
   }
 
@@ -176,9 +208,107 @@ void Committer::commit_group(std::vector<Item>& group) {
   counters_.turns_committed.fetch_add(turns, std::memory_order_relaxed);
   bump_max(counters_.turns_per_commit_max, turns);
   counters_.bytes_written.fetch_add(writer->bytes_written(), std::memory_order_relaxed);
-  if (sync_) counters_.fsyncs.fetch_add(1, std::memory_order_relaxed);
+  // The data fdatasync, and the O_DSYNC meta page write when it was not deferred.
+  if (sync_ && wrote) counters_.fsyncs.fetch_add(meta_synced ? 2 : 1, std::memory_order_relaxed);
+  committed(
+      Release{commit_number_, std::move(live), std::move(writer->sent()), writer->earliest_alarm()},
+      wrote, meta_synced);
+}
+
+Status Committer::choose_meta_sync(bool* meta_synced) {
+  // Invariant (6): defer this commit's meta page sync only when a group is
+  // already queued whose commit will cover it; else LMDB writes the meta page
+  // through its O_DSYNC descriptor and the commit is durable when it returns,
+  // so an idle committer pays exactly what LMDB's default does.
+  bool waiting = false;
+  {
+    MutexLock lock(mutex_);
+    waiting = !queue_.empty();
+  }
+  *meta_synced = !waiting && !release_before_sync_;
+  // lmdb.h: MDB_NOMETASYNC "may be changed at any time using
+  // mdb_env_set_flags()"; only write commits read it (committer.h (1)).
+  return store::from_mdb(mdb_env_set_flags(store_.env(), MDB_NOMETASYNC, *meta_synced ? 0 : 1),
+                         "set MDB_NOMETASYNC");
+}
+
+void Committer::committed(Release&& r, bool wrote, bool meta_synced) {
+  if (!sync_ || (wrote && meta_synced)) {
+    // nosync: as durable as that mode promises. sync: LMDB synced the data
+    // pages (covering the held commit's meta page), then this meta page.
+    synced_number_ = r.commit_number;
+    if (held_) {
+      Release durable = std::move(*held_);
+      held_.reset();
+      release(durable);
+    }
+    release(r);
+    return;
+  }
+  if (!wrote) {
+    // Nothing written, nothing synced: it is exactly as durable as the held commit.
+    if (held_) {
+      absorb(std::move(r));
+      return;
+    }
+    synced_number_ = r.commit_number;
+    release(r);
+    return;
+  }
+  // Invariant (6): this commit's data sync came after the held commit's meta page write.
+  CARREL_ASSERT(r.commit_number - 1 >= synced_number_,
+                "committer.h (6): synced_number_ only grows");
+  synced_number_ = r.commit_number - 1;
+  if (held_) {
+    Release durable = std::move(*held_);
+    held_.reset();
+    release(durable);
+  }
+  if (release_before_sync_) {
+    release(r);
+    return;
+  }
+  held_ = std::move(r);
+}
+
+void Committer::absorb(Release&& r) {
+  CARREL_ASSERT(held_.has_value(), "committer.h (6): absorb joins the held commit");
+  for (auto& b : r.batches) held_->batches.push_back(std::move(b));
+  for (auto& m : r.sent) held_->sent.push_back(std::move(m));
+  if (r.earliest_alarm && (!held_->earliest_alarm || *r.earliest_alarm < *held_->earliest_alarm))
+    held_->earliest_alarm = r.earliest_alarm;
+}
+
+Status Committer::sync_and_release() {
+  const int rc = mdb_env_sync(store_.env(), 1);
+  Status s = Status::ok();
+  if (rc == 0) {
+    counters_.fsyncs.fetch_add(1, std::memory_order_relaxed);
+    synced_number_ = commit_number_;
+  } else {
+    s = Status::io_error("sync '" + store_.dir() + "/data.mdb' (fdatasync) after commit " +
+                         std::to_string(commit_number_) + ": " + mdb_strerror(rc) +
+                         "; the turns of the last commit are in the database but may not "
+                         "survive a power loss, so they fail; check the disk and its log");
+  }
+  if (!held_) return s;
+  Release r = std::move(*held_);
+  held_.reset();
+  if (s.is_ok()) {
+    release(r);
+  } else {
+    // As a failed commit (4). Its messages stay in the outbox until the next
+    // open, its alarms in the timetable for the scheduler's next scan.
+    fail(r.batches, s);
+  }
+  return s;
+}
+
+void Committer::release(Release& r) {
+  CARREL_ASSERT(release_before_sync_ || r.commit_number <= synced_number_,
+                "committer.h (6): a commit's outputs are released only once it is durable");
   // Invariant (3): durable_seq moves before any output is released.
-  for (CommitBatch* b : live) {
+  for (auto& b : r.batches) {
     if (!b->has_writes() || !b->slot) continue;
     CARREL_ASSERT(b->seq > b->slot->durable_seq.load(std::memory_order_relaxed),
                   "committer.h (5): an object's batches commit in seq order");
@@ -186,11 +316,25 @@ void Committer::commit_group(std::vector<Item>& group) {
                   "object.h (3): sealed_seq >= durable_seq");
     b->slot->durable_seq.store(b->seq, std::memory_order_release);
   }
-  for (CommitBatch* b : live)
+  for (auto& b : r.batches)
     for (auto& out : b->outputs) out(Status::ok());
-  if (!writer->sent().empty() && hooks_.on_sent) hooks_.on_sent(std::move(writer->sent()));
-  if (writer->earliest_alarm() && hooks_.on_alarm_written) {
-    hooks_.on_alarm_written(*writer->earliest_alarm());
+  if (!r.sent.empty() && hooks_.on_sent) hooks_.on_sent(std::move(r.sent));
+  if (r.earliest_alarm && hooks_.on_alarm_written) hooks_.on_alarm_written(*r.earliest_alarm);
+}
+
+void Committer::fail(std::vector<std::unique_ptr<CommitBatch>>& batches, const Status& s) {
+  // Invariant (4): reset every object that had writes in them.
+  std::unordered_set<CommitProgress*> reset;
+  for (auto& b : batches) {
+    if (b->has_writes() && b->slot) reset.insert(b->slot.get());
+  }
+  for (CommitProgress* slot : reset) slot->generation.fetch_add(1, std::memory_order_acq_rel);
+  // An outputs-only batch fails when its object was reset since it was sealed
+  // (here, or by a failed sync of the held commit just before).
+  for (auto& b : batches) {
+    bool failed = b->has_writes() ||
+                  (b->slot && b->slot->generation.load(std::memory_order_acquire) != b->generation);
+    for (auto& out : b->outputs) out(failed ? s : Status::ok());
   }
 }
 

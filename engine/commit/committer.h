@@ -7,12 +7,29 @@
 //      commits them with one fsync (sync mode). No timers: the batch is
 //      whatever queued while the previous commit ran.
 //  (3) Outputs are released only after the commit that holds their turn (and
-//      every earlier turn of the same object) returned from mdb_txn_commit.
+//      every earlier turn of the same object) is durable (6); in nosync mode,
+//      after it returned from mdb_txn_commit.
 //  (4) A failed commit fails every batch in it; each object with a write batch
 //      in it has its generation bumped, which fails every later batch it
 //      sealed before it noticed (stale generation), until it resets.
 //  (5) A batch's writes are applied in queue order; batches of one object are
 //      queued in seq order by the worker that owns the object.
+//  (6) Delayed release (sync mode). LMDB runs with MDB_NOMETASYNC: its commit
+//      fdatasyncs the data pages, then writes the meta page without a sync.
+//      So commit N is durable once a later fdatasync of data.mdb returned:
+//      commit N+1's (LMDB syncs N+1's pages after N's meta page was written;
+//      one file) or an explicit mdb_env_sync(env, 1). The committer holds N's
+//      outputs (replies, durable_seq, on_sent, on_alarm_written) until then:
+//      a released commit's number is <= synced_number_. The flag is set per
+//      commit: on when a group is already queued behind the commit (whose
+//      commit then covers it: one sync per group under load), off when none
+//      is (LMDB writes the meta page through its O_DSYNC descriptor, the
+//      commit is durable when it returns: an idle committer pays the two
+//      flushes LMDB's default does, no more). A held commit whose successor
+//      did not come (a task, or no group after all) is synced explicitly. A
+//      failed N+1, a maintenance task and stop() all sync before they
+//      release. A failed sync fails the held turns as a failed commit does
+//      (4). At most one commit is held at a time.
 #pragma once
 
 #include <deque>
@@ -46,6 +63,13 @@ class Committer {
  public:
   static constexpr size_t kGroupBatchesMax = 4096;
   static constexpr size_t kGroupBytesMax = size_t{64} << 20;
+  static_assert(kGroupBatchesMax > 0 && kGroupBytesMax > 0, "a group takes at least one batch");
+
+  // Breaks invariant (6) on purpose, for the power-cut test's check of the
+  // checker (tests/crash/worker.cc): committers constructed while it is set
+  // release a sync commit's outputs as soon as mdb_txn_commit returns, before
+  // the sync that makes its meta page durable. Never set outside that test.
+  static void release_before_sync_for_tests(bool on);
 
   Committer(store::Store& store, Clock& clock, const Options& options, CommitterHooks hooks,
             Counters& counters);
@@ -65,9 +89,30 @@ class Committer {
     MaintenanceTask task;
     std::function<void(const Status&)> task_done;
   };
+  // One successful commit's outputs, held until it is durable (6).
+  struct Release {
+    uint64_t commit_number = 0;
+    std::vector<std::unique_ptr<CommitBatch>> batches;  // outputs-only ones too
+    std::vector<std::pair<uint64_t, OutMessage>> sent;
+    std::optional<int64_t> earliest_alarm;
+  };
   void run();
   void commit_group(std::vector<Item>& group);
   void run_task(Item& item);
+  // Invariant (6): sets MDB_NOMETASYNC for the next commit: on when a group is
+  // queued behind it, off (meta page through O_DSYNC) when none is.
+  Status choose_meta_sync(bool* meta_synced);
+  // Invariant (6): a commit that just returned covers the held one; it is
+  // released too when its own meta page was synced, else held.
+  void committed(Release&& release, bool wrote_meta, bool meta_synced);
+  // Invariant (6): mdb_env_sync(env, 1), then the held commit is released, or
+  // failed with the sync's error. Returns that error.
+  Status sync_and_release();
+  // Joins an outputs-only group, or a commit that wrote nothing, to the held commit.
+  void absorb(Release&& release);
+  void release(Release& release);
+  // Invariant (4): fails `batches`, resetting every object with writes in them.
+  void fail(std::vector<std::unique_ptr<CommitBatch>>& batches, const Status& s);
 
   store::Store& store_;
   Clock& clock_;
@@ -77,7 +122,10 @@ class Committer {
   CommitHook hook_;
   CommitterHooks hooks_;
   Counters& counters_;
-  uint64_t commit_number_ = 0;  // committer thread only
+  const bool release_before_sync_;  // release_before_sync_for_tests() at construction
+  uint64_t commit_number_ = 0;      // committer thread only
+  uint64_t synced_number_ = 0;      // committer thread only: commits up to it are durable (6)
+  std::optional<Release> held_;     // committer thread only: the commit (6) waits on
 
   Mutex mutex_;
   CondVar cv_;

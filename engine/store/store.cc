@@ -215,8 +215,11 @@ Status Store::open_env(const StoreOptions& options, bool creating) {
   if (rc != 0) return from_mdb(rc, "mdb_env_set_mapsize");
   // MDB_NOTLS: read transactions are pooled across threads (invariant (3)).
   // MDB_NOSYNC in nosync mode: commits reach the page cache, not the disk.
+  // MDB_NOMETASYNC in sync mode: one fdatasync per commit, the meta page is
+  // made durable by the next one; the committer holds outputs until then
+  // (engine/commit/committer.h (6)).
   unsigned flags = MDB_NOTLS;
-  if (!options.sync) flags |= MDB_NOSYNC;
+  flags |= options.sync ? MDB_NOMETASYNC : MDB_NOSYNC;
   if (read_only_) flags |= MDB_RDONLY;
   rc = mdb_env_open(env_, dir_.c_str(), flags, 0644);
   if (rc != 0) {
@@ -268,6 +271,9 @@ Status Store::open_env(const StoreOptions& options, bool creating) {
     }
   }
   rc = mdb_txn_commit(txn);
+  // MDB_NOMETASYNC left the creation's meta page unsynced: sync it, so a
+  // directory that open() returned survives a power loss.
+  if (rc == 0 && creating && options.sync && !read_only_) rc = mdb_env_sync(env_, 1);
   return commit_status(rc, "commit database handles", 0);
 }
 

@@ -8,6 +8,10 @@
 // ACK_FILE with one write(2): the line reaches the kernel before the process
 // can be killed, so the ack file never claims more than the engine promised.
 // Exits 0 after TURNS_MAX replies per object (default: never), 3 on any error.
+//
+// CARREL_CRASH_RELEASE_BEFORE_SYNC=1 (the power-cut test's check of the
+// checker, crash_powercut_detects_early_release) makes the committer release
+// replies before their commit is durable (engine/commit/committer.h (6)).
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -19,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/commit/committer.h"
 #include "tests/crash/ledger.h"
 
 namespace {
@@ -44,6 +49,10 @@ int main(int argc, char** argv) {
   const std::string mode = argv[4];
   const long turns_max = argc == 6 ? std::atol(argv[5]) : -1;
   if (objects < 1 || (mode != "sync" && mode != "nosync")) die("bad arguments");
+
+  if (const char* e = std::getenv("CARREL_CRASH_RELEASE_BEFORE_SYNC");
+      e && std::strcmp(e, "1") == 0)
+    carrel::detail::Committer::release_before_sync_for_tests(true);
 
   const int ack_fd = ::open(argv[2], O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (ack_fd < 0) die(std::string("open ack file: ") + std::strerror(errno));
