@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/store/checksum.h"
 #include "engine/store/keys.h"
 #include "tests/test_util.h"
 
@@ -96,7 +97,8 @@ struct Fixture {
     b->seq = b->slot->sealed_seq.load() + 1;
     b->slot->sealed_seq.store(b->seq);
     b->commit_ms = clock.now_ms();
-    b->kv.push_back({"k", value});
+    b->kv.push_back(
+        {"k", store::seal_shared(store::Db::kKv, store::object_key(object.id, "k"), value)});
     b->outputs.push_back(outputs.track(name));
     committer->submit(std::move(b));
   }
@@ -129,7 +131,7 @@ struct Fixture {
   std::string stored(const ObjectRef& object) {
     auto txn = store->begin_read();
     if (!txn.is_ok()) return "<" + txn.status().to_string() + ">";
-    auto v = txn->get(store::Db::kKv, store::object_key(object.id, "k"));
+    auto v = store::read_sealed(*txn, store::Db::kKv, store::object_key(object.id, "k"));
     if (!v.is_ok()) return "<" + v.status().to_string() + ">";
     return *v ? std::string(**v) : std::string();
   }
