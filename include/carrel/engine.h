@@ -36,7 +36,7 @@ struct EngineStats {
   uint64_t commits_failed = 0;
   uint64_t turns_committed = 0;   // sealed turns in those commits
   uint64_t turns_per_commit_max = 0;
-  uint64_t fsyncs = 0;            // fdatasyncs of data.mdb (sync mode)
+  uint64_t fsyncs = 0;            // flushes of data.mdb (sync mode)
   uint64_t bytes_written = 0;     // key + value bytes put, history included
   uint64_t active_objects = 0;
   uint64_t evictions = 0;
