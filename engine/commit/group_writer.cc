@@ -240,8 +240,12 @@ Status GroupWriter::apply_restore(ObjectState& st, const ObjectId& id, uint64_t 
       if (e.db == Db::kKv && is_reserved_key(std::string_view(e.key).substr(store::kIdBytes))) {
         continue;
       }
-      CARREL_ASSIGN_OR_RETURN(std::optional<std::string> before, before_image(e, step->no));
-      CARREL_RETURN_IF_ERROR(write(st, e.db, e.key, before));
+      if (!e.delta) {
+        CARREL_RETURN_IF_ERROR(write(st, e.db, e.key, e.before));
+        continue;
+      }
+      CARREL_ASSIGN_OR_RETURN(std::string before, rebuild_page(e, step->no));
+      CARREL_RETURN_IF_ERROR(write(st, e.db, e.key, std::string_view(before)));
     }
     sql_pages = rec->sql_pages_before;
   }
@@ -249,9 +253,7 @@ Status GroupWriter::apply_restore(ObjectState& st, const ObjectId& id, uint64_t 
   return Status::ok();
 }
 
-Result<std::optional<std::string>> GroupWriter::before_image(const history::UndoEntry& e,
-                                                             uint64_t no) {
-  if (!e.delta) return e.before;
+Result<std::string> GroupWriter::rebuild_page(const history::UndoEntry& e, uint64_t no) {
   // history/undo.h (7): the key holds the page the delta was taken against.
   const std::string at = "history log record " + std::to_string(no) + ": the undo delta of " +
                          store::describe_value(e.db, e.key);
@@ -266,7 +268,7 @@ Result<std::optional<std::string>> GroupWriter::before_image(const history::Undo
                               " does not rebuild a page whose checksum verifies; run "
                               "`carrel verify`");
   }
-  return std::optional<std::string>(std::move(rebuilt).value());
+  return rebuilt;
 }
 
 Result<uint64_t> GroupWriter::next_message_no() {

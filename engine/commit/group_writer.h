@@ -81,9 +81,9 @@ class GroupWriter {
   // touch (invariant (6)); `value` is what the key is about to hold.
   Status note_undo(ObjectState& st, store::Db db, const std::string& key,
                    const std::optional<std::string>& old, std::optional<std::string_view> value);
-  // The before-image an undo entry of log record `no` stands for, rebuilt
-  // from the key's current value when it is a delta (history/undo.h (7)).
-  Result<std::optional<std::string>> before_image(const history::UndoEntry& e, uint64_t no);
+  // The before-image a page delta entry of log record `no` stands for,
+  // rebuilt from the page's current value (history/undo.h (7)).
+  Result<std::string> rebuild_page(const history::UndoEntry& e, uint64_t no);
   Status clear_range(ObjectState& st, store::Db db, const std::string& from, const std::string& to);
   Status apply_restore(ObjectState& st, const ObjectId& id, uint64_t to_seq);
   Result<MDB_cursor*> cursor(store::Db db);
