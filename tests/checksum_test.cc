@@ -23,9 +23,8 @@ namespace {
 
 using store::Db;
 
-Options options_for(const std::string& dir) {
-  Options o;
-  o.dir = dir;
+Options options_for(const testing::TempDir& dir) {
+  Options o = testing::options_in(dir);
   o.workers = 1;
   return o;
 }
@@ -61,9 +60,8 @@ void flip_bit(std::string* bytes, size_t bit) {
 class ChecksumEngine : public ::testing::Test {
  protected:
   void open() {
-    auto e = Engine::open(options_for(dir_.path()));
-    ASSERT_TRUE(e.is_ok()) << e.status().to_string();
-    engine_ = std::move(*e);
+    engine_ = testing::open_engine(options_for(dir_));
+    ASSERT_TRUE(engine_);
   }
   void close() { engine_.reset(); }
   // Flips one bit of the value stored under key in db, with the engine closed.
@@ -260,7 +258,7 @@ TEST_F(ChecksumEngine, RestoredValuesPassTheirChecksum) {
 
 TEST(ChecksumFormat, OlderFormatDirectoryIsRefusedNamingBothVersionsAndTheRemedy) {
   testing::TempDir dir;
-  { ASSERT_TRUE(Engine::open(options_for(dir.path())).is_ok()); }
+  { ASSERT_TRUE(Engine::open(options_for(dir)).is_ok()); }
   {
     store::StoreOptions so;
     so.dir = dir.path();
@@ -272,7 +270,7 @@ TEST(ChecksumFormat, OlderFormatDirectoryIsRefusedNamingBothVersionsAndTheRemedy
     ASSERT_EQ(mdb_put(txn, (*st)->dbi(Db::kMeta), &k, &v, 0), 0);
     ASSERT_EQ(mdb_txn_commit(txn), 0);
   }
-  auto e = Engine::open(options_for(dir.path()));
+  auto e = Engine::open(options_for(dir));
   ASSERT_FALSE(e.is_ok());
   EXPECT_TRUE(contains(e.status(), "'carrel-1'")) << e.status().to_string();
   EXPECT_TRUE(contains(e.status(), "'carrel-3'")) << e.status().to_string();

@@ -27,17 +27,8 @@ namespace {
 using namespace std::chrono_literals;
 constexpr auto kWait = 30s;
 
-// Polls pred until it holds or kWait passes (the transport sees a frame just
-// before the engine gives its held bytes back).
-template <typename Pred>
-bool eventually(Pred pred) {
-  auto deadline = std::chrono::steady_clock::now() + kWait;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
+// The transport sees a frame just before the engine gives its held bytes back.
+using testing::eventually;
 
 // Records sends and closes; reports queued bytes and liveness as the test sets them.
 class TestTransport : public ConnectionTransport {

@@ -26,42 +26,27 @@ class Counter : public Handler {
 
 TEST(EngineSmokeTest, RunKvAndReopen) {
   testing::TempDir dir;
-  Options o;
-  o.dir = dir.path();
+  Options o = testing::options_in(dir);
+  auto ref = ObjectRef::named("Room", "a");
   {
-    auto e = Engine::open(o);
-    ASSERT_TRUE(e.is_ok()) << e.status().to_string();
-    auto ref = ObjectRef::named("Room", "a");
-    ASSERT_TRUE((*e)->run(ref, [](Context& ctx) { return ctx.kv().put("k", "v"); }).is_ok());
-    std::string got;
-    ASSERT_TRUE((*e)->run(ref, [&](Context& ctx) {
-                   auto v = ctx.kv().get("k");
-                   got = v.is_ok() && v->has_value() ? **v : "?";
-                   return Status::ok();
-                 }).is_ok());
-    EXPECT_EQ(got, "v");
+    auto e = testing::open_engine(o);
+    ASSERT_TRUE(e);
+    ASSERT_TRUE(e->run(ref, [](Context& ctx) { return ctx.kv().put("k", "v"); }).is_ok());
+    EXPECT_EQ(testing::kv_read(*e, ref, "k"), "v");
   }
-  auto e = Engine::open(o);
-  ASSERT_TRUE(e.is_ok()) << e.status().to_string();
-  std::string got;
-  ASSERT_TRUE((*e)->run(ObjectRef::named("Room", "a"), [&](Context& ctx) {
-                 auto v = ctx.kv().get("k");
-                 got = v.is_ok() && v->has_value() ? **v : "?";
-                 return Status::ok();
-               }).is_ok());
-  EXPECT_EQ(got, "v");
+  auto e = testing::open_engine(o);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(testing::kv_read(*e, ref, "k"), "v");
 }
 
 TEST(EngineSmokeTest, RequestsAndRollback) {
   testing::TempDir dir;
-  Options o;
-  o.dir = dir.path();
-  auto e = Engine::open(o);
-  ASSERT_TRUE(e.is_ok());
-  ASSERT_TRUE((*e)->register_class("Counter", [](const ObjectRef&) {
-                    return std::make_unique<Counter>();
-                  }).is_ok());
-  Stub s = (*e)->stub("Counter", "c1");
+  auto e = testing::open_engine(testing::options_in(dir));
+  ASSERT_TRUE(e);
+  ASSERT_TRUE(e->register_class("Counter", [](const ObjectRef&) {
+                 return std::make_unique<Counter>();
+               }).is_ok());
+  Stub s = e->stub("Counter", "c1");
   EXPECT_EQ(*s.call("add", "").get(), "1");
   EXPECT_EQ(*s.call("add", "").get(), "2");
   auto f = s.call("fail", "").get();
@@ -74,12 +59,10 @@ TEST(EngineSmokeTest, RequestsAndRollback) {
 
 TEST(EngineSmokeTest, SqlInTurn) {
   testing::TempDir dir;
-  Options o;
-  o.dir = dir.path();
-  auto e = Engine::open(o);
-  ASSERT_TRUE(e.is_ok());
+  auto e = testing::open_engine(testing::options_in(dir));
+  ASSERT_TRUE(e);
   auto ref = ObjectRef::named("Db", "x");
-  Status s = (*e)->run(ref, [](Context& ctx) {
+  Status s = e->run(ref, [](Context& ctx) {
     CARREL_RETURN_IF_ERROR(ctx.sql().exec("CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT)").status());
     for (int i = 0; i < 100; ++i) {
       CARREL_RETURN_IF_ERROR(ctx.sql().exec("INSERT INTO t(b) VALUES (?)", "row" + std::to_string(i)).status());
@@ -88,7 +71,7 @@ TEST(EngineSmokeTest, SqlInTurn) {
   });
   ASSERT_TRUE(s.is_ok()) << s.to_string();
   int64_t count = -1;
-  s = (*e)->run(ref, [&](Context& ctx) {
+  s = e->run(ref, [&](Context& ctx) {
     auto c = ctx.sql().exec("SELECT count(*) FROM t");
     if (!c.is_ok()) return c.status();
     count = *c->one()->get_int(0);
@@ -106,13 +89,12 @@ namespace {
 
 TEST(EngineSmokeTest, SqlPagesCountAgainstTurnDirtyBytes) {
   testing::TempDir dir;
-  Options o;
-  o.dir = dir.path();
+  Options o = testing::options_in(dir);
   o.turn_dirty_bytes_max = 64 << 10;
-  auto e = Engine::open(o);
-  ASSERT_TRUE(e.is_ok());
+  auto e = testing::open_engine(o);
+  ASSERT_TRUE(e);
   auto ref = ObjectRef::named("Db", "big");
-  Status s = (*e)->run(ref, [](Context& ctx) {
+  Status s = e->run(ref, [](Context& ctx) {
     CARREL_RETURN_IF_ERROR(ctx.sql().exec("CREATE TABLE t(b BLOB)").status());
     return ctx.sql().exec("INSERT INTO t VALUES (zeroblob(200000))").status();
   });
@@ -120,7 +102,7 @@ TEST(EngineSmokeTest, SqlPagesCountAgainstTurnDirtyBytes) {
   EXPECT_EQ(s.code(), Code::kInvalidArgument) << s.to_string();
   EXPECT_NE(s.message().find("turn_dirty_bytes_max"), std::string::npos) << s.to_string();
   // Nothing of the refused turn is left, and the object still works.
-  s = (*e)->run(ref, [](Context& ctx) {
+  s = e->run(ref, [](Context& ctx) {
     return ctx.sql().exec("CREATE TABLE t(b BLOB); INSERT INTO t VALUES (x'00')").status();
   });
   EXPECT_TRUE(s.is_ok()) << s.to_string();
@@ -128,29 +110,22 @@ TEST(EngineSmokeTest, SqlPagesCountAgainstTurnDirtyBytes) {
 
 TEST(EngineSmokeTest, TurnWhoseSqlWasLostDoesNotCommitItsKv) {
   testing::TempDir dir;
-  Options o;
-  o.dir = dir.path();
+  Options o = testing::options_in(dir);
   o.turn_dirty_bytes_max = 64 << 10;
-  auto e = Engine::open(o);
-  ASSERT_TRUE(e.is_ok());
+  auto e = testing::open_engine(o);
+  ASSERT_TRUE(e);
   auto ref = ObjectRef::named("Db", "lost");
-  ASSERT_TRUE((*e)->run(ref, [](Context& ctx) {
-                   return ctx.sql().exec("CREATE TABLE t(b BLOB)").status();
-                 }).is_ok());
+  ASSERT_TRUE(e->run(ref, [](Context& ctx) {
+                 return ctx.sql().exec("CREATE TABLE t(b BLOB)").status();
+               }).is_ok());
   // The handler ignores the SQL error and returns ok: the turn must still fail.
-  Status s = (*e)->run(ref, [](Context& ctx) {
+  Status s = e->run(ref, [](Context& ctx) {
     CARREL_RETURN_IF_ERROR(ctx.kv().put("k", "v"));
     (void)ctx.sql().exec("INSERT INTO t VALUES (zeroblob(200000))");
     return Status::ok();
   });
   EXPECT_FALSE(s.is_ok());
-  bool present = true;
-  ASSERT_TRUE((*e)->run(ref, [&](Context& ctx) {
-                   auto v = ctx.kv().get("k");
-                   present = !v.is_ok() || v->has_value();
-                   return Status::ok();
-                 }).is_ok());
-  EXPECT_FALSE(present);
+  EXPECT_EQ(testing::kv_read(*e, ref, "k"), "(absent)");
 }
 
 }  // namespace

@@ -289,19 +289,14 @@ uint64_t base_seed() {
   return s ? std::strtoull(s, nullptr, 10) : 20240601;
 }
 
-Options test_options(const std::string& dir) {
-  Options o;
-  o.dir = dir;
+Options test_options(const testing::TempDir& dir) {
+  Options o = testing::options_in(dir);
   o.durability = Durability::kNoSync;  // these tests close cleanly; sync is tested elsewhere
   o.workers = 2;
   return o;
 }
 
-std::unique_ptr<Engine> open_engine(const Options& o) {
-  auto e = Engine::open(o);
-  EXPECT_TRUE(e.is_ok()) << e.status().to_string();
-  return e.is_ok() ? std::move(e).value() : nullptr;
-}
+using testing::open_engine;
 
 // The whole namespace, as one turn sees it.
 Result<Entries> list_all(Engine& e, const ObjectRef& ref, const ListOptions& o = {}) {
@@ -377,7 +372,7 @@ TEST(KvModelTest, RandomTurnsMatchModel) {
     uint64_t seed = base_seed() + i;
     SCOPED_TRACE("seed " + std::to_string(seed) + " (rerun with CARREL_TEST_SEED)");
     testing::TempDir dir;
-    auto e = open_engine(test_options(dir.path()));
+    auto e = open_engine(test_options(dir));
     ASSERT_NE(e, nullptr);
     KeyGen gen(seed);
     ObjectRef ref = ObjectRef::named("Room", "model-" + std::to_string(i));
@@ -396,7 +391,7 @@ TEST(KvModelTest, SurvivesCloseAndReopen) {
   uint64_t seed = base_seed() + 100;
   SCOPED_TRACE("seed " + std::to_string(seed));
   testing::TempDir dir;
-  Options o = test_options(dir.path());
+  Options o = test_options(dir);
   o.durability = Durability::kSync;
   KeyGen gen(seed);
   std::vector<ObjectRef> refs = {ObjectRef::named("Room", "a"), ObjectRef::named("Room", "ab"),
@@ -423,7 +418,7 @@ TEST(KvModelTest, SurvivesCloseAndReopen) {
 // over keys spread across LMDB, the turn's own writes and its deletes (K1, K3).
 TEST(KvListTest, EveryOptionCombinationMatchesModel) {
   testing::TempDir dir;
-  auto e = open_engine(test_options(dir.path()));
+  auto e = open_engine(test_options(dir));
   ASSERT_NE(e, nullptr);
   auto ref = ObjectRef::named("Room", "lists");
   Model model;
@@ -480,7 +475,7 @@ TEST(KvListTest, EveryOptionCombinationMatchesModel) {
 
 TEST(KvListTest, DurableObjectsRules) {
   testing::TempDir dir;
-  auto e = open_engine(test_options(dir.path()));
+  auto e = open_engine(test_options(dir));
   ASSERT_NE(e, nullptr);
   auto ref = ObjectRef::named("Room", "rules");
   Status s = e->run(ref, [&](Context& ctx) -> Status {
@@ -542,7 +537,7 @@ TEST(KvListTest, DurableObjectsRules) {
 
 TEST(KvTest, ReadsSeeOwnUncommittedWritesAndFailedTurnsLeaveNothing) {
   testing::TempDir dir;
-  auto e = open_engine(test_options(dir.path()));
+  auto e = open_engine(test_options(dir));
   ASSERT_NE(e, nullptr);
   auto ref = ObjectRef::named("Room", "own");
   ASSERT_TRUE(e->run(ref, [](Context& ctx) { return ctx.kv().put("kept", "1"); }).is_ok());
@@ -577,7 +572,7 @@ TEST(KvTest, ReadsSeeOwnUncommittedWritesAndFailedTurnsLeaveNothing) {
 
 TEST(KvTest, FailedNestedTransactionRollsBackAlone) {
   testing::TempDir dir;
-  auto e = open_engine(test_options(dir.path()));
+  auto e = open_engine(test_options(dir));
   ASSERT_NE(e, nullptr);
   auto ref = ObjectRef::named("Room", "nested");
   ASSERT_TRUE(e->run(ref, [](Context& ctx) { return ctx.kv().put("base", "0"); }).is_ok());
@@ -604,22 +599,15 @@ TEST(KvTest, FailedNestedTransactionRollsBackAlone) {
 // sealed-but-not-durable state (the pending overlay) deterministically.
 using testing::CommitGate;
 
-struct OpenOnExit {
-  CommitGate& gate;
-  ~OpenOnExit() { gate.release(); }
-};
-
 TEST(KvTurnTest, PipelinedTurnsReadPendingCommits) {
   for (uint64_t i = 0; i < 4; ++i) {
     uint64_t seed = base_seed() + 200 + i;
     SCOPED_TRACE("seed " + std::to_string(seed));
     testing::TempDir dir;
-    CommitGate gate;
-    Options o = test_options(dir.path());
-    o.commit_hook = gate.hook();
-    auto e = open_engine(o);
-    ASSERT_NE(e, nullptr);
-    OpenOnExit open_on_exit{gate};  // an early return must not leave close() waiting on the gate
+    testing::GatedEngine gated(test_options(dir));
+    ASSERT_NE(gated.engine, nullptr);
+    auto& e = gated.engine;
+    CommitGate& gate = gated.gate;
     auto ref = ObjectRef::named("Room", "pipe");
     KeyGen gen(seed);
 
@@ -687,12 +675,10 @@ TEST(KvTurnTest, PipelinedTurnsReadPendingCommits) {
 
 TEST(KvTurnTest, DeleteAllPendingHidesCommittedKeys) {
   testing::TempDir dir;
-  CommitGate gate;
-  Options o = test_options(dir.path());
-  o.commit_hook = gate.hook();
-  auto e = open_engine(o);
-  ASSERT_NE(e, nullptr);
-  OpenOnExit open_on_exit{gate};
+  testing::GatedEngine gated(test_options(dir));
+  ASSERT_NE(gated.engine, nullptr);
+  auto& e = gated.engine;
+  CommitGate& gate = gated.gate;
   auto ref = ObjectRef::named("Room", "clear");
   ASSERT_TRUE(e->run(ref, [](Context& ctx) {
                  return ctx.kv().put_many({{"a", "1"}, {"b", "2"}, {"c", "3"}});
@@ -727,7 +713,7 @@ TEST(KvTurnTest, DeleteAllPendingHidesCommittedKeys) {
 // extreme ids (all 0x00, all 0xff) whose key ranges touch the ends of the kv db.
 TEST(KvIsolationTest, ObjectsNeverSeeEachOther) {
   testing::TempDir dir;
-  auto e = open_engine(test_options(dir.path()));
+  auto e = open_engine(test_options(dir));
   ASSERT_NE(e, nullptr);
   auto id_with = [](std::initializer_list<std::pair<size_t, uint8_t>> bytes, uint8_t fill) {
     ObjectId id;
@@ -784,7 +770,7 @@ TEST(KvIsolationTest, ObjectsNeverSeeEachOther) {
 // (K4) Limits: each refusal is InvalidArgument naming the limit, and writes nothing.
 TEST(KvLimitsTest, KeyAndValueSizes) {
   testing::TempDir dir;
-  Options o = test_options(dir.path());
+  Options o = test_options(dir);
   o.value_bytes_max = 1000;
   auto e = open_engine(o);
   ASSERT_NE(e, nullptr);
@@ -819,7 +805,7 @@ TEST(KvLimitsTest, KeyAndValueSizes) {
 
 TEST(KvLimitsTest, CustomKeyLimitAndDefaultValueLimit) {
   testing::TempDir dir;
-  Options o = test_options(dir.path());
+  Options o = test_options(dir);
   o.key_bytes_max = 10;
   auto e = open_engine(o);
   ASSERT_NE(e, nullptr);
@@ -844,7 +830,7 @@ TEST(KvLimitsTest, CustomKeyLimitAndDefaultValueLimit) {
 
 TEST(KvLimitsTest, BatchesOverKvBatchKeysMax) {
   testing::TempDir dir;
-  auto e = open_engine(test_options(dir.path()));
+  auto e = open_engine(test_options(dir));
   ASSERT_NE(e, nullptr);
   auto ref = ObjectRef::named("Room", "batch");
   auto keys_n = [](size_t n) {
@@ -880,7 +866,7 @@ TEST(KvLimitsTest, BatchesOverKvBatchKeysMax) {
 
 TEST(KvLimitsTest, TurnDirtyBytes) {
   testing::TempDir dir;
-  Options o = test_options(dir.path());
+  Options o = test_options(dir);
   o.turn_dirty_bytes_max = 1000;
   auto e = open_engine(o);
   ASSERT_NE(e, nullptr);
@@ -924,7 +910,7 @@ TEST(KvLimitsTest, TurnDirtyBytes) {
 // budget: a handler may retry a failed step without running out.
 TEST(KvLimitsTest, FailedTransactionReturnsItsDirtyBytes) {
   testing::TempDir dir;
-  Options o = test_options(dir.path());
+  Options o = test_options(dir);
   o.turn_dirty_bytes_max = 1000;
   auto e = open_engine(o);
   ASSERT_NE(e, nullptr);

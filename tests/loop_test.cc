@@ -36,17 +36,11 @@ using namespace std::chrono_literals;
 // holds never comes near it, a broken one fails instead of hanging.
 constexpr auto kWait = 30s;
 using testing::CommitGate;
+using testing::open_engine;
+using testing::options_in;
 
-// Polls pred until it holds or kWait passes (for background delivery only).
-template <typename Pred>
-bool eventually(Pred pred) {
-  auto deadline = std::chrono::steady_clock::now() + kWait;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
+// For background delivery only.
+using testing::eventually;
 
 template <typename T>
 bool ready(std::future<T>& f, std::chrono::milliseconds d = kWait) {
@@ -172,21 +166,6 @@ Result<std::string> counter(Context& ctx, const Request& req) {
   return Status::invalid_argument("unknown method " + req.method);
 }
 
-Options options_in(const testing::TempDir& dir) {
-  Options o;
-  o.dir = dir.path();
-  return o;
-}
-
-std::unique_ptr<Engine> open_or_die(const Options& o) {
-  auto e = Engine::open(o);
-  if (!e.is_ok()) {
-    ADD_FAILURE() << e.status().to_string();
-    return nullptr;
-  }
-  return std::move(e).value();
-}
-
 // Waits for a reply; a missing one is reported as Aborted("timed out").
 Result<std::string> reply_of(std::future<Result<std::string>>& f) {
   if (!ready(f)) return Status::aborted("test timed out waiting for a reply");
@@ -232,7 +211,7 @@ TEST(LoopInputGate, SequentialPerObjectNeverLosesAnIncrement) {
   Options o = options_in(dir);
   o.workers = 4;
   o.durability = Durability::kNoSync;  // the rule is about ordering, not fsync
-  auto e = open_or_die(o);
+  auto e = open_engine(o);
   ASSERT_TRUE(e);
   auto probe = std::make_shared<Probe>();
   ASSERT_TRUE(
@@ -279,7 +258,7 @@ TEST(LoopParallelism, TurnsOfDifferentObjectsRunConcurrently) {
   testing::TempDir dir;
   Options o = options_in(dir);
   o.workers = 4;
-  auto e = open_or_die(o);
+  auto e = open_engine(o);
   ASSERT_TRUE(e);
   auto probe = std::make_shared<Probe>();
   // A barrier of four: it only opens when four turns are inside at once.
@@ -311,7 +290,7 @@ TEST(LoopParallelism, TurnsOfDifferentObjectsRunConcurrently) {
 // and SQL writes; the caller gets the error with the exception's message.
 TEST(LoopAtomicTurns, ThrowAndErrorReturnRollBackKvAndSql) {
   testing::TempDir dir;
-  auto e = open_or_die(options_in(dir));
+  auto e = open_engine(options_in(dir));
   ASSERT_TRUE(e);
   auto probe = std::make_shared<Probe>();
   ASSERT_TRUE(register_scripted(
@@ -369,7 +348,7 @@ TEST(LoopAtomicTurns, ThrowAndErrorReturnRollBackKvAndSql) {
 // whether SQL was in use before it or first used inside it; the turn goes on.
 TEST(LoopAtomicTurns, FailedNestedTransactionRollsBackAlone) {
   testing::TempDir dir;
-  auto e = open_or_die(options_in(dir));
+  auto e = open_engine(options_in(dir));
   ASSERT_TRUE(e);
   auto ref = ObjectRef::named("Nest", "n");
   ASSERT_TRUE(e->run(ref, [](Context& ctx) {
@@ -449,12 +428,10 @@ TEST(LoopAtomicTurns, FailedNestedTransactionRollsBackAlone) {
 // allow_unconfirmed releases it when the turn ends.
 TEST(LoopOutputGate, ReplyIsNotObservedBeforeItsCommitIsDurable) {
   testing::TempDir dir;
-  auto gate = std::make_shared<CommitGate>();
-  Options o = options_in(dir);
-  o.commit_hook = gate->hook();
-  auto e = open_or_die(o);
-  ASSERT_TRUE(e);
-  ReleaseOnExit guard{gate, {}};
+  testing::GatedEngine gated(options_in(dir));
+  ASSERT_TRUE(gated.engine);
+  auto& e = gated.engine;
+  CommitGate* gate = &gated.gate;
   auto probe = std::make_shared<Probe>();
   ASSERT_TRUE(register_scripted(*e, "Counter", probe, counter).is_ok());
   Stub s = e->stub("Counter", "c");
@@ -476,12 +453,10 @@ TEST(LoopOutputGate, ReplyIsNotObservedBeforeItsCommitIsDurable) {
 
 TEST(LoopOutputGate, AllowUnconfirmedRepliesBeforeTheCommit) {
   testing::TempDir dir;
-  auto gate = std::make_shared<CommitGate>();
-  Options o = options_in(dir);
-  o.commit_hook = gate->hook();
-  auto e = open_or_die(o);
-  ASSERT_TRUE(e);
-  ReleaseOnExit guard{gate, {}};
+  testing::GatedEngine gated(options_in(dir));
+  ASSERT_TRUE(gated.engine);
+  auto& e = gated.engine;
+  CommitGate* gate = &gated.gate;
   auto probe = std::make_shared<Probe>();
   ASSERT_TRUE(register_scripted(*e, "Counter", probe, counter).is_ok());
   Stub s = e->stub("Counter", "c");
@@ -504,12 +479,10 @@ TEST(LoopOutputGate, AllowUnconfirmedRepliesBeforeTheCommit) {
 // while N's commit is still held; both replies wait for their own commits.
 TEST(LoopPipelining, NextTurnRunsAndSeesWritesWhileCommitIsHeld) {
   testing::TempDir dir;
-  auto gate = std::make_shared<CommitGate>();
-  Options o = options_in(dir);
-  o.commit_hook = gate->hook();
-  auto e = open_or_die(o);
-  ASSERT_TRUE(e);
-  ReleaseOnExit guard{gate, {}};
+  testing::GatedEngine gated(options_in(dir));
+  ASSERT_TRUE(gated.engine);
+  auto& e = gated.engine;
+  CommitGate* gate = &gated.gate;
   auto probe = std::make_shared<Probe>();
   auto seen = std::make_shared<std::vector<std::string>>();
   auto seen_mutex = std::make_shared<std::mutex>();
@@ -558,12 +531,10 @@ TEST(LoopPipelining, NextTurnRunsAndSeesWritesWhileCommitIsHeld) {
 // carry on, and the engine recovers when the fault clears.
 TEST(LoopCommitFailure, FailsExactlyTheDependentTurnsAndResetsTheObject) {
   testing::TempDir dir;
-  auto gate = std::make_shared<CommitGate>();
-  Options o = options_in(dir);
-  o.commit_hook = gate->hook();
-  auto e = open_or_die(o);
-  ASSERT_TRUE(e);
-  ReleaseOnExit guard{gate, {}};
+  testing::GatedEngine gated(options_in(dir));
+  ASSERT_TRUE(gated.engine);
+  auto& e = gated.engine;
+  CommitGate* gate = &gated.gate;
   auto probe = std::make_shared<Probe>();
   ASSERT_TRUE(register_scripted(*e, "Counter", probe, counter).is_ok());
   Stub a = e->stub("Counter", "a"), b = e->stub("Counter", "b"), c = e->stub("Counter", "c");
@@ -692,7 +663,7 @@ TEST(LoopSend, MessageIsProcessedExactlyOnceAndAFailedOneIsConsumed) {
   auto bad = std::make_shared<std::atomic<int>>(0);
   auto probe = std::make_shared<Probe>();
   {
-    auto e = open_or_die(o);
+    auto e = open_engine(o);
     ASSERT_TRUE(e);
     ASSERT_TRUE(register_scripted(*e, "Sender", probe, sender_script("Receiver")).is_ok());
     ASSERT_TRUE(register_scripted(*e, "Receiver", probe, receiver_script(bad)).is_ok());
@@ -721,7 +692,7 @@ TEST(LoopSend, MessageIsProcessedExactlyOnceAndAFailedOneIsConsumed) {
     ASSERT_TRUE(e->close().is_ok());
   }
   // Nothing is left to redeliver after a restart.
-  auto e = open_or_die(o);
+  auto e = open_engine(o);
   ASSERT_TRUE(e);
   EXPECT_EQ(outbox_size(*e), 0u);
   ASSERT_TRUE(register_scripted(*e, "Receiver", probe, receiver_script(bad)).is_ok());
@@ -738,7 +709,7 @@ TEST(LoopSend, MessageCommittedDuringCloseIsDeliveredOnceAfterReopen) {
   auto bad = std::make_shared<std::atomic<int>>(0);
   auto first = std::make_shared<Probe>();
   {
-    auto e = open_or_die(o);
+    auto e = open_engine(o);
     ASSERT_TRUE(e);
     ReleaseOnExit guard{gate, {}};
     ASSERT_TRUE(register_scripted(*e, "Sender", first, sender_script("Receiver")).is_ok());
@@ -760,7 +731,7 @@ TEST(LoopSend, MessageCommittedDuringCloseIsDeliveredOnceAfterReopen) {
     EXPECT_EQ(first->requests.load(), 1) << "only the sender ran before close";
   }
   Options o2 = options_in(dir);
-  auto e = open_or_die(o2);
+  auto e = open_engine(o2);
   ASSERT_TRUE(e);
   EXPECT_EQ(outbox_size(*e), 1u);
   auto second = std::make_shared<Probe>();
@@ -775,7 +746,7 @@ TEST(LoopSend, MessageCommittedDuringCloseIsDeliveredOnceAfterReopen) {
 
 TEST(LoopSend, MessageToAClassRegisteredLaterIsDeliveredOnceRegistered) {
   testing::TempDir dir;
-  auto e = open_or_die(options_in(dir));
+  auto e = open_engine(options_in(dir));
   ASSERT_TRUE(e);
   auto probe = std::make_shared<Probe>();
   auto late = std::make_shared<Probe>();
@@ -796,7 +767,7 @@ TEST(LoopSend, MessageToAClassRegisteredLaterIsDeliveredOnceRegistered) {
 // hang on re-entry; chains deeper than the worker pool complete.
 TEST(LoopCall, RepliesComeBackInOrder) {
   testing::TempDir dir;
-  auto e = open_or_die(options_in(dir));
+  auto e = open_engine(options_in(dir));
   ASSERT_TRUE(e);
   auto probe = std::make_shared<Probe>();
   ASSERT_TRUE(register_scripted(*e, "Counter", probe, counter).is_ok());
@@ -820,7 +791,7 @@ TEST(LoopCall, RepliesComeBackInOrder) {
 
 TEST(LoopCall, CallIsACommitPoint) {
   testing::TempDir dir;
-  auto e = open_or_die(options_in(dir));
+  auto e = open_engine(options_in(dir));
   ASSERT_TRUE(e);
   auto probe = std::make_shared<Probe>();
   Engine* engine = e.get();
@@ -860,7 +831,7 @@ TEST(LoopCall, CallIsACommitPoint) {
 
 TEST(LoopCall, ReentryIsDeadlockNotAHang) {
   testing::TempDir dir;
-  auto e = open_or_die(options_in(dir));
+  auto e = open_engine(options_in(dir));
   ASSERT_TRUE(e);
   auto probe = std::make_shared<Probe>();
   // "self": call yourself. "ping": call the object named in the payload with
@@ -891,7 +862,7 @@ TEST(LoopCall, ChainDeeperThanTheWorkerPoolCompletes) {
   testing::TempDir dir;
   Options o = options_in(dir);
   o.workers = 2;
-  auto e = open_or_die(o);
+  auto e = open_engine(o);
   ASSERT_TRUE(e);
   auto probe = std::make_shared<Probe>();
   constexpr int kDepth = 8;
@@ -922,7 +893,7 @@ TEST(LoopMailbox, FullMailboxIsBusyAtOnceAndDropsNothingAccepted) {
   Options o = options_in(dir);
   o.mailbox_depth_max = 4;
   o.workers = 2;
-  auto e = open_or_die(o);
+  auto e = open_engine(o);
   ASSERT_TRUE(e);
   Latch latch;
   ReleaseOnExit guard{nullptr, {&latch}};
@@ -955,7 +926,7 @@ TEST(LoopHibernation, IdleObjectsAreEvictedAndReactivateIntact) {
   Options o = options_in(dir);
   o.clock = clock;
   o.idle_timeout_ms = 60'000;
-  auto e = open_or_die(o);
+  auto e = open_engine(o);
   ASSERT_TRUE(e);
   auto probe = std::make_shared<Probe>();
   ASSERT_TRUE(register_scripted(*e, "Counter", probe, counter).is_ok());
@@ -988,7 +959,7 @@ TEST(LoopHibernation, ActiveObjectsMaxEvictsTheLeastRecentlyUsed) {
   o.clock = clock;
   o.idle_timeout_ms = int64_t{1} << 40;  // only the count limit applies
   o.active_objects_max = 2;
-  auto e = open_or_die(o);
+  auto e = open_engine(o);
   ASSERT_TRUE(e);
   auto probe = std::make_shared<Probe>();
   ASSERT_TRUE(register_scripted(*e, "Counter", probe, counter).is_ok());
@@ -1027,7 +998,7 @@ TEST(LoopClose, EveryAcceptedEventCompletesAndAcknowledgedOnesSurvive) {
   std::vector<std::optional<Result<std::string>>> refused;  // results known at once
   std::vector<int> object_of;
   {
-    auto e = open_or_die(o);
+    auto e = open_engine(o);
     ASSERT_TRUE(e);
     auto probe = std::make_shared<Probe>();
     ASSERT_TRUE(register_scripted(*e, "Counter", probe, counter).is_ok());
@@ -1081,7 +1052,7 @@ TEST(LoopClose, EveryAcceptedEventCompletesAndAcknowledgedOnesSurvive) {
     }
   }
   EXPECT_GE(aborted, 1);  // the caller stopped at its first refusal
-  auto e = open_or_die(options_in(dir));
+  auto e = open_engine(options_in(dir));
   ASSERT_TRUE(e);
   for (int i = 0; i < kObjects; ++i) {
     std::string n = "?";
@@ -1102,7 +1073,7 @@ TEST(LoopClose, EveryAcceptedEventCompletesAndAcknowledgedOnesSurvive) {
 
 TEST(LoopClose, CloseWaitsForARunningHandlerThenReplies) {
   testing::TempDir dir;
-  auto e = open_or_die(options_in(dir));
+  auto e = open_engine(options_in(dir));
   ASSERT_TRUE(e);
   Latch latch;
   ReleaseOnExit guard{nullptr, {&latch}};
@@ -1126,7 +1097,7 @@ TEST(LoopClose, DestroyingTheEngineWithoutCloseFinishesItsEvents) {
   Options o = options_in(dir);
   std::vector<std::future<Result<std::string>>> fs;
   {
-    auto e = open_or_die(o);
+    auto e = open_engine(o);
     ASSERT_TRUE(e);
     auto probe = std::make_shared<Probe>();
     ASSERT_TRUE(register_scripted(*e, "Counter", probe, counter).is_ok());
@@ -1136,7 +1107,7 @@ TEST(LoopClose, DestroyingTheEngineWithoutCloseFinishesItsEvents) {
     ASSERT_TRUE(ready(fs[i], 0ms)) << "reply " << i << " outlived the engine";
     EXPECT_EQ(value_or_error(fs[i].get()), std::to_string(i + 1));
   }
-  auto e = open_or_die(o);
+  auto e = open_engine(o);
   ASSERT_TRUE(e);
   std::string n;
   ASSERT_TRUE(e->run(ObjectRef::named("Counter", "c"), [&](Context& ctx) {
@@ -1159,7 +1130,7 @@ TEST(LoopStats, GroupCommitPutsManyTurnsInOneCommit) {
     std::this_thread::sleep_for(2ms);  // slow commits: batches build up behind them
     return Status::ok();
   };
-  auto e = open_or_die(o);
+  auto e = open_engine(o);
   ASSERT_TRUE(e);
   auto probe = std::make_shared<Probe>();
   ASSERT_TRUE(register_scripted(*e, "Counter", probe, counter).is_ok());
@@ -1230,7 +1201,7 @@ Status register_where(Engine& e, std::shared_ptr<Probe> probe, Latch& latch,
 
 TEST(LoopFastPath, BlockingCallToAnIdleObjectRunsOnTheCallersThread) {
   testing::TempDir dir;
-  auto e = open_or_die(options_in(dir));
+  auto e = open_engine(options_in(dir));
   ASSERT_TRUE(e);
   Latch latch;
   auto probe = std::make_shared<Probe>();
@@ -1264,7 +1235,7 @@ TEST(LoopFastPath, EventFromAWorkerDuringAnInlineTurnQueuesAndRunsAfterIt) {
   testing::TempDir dir;
   Options o = options_in(dir);
   o.workers = 2;
-  auto e = open_or_die(o);
+  auto e = open_engine(o);
   ASSERT_TRUE(e);
   Latch latch;
   ReleaseOnExit guard{nullptr, {&latch}};
@@ -1299,7 +1270,7 @@ TEST(LoopFastPath, EventFromAWorkerDuringAnInlineTurnQueuesAndRunsAfterIt) {
 
 TEST(LoopFastPath, BlockingCallToABusyObjectIsQueuedBehindItsTurn) {
   testing::TempDir dir;
-  auto e = open_or_die(options_in(dir));
+  auto e = open_engine(options_in(dir));
   ASSERT_TRUE(e);
   Latch latch;
   ReleaseOnExit guard{nullptr, {&latch}};
@@ -1324,7 +1295,7 @@ TEST(LoopFastPath, InlineTurnCallsOutWithoutStarvingThePoolAndReentryIsDeadlock)
   testing::TempDir dir;
   Options o = options_in(dir);
   o.workers = 1;
-  auto e = open_or_die(o);
+  auto e = open_engine(o);
   ASSERT_TRUE(e);
   auto probe = std::make_shared<Probe>();
   // "chain": call the next object (payload: how many more) and wrap its reply.
@@ -1363,7 +1334,7 @@ TEST(LoopFastPath, InlineTurnCallsOutWithoutStarvingThePoolAndReentryIsDeadlock)
 TEST(LoopFastPath, CloseDuringAnInlineTurnWaitsForItAndRunsWhatQueued) {
   testing::TempDir dir;
   Options o = options_in(dir);
-  auto e = open_or_die(o);
+  auto e = open_engine(o);
   ASSERT_TRUE(e);
   Latch latch;
   ReleaseOnExit guard{nullptr, {&latch}};
@@ -1383,19 +1354,17 @@ TEST(LoopFastPath, CloseDuringAnInlineTurnWaitsForItAndRunsWhatQueued) {
   EXPECT_EQ(value_or_error(reply_of(inline_turn)), "1");
   EXPECT_EQ(value_or_error(reply_of(queued)), "2");
   e.reset();
-  e = open_or_die(o);
+  e = open_engine(o);
   ASSERT_TRUE(e);
   EXPECT_EQ(durable_kv(*e, ObjectRef::named("Where", "w"), "n").value_or("absent"), "2");
 }
 
 TEST(LoopFastPath, InlineReadSeesAPendingWriteAndItsReplyWaitsForThatCommit) {
   testing::TempDir dir;
-  auto gate = std::make_shared<CommitGate>();
-  Options o = options_in(dir);
-  o.commit_hook = gate->hook();
-  auto e = open_or_die(o);
-  ASSERT_TRUE(e);
-  ReleaseOnExit guard{gate, {}};
+  testing::GatedEngine gated(options_in(dir));
+  ASSERT_TRUE(gated.engine);
+  auto& e = gated.engine;
+  CommitGate* gate = &gated.gate;
   auto probe = std::make_shared<Probe>();
   ASSERT_TRUE(register_scripted(*e, "Counter", probe, counter).is_ok());
   Stub s = e->stub("Counter", "c");
@@ -1420,7 +1389,7 @@ TEST(LoopFastPath, InlineReadSeesAPendingWriteAndItsReplyWaitsForThatCommit) {
 
 TEST(LoopFastPath, FailedInlineTurnRollsBack) {
   testing::TempDir dir;
-  auto e = open_or_die(options_in(dir));
+  auto e = open_engine(options_in(dir));
   ASSERT_TRUE(e);
   auto probe = std::make_shared<Probe>();
   ASSERT_TRUE(register_scripted(*e, "Counter", probe, counter).is_ok());

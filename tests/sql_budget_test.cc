@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 
 #include "carrel/carrel.h"
@@ -29,9 +31,8 @@ class SqlBudgetTest : public ::testing::Test {
   void open(Options o) {
     o.dir = dir_.path();
     o.workers = 1;
-    auto e = Engine::open(std::move(o));
-    ASSERT_TRUE(e.is_ok()) << e.status().to_string();
-    engine_ = std::move(e).value();
+    engine_ = testing::open_engine(o);
+    ASSERT_TRUE(engine_);
     ASSERT_TRUE(
         engine_
             ->run(obj_,
@@ -74,20 +75,46 @@ class SqlBudgetTest : public ::testing::Test {
   std::unique_ptr<Engine> engine_;
 };
 
-TEST_F(SqlBudgetTest, ARunawayRecursiveCteStopsAtTheStepLimitAndTheTurnRollsBack) {
-  Options o;
-  o.sql_turn_steps_max = 1000000;
-  o.sql_turn_ms_max = 0;
-  open(o);
-  expect_stopped_by(run_ignoring(kRunaway), "sql_turn_steps_max (1000000)");
+// A runaway query, the limit that stops it, and the text its error names.
+struct Runaway {
+  const char* name;
+  std::function<void(Options&)> limit;
+  const char* query;
+  const char* names;
+};
+
+void PrintTo(const Runaway& r, std::ostream* os) {
+  *os << r.name;
 }
 
-TEST_F(SqlBudgetTest, ARunawayRecursiveCteStopsAtTheTimeLimitAndTheTurnRollsBack) {
+class SqlBudgetStops : public SqlBudgetTest, public ::testing::WithParamInterface<Runaway> {};
+
+TEST_P(SqlBudgetStops, ARunawayQueryStopsAtItsLimitAndTheTurnRollsBack) {
   Options o;
-  o.sql_turn_ms_max = 100;
+  GetParam().limit(o);
   open(o);
-  expect_stopped_by(run_ignoring(kRunaway), "sql_turn_ms_max (100 ms)");
+  expect_stopped_by(run_ignoring(GetParam().query), GetParam().names);
 }
+
+INSTANTIATE_TEST_SUITE_P(
+    SqlBudgetLimits, SqlBudgetStops,
+    ::testing::Values(Runaway{"RecursiveCteAtTheStepLimit",
+                              [](Options& o) {
+                                o.sql_turn_steps_max = 1000000;
+                                o.sql_turn_ms_max = 0;
+                              },
+                              kRunaway, "sql_turn_steps_max (1000000)"},
+                      Runaway{"RecursiveCteAtTheTimeLimit",
+                              [](Options& o) { o.sql_turn_ms_max = 100; }, kRunaway,
+                              "sql_turn_ms_max (100 ms)"},
+                      Runaway{"HugeUnionCteAtTheTemporaryStorageLimit",
+                              [](Options& o) {
+                                o.sql_temp_bytes_max = size_t{4} << 20;
+                                o.sql_turn_ms_max = 0;
+                                o.sql_turn_steps_max = 0;
+                              },
+                              kHugeUnion, "sql_temp_bytes_max (4194304 bytes)"}),
+    [](const ::testing::TestParamInfo<Runaway>& info) { return std::string(info.param.name); });
 
 TEST_F(SqlBudgetTest, ARunawayStatementStopsWhenSqlInterruptSaysSoAndTheTurnRollsBack) {
   auto polls = std::make_shared<std::atomic<int>>(0);
@@ -109,15 +136,6 @@ TEST_F(SqlBudgetTest, AStatementRunsToItsEndWhileSqlInterruptSaysNo) {
   EXPECT_EQ(rows_in_t(), 2);
 }
 
-TEST_F(SqlBudgetTest, AHugeUnionCteStopsAtTheTemporaryStorageLimit) {
-  Options o;
-  o.sql_temp_bytes_max = size_t{4} << 20;
-  o.sql_turn_ms_max = 0;
-  o.sql_turn_steps_max = 0;
-  open(o);
-  expect_stopped_by(run_ignoring(kHugeUnion), "sql_temp_bytes_max (4194304 bytes)");
-}
-
 TEST_F(SqlBudgetTest, TheBudgetIsCountedPerTurn) {
   Options o;
   o.sql_turn_steps_max = 200000;
@@ -134,24 +152,37 @@ TEST_F(SqlBudgetTest, TheBudgetIsCountedPerTurn) {
   EXPECT_NE(all_in_one.message().find("sql_turn_steps_max"), std::string::npos);
 }
 
-TEST_F(SqlBudgetTest, ANegativeTimeLimitIsRefusedNamingTheOption) {
-  Options o;
-  o.sql_turn_ms_max = -1;
-  o.dir = dir_.path();
-  auto e = Engine::open(std::move(o));
-  EXPECT_EQ(e.status().code(), Code::kInvalidArgument) << e.status().to_string();
-  EXPECT_NE(e.status().message().find("sql_turn_ms_max"), std::string::npos);
+// A time limit Engine::open refuses, and the text its error names.
+struct BadTimeLimit {
+  const char* name;
+  int64_t sql_turn_ms_max;
+  const char* names;
+};
+
+void PrintTo(const BadTimeLimit& b, std::ostream* os) {
+  *os << b.name;
 }
 
-TEST_F(SqlBudgetTest, ATimeLimitPastOneYearIsRefusedNamingTheLimit) {
-  Options o;
-  o.sql_turn_ms_max = int64_t{1} << 62;  // its nanoseconds would overflow int64_t
-  o.dir = dir_.path();
+class SqlBudgetRefuses : public SqlBudgetTest,
+                         public ::testing::WithParamInterface<BadTimeLimit> {};
+
+TEST_P(SqlBudgetRefuses, OpenRefusesTheTimeLimitNamingIt) {
+  Options o = testing::options_in(dir_);
+  o.sql_turn_ms_max = GetParam().sql_turn_ms_max;
   auto e = Engine::open(std::move(o));
   EXPECT_EQ(e.status().code(), Code::kInvalidArgument) << e.status().to_string();
-  EXPECT_NE(e.status().message().find("31536000000"), std::string::npos)
+  EXPECT_NE(e.status().message().find(GetParam().names), std::string::npos)
       << e.status().to_string();
 }
+
+INSTANTIATE_TEST_SUITE_P(
+    SqlBudgetTimeLimits, SqlBudgetRefuses,
+    ::testing::Values(BadTimeLimit{"Negative", -1, "sql_turn_ms_max"},
+                      // Its nanoseconds would overflow int64_t: the error names the one-year cap.
+                      BadTimeLimit{"PastOneYear", int64_t{1} << 62, "31536000000"}),
+    [](const ::testing::TestParamInfo<BadTimeLimit>& info) {
+      return std::string(info.param.name);
+    });
 
 }  // namespace
 }  // namespace carrel

@@ -1,6 +1,5 @@
 // Test-only readers of an engine's LMDB databases, for checks that the public
-// API cannot express (the timetable, dead letters, object records), and a
-// bounded wait for background work (alarm delivery) to reach a condition.
+// API cannot express (the timetable, dead letters, object records).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -19,20 +18,9 @@
 #include "engine/store/checksum.h"
 #include "engine/store/keys.h"
 #include "engine/store/object_record.h"
+#include "tests/test_util.h"
 
 namespace carrel::testing {
-
-// Polls pred every millisecond until it holds or the deadline passes. Used to
-// wait for the scheduler and workers; never to wait for time to pass.
-template <typename Pred>
-bool eventually(Pred pred, std::chrono::milliseconds deadline = std::chrono::seconds(20)) {
-  auto until = std::chrono::steady_clock::now() + deadline;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return true;
-}
 
 // Runs fn(store) on the engine's store, or, once the engine is closed (it has
 // released its directory), on a read-only store of our own.

@@ -1,12 +1,17 @@
-// Shared test fixtures: temporary engine directories.
+// Shared test fixtures: temporary engine directories, engines opened in
+// them, and a gate that holds commits.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
+#include <utility>
 
+#include "carrel/engine.h"
 #include "carrel/options.h"
 #include "carrel/status.h"
 
@@ -26,6 +31,33 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// Options for an engine in dir; everything else is Options' default.
+Options options_in(const TempDir& dir);
+
+// Opens an engine. A failed open is a test failure that names its status,
+// and null: callers ASSERT_TRUE on the result before they use it.
+std::unique_ptr<Engine> open_engine(const Options& options);
+
+// What a turn of ref reads under key: its value, "(absent)", or the error.
+std::string kv_read(Engine& engine, const ObjectRef& ref, const std::string& key);
+
+// How long eventually() polls by default before it reports failure:
+// generous, for sanitizer builds on a loaded machine.
+inline constexpr auto kEventuallyWait = std::chrono::seconds(30);
+
+// Polls pred every millisecond until it holds (true) or the deadline passes
+// (false). Used to wait for the scheduler, workers and transports; never to
+// wait for time to pass.
+template <typename Pred>
+bool eventually(Pred pred, std::chrono::milliseconds deadline = kEventuallyWait) {
+  auto until = std::chrono::steady_clock::now() + deadline;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
 
 // How long a CommitGate waits for a commit (or its waiter) before it gives
 // up, so that a failed assertion cannot hang the engine's close().
@@ -107,6 +139,24 @@ class CommitGate {
   std::optional<Status> pass_;      // GUARDED_BY(m_)
   Status verdict_;                  // GUARDED_BY(m_)
   Status fail_all_;                 // GUARDED_BY(m_)
+};
+
+// An engine whose commits pass through a CommitGate: the setup of the tests
+// that hold commits. The gate is released before the engine closes, so a
+// failed assertion cannot leave close() waiting on a held commit. engine is
+// null when the open failed (a test failure already).
+struct GatedEngine {
+  explicit GatedEngine(Options o) : options(std::move(o)) {
+    options.commit_hook = gate.hook();
+    engine = open_engine(options);
+  }
+  ~GatedEngine() { gate.release(); }
+  GatedEngine(const GatedEngine&) = delete;
+  GatedEngine& operator=(const GatedEngine&) = delete;
+
+  CommitGate gate;  // outlives the engine, whose hook points at it
+  Options options;
+  std::unique_ptr<Engine> engine;
 };
 
 }  // namespace carrel::testing

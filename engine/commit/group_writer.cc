@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "engine/alarm/entry.h"
+#include "engine/base/check.h"
 #include "engine/history/page_delta.h"
 #include "engine/kv/reserved.h"
 #include "engine/store/checksum.h"
@@ -33,6 +34,20 @@ Result<uint64_t> decode_counter(const std::optional<std::string>& raw, std::stri
 std::optional<std::string_view> stored_bytes(const store::SealedBytes& value) {
   if (!value) return std::nullopt;
   return std::string_view(*value);
+}
+
+// For CARREL_DASSERT: whether db holds key.
+bool holds(MDB_txn* txn, MDB_dbi dbi, std::string_view key) {
+  MDB_val k = store::to_val(key), v;
+  return mdb_get(txn, dbi, &k, &v) == 0;
+}
+
+// Invariant (7), for CARREL_DASSERT.
+bool pages_within_file(const CommitBatch& b) {
+  if (b.pages.empty()) return true;
+  if (!b.sql_pages) return false;
+  return std::all_of(b.pages.begin(), b.pages.end(),
+                     [&](const auto& p) { return !p.second || p.first < *b.sql_pages; });
 }
 
 }  // namespace
@@ -154,7 +169,10 @@ Status GroupWriter::write(ObjectState& st, Db db, const std::string& key,
       if (old) {
         CARREL_ASSIGN_OR_RETURN(std::string_view entry, store::open(db, key, *old));
         CARREL_ASSIGN_OR_RETURN(UnixMs due, alarm::decode_due(entry));
-        CARREL_RETURN_IF_ERROR(del_raw(Db::kSchedule, store::schedule_key(due, id, suffix)));
+        std::string timetable_key = store::schedule_key(due, id, suffix);
+        CARREL_DASSERT(holds(txn_, store_.dbi(Db::kSchedule), timetable_key),
+                       "group_writer.h (1): a stored alarm has its timetable key");
+        CARREL_RETURN_IF_ERROR(del_raw(Db::kSchedule, timetable_key));
         r.alarms -= 1;
       }
       if (value) {
@@ -312,6 +330,7 @@ Status GroupWriter::apply(const CommitBatch& b) {
   for (auto& [k, v] : b.kv) {
     CARREL_RETURN_IF_ERROR(write(*st, Db::kKv, store::object_key(id, k), stored_bytes(v)));
   }
+  CARREL_DASSERT(pages_within_file(b), "group_writer.h (7): no SQL page past the file's length");
   for (auto& [n, page] : b.pages) {
     CARREL_RETURN_IF_ERROR(write(*st, Db::kPages, store::page_key(id, n), stored_bytes(page)));
   }

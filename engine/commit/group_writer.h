@@ -19,6 +19,9 @@
 //      (history/undo.h (7)); when the same batch writes the key again, the
 //      delta is first turned back into the whole before-image, since its
 //      base is about to change.
+//  (7) A batch that writes SQL pages carries the file's new length
+//      (sql_pages) and stores no page at or past it: pages a truncate cut off
+//      come as deletes (engine/loop/page_source.h (2)).
 #pragma once
 
 #include <lmdb.h>

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "engine/base/check.h"
 #include "engine/base/limit_text.h"
 #include "engine/store/checksum.h"
 #include "engine/store/cursor.h"
@@ -11,6 +12,14 @@ namespace carrel::kv {
 namespace {
 
 using detail::bytes_text;
+
+// Invariant (4), for CARREL_DASSERT: every key once, in the list's order.
+bool strictly_ordered(const Entries& out, bool reverse) {
+  auto out_of_order = [reverse](const auto& a, const auto& b) {
+    return reverse ? a.first <= b.first : a.first >= b.first;
+  };
+  return std::adjacent_find(out.begin(), out.end(), out_of_order) == out.end();
+}
 
 Result<KeyRange> range_of(const ListOptions& o) {
   if (o.start && o.start_after) {
@@ -212,6 +221,8 @@ Result<Entries> TurnKv::merge_list(const KeyRange& range, const ListOptions& o) 
     }
   }
   if (c) CARREL_RETURN_IF_ERROR(c->status());
+  CARREL_DASSERT(strictly_ordered(out, o.reverse),
+                 "turn_kv.h (4): a list holds each key once, in order");
   return out;
 }
 

@@ -9,6 +9,9 @@
 //      value over its limit, a batch over kv_batch_keys_max, a turn over
 //      turn_dirty_bytes_max) writes nothing.
 //  (3) Every write is charged to the turn's budget before it is taken.
+//  (4) list() returns each key at most once, in increasing order (decreasing
+//      when reversed): the overlay's writes merged into the snapshot's keys,
+//      the newer write winning.
 #pragma once
 
 #include <map>

@@ -441,6 +441,8 @@ Status EngineCore::prepare(ObjectSlot& slot, const Event& event, store::ReadTxn&
                                     act.class_name + ", not " + event.object.class_name);
   }
   act.pending.prune(durable);
+  CARREL_DASSERT(act.pending.holds_only_pending(durable, act.next_seq),
+                 "turn.h (2): the pending overlay holds sealed commits not yet durable");
   if (act.sql) act.sql->pages.prune(durable);
   if (!act.handler && event.kind != EventKind::kRestore) {
     HandlerFactory factory;

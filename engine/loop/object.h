@@ -73,6 +73,10 @@ struct PendingOverlay {
 
   // Drops what commits up to durable_seq made durable (LMDB has it now).
   void prune(uint64_t durable_seq);
+  // For CARREL_DASSERT after prune (turn.h (2)): every entry is of a sealed
+  // commit past durable_seq and below next_seq, and no kv entry is older
+  // than a pending delete_all(), which find() relies on.
+  bool holds_only_pending(uint64_t durable_seq, uint64_t next_seq) const;
 };
 
 struct Activation {

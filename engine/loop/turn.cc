@@ -32,6 +32,17 @@ void PendingOverlay::prune(uint64_t durable_seq) {
   if (kv_cleared_seq != 0 && kv_cleared_seq <= durable_seq) kv_cleared_seq = 0;
 }
 
+bool PendingOverlay::holds_only_pending(uint64_t durable_seq, uint64_t next_seq) const {
+  auto pending = [&](uint64_t seq) { return seq > durable_seq && seq < next_seq; };
+  auto all_pending = [&](const auto& map, uint64_t floor) {
+    return std::all_of(map.begin(), map.end(), [&](const auto& e) {
+      return pending(e.second.seq) && e.second.seq >= floor;
+    });
+  };
+  if (kv_cleared_seq != 0 && !pending(kv_cleared_seq)) return false;
+  return all_pending(kv, kv_cleared_seq) && all_pending(alarms, 0);
+}
+
 void Turn::Layer::merge_from(Layer&& top) {
   if (top.kv_cleared) {
     kv.clear();

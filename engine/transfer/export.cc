@@ -219,10 +219,62 @@ Status parse_end(const LineFields& f, const ImportPlan& plan) {
   return Status::ok();
 }
 
+// What the lines so far named, so that a repeat is refused.
+struct ImportSeen {
+  std::set<std::string> kv_keys, alarm_names;
+};
+
+Status parse_kv(const LineFields& f, ImportPlan* plan, ImportSeen* seen) {
+  CARREL_RETURN_IF_ERROR(f.only({"kv", "value"}));
+  CARREL_ASSIGN_OR_RETURN(std::string k, f.bytes("kv"));
+  CARREL_ASSIGN_OR_RETURN(std::string v, f.bytes("value"));
+  if (!seen->kv_keys.insert(k).second) return f.error("repeats a KV key");
+  plan->kv.emplace_back(std::move(k), std::move(v));
+  return Status::ok();
+}
+
+Status parse_sql_pages(const LineFields& f, ImportPlan* plan) {
+  CARREL_RETURN_IF_ERROR(f.only({"sql_pages"}));
+  if (plan->sql_pages) return f.error("repeats the sql_pages line");
+  CARREL_ASSIGN_OR_RETURN(int64_t n, f.integer("sql_pages", 0, UINT32_MAX));
+  plan->sql_pages = static_cast<uint32_t>(n);
+  return Status::ok();
+}
+
+Status parse_page(const LineFields& f, uint32_t page_bytes, ImportPlan* plan) {
+  CARREL_RETURN_IF_ERROR(f.only({"page", "data"}));
+  if (!plan->sql_pages) return f.error("a page comes before the sql_pages line");
+  CARREL_ASSIGN_OR_RETURN(int64_t n, f.integer("page", 0, int64_t{*plan->sql_pages} - 1));
+  CARREL_ASSIGN_OR_RETURN(std::string data, f.bytes("data"));
+  if (data.size() != page_bytes) {
+    return f.error("page " + std::to_string(n) + " is " + std::to_string(data.size()) +
+                   " bytes, not " + std::to_string(page_bytes));
+  }
+  if (!plan->pages.emplace(static_cast<uint32_t>(n), std::move(data)).second) {
+    return f.error("repeats page " + std::to_string(n));
+  }
+  return Status::ok();
+}
+
+// A line between the header and the end line: a KV entry, the page count, a
+// page or an alarm.
+Status parse_entry(const LineFields& f, uint32_t page_bytes, ImportPlan* plan, ImportSeen* seen) {
+  if (f.has("kv")) return parse_kv(f, plan, seen);
+  if (f.has("sql_pages")) return parse_sql_pages(f, plan);
+  if (f.has("page")) return parse_page(f, page_bytes, plan);
+  if (f.has("alarm")) {
+    CARREL_ASSIGN_OR_RETURN(AlarmEntry e, parse_alarm(f));
+    if (!seen->alarm_names.insert(e.name).second) return f.error("repeats an alarm name");
+    plan->alarms.push_back(std::move(e));
+    return Status::ok();
+  }
+  return f.error("is not a kv, sql_pages, page, alarm or end line");
+}
+
 // Invariant (2): the whole stream is parsed before anything is written.
 Result<ImportPlan> parse_export(std::istream& in, uint32_t page_bytes) {
   ImportPlan plan;
-  std::set<std::string> kv_keys, alarm_names;
+  ImportSeen seen;
   std::string text;
   size_t line_no = 0;
   bool ended = false;
@@ -243,35 +295,8 @@ Result<ImportPlan> parse_export(std::istream& in, uint32_t page_bytes) {
     } else if (f.has("end")) {  // before kv: the end line counts kv entries too
       CARREL_RETURN_IF_ERROR(parse_end(f, plan));
       ended = true;
-    } else if (f.has("kv")) {
-      CARREL_RETURN_IF_ERROR(f.only({"kv", "value"}));
-      CARREL_ASSIGN_OR_RETURN(std::string k, f.bytes("kv"));
-      CARREL_ASSIGN_OR_RETURN(std::string v, f.bytes("value"));
-      if (!kv_keys.insert(k).second) return f.error("repeats a KV key");
-      plan.kv.emplace_back(std::move(k), std::move(v));
-    } else if (f.has("sql_pages")) {
-      CARREL_RETURN_IF_ERROR(f.only({"sql_pages"}));
-      if (plan.sql_pages) return f.error("repeats the sql_pages line");
-      CARREL_ASSIGN_OR_RETURN(int64_t n, f.integer("sql_pages", 0, UINT32_MAX));
-      plan.sql_pages = static_cast<uint32_t>(n);
-    } else if (f.has("page")) {
-      CARREL_RETURN_IF_ERROR(f.only({"page", "data"}));
-      if (!plan.sql_pages) return f.error("a page comes before the sql_pages line");
-      CARREL_ASSIGN_OR_RETURN(int64_t n, f.integer("page", 0, int64_t{*plan.sql_pages} - 1));
-      CARREL_ASSIGN_OR_RETURN(std::string data, f.bytes("data"));
-      if (data.size() != page_bytes) {
-        return f.error("page " + std::to_string(n) + " is " + std::to_string(data.size()) +
-                       " bytes, not " + std::to_string(page_bytes));
-      }
-      if (!plan.pages.emplace(static_cast<uint32_t>(n), std::move(data)).second) {
-        return f.error("repeats page " + std::to_string(n));
-      }
-    } else if (f.has("alarm")) {
-      CARREL_ASSIGN_OR_RETURN(AlarmEntry e, parse_alarm(f));
-      if (!alarm_names.insert(e.name).second) return f.error("repeats an alarm name");
-      plan.alarms.push_back(std::move(e));
     } else {
-      return f.error("is not a kv, sql_pages, page, alarm or end line");
+      CARREL_RETURN_IF_ERROR(parse_entry(f, page_bytes, &plan, &seen));
     }
   }
   if (in.bad()) return Status::io_error("import: reading the input failed");
