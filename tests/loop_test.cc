@@ -1427,5 +1427,37 @@ TEST(LoopFastPath, FailedInlineTurnRollsBack) {
   EXPECT_EQ(st.commits, 0u);
 }
 
+// object.h (1): a mailbox hands out events in arrival order, also across the
+// compaction of its taken prefix and while it fills and drains in turns.
+TEST(LoopMailbox, EventsLeaveInArrivalOrderAcrossCompaction) {
+  detail::Mailbox box;
+  EXPECT_TRUE(box.empty());
+  int pushed = 0, popped = 0;
+  auto push = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      detail::Event ev;
+      ev.request.method = std::to_string(pushed++);
+      box.push_back(std::move(ev));
+    }
+  };
+  auto pop = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      ASSERT_FALSE(box.empty());
+      EXPECT_EQ(box.front().request.method, std::to_string(popped++));
+      box.pop_front();
+    }
+  };
+  push(40);
+  pop(25);  // past half: the taken prefix is dropped
+  push(30);
+  EXPECT_EQ(box.size(), 45u);
+  pop(45);
+  EXPECT_TRUE(box.empty());
+  push(3);
+  pop(3);
+  EXPECT_TRUE(box.empty());
+  EXPECT_EQ(popped, pushed);
+}
+
 }  // namespace
 }  // namespace carrel

@@ -445,16 +445,19 @@ Status EngineCore::prepare(ObjectSlot& slot, const Event& event, store::ReadTxn&
                  "turn.h (2): the pending overlay holds sealed commits not yet durable");
   if (act.sql) act.sql->pages.prune(durable);
   if (!act.handler && event.kind != EventKind::kRestore) {
-    HandlerFactory factory;
+    // A registered factory is never removed or replaced, and a std::map node
+    // never moves: the factory is called through a pointer, outside the lock,
+    // without a copy of it per activation.
+    const HandlerFactory* factory = nullptr;
     {
       MutexLock lock(classes_mutex_);
       auto it = classes_.find(act.class_name);
-      if (it != classes_.end()) factory = it->second;
+      if (it != classes_.end()) factory = &it->second;
     }
     if (factory) {
       ObjectRef ref{act.class_name, slot.id, act.name};
       try {
-        act.handler = factory(ref);
+        act.handler = (*factory)(ref);
       } catch (...) {
         return Status::aborted("handler factory of class " + act.class_name + " threw");
       }

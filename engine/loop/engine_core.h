@@ -163,6 +163,8 @@ class EngineCore {
   std::mt19937_64 jitter_rng_ GUARDED_BY(jitter_mutex_);
 
   Mutex classes_mutex_;
+  // Entries are never erased or replaced: prepare() calls a factory through a
+  // pointer taken under the lock.
   std::map<std::string, HandlerFactory, std::less<>> classes_ GUARDED_BY(classes_mutex_);
 
   // The object table, sharded by id to keep posting cheap.

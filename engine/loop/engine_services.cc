@@ -126,6 +126,10 @@ size_t EngineCore::evict_idle() {
     int64_t last_used;
     std::shared_ptr<ObjectSlot> slot;
   };
+  // Candidates for the LRU pass only when it will run: an idle-timeout pass
+  // under the limit copies no slot references.
+  const bool over_max =
+      counters_.active_objects.load(std::memory_order_relaxed) > options_.active_objects_max;
   std::vector<Candidate> candidates;
   std::vector<Activation> graveyard;  // destroyed outside the locks
   size_t evicted = 0;
@@ -140,19 +144,24 @@ size_t EngineCore::evict_idle() {
       if (now - last >= options_.idle_timeout_ms) {
         evict_locked(shard, *slot, graveyard);
         ++evicted;
-      } else {
+      } else if (over_max) {
         candidates.push_back({last, slot});
       }
     }
   }
   uint64_t active = counters_.active_objects.load(std::memory_order_relaxed);
   if (active > options_.active_objects_max) {
-    // Least recently used first.
-    std::sort(candidates.begin(), candidates.end(),
-              [](const Candidate& a, const Candidate& b) { return a.last_used < b.last_used; });
     size_t low_water =
         options_.active_objects_max - options_.active_objects_max / kEvictHeadroomDivisor;
     size_t excess = active - low_water;
+    // The excess least recently used first (in any order among them: all of
+    // them go), found in linear time; the rest follow, in any order, only
+    // when one of those was used since the scan.
+    auto older = [](const Candidate& a, const Candidate& b) { return a.last_used < b.last_used; };
+    if (excess < candidates.size()) {
+      std::nth_element(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(excess),
+                       candidates.end(), older);
+    }
     for (Candidate& c : candidates) {
       if (excess == 0) break;
       Shard& shard = shards_[std::hash<ObjectId>()(c.slot->id) % kShards];

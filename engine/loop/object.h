@@ -21,8 +21,8 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -102,6 +102,36 @@ struct Activation {
   Activation& operator=(Activation&&) noexcept;
 };
 
+// An object's events in arrival order (invariant (1)). Most objects are idle
+// and many are touched once, so an empty mailbox holds no memory (a
+// std::deque allocates a map and a node the moment it is made): the first
+// event allocates, and the buffer is kept until the slot goes. Bounded by
+// post(): mailbox_depth_max plus one close per stored connection.
+class Mailbox {
+ public:
+  bool empty() const { return head_ == events_.size(); }
+  size_t size() const { return events_.size() - head_; }
+  void push_back(Event event) { events_.push_back(std::move(event)); }
+  // REQUIRES: !empty().
+  Event& front() { return events_[head_]; }
+  // REQUIRES: !empty(). Amortized O(1): the taken prefix is dropped when it
+  // is at least half the buffer.
+  void pop_front() {
+    if (++head_ == events_.size()) {
+      events_.clear();
+      head_ = 0;
+    } else if (head_ >= kCompactMin && 2 * head_ >= events_.size()) {
+      events_.erase(events_.begin(), events_.begin() + static_cast<std::ptrdiff_t>(head_));
+      head_ = 0;
+    }
+  }
+
+ private:
+  static constexpr size_t kCompactMin = 16;
+  std::vector<Event> events_;
+  size_t head_ = 0;  // events_[0, head_) were taken
+};
+
 // CommitProgress (commit/batch.h) is what the committer sees of a slot:
 // generation and durable_seq.
 struct ObjectSlot : CommitProgress {
@@ -109,7 +139,7 @@ struct ObjectSlot : CommitProgress {
   const ObjectId id;
 
   Mutex mutex;
-  std::deque<Event> mailbox GUARDED_BY(mutex);
+  Mailbox mailbox GUARDED_BY(mutex);
   bool scheduled GUARDED_BY(mutex) = false;
   bool retired GUARDED_BY(mutex) = false;
 
