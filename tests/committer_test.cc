@@ -75,6 +75,7 @@ struct Fixture {
     if (s.is_ok()) store = std::move(*s);
     options.dir = dir.path();
     options.durability = durability;
+    options.defer_meta_sync = true;  // the rules of committer.h (6) under test
     options.commit_hook = gate.hook();
   }
   ~Fixture() {

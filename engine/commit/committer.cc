@@ -50,6 +50,7 @@ Committer::Committer(store::Store& store, Clock& clock, const Options& options,
       hook_(options.commit_hook),
       hooks_(std::move(hooks)),
       counters_(counters),
+      defer_meta_sync_(options.defer_meta_sync),
       release_before_sync_(g_release_before_sync.load()) {}
 
 Committer::~Committer() { stop(); }
@@ -225,10 +226,14 @@ Status Committer::choose_meta_sync(bool* meta_synced) {
     MutexLock lock(mutex_);
     waiting = !queue_.empty();
   }
-  *meta_synced = !waiting && !release_before_sync_;
+  *meta_synced = !(defer_meta_sync_ && waiting) && !release_before_sync_;
   // lmdb.h: MDB_NOMETASYNC "may be changed at any time using
-  // mdb_env_set_flags()"; only write commits read it (committer.h (1)).
-  return store::from_mdb(mdb_env_set_flags(store_.env(), MDB_NOMETASYNC, *meta_synced ? 0 : 1),
+  // mdb_env_set_flags()"; only write commits read it (committer.h (1)). It
+  // is set only when it changes: without defer_meta_sync, once.
+  const bool on = !*meta_synced;
+  if (on == meta_flag_on_) return Status::ok();
+  meta_flag_on_ = on;
+  return store::from_mdb(mdb_env_set_flags(store_.env(), MDB_NOMETASYNC, on ? 1 : 0),
                          "set MDB_NOMETASYNC");
 }
 

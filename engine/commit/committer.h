@@ -20,7 +20,9 @@
 //      commit N+1's (LMDB syncs N+1's pages after N's meta page was written;
 //      one file) or an explicit mdb_env_sync(env, 1). The committer holds N's
 //      outputs (replies, durable_seq, on_sent, on_alarm_written) until then:
-//      a released commit's number is <= synced_number_. The flag is set per
+//      a released commit's number is <= synced_number_. Only with
+//      Options::defer_meta_sync (off by default: measured slower for clients
+//      that wait for their replies) is the flag ever on; then it is set per
 //      commit: on when a group is already queued behind the commit (whose
 //      commit then covers it: one sync per group under load), off when none
 //      is (LMDB writes the meta page through its O_DSYNC descriptor, the
@@ -122,6 +124,8 @@ class Committer {
   CommitHook hook_;
   CommitterHooks hooks_;
   Counters& counters_;
+  const bool defer_meta_sync_;      // Options::defer_meta_sync (6)
+  bool meta_flag_on_ = true;        // committer thread only: MDB_NOMETASYNC as last set (the store opens with it)
   const bool release_before_sync_;  // release_before_sync_for_tests() at construction
   uint64_t commit_number_ = 0;      // committer thread only
   uint64_t synced_number_ = 0;      // committer thread only: commits up to it are durable (6)
