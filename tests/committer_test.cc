@@ -15,7 +15,6 @@
 #include <string>
 #include <vector>
 
-#include "engine/store/checksum.h"
 #include "engine/store/keys.h"
 #include "tests/test_util.h"
 
@@ -84,7 +83,10 @@ struct Fixture {
   }
   bool start() {
     if (!store) return false;
-    committer = std::make_unique<Committer>(*store, clock, options, CommitterHooks{}, counters);
+    records = std::make_unique<Records>(*store, /*follow_log=*/false);
+    if (!records->recover().is_ok()) return false;
+    committer =
+        std::make_unique<Committer>(*store, *records, clock, options, CommitterHooks{}, counters);
     committer->start();
     return true;
   }
@@ -98,8 +100,7 @@ struct Fixture {
     b->seq = b->slot->sealed_seq.load() + 1;
     b->slot->sealed_seq.store(b->seq);
     b->commit_ms = clock.now_ms();
-    b->kv.push_back(
-        {"k", store::seal_shared(store::Db::kKv, store::object_key(object.id, "k"), value)});
+    b->kv.push_back({"k", std::make_shared<const std::string>(value)});
     b->outputs.push_back(outputs.track(name));
     committer->submit(std::move(b));
   }
@@ -132,7 +133,7 @@ struct Fixture {
   std::string stored(const ObjectRef& object) {
     auto txn = store->begin_read();
     if (!txn.is_ok()) return "<" + txn.status().to_string() + ">";
-    auto v = store::read_sealed(*txn, store::Db::kKv, store::object_key(object.id, "k"));
+    auto v = txn->get(store::Db::kKv, store::object_key(object.id, "k"));
     if (!v.is_ok()) return "<" + v.status().to_string() + ">";
     return *v ? std::string(**v) : std::string();
   }
@@ -145,6 +146,7 @@ struct Fixture {
   Counters counters;
   Outputs outputs;
   std::unique_ptr<store::Store> store;
+  std::unique_ptr<Records> records;  // outlives the committer
   std::unique_ptr<Committer> committer;
   std::shared_ptr<CommitProgress> a = std::make_shared<CommitProgress>();
   std::shared_ptr<CommitProgress> b = std::make_shared<CommitProgress>();

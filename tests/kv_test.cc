@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "carrel/carrel.h"
+#include "engine/history/tail.h"
 #include "engine/loop/engine_core.h"
 #include "engine/store/object_record.h"
 #include "engine/store/store.h"
@@ -311,10 +312,7 @@ Result<Entries> list_all(Engine& e, const ObjectRef& ref, const ListOptions& o =
 
 Result<std::optional<store::ObjectRecord>> read_record(Engine& e, const ObjectId& id) {
   CARREL_ASSIGN_OR_RETURN(auto txn, e.core()->store().begin_read());
-  CARREL_ASSIGN_OR_RETURN(auto raw, txn.get(store::Db::kObjects, id.raw()));
-  if (!raw) return std::optional<store::ObjectRecord>{};
-  CARREL_ASSIGN_OR_RETURN(auto rec, store::ObjectRecord::decode(*raw));
-  return std::optional<store::ObjectRecord>{rec};
+  return history::current_record(txn.get(), e.core()->store(), id);
 }
 
 void expect_record_matches(Engine& e, const ObjectRef& ref, const Model& m, uint64_t seq) {

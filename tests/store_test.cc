@@ -15,6 +15,7 @@
 #include <string>
 
 #include "carrel/carrel.h"
+#include "engine/history/tail.h"
 #include "engine/loop/engine_core.h"
 #include "engine/store/object_record.h"
 #include "tests/test_util.h"
@@ -255,8 +256,9 @@ TEST(StoreOpenTest, OtherFormatVersionIsCorruption) {
 }
 
 // carrel-1 kept history per object; carrel-2's log held whole page
-// before-images; carrel-3 reads only its own log. The error names both
-// formats and the way across (export, then import).
+// before-images and every commit rewrote its object record; carrel-3 reads
+// only its own layout. The error names both formats and the way across
+// (export, then import).
 TEST(StoreOpenTest, OlderFormatIsRefusedNamingBothVersionsAndTheRemedy) {
   for (const char* older : {"carrel-1", "carrel-2"}) {
     testing::TempDir dir;
@@ -373,12 +375,10 @@ TEST(StoreOpenTest, FullMapIsNoSpaceAndKeepsCommittedData) {
   for (auto& [k, v] : all) EXPECT_EQ(v, value + k.substr(1)) << k;
   auto txn = (*e)->core()->store().begin_read();
   ASSERT_TRUE(txn.is_ok());
-  auto raw = txn->get(store::Db::kObjects, ref.id.raw());
-  ASSERT_TRUE(raw.is_ok() && raw->has_value());
-  auto rec = store::ObjectRecord::decode(**raw);
-  ASSERT_TRUE(rec.is_ok());
-  EXPECT_EQ(rec->kv_keys, static_cast<uint64_t>(committed) + 1);
-  EXPECT_EQ(rec->last_seq, static_cast<uint64_t>(committed) + 1);
+  auto rec = history::current_record(txn->get(), (*e)->core()->store(), ref.id);
+  ASSERT_TRUE(rec.is_ok() && rec->has_value()) << rec.status().to_string();
+  EXPECT_EQ((*rec)->kv_keys, static_cast<uint64_t>(committed) + 1);
+  EXPECT_EQ((*rec)->last_seq, static_cast<uint64_t>(committed) + 1);
 }
 
 TEST(StoreOpenTest, StoreRecordsFormatAndPageSize) {

@@ -5,7 +5,6 @@
 #include "engine/store/checksum.h"
 #include "engine/store/cursor.h"
 #include "engine/store/keys.h"
-#include "engine/store/object_record.h"
 
 namespace carrel::alarm {
 
@@ -56,15 +55,10 @@ Status TurnAlarms::put(const AlarmEntry& e) {
 bool TurnAlarms::count_below(size_t max) {
   // An upper bound without listing: the durable count plus every entry the
   // overlay stores. Only near the limit does put() count exactly.
-  auto raw = snapshot_.get(store::Db::kObjects, object_.id.raw());
-  if (!raw.is_ok()) return false;
-  size_t bound = 0;
-  if (*raw) {
-    auto rec = store::ObjectRecord::decode(**raw);
-    if (!rec.is_ok()) return false;
-    bound = rec->alarms;
-  }
-  return bound + overlay_.stored_count() < max;
+  // The newest record may count entries the overlay holds too: still a bound.
+  auto bound = overlay_.record_count();
+  if (!bound.is_ok()) return false;
+  return *bound + overlay_.stored_count() < max;
 }
 
 Result<bool> TurnAlarms::remove(std::string_view name) {

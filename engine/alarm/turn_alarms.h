@@ -43,6 +43,9 @@ class AlarmOverlay {
   // How many writes above the snapshot store an entry (not a delete): an
   // upper bound of the entries they add to the snapshot's count.
   virtual size_t stored_count() const = 0;
+  // The object's entry count in its newest committed record (0: none), at
+  // least the snapshot's count (commit/records.h (2)).
+  virtual Result<uint32_t> record_count() = 0;
   // Whether the turn itself (not a pending commit) wrote name.
   virtual bool written_by_turn(std::string_view name) const = 0;
   // Records a write (an empty Encoded: a delete) in the turn's top layer.

@@ -40,9 +40,10 @@ EngineStats Counters::snapshot() const {
   return s;
 }
 
-Committer::Committer(store::Store& store, Clock& clock, const Options& options,
+Committer::Committer(store::Store& store, Records& records, Clock& clock, const Options& options,
                      CommitterHooks hooks, Counters& counters)
     : store_(store),
+      records_(records),
       clock_(clock),
       sync_(options.durability == Durability::kSync),
       keep_history_(options.history_retention_ms > 0),
@@ -106,7 +107,10 @@ void Committer::run() {
       }
     }
     if (group.empty()) {
-      if (!held_) return;  // stopping: everything queued is committed, synced and released
+      if (!held_) {  // stopping: everything queued is committed, synced and released
+        checkpoint_at_stop();
+        return;
+      }
       // Invariant (6): nothing waits to cover the held commit, so sync now. A
       // failure reaches the held turns' callers; nobody else is waiting on it.
       (void)sync_and_release();
@@ -133,6 +137,24 @@ void Committer::run_task(Item& item) {
     if (s.is_ok()) s = synced;
   }
   if (item.task_done) item.task_done(s);
+}
+
+void Committer::checkpoint_at_stop() {
+  if (records_.dirty_count() == 0) return;
+  // A failure here loses nothing: the next open rebuilds the dirty records
+  // from the log tail (records.h (1)).
+  MDB_txn* txn = nullptr;
+  if (mdb_txn_begin(store_.env(), nullptr, 0, &txn) != 0) return;
+  int64_t now = clock_.now_ms();
+  GroupWriter writer(store_, records_, txn, now, keep_history_, history_commits_max_);
+  if (!writer.finish(/*checkpoint=*/true).is_ok()) {
+    mdb_txn_abort(txn);
+    return;
+  }
+  if (mdb_txn_commit(txn) != 0) return;  // the commit freed the transaction
+  // Invariant (6): its meta page may be deferred; nothing follows it.
+  if (sync_ && mdb_env_sync(store_.env(), 1) != 0) return;
+  records_.publish({}, 0, writer.checkpoint_log_no(), now);
 }
 
 void Committer::commit_group(std::vector<Item>& group) {
@@ -168,14 +190,14 @@ void Committer::commit_group(std::vector<Item>& group) {
   bool wrote = false;
   bool meta_synced = !sync_;
   if (s.is_ok()) {
-    writer.emplace(store_, txn, now, keep_history_, history_commits_max_);
+    writer.emplace(store_, records_, txn, now, keep_history_, history_commits_max_);
     for (auto& b : live) {
       if (!b->has_writes()) continue;
       ++turns;
       s = writer->apply(*b);
       if (!s.is_ok()) break;
     }
-    if (s.is_ok()) s = writer->finish();
+    if (s.is_ok()) s = writer->finish(records_.checkpoint_due(writer->object_count(), now));
     if (s.is_ok() && hook_) {
       s = hook_(CommitInfo{commit_number_ + 1, turns, writer->bytes_written()});
     }
@@ -211,6 +233,8 @@ void Committer::commit_group(std::vector<Item>& group) {
   counters_.bytes_written.fetch_add(writer->bytes_written(), std::memory_order_relaxed);
   // The data fdatasync, and the O_DSYNC meta page write when it was not deferred.
   if (sync_ && wrote) counters_.fsyncs.fetch_add(meta_synced ? 2 : 1, std::memory_order_relaxed);
+  // Invariant (7): the cache first; durable_seq moves when the commit is released.
+  records_.publish(writer->take_records(), writer->log_records(), writer->checkpoint_log_no(), now);
   committed(
       Release{commit_number_, std::move(live), std::move(writer->sent()), writer->earliest_alarm()},
       wrote, meta_synced);

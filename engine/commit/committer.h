@@ -32,6 +32,9 @@
 //      failed N+1, a maintenance task and stop() all sync before they
 //      release. A failed sync fails the held turns as a failed commit does
 //      (4). At most one commit is held at a time.
+//  (7) The record cache (records.h) is published after mdb_txn_commit
+//      succeeded and before durable_seq moves (records.h (2)); stop() ends
+//      with a checkpoint, so a directory closed cleanly has no log tail.
 #pragma once
 
 #include <deque>
@@ -47,6 +50,7 @@
 #include "engine/base/mutex.h"
 #include "engine/commit/batch.h"
 #include "engine/commit/counters.h"
+#include "engine/commit/records.h"
 #include "engine/store/store.h"
 
 namespace carrel::detail {
@@ -73,8 +77,8 @@ class Committer {
   // the sync that makes its meta page durable. Never set outside that test.
   static void release_before_sync_for_tests(bool on);
 
-  Committer(store::Store& store, Clock& clock, const Options& options, CommitterHooks hooks,
-            Counters& counters);
+  Committer(store::Store& store, Records& records, Clock& clock, const Options& options,
+            CommitterHooks hooks, Counters& counters);
   ~Committer();
 
   void start();
@@ -115,8 +119,11 @@ class Committer {
   void release(Release& release);
   // Invariant (4): fails `batches`, resetting every object with writes in them.
   void fail(std::vector<std::unique_ptr<CommitBatch>>& batches, const Status& s);
+  // Invariant (7): the checkpoint at stop.
+  void checkpoint_at_stop();
 
   store::Store& store_;
+  Records& records_;
   Clock& clock_;
   const bool sync_;
   const bool keep_history_;

@@ -5,6 +5,7 @@
 #include "engine/alarm/entry.h"
 #include "engine/base/check.h"
 #include "engine/history/page_delta.h"
+#include "engine/history/tail.h"
 #include "engine/kv/reserved.h"
 #include "engine/store/checksum.h"
 #include "engine/store/codec.h"
@@ -108,12 +109,20 @@ Result<GroupWriter::ObjectState*> GroupWriter::load(const CommitBatch& b) {
   auto it = objects_.find(b.object.id);
   if (it == objects_.end()) {
     ObjectState st;
-    CARREL_ASSIGN_OR_RETURN(auto raw, get_raw(Db::kObjects, b.object.id.raw()));
-    if (raw) {
-      CARREL_ASSIGN_OR_RETURN(st.record, store::ObjectRecord::decode(*raw));
+    // Invariant (2), records.h (1): the cache holds the newest record of an
+    // object committed since the checkpoint, `objects` every other one's.
+    std::optional<store::ObjectRecord> cached = records_.find_dirty(b.object.id);
+    if (cached) {
+      st.record = std::move(*cached);
     } else {
-      st.record.class_name = b.object.class_name;
-      st.record.created_ms = b.commit_ms;
+      CARREL_ASSIGN_OR_RETURN(auto stored, history::stored_record(txn_, store_, b.object.id));
+      if (stored) {
+        st.record = std::move(*stored);
+      } else {
+        st.record.class_name = b.object.class_name;
+        st.record.created_ms = b.commit_ms;
+        st.created = true;
+      }
     }
     it = objects_.emplace(b.object.id, std::move(st)).first;
   }
@@ -359,12 +368,11 @@ Status GroupWriter::apply(const CommitBatch& b) {
   }
   r.last_seq = b.seq;
   r.last_commit_ms = std::max(b.commit_ms, r.last_commit_ms);
-  if (!keep_history_) {
-    r.log_no = 0;  // the chain ends here (history/undo.h (3))
-    return Status::ok();
-  }
-  // Invariant (4). The per-object cap costs nothing here: ChainWalk enforces
-  // it, and retention deletes the records it hides from the log's head.
+  // Invariant (4), also with history off (history/undo.h (8)): the record is
+  // what rebuilds the object record (history/tail.h). The per-object cap
+  // costs nothing here: ChainWalk enforces it, and retention deletes the
+  // records it hides from the log's head.
+  log.undo_kept = keep_history_;
   log.header.time_ms = r.last_commit_ms;
   log.sql_pages_after = r.sql_pages;
   log.deltas.kv_keys = static_cast<int64_t>(r.kv_keys - before.kv_keys);
@@ -382,7 +390,8 @@ Status GroupWriter::apply(const CommitBatch& b) {
   }
   CARREL_RETURN_IF_ERROR(store::from_mdb(rc, "append to the history log"));
   bytes_written_ += key.size() + value.size();
-  r.log_no = no;
+  ++log_records_;
+  r.log_no = keep_history_ ? no : 0;  // with history off the chain ends here (undo.h (3))
   return Status::ok();
 }
 
@@ -391,9 +400,52 @@ int64_t GroupWriter::commit_ms_of(const ObjectId& id) {
   return it == objects_.end() ? now_ms_ : it->second.record.last_commit_ms;
 }
 
-Status GroupWriter::finish() {
+Result<uint64_t> GroupWriter::peek_log_no() {
+  CARREL_ASSIGN_OR_RETURN(uint64_t no, next_log_no());
+  --*log_no_;
+  return no;
+}
+
+RecordList GroupWriter::take_records() {
+  RecordList out;
+  out.reserve(objects_.size());
   for (auto& [id, st] : objects_) {
-    CARREL_RETURN_IF_ERROR(put_raw(Db::kObjects, id.raw(), st.record.encode()));
+    // records.h (5): a created object's record went to `objects` whole.
+    if (!st.created || checkpoint_no_) out.emplace_back(id, std::move(st.record));
+  }
+  objects_.clear();
+  return out;
+}
+
+Status GroupWriter::write_checkpoint() {
+  // records.h (3): every dirty record and this group's, in id order through
+  // one cursor, and the log number from which the tail starts.
+  RecordList group;
+  group.reserve(objects_.size());
+  for (auto& [id, st] : objects_) group.emplace_back(id, st.record);
+  CARREL_ASSIGN_OR_RETURN(MDB_cursor * c, cursor(Db::kObjects));
+  for (const auto& [id, record] : records_.checkpoint_set(group)) {
+    std::string value = record.encode();
+    MDB_val k = store::to_val(id.raw()), v = store::to_val(value);
+    CARREL_RETURN_IF_ERROR(store::from_mdb(mdb_cursor_put(c, &k, &v, 0), "checkpoint objects"));
+    bytes_written_ += store::kIdBytes + value.size();
+  }
+  CARREL_ASSIGN_OR_RETURN(uint64_t next, peek_log_no());
+  std::string v;
+  store::append_u64(&v, next);
+  CARREL_RETURN_IF_ERROR(put_raw(Db::kMeta, history::kCheckpointLogKey, v));
+  checkpoint_no_ = next;
+  return Status::ok();
+}
+
+Status GroupWriter::finish(bool checkpoint) {
+  if (checkpoint) {
+    CARREL_RETURN_IF_ERROR(write_checkpoint());
+  } else {
+    for (auto& [id, st] : objects_) {
+      if (!st.created) continue;  // records.h (5)
+      CARREL_RETURN_IF_ERROR(put_raw(Db::kObjects, id.raw(), st.record.encode()));
+    }
   }
   if (message_no_) {
     std::string v;

@@ -5,11 +5,15 @@
 //      through write(), which keeps the derived state in the same transaction:
 //      the timetable (`schedule`) for alarms, the object record's counters,
 //      and the batch's log record (before-image on first touch).
-//  (2) Object records are read once per group and written once at finish().
+//  (2) Object records are read once per group (from the record cache, else
+//      `objects`) and handed to the cache after the commit; `objects` is
+//      written at finish() only for objects this group creates and at a
+//      checkpoint (records.h (3), (5)).
 //  (3) A GroupWriter is used by the committer thread only.
-//  (4) Each batch with writes appends one log record (when history is kept)
-//      under the next log number, and the object record's log_no names it
-//      (engine/history/undo.h (1), (3)); meta.next_log_no is written at finish().
+//  (4) Each batch with writes appends one log record under the next log
+//      number (with undo entries when history is kept, history/undo.h (8)),
+//      and the object record's log_no names it (0 with history off;
+//      engine/history/undo.h (1), (3)); meta.next_log_no is written at finish().
 //  (5) write() descends the tree once per key: a cursor positioned by the
 //      before-image's lookup does the put (MDB_CURRENT) or delete. Its cursors
 //      belong to the write transaction, which frees them when it ends.
@@ -35,6 +39,7 @@
 
 #include "carrel/status.h"
 #include "engine/commit/batch.h"
+#include "engine/commit/records.h"
 #include "engine/history/undo.h"
 #include "engine/store/object_record.h"
 #include "engine/store/store.h"
@@ -48,9 +53,10 @@ class GroupWriter {
  public:
   // history_commits_max: per-object cap on the log records a restore may
   // use, 0 for none (history/undo.h ChainWalk).
-  GroupWriter(store::Store& store, MDB_txn* txn, int64_t now_ms, bool keep_history,
-              uint64_t history_commits_max)
+  GroupWriter(store::Store& store, Records& records, MDB_txn* txn, int64_t now_ms,
+              bool keep_history, uint64_t history_commits_max)
       : store_(store),
+        records_(records),
         txn_(txn),
         now_ms_(now_ms),
         keep_history_(keep_history),
@@ -58,8 +64,20 @@ class GroupWriter {
 
   // Writes one batch. On error the whole transaction must be aborted.
   Status apply(const CommitBatch& batch);
-  // Writes the object records; call once after the last apply().
-  Status finish();
+  // Writes the records of created objects, or every dirty record when
+  // checkpoint (records.h (3)), and the meta counters; call once after the
+  // last apply().
+  Status finish(bool checkpoint);
+
+  // Objects this group wrote.
+  size_t object_count() const { return objects_.size(); }
+  // Their records, for the cache once the commit succeeded (records.h (2)),
+  // but for the objects it created, whose records finish() stored.
+  RecordList take_records();
+  // Log records this group appended.
+  uint64_t log_records() const { return log_records_; }
+  // meta.checkpoint_log_no, when finish() wrote a checkpoint.
+  std::optional<uint64_t> checkpoint_log_no() const { return checkpoint_no_; }
 
   size_t bytes_written() const { return bytes_written_; }
   // Messages stored by this group, with their outbox numbers.
@@ -75,6 +93,7 @@ class GroupWriter {
     history::LogRecord log;
     // This batch's first touches: each key's index in log.undo.
     std::map<std::pair<uint8_t, std::string>, size_t> touched;
+    bool created = false;  // no record before this group (records.h (5))
   };
   Result<ObjectState*> load(const CommitBatch& batch);
   // value: the stored bytes to put, nullopt to delete.
@@ -95,8 +114,11 @@ class GroupWriter {
   Result<std::optional<std::string>> get_raw(store::Db db, std::string_view key);
   Result<uint64_t> next_message_no();
   Result<uint64_t> next_log_no();
+  Result<uint64_t> peek_log_no();
+  Status write_checkpoint();
 
   store::Store& store_;
+  Records& records_;
   MDB_txn* txn_;
   int64_t now_ms_;
   bool keep_history_;
@@ -106,8 +128,10 @@ class GroupWriter {
   std::vector<std::pair<uint64_t, OutMessage>> sent_;
   std::optional<int64_t> earliest_alarm_;
   std::optional<uint64_t> message_no_;
-  std::optional<uint64_t> log_no_;
-  MDB_cursor* cursors_[store::kDbCount] = {};  // invariant (5), opened on first use  // the next log number, read once per group
+  std::optional<uint64_t> log_no_;  // the next log number, read once per group
+  uint64_t log_records_ = 0;
+  std::optional<uint64_t> checkpoint_no_;
+  MDB_cursor* cursors_[store::kDbCount] = {};  // invariant (5), opened on first use
 };
 
 }  // namespace carrel::detail

@@ -221,11 +221,9 @@ Result<size_t> ConnectionHub::reconcile() {
         if (key.size() == reserved.size() + 8) {
           if (!ref) {
             ObjectId oid = ObjectId::from_raw(id_raw);
-            auto raw = txn.get(store::Db::kObjects, id_raw);
-            if (!raw.is_ok() || !*raw) break;
-            auto rec = store::ObjectRecord::decode(**raw);
-            if (!rec.is_ok()) break;
-            ref = ObjectRef{rec->class_name, oid, rec->name};
+            auto rec = core.records().get(txn, oid);
+            if (!rec.is_ok() || !*rec) break;
+            ref = ObjectRef{(*rec)->class_name, oid, (*rec)->name};
           }
           ConnectionId id = store::read_u64(key, reserved.size());
           if (!transport || !transport->holds(id)) gone.emplace_back(*ref, id);

@@ -69,11 +69,24 @@ bool decode_header_into(store::Reader& r, LogHeader* h) {
   return r.u64(&h->seq) && r.i64(&h->time_ms) && r.u64(&h->prev_no);
 }
 
+// Everything before the entries; the reader stays at the undo section.
+Status decode_summary_into(store::Reader& r, LogRecord* rec) {
+  if (!decode_header_into(r, &rec->header)) return r.corruption("header");
+  uint8_t kept = 0;
+  bool ok = r.u32(&rec->sql_pages_before) && r.u32(&rec->sql_pages_after) &&
+            r.i64(&rec->deltas.kv_keys) && r.i64(&rec->deltas.kv_bytes) &&
+            r.i64(&rec->deltas.alarms) && r.i64(&rec->deltas.dead_letters) && r.u8(&kept) &&
+            kept <= 1;
+  if (!ok) return r.corruption("counters of seq " + std::to_string(rec->header.seq));
+  rec->undo_kept = kept == 1;
+  return Status::ok();
+}
+
 }  // namespace
 
 std::string LogRecord::encode() const {
   std::string out;
-  size_t bytes = kHeaderBytes + 4 + 4 + 4 * 8 + 4 + 4;
+  size_t bytes = kHeaderBytes + 4 + 4 + 4 * 8 + 1 + 4 + 4;
   for (const UndoEntry& e : undo) bytes += 10 + e.key.size() + (e.before ? e.before->size() : 0);
   out.reserve(bytes);
   store::Writer w(&out);
@@ -88,6 +101,7 @@ std::string LogRecord::encode() const {
   w.i64(deltas.kv_bytes);
   w.i64(deltas.alarms);
   w.i64(deltas.dead_letters);
+  w.u8(undo_kept ? 1 : 0);  // invariant (8)
   encode_entries(w, undo);
   encode_entries(w, redo);  // invariant (5)
   return out;
@@ -100,14 +114,17 @@ Result<LogHeader> LogRecord::decode_header(std::string_view b) {
   return h;
 }
 
+Result<LogRecord> LogRecord::decode_summary(std::string_view b) {
+  store::Reader r(b, "history log record");
+  LogRecord rec;
+  CARREL_RETURN_IF_ERROR(decode_summary_into(r, &rec));
+  return rec;
+}
+
 Result<LogRecord> LogRecord::decode(std::string_view b) {
   store::Reader r(b, "history log record");
   LogRecord rec;
-  if (!decode_header_into(r, &rec.header)) return r.corruption("header");
-  bool ok = r.u32(&rec.sql_pages_before) && r.u32(&rec.sql_pages_after) &&
-            r.i64(&rec.deltas.kv_keys) && r.i64(&rec.deltas.kv_bytes) &&
-            r.i64(&rec.deltas.alarms) && r.i64(&rec.deltas.dead_letters);
-  if (!ok) return r.corruption("counters of seq " + std::to_string(rec.header.seq));
+  CARREL_RETURN_IF_ERROR(decode_summary_into(r, &rec));
   const std::string seq = std::to_string(rec.header.seq);
   CARREL_RETURN_IF_ERROR(decode_entries(r, "undo entries of seq " + seq, &rec.undo));
   CARREL_RETURN_IF_ERROR(decode_entries(r, "redo section of seq " + seq, &rec.redo));

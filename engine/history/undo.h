@@ -34,6 +34,11 @@
 //      alarms, dead letters, pages that did not exist and deleted pages keep
 //      whole before-images. Entries of the redo section (5) may use the same
 //      form, against the value before the commit.
+//  (8) Every commit appends a record, also with history off: then it holds no
+//      undo entries (undo_kept false) and ends its object's chain (the object
+//      record's log_no is 0). Its summary (seq, time, sql_pages_after, the
+//      counter deltas) is what rebuilds the object record from the log
+//      (history/tail.h).
 #pragma once
 
 #include <lmdb.h>
@@ -83,6 +88,7 @@ struct LogRecord {
   uint32_t sql_pages_before = 0;
   uint32_t sql_pages_after = 0;
   CounterDeltas deltas;
+  bool undo_kept = true;  // invariant (8): false when the commit ran with history off
   std::vector<UndoEntry> undo;
   std::vector<UndoEntry> redo;  // invariant (5): empty in this build
 
@@ -90,6 +96,9 @@ struct LogRecord {
   static Result<LogRecord> decode(std::string_view bytes);
   // Reads only the header (cheap: for chain walks and retention).
   static Result<LogHeader> decode_header(std::string_view bytes);
+  // Reads the header, the page counts, the deltas and undo_kept, not the
+  // entries (cheap: for rebuilding object records, history/tail.h).
+  static Result<LogRecord> decode_summary(std::string_view bytes);
   bool operator==(const LogRecord&) const = default;
 };
 

@@ -123,6 +123,8 @@ Result<std::unique_ptr<EngineCore>> EngineCore::open(Options options) {
   so.map_bytes_max = core->options_.map_bytes_max;
   so.sql_page_bytes = core->options_.sql_page_bytes;
   CARREL_ASSIGN_OR_RETURN(core->store_, store::Store::open(so));
+  core->records_ = std::make_unique<Records>(*core->store_, core->options_.read_only);
+  CARREL_RETURN_IF_ERROR(core->records_->recover());
   core->counters_.dead_readers_cleared.fetch_add(
       static_cast<uint64_t>(core->store_->dead_readers_at_open()), std::memory_order_relaxed);
   if (!core->options_.read_only) CARREL_RETURN_IF_ERROR(core->start());
@@ -133,15 +135,15 @@ Status EngineCore::start() {
   CommitterHooks hooks;
   hooks.on_sent = [this](std::vector<std::pair<uint64_t, OutMessage>>&& m) { deliver(std::move(m)); };
   hooks.on_alarm_written = [this](int64_t due) { scheduler_->wake(due); };
-  committer_ = std::make_unique<Committer>(*store_, clock(), options_, std::move(hooks), counters_);
+  committer_ = std::make_unique<Committer>(*store_, *records_, clock(), options_, std::move(hooks),
+                                           counters_);
   scheduler_ = std::make_unique<alarm::Scheduler>(
       *store_, clock(), [this](const ObjectId& id, const std::string& name, UnixMs due) {
         auto txn = store_->begin_read();
         if (!txn.is_ok()) return txn.status();
-        auto raw = txn->get(store::Db::kObjects, id.raw());
-        if (!raw.is_ok()) return raw.status();
-        if (!*raw) return Status::not_found("alarm of an unknown object");
-        CARREL_ASSIGN_OR_RETURN(auto rec, store::ObjectRecord::decode(**raw));
+        CARREL_ASSIGN_OR_RETURN(auto found, records_->get(*txn, id));
+        if (!found) return Status::not_found("alarm of an unknown object");
+        const store::ObjectRecord& rec = *found;
         txn->release();
         if (!has_class(rec.class_name)) {
           return Status::not_found("class " + rec.class_name + " is not registered");
@@ -409,6 +411,17 @@ void EngineCore::run_slot(const std::shared_ptr<ObjectSlot>& slot) {
   run_cv_.notify_one();
 }
 
+Result<std::pair<std::optional<store::ObjectRecord>, store::ReadTxn>>
+EngineCore::record_and_snapshot(const ObjectId& id) {
+  CARREL_ASSIGN_OR_RETURN(auto txn, store_->begin_read());
+  CARREL_ASSIGN_OR_RETURN(auto rec, records_->get(txn, id));
+  // The record may be newer than txn; a snapshot taken after the lookup holds
+  // every log record it names (records.h (2)).
+  txn.release();
+  CARREL_ASSIGN_OR_RETURN(txn, store_->begin_read());
+  return std::make_pair(std::move(rec), std::move(txn));
+}
+
 Status EngineCore::prepare(ObjectSlot& slot, const Event& event, store::ReadTxn& txn) {
   Activation& act = slot.act;
   uint64_t generation = slot.generation.load(std::memory_order_acquire);
@@ -419,11 +432,13 @@ Status EngineCore::prepare(ObjectSlot& slot, const Event& event, store::ReadTxn&
   uint64_t durable = slot.durable_seq.load(std::memory_order_acquire);
   CARREL_ASSIGN_OR_RETURN(txn, store_->begin_read());
   if (!act.loaded) {
-    CARREL_ASSIGN_OR_RETURN(auto raw, txn.get(store::Db::kObjects, slot.id.raw()));
-    store::ObjectRecord rec;
-    if (raw) {
-      CARREL_ASSIGN_OR_RETURN(rec, store::ObjectRecord::decode(*raw));
-    }
+    CARREL_ASSIGN_OR_RETURN(auto found, records_->get(txn, slot.id));
+    const bool raw = found.has_value();
+    store::ObjectRecord rec = raw ? std::move(*found) : store::ObjectRecord{};
+    // records.h (2): the record is at least as new as the durable_seq read
+    // before it; with nothing of the object in flight at activation, newest
+    // and durable are one.
+    CARREL_ASSERT(rec.last_seq >= durable, "records.h (2): a record is never behind durable_seq");
     act.generation = generation;
     act.next_seq = rec.last_seq + 1;
     act.last_commit_ms = rec.last_commit_ms;

@@ -57,6 +57,12 @@ class EngineCore {
   Clock& clock() { return *options_.clock; }
   store::Store& store() { return *store_; }
   Committer& committer() { return *committer_; }
+  // Object records: the committer's cache over `objects` (commit/records.h).
+  Records& records() { return *records_; }
+  // The newest committed record of id and a snapshot that holds it
+  // (records.h (2)): for walks of the object's history chain.
+  Result<std::pair<std::optional<store::ObjectRecord>, store::ReadTxn>> record_and_snapshot(
+      const ObjectId& id);
   Counters& counters() { return counters_; }
   // Connections (engine/conn): the transport's events and held frames.
   ConnectionHub& connection_hub() { return *connection_hub_; }
@@ -151,6 +157,7 @@ class EngineCore {
   // Outlives the committer: commit outputs release held frames through it.
   std::unique_ptr<ConnectionHub> connection_hub_;
   std::unique_ptr<store::Store> store_;
+  std::unique_ptr<Records> records_;  // outlives the committer, which uses it
   Counters counters_;
   std::unique_ptr<Committer> committer_;
   std::unique_ptr<alarm::Scheduler> scheduler_;

@@ -7,6 +7,7 @@
 
 #include "engine/alarm/scheduler.h"
 #include "engine/history/bookmark.h"
+#include "engine/history/tail.h"
 #include "engine/history/undo.h"
 #include "engine/loop/engine_core.h"
 #include "engine/store/cursor.h"
@@ -35,9 +36,13 @@ constexpr int64_t kReaderCheckIntervalMs = 1000;
 // object record read per object they belong to when a cap is set.
 MaintenanceTask prune_history_step(int64_t cutoff, uint64_t commits_max) {
   return [cutoff, commits_max](store::Store& store, MDB_txn* txn) -> Status {
+    // history/tail.h (1): the log tail rebuilds the records the checkpoint
+    // has not written; it stays, whatever its age.
+    CARREL_ASSIGN_OR_RETURN(uint64_t tail_no, history::checkpoint_log_no(txn, store));
     CARREL_ASSIGN_OR_RETURN(store::Cursor c, store::Cursor::open(store, txn, store::Db::kHistory));
     std::unordered_map<ObjectId, uint64_t> last_seq;  // of objects met, for the cap
     for (size_t n = 0; n < kPruneRecordsPerStep && c.first(); ++n) {
+      if (c.key().size() == 8 && store::read_u64(c.key(), 0) >= tail_no) break;
       auto h = history::LogRecord::decode_header(c.value());
       if (!h.is_ok()) {
         return h.status().with_context("prune history log record " +
@@ -223,18 +228,18 @@ Result<int> EngineCore::clear_dead_readers_now() {
 Result<std::string> EngineCore::current_bookmark(const ObjectRef& object) {
   CARREL_RETURN_IF_ERROR(check_open());
   CARREL_ASSIGN_OR_RETURN(auto txn, store_->begin_read());
-  CARREL_ASSIGN_OR_RETURN(auto raw, txn.get(store::Db::kObjects, object.id.raw()));
-  if (!raw) return Status::not_found("object " + object.label() + " has never committed");
-  CARREL_ASSIGN_OR_RETURN(auto rec, store::ObjectRecord::decode(*raw));
+  CARREL_ASSIGN_OR_RETURN(auto found, records_->get(txn, object.id));
+  if (!found) return Status::not_found("object " + object.label() + " has never committed");
+  const store::ObjectRecord& rec = *found;
   return history::Bookmark{rec.last_commit_ms, rec.last_seq, object.id}.to_string();
 }
 
 Result<std::string> EngineCore::bookmark_for_time(const ObjectRef& object, UnixMs t) {
   CARREL_RETURN_IF_ERROR(check_open());
-  CARREL_ASSIGN_OR_RETURN(auto txn, store_->begin_read());
-  CARREL_ASSIGN_OR_RETURN(auto raw, txn.get(store::Db::kObjects, object.id.raw()));
-  if (!raw) return Status::not_found("object " + object.label() + " has never committed");
-  CARREL_ASSIGN_OR_RETURN(auto rec, store::ObjectRecord::decode(*raw));
+  CARREL_ASSIGN_OR_RETURN(auto found, record_and_snapshot(object.id));
+  if (!found.first) return Status::not_found("object " + object.label() + " has never committed");
+  const store::ObjectRecord& rec = *found.first;
+  store::ReadTxn& txn = found.second;
   if (rec.last_commit_ms <= t) {
     return history::Bookmark{rec.last_commit_ms, rec.last_seq, object.id}.to_string();
   }
@@ -326,6 +331,7 @@ Status EngineCore::close() {
   }
   scheduler_.reset();
   committer_.reset();
+  records_.reset();
   store_.reset();
   return Status::ok();
 }

@@ -136,6 +136,11 @@ void Turn::AlarmLayers::collect(alarm::Writes* out) const {
     for (auto& [n, e] : layer.alarms) (*out)[n] = e;
 }
 
+Result<uint32_t> Turn::AlarmLayers::record_count() {
+  CARREL_ASSIGN_OR_RETURN(auto rec, turn_.core_.records().get(turn_.txn_, turn_.object_.id));
+  return rec ? rec->alarms : 0;
+}
+
 size_t Turn::AlarmLayers::stored_count() const {
   size_t n = 0;
   for (auto& [name, w] : turn_.act_.pending.alarms) n += w.deleted() ? 0 : 1;

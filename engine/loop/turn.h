@@ -134,6 +134,7 @@ class Turn {
     std::optional<alarm::Encoded> find(std::string_view name) const override;
     void collect(alarm::Writes* out) const override;
     size_t stored_count() const override;
+    Result<uint32_t> record_count() override;
     bool written_by_turn(std::string_view name) const override;
     void write(std::string name, alarm::Encoded entry) override;
     void write_dead(std::string name, std::string encoded) override;

@@ -265,13 +265,8 @@ Status check_bookmark_seq(const ObjectRef& object, uint64_t target, uint64_t las
 // Walks the object's chain from the newest record down to target
 // (history/undo.h (3)), keeping the headers of target and target + 1.
 Result<BookmarkWitness> walk_to_bookmark(store::Store& store, const store::ReadTxn& txn,
-                                         const ObjectId& id, uint64_t target, uint64_t last,
-                                         uint64_t commits_max) {
-  CARREL_ASSIGN_OR_RETURN(auto raw, txn.get(store::Db::kObjects, id.raw()));
-  store::ObjectRecord rec;
-  if (raw) {
-    CARREL_ASSIGN_OR_RETURN(rec, store::ObjectRecord::decode(*raw));
-  }
+                                         const ObjectId& id, const store::ObjectRecord& rec,
+                                         uint64_t target, uint64_t last, uint64_t commits_max) {
   history::ChainWalk walk(txn.get(), store.dbi(store::Db::kHistory), id, rec.log_no, rec.last_seq,
                           history::cap_floor(rec.last_seq, commits_max));
   BookmarkWitness w;
@@ -318,10 +313,12 @@ Status check_bookmark(Turn& turn, const Activation& act, const Event& ev) {
   CARREL_RETURN_IF_ERROR(
       check_bookmark_seq(turn.object(), ev.restore_seq, last, o.history_commits_max));
   CARREL_RETURN_IF_ERROR(turn.wait_durable(nullptr));
-  CARREL_ASSIGN_OR_RETURN(store::ReadTxn fresh, core.store().begin_read());
+  // The newest record (commit/records.h) and a snapshot that holds its chain.
+  CARREL_ASSIGN_OR_RETURN(auto found, core.record_and_snapshot(turn.object().id));
+  const store::ObjectRecord rec = found.first.value_or(store::ObjectRecord{});
   CARREL_ASSIGN_OR_RETURN(BookmarkWitness w,
-                          walk_to_bookmark(core.store(), fresh, turn.object().id, ev.restore_seq,
-                                           last, o.history_commits_max));
+                          walk_to_bookmark(core.store(), found.second, turn.object().id, rec,
+                                           ev.restore_seq, last, o.history_commits_max));
   return check_bookmark_history(w, turn.object(), ev, last, act.last_commit_ms,
                                 o.history_retention_ms);
 }

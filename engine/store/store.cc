@@ -29,6 +29,10 @@ constexpr std::string_view kFormatKey = "format";
 // (engine/history/undo.h); carrel-1 kept it per object (id ‖ seq). A log
 // record may hold a SQL page's undo as a delta from the page the commit left
 // (undo.h (7)); carrel-2 log records held whole before-images only.
+// Every commit appends a log record (with history off too), and `objects`
+// is written at checkpoints (meta.checkpoint_log_no), the log tail after it
+// rebuilding the newer records (engine/history/tail.h); carrel-2 rewrote
+// each record per commit.
 constexpr std::string_view kFormatValue = "carrel-3";
 constexpr std::string_view kOlderFormats[] = {"carrel-1", "carrel-2"};
 constexpr std::string_view kPageBytesKey = "sql_page_bytes";

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "engine/alarm/entry.h"
+#include "engine/history/tail.h"
 #include "engine/history/undo.h"
 #include "engine/loop/engine_core.h"
 #include "engine/store/checksum.h"
@@ -389,12 +390,11 @@ Status check_store(Engine& engine) {
   store::Store& store = engine.core()->store();
   CARREL_ASSIGN_OR_RETURN(store::ReadTxn txn, store.begin_read());
   uint64_t alarms = 0;
-  CARREL_RETURN_IF_ERROR(scan(store, txn.get(), store::Db::kObjects, {}, {},
-                              [&](std::string_view id, std::string_view raw) {
-                                CARREL_ASSIGN_OR_RETURN(store::ObjectRecord r,
-                                                        store::ObjectRecord::decode(raw));
-                                return check_record(store, txn.get(), id, r, &alarms);
-                              }));
+  // Every record as the engine sees it: stored, plus the log tail (history/tail.h).
+  CARREL_RETURN_IF_ERROR(history::for_each_record(
+      txn.get(), store, [&](const ObjectId& id, const store::ObjectRecord& r) {
+        return check_record(store, txn.get(), id.raw(), r, &alarms);
+      }));
   uint64_t scheduled = 0;
   CARREL_RETURN_IF_ERROR(
       scan(store, txn.get(), store::Db::kSchedule, {}, {}, [&](std::string_view, std::string_view) {

@@ -8,6 +8,7 @@
 
 #include "engine/alarm/entry.h"
 #include "engine/history/bookmark.h"
+#include "engine/history/tail.h"
 #include "engine/history/undo.h"
 #include "engine/store/checksum.h"
 #include "engine/store/keys.h"
@@ -48,9 +49,8 @@ Result<Inspection> inspect(const Globals& g, const std::string* obj) {
 Status walk_history(const Inspection& in,
                     const std::function<bool(const history::ChainWalk::Step&)>& f) {
   const ObjectId& id = in.object.ref.id;
-  CARREL_ASSIGN_OR_RETURN(auto raw, in.txn.get(Db::kObjects, id.raw()));
-  if (!raw) return Status::ok();
-  CARREL_ASSIGN_OR_RETURN(store::ObjectRecord r, store::ObjectRecord::decode(*raw));
+  if (!in.object.record) return Status::ok();
+  const store::ObjectRecord& r = *in.object.record;  // with the log tail (history/tail.h)
   history::ChainWalk walk(in.txn.get(), in.store->dbi(Db::kHistory), id, r.log_no, r.last_seq, 0);
   for (;;) {
     if (stop_requested()) return Status::aborted("walk history: " + stop_reason());
@@ -119,6 +119,11 @@ int cmd_objects(const Globals& g, const std::optional<std::string>& class_name,
                 std::optional<size_t> limit) {
   auto in = inspect(g, nullptr);
   if (!in.is_ok()) return fail(in.status());
+  // Records the engine has not checkpointed yet: the log tail rebuilds them
+  // (history/tail.h); every object has a stored record from its creation on
+  // (commit/records.h (5)).
+  auto tail = history::tail_records(in->txn.get(), *in->store);
+  if (!tail.is_ok()) return fail(tail.status());
   auto cur = ScanCursor::open(*in->store, in->txn, Db::kObjects);
   if (!cur.is_ok()) return fail(cur.status());
   uint32_t page_bytes = in->store->sql_page_bytes();
@@ -129,6 +134,7 @@ int cmd_objects(const Globals& g, const std::optional<std::string>& class_name,
     ObjectId id = ObjectId::from_raw(cur->key());
     auto r = store::ObjectRecord::decode(cur->value());
     if (!r.is_ok()) return fail(r.status().with_context("object " + id.to_hex()));
+    if (auto it = tail->find(id); it != tail->end()) *r = it->second;
     if (class_name && r->class_name != *class_name) continue;
     ++shown;
     if (g.json) {
@@ -492,15 +498,14 @@ int cmd_stats(const Globals& g) {
   mdb_env_info(st.env(), &info);
   mdb_env_stat(st.env(), &env_stat);
   uint64_t objects = 0, kv_keys = 0, kv_bytes = 0, sql_pages = 0, alarms = 0, dead = 0;
-  auto cur = ScanCursor::open(st, in->txn, Db::kObjects);
-  if (!cur.is_ok()) return fail(cur.status());
-  for (bool ok = cur->first(); ok; ok = cur->next()) {
-    auto r = store::ObjectRecord::decode(cur->value());
-    if (!r.is_ok()) return fail(r.status());
-    ++objects, kv_keys += r->kv_keys, kv_bytes += r->kv_bytes, sql_pages += r->sql_pages;
-    alarms += r->alarms, dead += r->dead_letters;
-  }
-  if (!cur->status().is_ok()) return fail(cur->status());
+  Status counted = history::for_each_record(
+      in->txn.get(), st, [&](const ObjectId&, const store::ObjectRecord& r) {
+        if (stop_requested()) return Status::aborted("stats: " + stop_reason());
+        ++objects, kv_keys += r.kv_keys, kv_bytes += r.kv_bytes, sql_pages += r.sql_pages;
+        alarms += r.alarms, dead += r.dead_letters;
+        return Status::ok();
+      });
+  if (!counted.is_ok()) return fail(counted);
   struct DbFigures {
     std::string_view name;
     MDB_stat s;

@@ -11,6 +11,7 @@
 //  (3) Lookups read one snapshot and scan at most kObjectScanMax records.
 #include <algorithm>
 
+#include "engine/history/tail.h"
 #include "tools/cli/cli.h"
 #include "tools/cli/output.h"
 #include "tools/cli/scan.h"
@@ -88,14 +89,10 @@ std::string label_of(const Found& f) {
   return f.record.class_name + ":" + (f.record.name.empty() ? f.id.to_hex() : f.record.name);
 }
 
-// The record of id, or nullopt.
-Result<std::optional<store::ObjectRecord>> record_of(const store::ReadTxn& txn,
+// The record of id (stored plus the log tail, history/tail.h), or nullopt.
+Result<std::optional<store::ObjectRecord>> record_of(store::Store& store, const store::ReadTxn& txn,
                                                      const ObjectId& id) {
-  CARREL_ASSIGN_OR_RETURN(auto raw, txn.get(store::Db::kObjects, id.raw()));
-  if (!raw) return std::optional<store::ObjectRecord>();
-  auto rec = store::ObjectRecord::decode(*raw);
-  if (!rec.is_ok()) return rec.status().with_context("object " + id.to_hex());
-  return std::optional<store::ObjectRecord>(std::move(*rec));
+  return history::current_record(txn.get(), store, id);
 }
 
 // Every record for which match() holds (invariant (3)); stops after kAmbiguousShown + 1.
@@ -115,6 +112,12 @@ Result<std::vector<Found>> scan(store::Store& store, const store::ReadTxn& txn, 
     if (match(id, *rec)) out.push_back(Found{id, std::move(*rec)});
   }
   CARREL_RETURN_IF_ERROR(cur.status());
+  // Class and name are stored from creation on (commit/records.h (5)); the
+  // counts may be newer in the log tail.
+  for (Found& f : out) {
+    CARREL_ASSIGN_OR_RETURN(auto now, record_of(store, txn, f.id));
+    if (now) f.record = std::move(*now);
+  }
   return out;
 }
 
@@ -211,7 +214,7 @@ Result<ResolvedObject> resolve_object(store::Store& store, const ObjectSpec& spe
   // An id (bare or '#'), whole or a prefix.
   if (spec.bare_id || spec.hash_id) {
     if (spec.id_prefix.empty()) {
-      CARREL_ASSIGN_OR_RETURN(auto rec, record_of(txn, spec.id));
+      CARREL_ASSIGN_OR_RETURN(auto rec, record_of(store, txn, spec.id));
       if (!rec && spec.hash_id && !must_exist) {
         ResolvedObject r;  // a new object with that id (as new_unique_id() makes them)
         r.ref = ObjectRef{spec.class_name, spec.id, ""};
@@ -231,16 +234,16 @@ Result<ResolvedObject> resolve_object(store::Store& store, const ObjectSpec& spe
   }
   // CLASS:NAME, tried as printed labels are made (invariant (1)): the name,
   // then an id, then the unescaped name, then a unique prefix of a cut cell.
-  CARREL_ASSIGN_OR_RETURN(auto rec, record_of(txn, spec.id));
+  CARREL_ASSIGN_OR_RETURN(auto rec, record_of(store, txn, spec.id));
   if (rec) return resolved(spec, spec.id, std::move(*rec));
   if (auto id = ObjectId::parse(spec.name); id.is_ok()) {
-    CARREL_ASSIGN_OR_RETURN(auto by_id, record_of(txn, *id));
+    CARREL_ASSIGN_OR_RETURN(auto by_id, record_of(store, txn, *id));
     if (by_id) return resolved(spec, *id, std::move(*by_id));
   }
   std::optional<std::string> plain = unescape(spec.name);
   if (plain) {
     ObjectId id = id_from_name(spec.class_name, *plain);
-    CARREL_ASSIGN_OR_RETURN(auto by_plain, record_of(txn, id));
+    CARREL_ASSIGN_OR_RETURN(auto by_plain, record_of(store, txn, id));
     if (by_plain) return resolved(spec, id, std::move(*by_plain));
   }
   if (auto cut = cut_prefix(spec.name)) {

@@ -1,9 +1,10 @@
 // carrel verify: reads one snapshot of a read-only environment and checks
 //   (1) LMDB: environment figures are sane and every database walks cleanly,
 //       its entry count matching mdb_stat, its keys strictly ascending;
-//   (2) every object record matches its data: kv keys and bytes, alarm and
-//       dead-letter counts, SQL pages below the recorded page count, history
-//       sequence numbers at or below last_seq; no data without a record;
+//   (2) every object record (stored, plus the log tail) matches its data:
+//       kv keys and bytes, alarm and dead-letter counts, SQL pages below the
+//       recorded page count, history sequence numbers at or below last_seq;
+//       no data without a record;
 //   (3) the timetable (`schedule`) and the alarm queues (`alarms`) agree one
 //       to one, with the same due times;
 //   (4) every object's SQL database passes PRAGMA integrity_check, run on a
@@ -22,6 +23,7 @@
 #include <set>
 
 #include "engine/alarm/entry.h"
+#include "engine/history/tail.h"
 #include "engine/history/undo.h"
 #include "engine/sql/sql_database.h"
 #include "engine/store/checksum.h"
@@ -194,6 +196,14 @@ Status Verifier::run() {
       return problem("objects: " + ObjectId::from_raw(k).to_hex() + ": " + r.status().message());
     records_.emplace(ObjectId::from_raw(k), std::move(*r));
   }));
+  // (2) the records as the engine sees them: stored, plus the log tail from
+  // meta.checkpoint_log_no on (history/tail.h).
+  if (auto tail = history::tail_records(txn_.get(), store_); !tail.is_ok()) {
+    problem("history: the log tail does not rebuild the object records: " +
+            tail.status().message());
+  } else {
+    for (auto& [id, r] : *tail) records_[id] = std::move(r);
+  }
   // (2) data without a record, and per-object counts.
   auto owner = [&](std::string_view db, std::string_view k,
                    size_t min_bytes) -> const store::ObjectRecord* {
