@@ -246,7 +246,7 @@ Status Committer::choose_meta_sync(bool* meta_synced) {
   // through its O_DSYNC descriptor and the commit is durable when it returns,
   // so an idle committer pays exactly what LMDB's default does.
   bool waiting = false;
-  {
+  if (defer_meta_sync_) {  // without it the queue does not matter: no lock per commit
     MutexLock lock(mutex_);
     waiting = !queue_.empty();
   }
