@@ -255,6 +255,31 @@ else
   echo "note: mdb_load not found; skipping the foreign-LMDB checks"
 fi
 
+# --- 4b. A damaged history key: Corruption naming the key, never an abort. ---
+# One of Room:b's log records loses its key's last byte: the chain finds no
+# record there, and the 7-byte key sorts first in the log. lmdb-utils has no
+# delete, so the engine is dumped (hex form: the cut is exact) and loaded into
+# a new directory.
+if command -v mdb_dump >/dev/null && command -v mdb_load >/dev/null; then
+  mdb_dump -a clean >all.dump
+  # History key lines are " <16 hex digits>"; the fifth from the end is Room:b's.
+  awk '/^database=/ { db = substr($0, 10) }
+    db == "history" && /^ [0-9a-f]+$/ && length($0) == 17 { print }' all.dump >history.keys
+  cut_at=$(($(wc -l <history.keys) - 4))
+  awk -v n="$cut_at" '/^database=/ { db = substr($0, 10) }
+    db == "history" && /^ [0-9a-f]+$/ && length($0) == 17 && ++seen == n { $0 = substr($0, 1, 15) } { print }' \
+    all.dump >all.cut
+  mkdir histkey && mdb_load -f all.cut histkey 2>load.err || fail "load the engine with a cut history key"
+  expect_error "damaged history key: verify" histkey verify
+  [[ $out == *"PROBLEM: history: key 00000000000000 is 7 bytes"* ]] ||
+    fail "verify does not name the damaged history key: $out"
+  expect_error "damaged history key: history" histkey history Room:b
+  expect_stderr "damaged history key: history" "history: key 00000000000000 is 7 bytes"
+  expect_ok "damaged history key: the newest record" histkey history Room:b --limit 1
+else
+  echo "note: mdb_dump or mdb_load not found; skipping the damaged history key checks"
+fi
+
 # --- 5. export never replaces the engine's files, nor any file without --force.
 cp -r clean ex
 cp ex/data.mdb ex.before

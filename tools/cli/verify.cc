@@ -289,11 +289,9 @@ Status Verifier::run() {
   std::map<ObjectId, ChainEnd> newest;
   uint64_t first_no = 0, last_no = 0;
   CARREL_RETURN_IF_ERROR(walk(Db::kHistory, [&](std::string_view k, std::string_view v) {
-    if (k.size() != store::kLogKeyBytes) {
-      return problem("history: a key of " + std::to_string(k.size()) +
-                     " bytes is not a log number");
-    }
-    uint64_t no = store::read_u64(k, 0);
+    auto key_no = store::decode_u64_key(k, "history");
+    if (!key_no.is_ok()) return problem(key_no.status().message());
+    uint64_t no = *key_no;
     if (first_no == 0) first_no = no;
     last_no = no;
     auto rec = history::LogRecord::decode_header(v);
