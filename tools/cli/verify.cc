@@ -63,7 +63,12 @@ class Verifier {
 
  private:
   bool wanted(const ObjectId& id) const { return !only_ || *only_ == id; }
-  void problem(std::string p) { problems_.push_back(std::move(p)); }
+  // Engine messages end in the remedy "run `carrel verify`", which is this.
+  void problem(std::string p) {
+    constexpr std::string_view kRemedy = "; run `carrel verify`";
+    if (p.ends_with(kRemedy)) p.resize(p.size() - kRemedy.size());
+    problems_.push_back(std::move(p));
+  }
   std::string label(const ObjectId& id) const {
     auto it = records_.find(id);
     if (it == records_.end()) return id.to_hex();
