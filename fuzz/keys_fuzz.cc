@@ -65,6 +65,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (sign_bytes(store::page_key(ia, p), store::page_key(ib, q)) != (ids != 0 ? ids : sign(p, q))) {
     fail("page_key order is not (id, page) order");
   }
+  // A key from disk of any length: its number when 8 bytes, Corruption otherwise.
+  auto decoded = store::decode_u64_key(na, "history");
+  if (decoded.is_ok() != (na.size() == 8) || (decoded.is_ok() && store::log_key(*decoded) != na)) {
+    fail("decode_u64_key accepts exactly the 8-byte keys");
+  }
   if (sign_bytes(store::log_key(a), store::log_key(b)) != sign(a, b) ||
       store::log_key(a).size() != store::kLogKeyBytes) {
     fail("log_key order is not log number order");

@@ -37,20 +37,14 @@ bool contains(const Status& s, std::string_view part) {
 // as damage on disk would.
 void damage(const std::string& dir, Db db, const std::string& key,
             const std::function<void(std::string*)>& change) {
-  store::StoreOptions so;
-  so.dir = dir;
-  so.create_if_missing = false;
-  auto st = store::Store::open(so);
-  ASSERT_TRUE(st.is_ok()) << st.status().to_string();
-  MDB_txn* txn = nullptr;
-  ASSERT_EQ(mdb_txn_begin((*st)->env(), nullptr, 0, &txn), 0);
-  MDB_val k = store::to_val(key), v;
-  ASSERT_EQ(mdb_get(txn, (*st)->dbi(db), &k, &v), 0) << "no value to damage";
-  std::string bytes(store::from_val(v));
-  change(&bytes);
-  v = store::to_val(bytes);
-  ASSERT_EQ(mdb_put(txn, (*st)->dbi(db), &k, &v, 0), 0);
-  ASSERT_EQ(mdb_txn_commit(txn), 0);
+  testing::damage_in_txn(dir, db, [&](MDB_txn* txn, MDB_dbi dbi) {
+    MDB_val k = store::to_val(key), v;
+    if (int rc = mdb_get(txn, dbi, &k, &v); rc != 0) return rc;  // no value to damage
+    std::string bytes(store::from_val(v));
+    change(&bytes);
+    v = store::to_val(bytes);
+    return mdb_put(txn, dbi, &k, &v, 0);
+  });
 }
 
 void flip_bit(std::string* bytes, size_t bit) {

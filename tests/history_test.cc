@@ -525,6 +525,85 @@ TEST_F(EngineHistoryTest, BookmarkOlderThanRetainedHistoryIsNotFound) {
   EXPECT_EQ(snapshot(ref).kv, (Entries{{"k", "4"}}));  // a refused restore changed nothing
 }
 
+// A damaged history key is Corruption naming the database and the key, never
+// an abort: retention reads the log's head, where a 2-byte key sorts first,
+// and it neither deletes that key nor reads past it.
+TEST_F(EngineHistoryTest, DamagedKeyAtTheLogHeadIsCorruptionForRetention) {
+  options_.history_retention_ms = 10000;
+  open();
+  auto ref = ObjectRef::named("Doc", "head");
+  ASSERT_TRUE(put(ref, "k", "1").is_ok());
+  std::string record = testing::scan_db(*engine_, store::Db::kHistory).front().second;
+  ASSERT_TRUE(engine_->close().is_ok());
+  testing::damage_db(dir_.path(), store::Db::kHistory, std::string(2, '\0'), record);
+  open();
+  clock_->set_ms(kT0 + 60000);  // every record is past retention
+  Status s = engine_->core()->prune_history_now();
+  EXPECT_EQ(s.code(), Code::kCorruption) << s.to_string();
+  EXPECT_NE(s.message().find("history: key 0000 is 2 bytes, not the 8"), std::string::npos)
+      << s.message();
+  EXPECT_EQ(testing::scan_db(*engine_, store::Db::kHistory).size(), 2u);
+}
+
+// A record missing from the middle of an object's chain is Corruption for
+// restore and bookmark_for_time, not the NotFound of pruned history:
+// retention deletes only the log's head (history/undo.h (3)).
+TEST_F(EngineHistoryTest, LogRecordMissingFromTheChainIsCorruptionNotPrunedHistory) {
+  open();
+  auto ref = ObjectRef::named("Doc", "gap");
+  std::vector<std::string> marks;
+  for (int i = 0; i < 5; ++i) {
+    clock_->set_ms(kT0 + 1000 * i);
+    ASSERT_TRUE(put(ref, "k", std::to_string(i)).is_ok());
+    marks.push_back(bookmark(ref));
+  }
+  auto log = testing::scan_db(*engine_, store::Db::kHistory);
+  ASSERT_EQ(log.size(), 5u);
+  const auto& [key3, record3] = log[2];
+  ASSERT_TRUE(engine_->close().is_ok());
+  // Record 3's key loses its last byte: 7 zero bytes, the log's first key.
+  testing::damage_db(dir_.path(), store::Db::kHistory, key3, std::nullopt);
+  testing::damage_db(dir_.path(), store::Db::kHistory, key3.substr(0, 7), record3);
+  open();
+  auto r = engine_->restore(ref, marks[0]);
+  EXPECT_EQ(r.status().code(), Code::kCorruption) << r.status().to_string();
+  EXPECT_NE(r.status().message().find("history: key 00000000000000 is 7 bytes"), std::string::npos)
+      << r.status().message();
+  auto t = engine_->bookmark_for_time(ref, kT0);
+  EXPECT_EQ(t.status().code(), Code::kCorruption) << t.status().to_string();
+  // Restores that stop above the gap still work.
+  ASSERT_TRUE(engine_->restore(ref, marks[3]).is_ok());
+  EXPECT_EQ(snapshot(ref).kv, (Entries{{"k", "3"}}));
+  // Without the damaged key, the gap itself is named.
+  ASSERT_TRUE(engine_->close().is_ok());
+  testing::damage_db(dir_.path(), store::Db::kHistory, key3.substr(0, 7), std::nullopt);
+  open();
+  r = engine_->restore(ref, marks[0]);
+  EXPECT_EQ(r.status().code(), Code::kCorruption) << r.status().to_string();
+  EXPECT_NE(r.status().message().find("history log record 3 (commit 3 of object " +
+                                      ref.id.to_hex() + ") is missing"),
+            std::string::npos)
+      << r.status().message();
+  EXPECT_EQ(snapshot(ref).kv, (Entries{{"k", "3"}}));  // a refused restore changed nothing
+}
+
+// Open rebuilds object records from the log tail (history/tail.h); a damaged
+// key there fails the open with Corruption naming it.
+TEST_F(EngineHistoryTest, DamagedKeyInTheLogTailFailsOpenWithCorruption) {
+  open();
+  auto ref = ObjectRef::named("Doc", "tail");
+  ASSERT_TRUE(put(ref, "k", "1").is_ok());
+  std::string record = testing::scan_db(*engine_, store::Db::kHistory).front().second;
+  ASSERT_TRUE(engine_->close().is_ok());
+  engine_.reset();
+  testing::damage_db(dir_.path(), store::Db::kHistory, store::log_key(100) + "x", record);
+  auto e = Engine::open(options_);
+  EXPECT_EQ(e.status().code(), Code::kCorruption) << e.status().to_string();
+  EXPECT_NE(e.status().message().find("history: key 000000000000006478 is 9 bytes"),
+            std::string::npos)
+      << e.status().message();
+}
+
 // Each writer turn adds one KV key and one SQL row and bumps a KV counter, so
 // a consistent copy has counter == keys == rows for every object.
 TEST_F(EngineHistoryTest, BackupUnderConcurrentWritesIsConsistent) {

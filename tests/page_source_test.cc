@@ -70,6 +70,32 @@ TEST_F(PageSourceTest, PagesOfASealedCommitReadAsPendingUntilPrunedPastIt) {
   EXPECT_FALSE(*found);
 }
 
+// The VFS reads slices (PageSource::read_slice): the bytes read_page gives,
+// from whichever layer holds the page, and false for a page that reads as
+// absent, leaving the buffer as it was.
+TEST_F(PageSourceTest, SlicesAreThePageBytesOfTheLayerThatHoldsThePage) {
+  ObjectPageSource pages(id_, kPageBytes, kTurnBytesMax);
+  seal_page(pages, 'a', /*seq=*/3);  // page 0 pending
+  std::string turn_page(kPageBytes, 'b');
+  turn_page[100] = 'x';
+  ASSERT_TRUE(pages.write_page(1, turn_page).is_ok());  // page 1 in the turn
+  std::string slice(10, '-');
+  auto found = pages.read_slice(0, 95, 10, slice.data());
+  ASSERT_TRUE(found.is_ok() && *found) << found.status().to_string();
+  EXPECT_EQ(slice, std::string(10, 'a'));
+  found = pages.read_slice(1, 95, 10, slice.data());
+  ASSERT_TRUE(found.is_ok() && *found) << found.status().to_string();
+  EXPECT_EQ(slice, turn_page.substr(95, 10));
+  std::string whole(kPageBytes, '-');
+  found = pages.read_slice(1, 0, kPageBytes, whole.data());
+  ASSERT_TRUE(found.is_ok() && *found) << found.status().to_string();
+  EXPECT_EQ(whole, turn_page);
+  found = pages.read_slice(2, 0, 10, slice.data());  // past the file
+  ASSERT_TRUE(found.is_ok());
+  EXPECT_FALSE(*found);
+  EXPECT_EQ(slice, turn_page.substr(95, 10));
+}
+
 TEST_F(PageSourceTest, TheBoundPageCountIsTheSealedOneWithoutALookup) {
   // Invariant (4): the count comes from the caller (the activation), not from
   // the object record in the snapshot, which holds none here.

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -105,6 +106,36 @@ inline std::map<ObjectId, store::ObjectRecord> all_records(Engine& engine) {
     EXPECT_TRUE(s.is_ok()) << s.to_string();
   });
   return out;
+}
+
+// Runs edit(txn, dbi of db) in one write transaction on a closed engine's
+// directory and commits it when edit returns 0 (an LMDB result code): damage
+// the engine's own writes never make.
+inline void damage_in_txn(const std::string& dir, store::Db db,
+                          const std::function<int(MDB_txn*, MDB_dbi)>& edit) {
+  store::StoreOptions so;
+  so.dir = dir;
+  so.create_if_missing = false;
+  auto st = store::Store::open(so);
+  ASSERT_TRUE(st.is_ok()) << st.status().to_string();
+  MDB_txn* txn = nullptr;
+  ASSERT_EQ(mdb_txn_begin((*st)->env(), nullptr, 0, &txn), 0);
+  int rc = edit(txn, (*st)->dbi(db));
+  if (rc != 0) mdb_txn_abort(txn);
+  ASSERT_EQ(rc, 0) << mdb_strerror(rc);
+  ASSERT_EQ(mdb_txn_commit(txn), 0);
+}
+
+// Writes value under key in db of a closed engine's directory, or deletes key
+// when value is nullopt.
+inline void damage_db(const std::string& dir, store::Db db, std::string_view key,
+                      std::optional<std::string_view> value) {
+  damage_in_txn(dir, db, [&](MDB_txn* txn, MDB_dbi dbi) {
+    MDB_val k = store::to_val(key), v;
+    if (!value) return mdb_del(txn, dbi, &k, nullptr);
+    v = store::to_val(*value);
+    return mdb_put(txn, dbi, &k, &v, 0);
+  });
 }
 
 inline std::optional<DeadLetter> dead_letter(Engine& engine, const ObjectId& id,

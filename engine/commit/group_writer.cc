@@ -282,20 +282,8 @@ Status GroupWriter::apply_restore(ObjectState& st, const ObjectId& id, uint64_t 
 
 Result<std::string> GroupWriter::rebuild_page(const history::UndoEntry& e, uint64_t no) {
   // history/undo.h (7): the key holds the page the delta was taken against.
-  const std::string at = "history log record " + std::to_string(no) + ": the undo delta of " +
-                         store::describe_value(e.db, e.key);
   CARREL_ASSIGN_OR_RETURN(auto current, get_raw(e.db, e.key));
-  if (!current) {
-    return Status::corruption(at + " has no current page to apply to; run `carrel verify`");
-  }
-  auto rebuilt = history::apply_page_delta(*e.before, *current);
-  if (!rebuilt.is_ok()) return rebuilt.status().with_context(at);
-  if (!store::open(e.db, e.key, *rebuilt).is_ok()) {
-    return Status::corruption(at +
-                              " does not rebuild a page whose checksum verifies; run "
-                              "`carrel verify`");
-  }
-  return rebuilt;
+  return history::rebuild_before_image(e.key, *e.before, current, no);
 }
 
 Result<uint64_t> GroupWriter::next_message_no() {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "engine/base/check.h"
+#include "engine/store/checksum.h"
 #include "engine/store/codec.h"
 
 namespace carrel::history {
@@ -123,6 +124,23 @@ Result<std::string> apply_page_delta(std::string_view delta, std::string_view ba
                               " bytes");
   }
   return out;
+}
+
+Result<std::string> rebuild_before_image(std::string_view key, std::string_view delta,
+                                         std::optional<std::string_view> current, uint64_t no) {
+  const std::string at = "history log record " + std::to_string(no) + ": the undo delta of " +
+                         store::describe_value(store::Db::kPages, key);
+  if (!current) {
+    return Status::corruption(at + " has no current page to apply to; run `carrel verify`");
+  }
+  auto rebuilt = apply_page_delta(delta, *current);
+  if (!rebuilt.is_ok()) return rebuilt.status().with_context(at);
+  if (!store::open(store::Db::kPages, key, *rebuilt).is_ok()) {
+    return Status::corruption(at +
+                              " does not rebuild a page whose checksum verifies; run "
+                              "`carrel verify`");
+  }
+  return rebuilt;
 }
 
 }  // namespace carrel::history

@@ -25,6 +25,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -52,5 +53,14 @@ Status check_page_delta(std::string_view delta, uint32_t* page_bytes = nullptr);
 // The page `delta` rebuilds from `base` (invariant (2)). Corruption when the
 // delta is malformed or base is not of the delta's page size.
 Result<std::string> apply_page_delta(std::string_view delta, std::string_view base);
+
+// The before-image that the undo delta of the SQL page under `key` (a pages
+// key) in log record `no` rebuilds from `current`, the stored page the
+// commit left (nullopt: there is none), as undo.h (7) has it: the rebuilt
+// page is a stored value, so its checksum trailer must verify. Corruption
+// naming the record and the page otherwise. Restore and `carrel verify`
+// both rebuild through here.
+Result<std::string> rebuild_before_image(std::string_view key, std::string_view delta,
+                                         std::optional<std::string_view> current, uint64_t no);
 
 }  // namespace carrel::history

@@ -57,11 +57,7 @@ Status for_each_in_tail(MDB_txn* txn, store::Store& store,
                                 " records past meta.checkpoint_log_no " + std::to_string(from) +
                                 "; run `carrel verify`");
     }
-    if (c.key().size() != 8) {
-      return Status::corruption("history: a key of " + std::to_string(c.key().size()) +
-                                " bytes, not 8");
-    }
-    uint64_t no = store::read_u64(c.key(), 0);
+    CARREL_ASSIGN_OR_RETURN(uint64_t no, store::decode_u64_key(c.key(), "history"));
     auto s = LogRecord::decode_summary(c.value());
     if (!s.is_ok()) return s.status().with_context("history log record " + std::to_string(no));
     CARREL_RETURN_IF_ERROR(f(no, *s));

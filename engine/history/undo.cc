@@ -132,12 +132,37 @@ Result<LogRecord> LogRecord::decode(std::string_view b) {
   return rec;
 }
 
+Status ChainWalk::check_pruned() const {
+  // Invariant (3): retention takes only the log's head, so a record it
+  // pruned lies before the log's first record.
+  MDB_cursor* c = nullptr;
+  int rc = mdb_cursor_open(txn_, log_, &c);
+  if (rc != 0) return store::from_mdb(rc, "open a cursor on the history log");
+  MDB_val k, v;
+  rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+  std::string first(rc == 0 ? store::from_val(k) : std::string_view{});
+  mdb_cursor_close(c);
+  if (rc == MDB_NOTFOUND) return Status::ok();
+  if (rc != 0) return store::from_mdb(rc, "read the history log's first record");
+  CARREL_ASSIGN_OR_RETURN(uint64_t first_no, store::decode_u64_key(first, "history"));
+  if (first_no < no_) {
+    return Status::corruption(
+        "history log record " + std::to_string(no_) + " (commit " + std::to_string(seq_) +
+        " of object " + id_.to_hex() + ") is missing, but the log holds records from " +
+        std::to_string(first_no) + " on and retention deletes only its head; run `carrel verify`");
+  }
+  return Status::ok();
+}
+
 Result<std::optional<ChainWalk::Step>> ChainWalk::next() {
   if (no_ == 0 || seq_ == 0 || seq_ <= floor_) return std::optional<Step>{};
   std::string key = store::log_key(no_);
   MDB_val k = store::to_val(key), v;
   int rc = mdb_get(txn_, log_, &k, &v);
-  if (rc == MDB_NOTFOUND) return std::optional<Step>{};  // pruned: invariant (3)
+  if (rc == MDB_NOTFOUND) {  // pruned: invariant (3)
+    CARREL_RETURN_IF_ERROR(check_pruned());
+    return std::optional<Step>{};
+  }
   if (rc != 0) return store::from_mdb(rc, "read history log record " + std::to_string(no_));
   Step step;
   step.no = no_;

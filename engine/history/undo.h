@@ -117,10 +117,14 @@ class ChainWalk {
     std::string_view bytes;  // valid while the transaction is
   };
   // The next record, nullopt at the chain's end. Corruption when the record
-  // under the expected number is another object's or another seq's.
+  // under the expected number is another object's or another seq's, or is
+  // missing from the middle of the log (retention prunes only its head), or
+  // when the log's first key is not a log number.
   Result<std::optional<Step>> next();
 
  private:
+  // At a missing record: OK when retention pruned it (invariant (3)).
+  Status check_pruned() const;
   MDB_txn* txn_;
   MDB_dbi log_;
   ObjectId id_;

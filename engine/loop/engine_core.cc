@@ -172,12 +172,7 @@ Status EngineCore::deliver_outbox_at_open() {
   CARREL_ASSIGN_OR_RETURN(auto c, store::Cursor::open(*store_, txn, store::Db::kOutbox));
   std::vector<std::pair<uint64_t, OutMessage>> pending;
   for (bool on = c.first(); on; on = c.next()) {
-    std::string_view key = c.key();
-    if (key.size() != 8) {
-      return Status::corruption("outbox: a key of " + std::to_string(key.size()) +
-                                " bytes is not a message number; run `carrel verify`");
-    }
-    uint64_t no = store::read_u64(key, 0);
+    CARREL_ASSIGN_OR_RETURN(uint64_t no, store::decode_u64_key(c.key(), "outbox"));
     // A malformed message is never skipped: its send was acknowledged.
     auto m = decode_message(c.value());
     if (!m.is_ok()) {

@@ -42,12 +42,12 @@ MaintenanceTask prune_history_step(int64_t cutoff, uint64_t commits_max) {
     CARREL_ASSIGN_OR_RETURN(store::Cursor c, store::Cursor::open(store, txn, store::Db::kHistory));
     std::unordered_map<ObjectId, uint64_t> last_seq;  // of objects met, for the cap
     for (size_t n = 0; n < kPruneRecordsPerStep && c.first(); ++n) {
-      if (c.key().size() == 8 && store::read_u64(c.key(), 0) >= tail_no) break;
+      // A damaged key is Corruption: it is neither deleted nor read past.
+      CARREL_ASSIGN_OR_RETURN(uint64_t no, store::decode_u64_key(c.key(), "history"));
+      if (no >= tail_no) break;
       auto h = history::LogRecord::decode_header(c.value());
-      if (!h.is_ok()) {
-        return h.status().with_context("prune history log record " +
-                                       std::to_string(store::read_u64(c.key(), 0)));
-      }
+      if (!h.is_ok())
+        return h.status().with_context("prune history log record " + std::to_string(no));
       bool doomed = h->time_ms < cutoff;
       if (!doomed && commits_max != 0) {
         auto it = last_seq.find(h->id);

@@ -11,28 +11,42 @@ uint32_t ObjectPageSource::page_count() {
   return turn_count_.value_or(sealed_pages_);
 }
 
-Result<bool> ObjectPageSource::read_page(uint32_t page_no, std::string* out) {
-  if (page_no >= page_count()) return false;
+Result<std::optional<std::string_view>> ObjectPageSource::find_page(uint32_t page_no) {
+  using View = std::optional<std::string_view>;
+  if (page_no >= page_count()) return View{};
   if (auto it = turn_pages_.find(page_no); it != turn_pages_.end()) {
-    if (!it->second) return false;
-    *out = *it->second;
-    return true;
+    if (!it->second) return View{};
+    return View{*it->second};
   }
   if (auto it = pending_pages_.find(page_no); it != pending_pages_.end()) {
-    if (it->second.deleted()) return false;
-    out->assign(it->second.view());
-    return true;
+    if (it->second.deleted()) return View{};
+    return View{it->second.view()};
   }
   if (txn_ == nullptr) return Status::aborted("SQL page read outside a turn");
   CARREL_ASSIGN_OR_RETURN(
       auto v, store::read_sealed(*txn_, store::Db::kPages, store::page_key(id_, page_no)));
-  if (!v) return false;
+  if (!v) return View{};
   if (v->size() != page_bytes_) {
     return Status::corruption("SQL page " + std::to_string(page_no) + " of object " + id_.to_hex() +
                               " is " + std::to_string(v->size()) + " bytes, not " +
                               std::to_string(page_bytes_));
   }
-  out->assign(*v);
+  return v;
+}
+
+Result<bool> ObjectPageSource::read_page(uint32_t page_no, std::string* out) {
+  CARREL_ASSIGN_OR_RETURN(auto page, find_page(page_no));
+  if (!page) return false;
+  out->assign(*page);
+  return true;
+}
+
+Result<bool> ObjectPageSource::read_slice(uint32_t page_no, uint64_t in_page, uint64_t n,
+                                          char* out) {
+  CARREL_ASSIGN_OR_RETURN(auto page, find_page(page_no));
+  if (!page) return false;
+  CARREL_RETURN_IF_ERROR(check_page_size(page_no, page->size()));
+  std::memcpy(out, page->data() + in_page, n);
   return true;
 }
 

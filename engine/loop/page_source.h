@@ -53,6 +53,8 @@ class ObjectPageSource final : public sql::PageSource {
   uint32_t page_bytes() const override { return page_bytes_; }
   uint32_t page_count() override;
   Result<bool> read_page(uint32_t page_no, std::string* out) override;
+  // One copy, from the layer that holds the page (invariant (2)).
+  Result<bool> read_slice(uint32_t page_no, uint64_t in_page, uint64_t n, char* out) override;
   Status write_page(uint32_t page_no, std::string_view data) override;
   Status truncate(uint32_t page_count) override;
 
@@ -66,6 +68,11 @@ class ObjectPageSource final : public sql::PageSource {
   void prune(uint64_t durable_seq);
 
  private:
+  // The page's bytes in the layer that holds it (invariant (2)), valid until
+  // the next change to this source or the end of the turn's snapshot;
+  // nullopt when the page reads as absent.
+  Result<std::optional<std::string_view>> find_page(uint32_t page_no);
+
   ObjectId id_;
   uint32_t page_bytes_;
   size_t turn_bytes_max_;

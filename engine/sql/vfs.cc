@@ -62,24 +62,13 @@ int io_code_for(const Status& status, int fallback) {
 // ---------------------------------------------------------------------------
 // Main database file: a PageSource.
 
-// Copies one page's slice [in_page, in_page + n) into out; zeros for a page
-// that was never written.
-int read_slice(PageFileBinding* b, uint32_t page_no, uint64_t in_page, uint64_t n, char* out,
-               std::string* page) {
-  Result<bool> found = b->pages->read_page(page_no, page);
+// Copies one page's slice [in_page, in_page + n) into out, straight from the
+// page source (PageSource::read_slice); zeros for a page that was never
+// written.
+int read_slice(PageFileBinding* b, uint32_t page_no, uint64_t in_page, uint64_t n, char* out) {
+  Result<bool> found = b->pages->read_slice(page_no, in_page, n, out);
   if (!found.is_ok()) return fail(b, found.status(), SQLITE_IOERR_READ);
-  if (!*found) {
-    std::memset(out, 0, n);
-    return SQLITE_OK;
-  }
-  if (page->size() != b->pages->page_bytes()) {
-    return fail(b,
-                Status::corruption("SQL page " + std::to_string(page_no) + " is " +
-                                   std::to_string(page->size()) + " bytes; expected " +
-                                   std::to_string(b->pages->page_bytes())),
-                SQLITE_IOERR_READ);
-  }
-  std::memcpy(out, page->data() + in_page, n);
+  if (!*found) std::memset(out, 0, n);
   return SQLITE_OK;
 }
 
@@ -91,7 +80,6 @@ int pages_read(sqlite3_file* f, void* buf, int amount, sqlite3_int64 offset) {
   const uint64_t page_bytes = b->pages->page_bytes();
   const uint64_t file_bytes = uint64_t{b->pages->page_count()} * page_bytes;
   auto* out = static_cast<char*>(buf);
-  std::string page;
   uint64_t done = 0;
   while (done < static_cast<uint64_t>(amount)) {
     const uint64_t pos = static_cast<uint64_t>(offset) + done;
@@ -101,7 +89,7 @@ int pages_read(sqlite3_file* f, void* buf, int amount, sqlite3_int64 offset) {
     }
     const uint64_t in_page = pos % page_bytes;
     const uint64_t n = std::min<uint64_t>(amount - done, page_bytes - in_page);
-    int rc = read_slice(b, static_cast<uint32_t>(pos / page_bytes), in_page, n, out + done, &page);
+    int rc = read_slice(b, static_cast<uint32_t>(pos / page_bytes), in_page, n, out + done);
     if (rc != SQLITE_OK) return rc;
     done += n;
   }

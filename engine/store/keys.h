@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "carrel/id.h"
+#include "carrel/status.h"
 #include "engine/base/check.h"
 
 namespace carrel::store {
@@ -45,6 +46,34 @@ inline uint64_t read_u64(std::string_view s, size_t at) {
   uint64_t v = 0;
   for (size_t i = 0; i < 8; ++i) v = v << 8 | static_cast<uint8_t>(s[at + i]);
   return v;
+}
+
+// Keys shown in Corruption messages are cut to this many bytes (then "...").
+constexpr size_t kKeyHexBytesMax = 32;
+
+// The key as lowercase hex digits, at most kKeyHexBytesMax bytes of it.
+inline std::string key_hex(std::string_view key) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < key.size() && i < kKeyHexBytesMax; ++i) {
+    auto c = static_cast<unsigned char>(key[i]);
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 0xf]);
+  }
+  if (key.size() > kKeyHexBytesMax) out.append("...");
+  return out;
+}
+
+// The number a key of exactly 8 bytes holds (a log or message number), for
+// keys read from disk, which may be damaged: Corruption naming the database,
+// the key in hex and its length otherwise, never an abort.
+inline Result<uint64_t> decode_u64_key(std::string_view key, std::string_view db_name) {
+  if (key.size() != 8) {
+    return Status::corruption(std::string(db_name) + ": key " + key_hex(key) + " is " +
+                              std::to_string(key.size()) +
+                              " bytes, not the 8 of a number; run `carrel verify`");
+  }
+  return read_u64(key, 0);
 }
 
 inline uint32_t read_u32(std::string_view s, size_t at) {

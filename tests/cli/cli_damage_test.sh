@@ -255,6 +255,64 @@ else
   echo "note: mdb_load not found; skipping the foreign-LMDB checks"
 fi
 
+# --- 4b. A damaged history key: Corruption naming the key, never an abort. ---
+# One of Room:b's log records loses its key's last byte: the chain finds no
+# record there, and the 7-byte key sorts first in the log. lmdb-utils has no
+# delete, so the engine is dumped (hex form: the cut is exact) and loaded into
+# a new directory.
+if command -v mdb_dump >/dev/null && command -v mdb_load >/dev/null; then
+  mdb_dump -a clean >all.dump
+  # History key lines are " <16 hex digits>"; the fifth from the end is Room:b's.
+  awk '/^database=/ { db = substr($0, 10) }
+    db == "history" && /^ [0-9a-f]+$/ && length($0) == 17 { print }' all.dump >history.keys
+  cut_at=$(($(wc -l <history.keys) - 4))
+  awk -v n="$cut_at" '/^database=/ { db = substr($0, 10) }
+    db == "history" && /^ [0-9a-f]+$/ && length($0) == 17 && ++seen == n { $0 = substr($0, 1, 15) } { print }' \
+    all.dump >all.cut
+  mkdir histkey && mdb_load -f all.cut histkey 2>load.err || fail "load the engine with a cut history key"
+  expect_error "damaged history key: verify" histkey verify
+  [[ $out == *"PROBLEM: history: key 00000000000000 is 7 bytes"* ]] ||
+    fail "verify does not name the damaged history key: $out"
+  expect_error "damaged history key: history" histkey history Room:b
+  expect_stderr "damaged history key: history" "history: key 00000000000000 is 7 bytes"
+  expect_ok "damaged history key: the newest record" histkey history Room:b --limit 1
+else
+  echo "note: mdb_dump or mdb_load not found; skipping the damaged history key checks"
+fi
+
+# --- 4c. SQL undo deltas: verify rebuilds every before-image. ----------------
+# A row's counter is updated in 40 commits, each an undo delta of one page
+# (history/undo.h (7)): the long chain verifies clean. Then the row's marker
+# is rewritten in place, so one delta's payload holds the old marker; a byte
+# of it flipped in the log (mdb_dump's hex form, loaded into a new directory)
+# leaves the record well formed, and verify's rebuild names its log record
+# and page.
+if command -v mdb_dump >/dev/null && command -v mdb_load >/dev/null; then
+  "$CARREL" --dir deltas init >/dev/null || fail "init deltas"
+  "$CARREL" --dir deltas sql Doc:d "CREATE TABLE t(a INTEGER PRIMARY KEY, n, b)" >/dev/null
+  "$CARREL" --dir deltas sql Doc:d \
+    "INSERT INTO t(n, b) VALUES (0, '$(printf 'deltamark%.0s' $(seq 1 20))')" >/dev/null
+  for i in $(seq 1 40); do
+    "$CARREL" --dir deltas sql Doc:d "UPDATE t SET n = $i" >/dev/null || fail "update $i"
+  done
+  expect_ok "a long chain of SQL undo deltas verifies" deltas verify
+  "$CARREL" --dir deltas sql Doc:d "UPDATE t SET b = replace(b, 'deltamark', 'deltamarQ')" >/dev/null
+  for i in 1 2 3; do "$CARREL" --dir deltas sql Doc:d "UPDATE t SET n = -$i" >/dev/null; done
+  expect_ok "the rewritten marker verifies" deltas verify
+  mdb_dump -a deltas >deltas.dump
+  # 'deltamark' is 64656c74616d61726b; only the marker's undo delta holds it.
+  awk '/^database=/ { db = substr($0, 10) }
+    db == "history" && !done && sub(/64656c74616d61726b/, "64656c74616d61725a") { done = 1 }
+    { print } END { if (!done) exit 1 }' deltas.dump >deltas.cut || fail "no undo delta holds the marker"
+  mkdir baddelta && mdb_load -f deltas.cut baddelta 2>load.err || fail "load the engine with a flipped delta"
+  expect_error "flipped byte in an SQL undo delta: verify" baddelta verify
+  [[ $out == *"PROBLEM: Doc:d: history log record 43: the undo delta of SQL page "*" does not rebuild a page whose checksum verifies"* ]] ||
+    fail "verify does not name the damaged undo delta: $out"
+  expect_ok "flipped byte in an SQL undo delta: the current state reads" baddelta sql Doc:d "SELECT n FROM t"
+else
+  echo "note: mdb_dump or mdb_load not found; skipping the SQL undo delta checks"
+fi
+
 # --- 5. export never replaces the engine's files, nor any file without --force.
 cp -r clean ex
 cp ex/data.mdb ex.before

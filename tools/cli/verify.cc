@@ -14,7 +14,11 @@
 //       checksum (engine/store/checksum.h); each one that fails is a problem
 //       naming the object and the key, page or alarm;
 //   (6) the history log: records decode, and each object's records chain in
-//       log order (history/undo.h (3)) up to the one its record names.
+//       log order (history/undo.h (3)) up to the one its record names;
+//   (7) every SQL page undo held as a delta (history/undo.h (7)) rebuilds a
+//       page whose checksum verifies: each object's retained chain is walked
+//       newest first from its current pages, as restore walks it, keeping one
+//       page image per page number the chain touches.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,6 +27,7 @@
 #include <set>
 
 #include "engine/alarm/entry.h"
+#include "engine/history/page_delta.h"
 #include "engine/history/tail.h"
 #include "engine/history/undo.h"
 #include "engine/sql/sql_database.h"
@@ -58,7 +63,12 @@ class Verifier {
 
  private:
   bool wanted(const ObjectId& id) const { return !only_ || *only_ == id; }
-  void problem(std::string p) { problems_.push_back(std::move(p)); }
+  // Engine messages end in the remedy "run `carrel verify`", which is this.
+  void problem(std::string p) {
+    constexpr std::string_view kRemedy = "; run `carrel verify`";
+    if (p.ends_with(kRemedy)) p.resize(p.size() - kRemedy.size());
+    problems_.push_back(std::move(p));
+  }
   std::string label(const ObjectId& id) const {
     auto it = records_.find(id);
     if (it == records_.end()) return id.to_hex();
@@ -72,6 +82,7 @@ class Verifier {
   template <typename Visit>
   Status walk(Db db, Visit visit);
   Status check_sql(const ObjectId& id, const store::ObjectRecord& r);
+  Status check_page_deltas(const ObjectId& id, const store::ObjectRecord& r);
 
   store::Store& store_;
   const store::ReadTxn& txn_;
@@ -182,6 +193,54 @@ Status Verifier::check_sql(const ObjectId& id, const store::ObjectRecord& r) {
   return Status::ok();
 }
 
+// (7) Undoes the object's pages newest first, as restore does (history/undo.h
+// (4), (7)), without writing: images holds each page as the walk has undone
+// it so far, and a page it does not hold is still the one in `pages`. A delta
+// that fails is a problem naming the object, the record and the page; the
+// page is then unknown until a whole before-image replaces it.
+Status Verifier::check_page_deltas(const ObjectId& id, const store::ObjectRecord& r) {
+  struct Image {
+    bool known = true;
+    std::optional<std::string> bytes;  // nullopt: the page did not exist
+  };
+  std::map<std::string, Image> images;  // one per page number the chain touches
+  history::ChainWalk walk(txn_.get(), store_.dbi(Db::kHistory), id, r.log_no, r.last_seq, 0);
+  for (;;) {
+    auto step = walk.next();
+    if (!step.is_ok()) {
+      problem("history " + label(id) + ": " + step.status().message());
+      return Status::ok();
+    }
+    if (!*step) return Status::ok();
+    const uint64_t no = (*step)->no;
+    auto rec = history::LogRecord::decode((*step)->bytes);
+    if (!rec.is_ok()) return Status::ok();  // (6) reported it
+    for (history::UndoEntry& e : rec->undo) {
+      if (e.db != Db::kPages) continue;
+      auto it = images.find(e.key);
+      if (!e.delta) {
+        images[e.key] = Image{true, std::move(e.before)};
+        continue;
+      }
+      std::optional<std::string_view> current;
+      if (it == images.end()) {
+        CARREL_ASSIGN_OR_RETURN(current, txn_.get(Db::kPages, e.key));
+      } else if (!it->second.known) {
+        continue;  // a delta against a page that failed to rebuild proves nothing
+      } else if (it->second.bytes) {
+        current = *it->second.bytes;
+      }
+      auto before = history::rebuild_before_image(e.key, *e.before, current, no);
+      if (!before.is_ok()) {
+        problem(label(id) + ": " + before.status().message());
+        images[e.key] = Image{false, std::nullopt};
+      } else {
+        images[e.key] = Image{true, std::move(*before)};
+      }
+    }
+  }
+}
+
 Status Verifier::run() {
   CARREL_RETURN_IF_ERROR(check_environment());
   uint32_t page_bytes = store_.sql_page_bytes();
@@ -289,11 +348,9 @@ Status Verifier::run() {
   std::map<ObjectId, ChainEnd> newest;
   uint64_t first_no = 0, last_no = 0;
   CARREL_RETURN_IF_ERROR(walk(Db::kHistory, [&](std::string_view k, std::string_view v) {
-    if (k.size() != store::kLogKeyBytes) {
-      return problem("history: a key of " + std::to_string(k.size()) +
-                     " bytes is not a log number");
-    }
-    uint64_t no = store::read_u64(k, 0);
+    auto key_no = store::decode_u64_key(k, "history");
+    if (!key_no.is_ok()) return problem(key_no.status().message());
+    uint64_t no = *key_no;
     if (first_no == 0) first_no = no;
     last_no = no;
     auto rec = history::LogRecord::decode_header(v);
@@ -381,6 +438,12 @@ Status Verifier::run() {
     if (!wanted(id) || r.sql_pages == 0) continue;
     show_progress("sql of " + label(id));
     CARREL_RETURN_IF_ERROR(check_sql(id, r));
+  }
+  // (7) SQL undo deltas, per object with a history chain.
+  for (const auto& [id, r] : records_) {
+    if (!wanted(id) || r.log_no == 0) continue;
+    show_progress("history of " + label(id));
+    CARREL_RETURN_IF_ERROR(check_page_deltas(id, r));
   }
   if (progress_) std::cout << "\r\033[K" << std::flush;
   return Status::ok();
