@@ -1,6 +1,6 @@
 // Public behaviour no other suite pins down: Context::current_bookmark() while
-// the commit it names is still in flight, Stub::call_async used directly, and
-// bookmark order when the clock steps back.
+// the commit it names is still in flight, Stub::call_async used directly,
+// bookmark order when the clock steps back, and the name length limits.
 //
 // Commit timing comes only through Options::commit_hook (HeldCommits below);
 // time only through a ManualClock. Every wait is bounded.
@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "carrel/carrel.h"
+#include "tests/store_probe.h"
 #include "tests/test_util.h"
 
 namespace carrel {
@@ -236,6 +237,72 @@ TEST(BookmarkOrder, LaterCommitsSortLaterWhenTheClockStepsBack) {
     return Status::ok();
   });
   EXPECT_TRUE(s.is_ok()) << s.to_string();
+}
+
+// An object name of exactly kObjectNameBytesMax bytes is stored whole: its
+// record names it after the engine closed.
+TEST(ObjectNames, ANameAtTheLimitIsStoredWhole) {
+  Fixture f;
+  ASSERT_TRUE(f.open());
+  const std::string name(kObjectNameBytesMax, 'n');
+  const ObjectRef ref = ObjectRef::named("Note", name);
+  auto put = f.engine->stub(ref).call("put", "v");
+  EXPECT_EQ(reply_or_error(put), "v");
+  ASSERT_TRUE(f.engine->close().is_ok());
+  auto rec = testing::object_record(*f.engine, ref.id);
+  ASSERT_TRUE(rec.has_value());
+  EXPECT_EQ(rec->class_name, "Note");
+  EXPECT_EQ(rec->name, name);
+}
+
+// One byte more is InvalidArgument naming the limit, on every way in, and the
+// object is never created.
+TEST(ObjectNames, ALongerNameIsInvalidArgumentAndCreatesNothing) {
+  Fixture f;
+  ASSERT_TRUE(f.open());
+  const ObjectRef ref = ObjectRef::named("Note", std::string(kObjectNameBytesMax + 1, 'n'));
+  auto queued = f.engine->stub(ref).call("put", "v");
+  ASSERT_EQ(queued.wait_for(kWait), std::future_status::ready);
+  Result<std::string> r = queued.get();
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("kObjectNameBytesMax"), std::string::npos)
+      << r.status().to_string();
+  Result<std::string> blocking = f.engine->stub(ref).call_blocking("put", "v");
+  EXPECT_EQ(blocking.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(f.engine->run(ref, [](Context&) { return Status::ok(); }).code(),
+            Code::kInvalidArgument);
+  ASSERT_TRUE(f.engine->close().is_ok());
+  EXPECT_FALSE(testing::object_record(*f.engine, ref.id).has_value());
+}
+
+// A send to an object whose name is too long fails in the sending turn, which
+// can handle it, instead of leaving a message nobody can deliver.
+TEST(ObjectNames, ASendToALongerNameFailsTheSend) {
+  Fixture f;
+  ASSERT_TRUE(f.open());
+  const ObjectRef target = ObjectRef::named("Note", std::string(kObjectNameBytesMax + 1, 'n'));
+  Status sent = Status::ok();
+  Status turn = f.engine->run(ObjectRef::named("Note", "sender"), [&](Context& ctx) {
+    sent = ctx.send(target, "put", "v");
+    return Status::ok();
+  });
+  ASSERT_TRUE(turn.is_ok()) << turn.to_string();
+  EXPECT_EQ(sent.code(), Code::kInvalidArgument) << sent.to_string();
+}
+
+// A class name longer than kClassNameBytesMax is refused when registered.
+TEST(ObjectNames, ALongerClassNameIsRefusedAtRegistration) {
+  Fixture f;
+  ASSERT_TRUE(f.open());
+  Status s = f.engine->register_class(std::string(kClassNameBytesMax + 1, 'C'),
+                                      [](const ObjectRef&) { return std::make_unique<Note>(); });
+  EXPECT_EQ(s.code(), Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("kClassNameBytesMax"), std::string::npos) << s.to_string();
+  EXPECT_TRUE(f.engine
+                  ->register_class(std::string(kClassNameBytesMax, 'C'),
+                                   [](const ObjectRef&) { return std::make_unique<Note>(); })
+                  .is_ok());
 }
 
 }  // namespace

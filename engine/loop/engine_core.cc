@@ -5,6 +5,7 @@
 
 #include "engine/alarm/scheduler.h"
 #include "engine/base/check.h"
+#include "engine/base/limit_text.h"
 #include "engine/commit/group_writer.h"
 #include "engine/history/bookmark.h"
 #include "engine/history/undo.h"
@@ -131,6 +132,33 @@ Result<std::unique_ptr<EngineCore>> EngineCore::open(Options options) {
   return core;
 }
 
+// The label of the sender rides in outbox messages beside both names (codec.h (3)).
+static_assert(kClassNameBytesMax + 1 + kObjectNameBytesMax <= store::kStr16BytesMax);
+
+Status check_object_ref(const ObjectRef& ref, std::string_view use) {
+  constexpr size_t kQuoteBytes = 40;
+  auto quoted = [](std::string_view s) {
+    return "\"" + std::string(s.substr(0, kQuoteBytes)) + (s.size() > kQuoteBytes ? "...\"" : "\"");
+  };
+  if (ref.class_name.empty()) {
+    return Status::invalid_argument(std::string(use) + ": class name is empty");
+  }
+  if (ref.class_name.size() > kClassNameBytesMax) {
+    return Status::invalid_argument(std::string(use) + ": class name " + quoted(ref.class_name) +
+                                    " of " + bytes_text(ref.class_name.size()) +
+                                    " exceeds kClassNameBytesMax (" +
+                                    bytes_text(kClassNameBytesMax) + "); use a shorter class name");
+  }
+  if (ref.name.size() > kObjectNameBytesMax) {
+    return Status::invalid_argument(
+        std::string(use) + ": object name " + quoted(ref.name) + " of class " + ref.class_name +
+        " is " + bytes_text(ref.name.size()) + ", over kObjectNameBytesMax (" +
+        bytes_text(kObjectNameBytesMax) +
+        "); name the object by something shorter, such as a hash of it");
+  }
+  return Status::ok();
+}
+
 Status EngineCore::start() {
   CommitterHooks hooks;
   hooks.on_sent = [this](std::vector<std::pair<uint64_t, OutMessage>>&& m) { deliver(std::move(m)); };
@@ -187,7 +215,7 @@ Status EngineCore::deliver_outbox_at_open() {
 }
 
 Status EngineCore::register_class(std::string_view class_name, HandlerFactory factory) {
-  if (class_name.empty()) return Status::invalid_argument("class name is empty");
+  CARREL_RETURN_IF_ERROR(check_object_ref(ObjectRef::of(class_name, ObjectId()), "register_class"));
   if (!factory) return Status::invalid_argument("class " + std::string(class_name) + ": no factory");
   {
     MutexLock lock(classes_mutex_);
@@ -220,6 +248,7 @@ std::shared_ptr<ObjectSlot> EngineCore::slot_for(Shard& shard, const ObjectId& i
 Status EngineCore::post(Event event) {
   // close() waits for posts in progress before it stops the workers, so an
   // event accepted here always finds a worker (seq_cst pairs with close()).
+  CARREL_RETURN_IF_ERROR(check_object_ref(event.object, "event"));
   InProgress in_progress(posts_in_progress_);
   if (closing_.load()) {
     return Status::aborted("engine is closing; event for " + event.object.label() + " not accepted");
@@ -293,6 +322,7 @@ bool EngineCore::run_inline(Event& event) {
 
 Result<std::string> EngineCore::run_or_post_and_wait(Event& event) {
   ReplySlot<Result<std::string>> reply;
+  CARREL_RETURN_IF_ERROR(check_object_ref(event.object, "call"));
   event.done = [&reply](Result<std::string> r) { reply.fill(std::move(r)); };
   if (!run_inline(event)) CARREL_RETURN_IF_ERROR(post(std::move(event)));
   return reply.wait();

@@ -46,6 +46,12 @@ class Scheduler;
 
 namespace carrel::detail {
 
+// InvalidArgument when ref's class is empty or its class or name is longer
+// than kClassNameBytesMax / kObjectNameBytesMax; `use` says where it came
+// from ("call", "send", ...).
+Status check_object_ref(const ObjectRef& ref, std::string_view use);
+
+
 class Turn;
 
 class EngineCore {

@@ -271,7 +271,7 @@ Status Turn::transaction(const std::function<Status()>& fn) {
 }
 
 Status Turn::send(const ObjectRef& target, std::string_view method, std::string_view payload) {
-  if (target.class_name.empty()) return Status::invalid_argument("send: target class is empty");
+  CARREL_RETURN_IF_ERROR(check_object_ref(target, "send"));
   if (payload.size() > core_.options().value_bytes_max) {
     return Status::invalid_argument("send: payload of " + bytes_text(payload.size()) +
                                     " exceeds value_bytes_max");

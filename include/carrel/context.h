@@ -19,6 +19,13 @@ namespace detail {
 class Turn;
 }
 
+// The longest class name and object name carrel accepts. Both are stored in
+// the object's record, its first log record and outbox messages (with the
+// sender's "Class:name" label), each with a 16-bit length; a longer one is
+// InvalidArgument wherever it enters (register_class, a call, a send).
+inline constexpr size_t kClassNameBytesMax = 1024;
+inline constexpr size_t kObjectNameBytesMax = 32 * 1024;
+
 // Names one object: its class, its id, and (for ids made by id_from_name) its name.
 struct ObjectRef {
   std::string class_name;
