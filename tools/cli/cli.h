@@ -39,7 +39,8 @@ int fail(const Status& status);
 int fail(const std::string& message);
 // A usage error: the message, then help (when not empty and not --json); kExitUsage.
 int fail_usage(const std::string& message, const std::string& help);
-// With --json, errors go to stderr as one JSON object (docs/cli.md).
+// With --json, errors go to stderr as one JSON object (docs/cli.md). run_main
+// calls it first: it also forgets the directory an earlier run opened.
 void set_json_errors(bool on);
 
 // An engine directory opened for one command. read_only: invariant (1).

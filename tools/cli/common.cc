@@ -7,15 +7,18 @@
 
 #include "engine/loop/engine_core.h"
 #include "tools/cli/cli.h"
-#include "tools/cli/output.h"
 #include "tools/cli/env_check.h"
 #include "tools/cli/line_editor.h"
+#include "tools/cli/output.h"
 #include "tools/cli/process_guard.h"
 
 namespace carrel::cli {
 
 namespace {
 bool json_errors = false;
+// The engine directory open_engine() opened: fail() words an LMDB error met
+// in it as a damaged file (env_check.h explain_damage).
+std::string opened_dir;
 
 // invariant (3) of cli.h; with --json the line is {"error":{"code":...,"message":...}}.
 int report(std::string_view code, const std::string& message, int exit_code) {
@@ -34,14 +37,16 @@ int report(std::string_view code, const std::string& message, int exit_code) {
 
 void set_json_errors(bool on) {
   json_errors = on;
+  opened_dir.clear();  // run_main may run again in one process (fuzz/cli_fuzz.cc)
 }
 
 int fail(const Status& status) {
-  std::string m = status.message();
-  if (status.code() == Code::kBusy && m.find("open for writing by") != std::string::npos) {
+  Status s = opened_dir.empty() ? status : explain_damage(opened_dir, status);
+  std::string m = s.message();
+  if (s.code() == Code::kBusy && m.find("open for writing by") != std::string::npos) {
     m += " (inspection commands work beside it; stop it to change data)";
   }
-  return report(code_name(status.code()), m, kExitError);
+  return report(code_name(s.code()), m, kExitError);
 }
 
 int fail(const std::string& message) {
@@ -72,6 +77,7 @@ Result<std::unique_ptr<Engine>> open_engine_unchecked(const Globals& g, bool rea
 }  // namespace
 
 Result<std::unique_ptr<Engine>> open_engine(const Globals& g, bool read_only) {
+  opened_dir = g.dir;
   // Invariant (1) of env_check.h: a damaged or foreign data.mdb is refused
   // before LMDB maps it or anything is created. A missing one is left to
   // Engine::open, which words that case.

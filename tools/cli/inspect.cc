@@ -295,6 +295,11 @@ int cmd_alarms_list(const Globals& g, const std::optional<std::string>& obj, boo
   auto in = inspect(g, obj ? &*obj : nullptr);
   if (!in.is_ok()) return fail(in.status());
   std::string prefix = obj ? std::string(in->object.ref.id.raw()) : std::string();
+  // The records as the engine sees them (stored plus the log tail), read as
+  // every other inspection reads them: a log tail that does not read fails
+  // the listing too, instead of a list that only looks whole.
+  auto tail = history::tail_records(in->txn.get(), *in->store);
+  if (!tail.is_ok()) return fail(tail.status());
   auto cur = ScanCursor::open(*in->store, in->txn, dead ? Db::kDead : Db::kAlarms);
   if (!cur.is_ok()) return fail(cur.status());
   struct Row {
@@ -330,6 +335,7 @@ int cmd_alarms_list(const Globals& g, const std::optional<std::string>& obj, boo
     auto it = labels.find(id);
     if (it != labels.end()) return it->second;
     std::string l = id.to_hex();
+    if (auto t = tail->find(id); t != tail->end()) return labels[id] = label_of(t->second, id);
     auto raw = in->txn.get(Db::kObjects, id.raw());
     if (raw.is_ok() && *raw) {
       if (auto r = store::ObjectRecord::decode(**raw); r.is_ok()) l = label_of(*r, id);
