@@ -71,6 +71,18 @@ struct ResolvedObject {
 // prefix matches more than one object.
 Result<ResolvedObject> resolve_object(store::Store& store, const ObjectSpec& spec, bool must_exist);
 
+// An engine opened read-only (invariant (1)), one snapshot, and the object
+// named on the command line (resolved before the snapshot began: read what
+// the snapshot holds of it through the snapshot).
+struct Inspection {
+  std::unique_ptr<Engine> engine;
+  store::Store* store = nullptr;
+  store::ReadTxn txn;
+  ResolvedObject object;
+};
+// obj: nullptr when the command names no object.
+Result<Inspection> inspect(const Globals& g, const std::string* obj);
+
 // Commands. Each returns the process exit code.
 int cmd_init(const Globals& g);
 int cmd_objects(const Globals& g, const std::optional<std::string>& class_name,

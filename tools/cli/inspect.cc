@@ -18,17 +18,6 @@
 #include "tools/cli/scan.h"
 
 namespace carrel::cli {
-namespace {
-
-using store::Db;
-
-// An engine opened read-only, one snapshot, and the object named on the command line.
-struct Inspection {
-  std::unique_ptr<Engine> engine;
-  store::Store* store = nullptr;
-  store::ReadTxn txn;
-  ResolvedObject object;
-};
 
 Result<Inspection> inspect(const Globals& g, const std::string* obj) {
   Inspection in;
@@ -41,6 +30,10 @@ Result<Inspection> inspect(const Globals& g, const std::string* obj) {
   CARREL_ASSIGN_OR_RETURN(in.txn, in.store->begin_read());
   return in;
 }
+
+namespace {
+
+using store::Db;
 
 // Walks the object's history chain newest first (history/undo.h (3)) in the
 // inspection's snapshot, calling f on each record until f returns false.

@@ -1,6 +1,7 @@
 // Writing commands: init, kv put / delete, alarms set / delete, restore,
 // backup. Each change is one Engine::run turn (invariant (2) of cli.h).
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -60,26 +61,6 @@ constexpr size_t kImportLineBytesMax = size_t{4} << 20;
 static_assert(kImportLineBytesMax >= (495 + (size_t{2} << 20)) / 3 * 4 + 4096,
               "an import line must fit a default-sized KV entry in base64");
 
-// Export targets: never a file of the engine directory; an existing file only with --force.
-Status check_export_target(const Globals& g, const std::string& out, bool force) {
-  std::error_code ec;
-  fs::path dir = fs::weakly_canonical(g.dir, ec);
-  fs::path target = fs::weakly_canonical(out, ec);
-  if (ec) return Status::invalid_argument("export file '" + out + "': " + ec.message());
-  auto [d, t] = std::mismatch(dir.begin(), dir.end(), target.begin(), target.end());
-  if (d == dir.end()) {
-    return Status::invalid_argument("export file '" + out + "' lies inside the engine directory '" +
-                                    g.dir + "'; write it elsewhere");
-  }
-  if (fs::is_directory(target, ec)) {
-    return Status::invalid_argument("export file '" + out + "' is a directory");
-  }
-  if (!force && fs::exists(target, ec)) {
-    return Status::invalid_argument("export file '" + out + "' exists; give --force to replace it");
-  }
-  return Status::ok();
-}
-
 // WHEN of alarms set: "now", "+N[ms|s|m|h|d]" from now, or a time parse_time() accepts.
 Result<UnixMs> parse_when(const std::string& text, UnixMs now) {
   if (text == "now") return now;
@@ -101,6 +82,28 @@ Result<UnixMs> parse_when(const std::string& text, UnixMs now) {
     return now + std::stoll(text.substr(1, digits - 1)) * scale;
   }
   return parse_time(text);
+}
+
+bool is_pipe(int fd) {
+  struct stat st {};
+  return ::fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+// An import error in the CLI's words: the command and the object once (the
+// engine's messages begin "import: "), the input by name where the engine
+// says "the input", and what an empty pipe means.
+Status import_error(const Status& s, const std::string& input, bool from_pipe,
+                    const ObjectRef& ref) {
+  constexpr std::string_view kPrefix = "import: ", kInput = "the input";
+  std::string m = s.message();
+  if (m.starts_with(kPrefix)) m.erase(0, kPrefix.size());
+  if (m.starts_with(kInput)) m.replace(0, kInput.size(), input);
+  if (m == input + " is empty" && from_pipe) {
+    m += " (the command writing into the pipe wrote nothing: when it is `carrel export`, it "
+         "failed, and its error is above)";
+  }
+  return Status(s.code(),
+                "import " + display_bytes(ref.label()) + ": " + m + "; nothing was imported");
 }
 
 void print_done(const Globals& g, const std::string& human, JsonWriter& j) {
@@ -262,29 +265,6 @@ int cmd_restore(const Globals& g, const std::string& obj, const std::string& boo
   return kExitOk;
 }
 
-int cmd_export(const Globals& g, const std::string& obj, const std::optional<std::string>& out,
-               bool force) {
-  bool to_file = out && *out != "-";
-  if (to_file) {
-    Status s = check_export_target(g, *out, force);
-    if (!s.is_ok()) return fail(s);
-  }
-  auto w = begin_write(g, obj, /*must_exist=*/true);
-  if (!w.is_ok()) return fail(w.status());
-  if (!to_file) {
-    Status s = export_object(*w->engine, w->ref, std::cout);
-    std::cout.flush();
-    if (s.is_ok() && !std::cout) s = Status::io_error("cannot write the export to stdout");
-    return s.is_ok() ? kExitOk : fail(s.with_context("export " + w->ref.label()));
-  }
-  // Invariant (3) of safe_io.h: a failed export leaves no partial file.
-  Status s = write_file_atomically(
-      *out, [&](std::ostream& f) { return export_object(*w->engine, w->ref, f); });
-  if (!s.is_ok()) return fail(s.with_context("export " + w->ref.label()));
-  if (!g.json) std::cerr << "exported " << display_bytes(w->ref.label()) << " to " << *out << '\n';
-  return kExitOk;
-}
-
 int cmd_import(const Globals& g, const std::string& obj, const std::optional<std::string>& in) {
   int fd = STDIN_FILENO;
   if (in && *in != "-") {
@@ -313,7 +293,7 @@ int cmd_import(const Globals& g, const std::string& obj, const std::optional<std
     return fail("import " + display_bytes(w->ref.label()) + ": cannot read " + what + ": " +
                 buf.read_error() + "; nothing was imported");
   }
-  if (!s.is_ok()) return fail(s.with_context("import " + w->ref.label()));
+  if (!s.is_ok()) return fail(import_error(s, what, is_pipe(fd), w->ref));
   std::string bookmark = bookmark_after(*w);
   JsonWriter j;
   j.begin_object().field("object", w->ref.label()).field("bookmark", bookmark);
