@@ -363,6 +363,14 @@ expect_ok "backup over a partial backup" clean backup leftover
 expect_ok "the backup verifies" leftover verify
 mkdir busy && echo x >busy/other
 expect_error "backup into a non-empty directory" clean backup busy
+# A backup into the engine directory itself, or inside it, is refused naming both.
+cp -r clean selfbk
+for dest in selfbk selfbk/inner ./selfbk/../selfbk/a/b "$TMP/selfbk/inner"; do
+  expect_error "backup into the engine directory ($dest)" selfbk backup "$dest"
+  expect_stderr "backup into the engine directory ($dest)" "backup destination '$dest' is the engine directory 'selfbk' or lies inside it; back up to a directory outside it"
+done
+[[ -e selfbk/inner || -e selfbk/a ]] && fail "a refused backup left a directory inside the engine"
+expect_ok "backup beside the engine directory" selfbk backup selfbk-copy
 
 # --- 7. value files and bounded inputs. --------------------------------------
 cp -r clean inp

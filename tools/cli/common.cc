@@ -2,6 +2,7 @@
 // damage checks of env_check.h) and reporting errors. OBJ arguments are
 // resolved in object_name.cc.
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 #include <thread>
 
@@ -77,10 +78,23 @@ Result<std::unique_ptr<Engine>> open_engine_unchecked(const Globals& g, bool rea
 }  // namespace
 
 Result<std::unique_ptr<Engine>> open_engine(const Globals& g, bool read_only) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::file_status st = fs::status(g.dir, ec);
+  if (!fs::exists(st)) {
+    return Status::not_found("engine directory '" + g.dir +
+                             "' does not exist; make one with `carrel --dir " + g.dir +
+                             " init`, or name another with --dir or $CARREL_DIR");
+  }
+  if (!fs::is_directory(st)) {
+    return Status::invalid_argument("'" + g.dir +
+                                    "' is a file, not an engine directory; --dir (or $CARREL_DIR) "
+                                    "names the directory that holds data.mdb");
+  }
   opened_dir = g.dir;
   // Invariant (1) of env_check.h: a damaged or foreign data.mdb is refused
-  // before LMDB maps it or anything is created. A missing one is left to
-  // Engine::open, which words that case.
+  // before LMDB maps it or anything is created; so is a missing one, naming
+  // the command that makes an engine.
   // A meta page read while a running engine rewrites it can be torn: a
   // Corruption verdict counts only when a second look, a moment later, agrees.
   auto figures = check_env_file(g.dir);
@@ -88,7 +102,12 @@ Result<std::unique_ptr<Engine>> open_engine(const Globals& g, bool read_only) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     figures = check_env_file(g.dir);
   }
-  if (!figures.is_ok() && figures.status().code() != Code::kNotFound) return figures.status();
+  if (!figures.is_ok() && figures.status().code() == Code::kNotFound) {
+    return Status::not_found(
+        "'" + g.dir + "' is not a carrel engine directory (it has no data.mdb); `carrel --dir " +
+        g.dir + " init` makes one in a new or empty directory");
+  }
+  if (!figures.is_ok()) return figures.status();
   if (!read_only && figures.is_ok()) {
     // A directory that is not a carrel engine (another program's LMDB
     // environment) is refused by a read-only open, before the writable open

@@ -80,16 +80,23 @@ class SnapshotExportSource final : public transfer::ExportSource {
 // Export targets: never a file of the engine directory; an existing file only with --force.
 Status check_export_target(const Globals& g, const std::string& out, bool force) {
   std::error_code ec;
-  fs::path dir = fs::weakly_canonical(g.dir, ec);
   fs::path target = fs::weakly_canonical(out, ec);
   if (ec) return Status::invalid_argument("export file '" + out + "': " + ec.message());
-  auto [d, t] = std::mismatch(dir.begin(), dir.end(), target.begin(), target.end());
-  if (d == dir.end()) {
+  CARREL_ASSIGN_OR_RETURN(bool inside, path_is_within(out, g.dir));
+  if (inside) {
     return Status::invalid_argument("export file '" + out + "' lies inside the engine directory '" +
                                     g.dir + "'; write it elsewhere");
   }
   if (fs::is_directory(target, ec)) {
-    return Status::invalid_argument("export file '" + out + "' is a directory");
+    return Status::invalid_argument("export file '" + out + "' is a directory; name a file");
+  }
+  fs::path parent = fs::path(out).parent_path();
+  if (parent.empty()) parent = ".";
+  if (!fs::is_directory(parent, ec)) {
+    return Status::invalid_argument("export file '" + out + "': '" + parent.string() +
+                                    (fs::exists(parent, ec)
+                                         ? "' is a file, not a directory"
+                                         : "' does not exist; make the directory first"));
   }
   if (!force && fs::exists(target, ec)) {
     return Status::invalid_argument("export file '" + out + "' exists; give --force to replace it");

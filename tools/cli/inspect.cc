@@ -553,7 +553,8 @@ int cmd_stats(const Globals& g) {
             << count_of(dead, "dead letter", "dead letters") << '\n'
             << "lmdb          " << format_bytes(used_bytes) << " used of a "
             << format_bytes(info.me_mapsize) << " map, last txn " << info.me_last_txnid << ", "
-            << info.me_numreaders << " reader slots used (" << st.dead_readers_at_open()
+            << count_of(info.me_numreaders, "reader slot", "reader slots") << " used ("
+            << st.dead_readers_at_open()
             << " of dead processes freed now)\n\n";
   Table t({"DATABASE", "ENTRIES", "DEPTH", "PAGES", "SIZE"});
   for (size_t c : {1, 2, 3, 4}) t.align_right(c);

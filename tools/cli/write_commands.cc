@@ -61,8 +61,12 @@ constexpr size_t kImportLineBytesMax = size_t{4} << 20;
 static_assert(kImportLineBytesMax >= (495 + (size_t{2} << 20)) / 3 * 4 + 4096,
               "an import line must fit a default-sized KV entry in base64");
 
-// WHEN of alarms set: "now", "+N[ms|s|m|h|d]" from now, or a time parse_time() accepts.
+// WHEN of alarms set: "now", "+N[ms|s|m|h|d]" from now, or a time parse_time()
+// accepts; every error lists the accepted forms and range.
 Result<UnixMs> parse_when(const std::string& text, UnixMs now) {
+  constexpr std::string_view kForms =
+      "RFC 3339 (2030-01-01T09:00:00Z), epoch milliseconds, `now`, or +N with unit ms, s, m, h "
+      "or d from now (+30s, +7d)";
   if (text == "now") return now;
   if (!text.empty() && text[0] == '+') {
     size_t digits = 1;
@@ -74,14 +78,22 @@ Result<UnixMs> parse_when(const std::string& text, UnixMs now) {
                     : unit == "h"                 ? 3600000
                     : unit == "d"                 ? 86400000
                                                   : 0;
-    if (digits == 1 || digits > 12 || scale == 0) {
-      return Status::invalid_argument("time '" + text +
-                                      "' is not a valid offset; expected +N with unit ms, s, m, h "
-                                      "or d (e.g. +30s)");
+    if (digits == 1 || scale == 0) {
+      return Status::invalid_argument("time '" + text + "' is not a valid offset; expected " +
+                                      std::string(kForms));
     }
-    return now + std::stoll(text.substr(1, digits - 1)) * scale;
+    // Past 18 digits N could overflow; any N past the limit is refused alike.
+    int64_t max_n = (kTimeMsMax - now) / scale;
+    std::string n_text = text.substr(1, digits - 1);
+    if (digits - 1 > 18 || std::stoll(n_text) > max_n) {
+      return Status::invalid_argument("time '" + text +
+                                      "' reaches past 9999-12-31T23:59:59.999Z, "
+                                      "the latest time; from now the offset is at most +" +
+                                      std::to_string(max_n) + unit);
+    }
+    return now + std::stoll(n_text) * scale;
   }
-  return parse_time(text);
+  return parse_time(text, kForms);
 }
 
 bool is_pipe(int fd) {
@@ -119,10 +131,15 @@ void print_done(const Globals& g, const std::string& human, JsonWriter& j) {
 int cmd_init(const Globals& g) {
   std::error_code ec;
   if (fs::exists(fs::path(g.dir) / "data.mdb", ec)) {
-    return fail("'" + g.dir + "' already holds a carrel engine");
+    return fail("'" + g.dir + "' already holds a carrel engine; use it as it is (`carrel --dir " +
+                g.dir + " objects`), or name a new directory to init");
   }
-  if (fs::exists(g.dir, ec) && !(fs::is_directory(g.dir, ec) && fs::is_empty(g.dir, ec))) {
-    return fail("'" + g.dir + "' exists and is not an empty directory");
+  if (fs::exists(g.dir, ec) && !fs::is_directory(g.dir, ec)) {
+    return fail("'" + g.dir + "' is a file; init makes an engine in a new or empty directory");
+  }
+  if (fs::exists(g.dir, ec) && !fs::is_empty(g.dir, ec)) {
+    return fail("'" + g.dir + "' exists and is not an empty directory; init makes an engine " +
+                "only in a new or empty directory, so that it mixes with no other files");
   }
   Options o;
   o.dir = g.dir;
@@ -249,8 +266,20 @@ int cmd_alarms_delete(const Globals& g, const std::string& obj, const std::strin
 int cmd_restore(const Globals& g, const std::string& obj, const std::string& bookmark) {
   auto w = begin_write(g, obj, /*must_exist=*/true);
   if (!w.is_ok()) return fail(w.status());
-  auto parsed = history::Bookmark::parse_for(bookmark, w->ref.id);
+  auto parsed = history::Bookmark::parse(bookmark);
   if (!parsed.is_ok()) return fail(parsed.status());
+  if (parsed->id != w->ref.id) {
+    // The bookmark's object in the CLI's notation: its label, else its id.
+    std::string owner = "#" + parsed->id.to_hex() + " (which has no record in " + g.dir + ")";
+    auto spec = parse_object(parsed->id.to_hex());
+    if (spec.is_ok()) {
+      auto r = resolve_object(store_of(*w->engine), *spec, /*must_exist=*/true);
+      if (r.is_ok()) owner = display_bytes(r->ref.label());
+    }
+    std::string label = display_bytes(w->ref.label());
+    return fail("bookmark '" + bookmark + "' belongs to object " + owner + ", not " + label +
+                "; `carrel history " + label + "` lists the bookmarks of " + label);
+  }
   auto undo = w->engine->restore(w->ref, bookmark);
   if (!undo.is_ok()) return fail(undo.status().with_context("restore " + w->ref.label()));
   JsonWriter j;
@@ -303,20 +332,27 @@ int cmd_import(const Globals& g, const std::string& obj, const std::optional<std
 
 int cmd_backup(const Globals& g, const std::string& dest) {
   std::error_code ec;
+  // A copy inside the directory it copies would be copied into the next backup.
+  auto inside = path_is_within(dest, g.dir);
+  if (!inside.is_ok()) return fail(inside.status().with_context("backup"));
+  if (*inside) {
+    return fail("backup destination '" + dest + "' is the engine directory '" + g.dir +
+                "' or lies inside it; back up to a directory outside it");
+  }
   bool dest_existed = fs::exists(dest, ec);
   if (dest_existed && !fs::is_directory(dest, ec)) {
-    return fail("backup destination '" + dest + "' exists and is not a directory");
+    return fail("backup destination '" + dest +
+                "' exists and is not a directory; name a new or empty directory");
   }
   if (dest_existed) {
     // The partial file of a backup cut short (kill -9) holds nothing: the copy replaces it.
     for (const auto& e : fs::directory_iterator(dest, ec)) {
       if (e.path().filename() != store::Store::kBackupPartialFile) {
-        return fail("backup destination '" + dest + "' exists and is not an empty directory");
+        return fail("backup destination '" + dest +
+                    "' exists and is not an empty directory; name a new or empty directory (a "
+                    "backup replaces nothing and mixes with no other files)");
       }
     }
-  }
-  if (fs::exists(g.dir, ec) && dest_existed && fs::equivalent(g.dir, dest, ec)) {
-    return fail("backup destination '" + dest + "' is the engine directory");
   }
   // A read-only environment copies one consistent snapshot, so a backup works
   // beside a running engine.
