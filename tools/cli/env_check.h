@@ -48,12 +48,12 @@ Result<EnvFileFigures> check_env_file(const std::string& dir);
 Status check_env_tree(const std::string& dir, uint64_t txnid);
 
 // An LMDB error that means a damaged file (MDB_PAGE_NOTFOUND, MDB_CORRUPTED,
-// MDB_BAD_TXN after one of them), met by any command, in the words of the
+// or MDB_BAD_TXN after one of them), met by any command, in the words of the
 // checks above: the file, the page and database invariant (3) finds at
 // fault, and the remedy. When the page check finds nothing (a newer commit
-// replaced the snapshot, or the damage lies inside a page), Corruption naming
-// the file, what LMDB reported and the remedy. Any other status is returned
-// as it is.
+// replaced the snapshot, or the damage lies inside a page), MDB_PAGE_NOTFOUND
+// and MDB_CORRUPTED are Corruption naming the file, what LMDB reported and
+// the remedy. Any other status is returned as it is.
 Status explain_damage(const std::string& dir, const Status& s);
 
 }  // namespace carrel::cli
