@@ -332,8 +332,9 @@ int cmd_import(const Globals& g, const std::string& obj, const std::optional<std
 
 int cmd_backup(const Globals& g, const std::string& dest) {
   std::error_code ec;
-  // A copy inside the directory it copies would be copied into the next backup.
-  auto inside = path_is_within(dest, g.dir);
+  // A copy inside the directory it copies would be copied into the next
+  // backup. (A missing engine directory is open_engine's error, below.)
+  auto inside = fs::is_directory(g.dir, ec) ? path_is_within(dest, g.dir) : Result<bool>(false);
   if (!inside.is_ok()) return fail(inside.status().with_context("backup"));
   if (*inside) {
     return fail("backup destination '" + dest + "' is the engine directory '" + g.dir +
