@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <random>
 #include <sstream>
 
@@ -284,6 +285,33 @@ TEST_F(EngineExportTest, MalformedInputNamesTheLine) {
     EXPECT_EQ(e->current_bookmark(dst).status().code(), Code::kNotFound) << c.what;
   }
   EXPECT_EQ(import_text(*e, ObjectRef::named("Doc", "dst"), "").code(), Code::kInvalidArgument);
+}
+
+TEST_F(EngineExportTest, AnInputCutInsideALineIsNamedAsATruncatedExport) {
+  testing::TempDir dir;
+  auto e = open(dir);
+  auto src = ObjectRef::named("Doc", "src");
+  ASSERT_TRUE(e->run(src, fill).is_ok());
+  std::string text = exported(*e, src);
+  size_t lines = static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+  // The end line loses its last bytes and its newline.
+  Status s = import_text(*e, ObjectRef::named("Doc", "dst"), text.substr(0, text.size() - 4));
+  EXPECT_EQ(s.code(), Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("the input ends inside line " + std::to_string(lines) +
+                             ", which is not whole (truncated export?)"),
+            std::string::npos)
+      << s.message();
+}
+
+TEST_F(EngineExportTest, AnInputThatIsNoExportIsNamedAsSuch) {
+  testing::TempDir dir;
+  auto e = open(dir);
+  for (const char* text : {"hello\n", "{\"name\":\"x\"}\n", "\x89PNG\r\n"}) {
+    Status s = import_text(*e, ObjectRef::named("Doc", "dst"), text);
+    EXPECT_EQ(s.code(), Code::kInvalidArgument);
+    EXPECT_EQ(s.message().rfind("import: the input is not a carrel export: line 1 ", 0), 0u)
+        << s.message();
+  }
 }
 
 TEST_F(EngineExportTest, PageSizeMustMatch) {

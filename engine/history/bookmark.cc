@@ -40,7 +40,10 @@ Result<Bookmark> Bookmark::parse(std::string_view text) {
   if (!parse_hex64(text.substr(0, 16), &time) || !parse_hex64(text.substr(17, 16), &b.seq)) {
     return bad("has a character that is not a lowercase hex digit");
   }
-  if (time > static_cast<uint64_t>(INT64_MAX)) return bad("has a time out of range");
+  if (time > static_cast<uint64_t>(INT64_MAX)) {
+    return bad("has time " + std::string(text.substr(0, 16)) +
+               ", out of range: a bookmark's time (epoch milliseconds) is at most 7fffffffffffffff");
+  }
   b.time_ms = static_cast<int64_t>(time);
   std::string_view id = text.substr(34);
   for (char c : id) {

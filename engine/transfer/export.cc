@@ -18,6 +18,7 @@
 #include "engine/loop/engine_core.h"
 #include "engine/loop/turn.h"
 #include "engine/sql/image_check.h"
+#include "engine/transfer/export_writer.h"
 #include "engine/transfer/json_line.h"
 
 namespace carrel {
@@ -49,55 +50,29 @@ Status write_line(std::ostream& out, const JsonLine& line) {
   return Status::ok();
 }
 
-Status export_in_turn(Context& ctx, uint32_t page_bytes, std::ostream& out) {
-  detail::Turn& turn = detail::Turn::of(ctx);
-  const ObjectRef& o = ctx.object();
-  CARREL_RETURN_IF_ERROR(write_line(out, JsonLine()
-                                             .add("carrel_export", kFormatVersion)
-                                             .add("class", o.class_name)
-                                             .add("name", o.name)
-                                             .add("id", o.id.to_hex())
-                                             .add("page_bytes", int64_t{page_bytes})
-                                             .add("exported_ms", ctx.now_ms())));
-  int64_t kv = 0;
-  ListOptions list;
-  list.limit = kKvPageKeys;
-  for (;;) {
-    CARREL_ASSIGN_OR_RETURN(Entries batch, ctx.kv().list(list));
-    for (auto& [k, v] : batch) {
-      CARREL_RETURN_IF_ERROR(
-          write_line(out, JsonLine().add("kv", base64_encode(k)).add("value", base64_encode(v))));
-      ++kv;
+// An export's source in a turn: the turn's KV, SQL pages and alarms.
+class TurnExportSource final : public transfer::ExportSource {
+ public:
+  explicit TurnExportSource(Context& ctx) : ctx_(ctx) {}
+  Status for_each_kv(const std::function<Status(std::string_view, std::string_view)>& f) override {
+    ListOptions list;
+    list.limit = kKvPageKeys;
+    for (;;) {
+      CARREL_ASSIGN_OR_RETURN(Entries batch, ctx_.kv().list(list));
+      for (auto& [k, v] : batch) CARREL_RETURN_IF_ERROR(f(k, v));
+      if (batch.size() < kKvPageKeys) return Status::ok();
+      list.start_after = batch.back().first;
     }
-    if (batch.size() < kKvPageKeys) break;
-    list.start_after = batch.back().first;
   }
-  // The page count goes first so a reader knows the file's length before its pages.
-  int64_t pages = 0;
-  CARREL_RETURN_IF_ERROR(turn.export_pages(
-      [&](uint32_t count) { return write_line(out, JsonLine().add("sql_pages", int64_t{count})); },
-      [&](uint32_t n, std::string_view p) {
-        ++pages;
-        return write_line(out, JsonLine().add("page", int64_t{n}).add("data", base64_encode(p)));
-      }));
-  CARREL_ASSIGN_OR_RETURN(auto alarms, ctx.alarms().list());
-  for (const AlarmEntry& e : alarms) {
-    JsonLine line;
-    line.add("alarm", base64_encode(e.name))
-        .add("due_ms", e.due_ms)
-        .add("payload", base64_encode(e.payload))
-        .add("repeat", repeat_kind_name(e.repeat.kind));
-    if (e.repeat.kind == Repeat::Kind::kEvery) line.add("every_ms", e.repeat.every_ms);
-    if (e.repeat.kind == Repeat::Kind::kCron) line.add("cron", e.repeat.cron);
-    line.add("retry_count", int64_t{e.retry_count});
-    CARREL_RETURN_IF_ERROR(write_line(out, line));
+  Status for_each_page(const std::function<Status(uint32_t)>& on_count,
+                       const std::function<Status(uint32_t, std::string_view)>& on_page) override {
+    return detail::Turn::of(ctx_).export_pages(on_count, on_page);
   }
-  return write_line(out, JsonLine()
-                             .add("end", true)
-                             .add("kv", kv)
-                             .add("pages", pages)
-                             .add("alarms", static_cast<int64_t>(alarms.size())));
-}
+  Result<std::vector<AlarmEntry>> alarms() override { return ctx_.alarms().list(); }
+
+ private:
+  Context& ctx_;
+};
 
 // Everything an import writes, parsed and checked before its turn.
 struct ImportPlan {
@@ -155,7 +130,11 @@ class LineFields {
 };
 
 Status parse_header(const LineFields& f, uint32_t page_bytes) {
-  if (!f.has("carrel_export")) return f.error("is not a carrel export header");
+  if (!f.has("carrel_export")) {
+    return Status::invalid_argument(
+        "import: the input is not a carrel export: line 1 lacks the \"carrel_export\" field of an "
+        "export's header");
+  }
   CARREL_ASSIGN_OR_RETURN(int64_t version, f.integer("carrel_export", 0, INT64_MAX));
   if (version != kFormatVersion) {
     return f.error("export format version " + std::to_string(version) + " is not supported (this " +
@@ -285,6 +264,17 @@ Result<ImportPlan> parse_export(std::istream& in, uint32_t page_bytes) {
                                       ": text after the end line");
     }
     auto parsed = JsonLine::parse(text);
+    if (!parsed.is_ok() && in.eof()) {  // the last line lacks its newline: the input was cut
+      return Status::invalid_argument(
+          "import: the input ends inside line " + std::to_string(line_no) +
+          ", which is not whole (truncated export?): " + parsed.status().message());
+    }
+    if (!parsed.is_ok() && line_no == 1) {
+      return Status::invalid_argument(
+          "import: the input is not a carrel export: line 1 is not a "
+          "JSON object (" +
+          parsed.status().message() + ")");
+    }
     if (!parsed.is_ok()) {
       return Status::invalid_argument("import: line " + std::to_string(line_no) + ": " +
                                       parsed.status().message());
@@ -349,9 +339,57 @@ Status import_in_turn(Context& ctx, const ImportPlan& plan) {
 
 }  // namespace
 
+namespace transfer {
+
+Status write_export(const ObjectRef& o, uint32_t page_bytes, UnixMs exported_ms,
+                    ExportSource& source, std::ostream& out) {
+  CARREL_RETURN_IF_ERROR(write_line(out, JsonLine()
+                                             .add("carrel_export", kFormatVersion)
+                                             .add("class", o.class_name)
+                                             .add("name", o.name)
+                                             .add("id", o.id.to_hex())
+                                             .add("page_bytes", int64_t{page_bytes})
+                                             .add("exported_ms", exported_ms)));
+  int64_t kv = 0;
+  CARREL_RETURN_IF_ERROR(source.for_each_kv([&](std::string_view k, std::string_view v) {
+    ++kv;
+    return write_line(out, JsonLine().add("kv", base64_encode(k)).add("value", base64_encode(v)));
+  }));
+  // The page count goes first so a reader knows the file's length before its pages.
+  int64_t pages = 0;
+  CARREL_RETURN_IF_ERROR(source.for_each_page(
+      [&](uint32_t count) { return write_line(out, JsonLine().add("sql_pages", int64_t{count})); },
+      [&](uint32_t n, std::string_view p) {
+        ++pages;
+        return write_line(out, JsonLine().add("page", int64_t{n}).add("data", base64_encode(p)));
+      }));
+  CARREL_ASSIGN_OR_RETURN(auto alarms, source.alarms());
+  for (const AlarmEntry& e : alarms) {
+    JsonLine line;
+    line.add("alarm", base64_encode(e.name))
+        .add("due_ms", e.due_ms)
+        .add("payload", base64_encode(e.payload))
+        .add("repeat", repeat_kind_name(e.repeat.kind));
+    if (e.repeat.kind == Repeat::Kind::kEvery) line.add("every_ms", e.repeat.every_ms);
+    if (e.repeat.kind == Repeat::Kind::kCron) line.add("cron", e.repeat.cron);
+    line.add("retry_count", int64_t{e.retry_count});
+    CARREL_RETURN_IF_ERROR(write_line(out, line));
+  }
+  return write_line(out, JsonLine()
+                             .add("end", true)
+                             .add("kv", kv)
+                             .add("pages", pages)
+                             .add("alarms", static_cast<int64_t>(alarms.size())));
+}
+
+}  // namespace transfer
+
 Status export_object(Engine& engine, const ObjectRef& object, std::ostream& out) {
   uint32_t page_bytes = engine.core()->store().sql_page_bytes();
-  return engine.run(object, [&](Context& ctx) { return export_in_turn(ctx, page_bytes, out); });
+  return engine.run(object, [&](Context& ctx) {
+    TurnExportSource source(ctx);
+    return transfer::write_export(ctx.object(), page_bytes, ctx.now_ms(), source, out);
+  });
 }
 
 Status import_object(Engine& engine, const ObjectRef& object, std::istream& in) {

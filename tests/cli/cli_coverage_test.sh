@@ -72,6 +72,8 @@ RC=$?
 expect_rc 0 "the REPL exits 0 at .quit"
 expect_out "carrel> " "the REPL prompts"
 expect_out '\.quit +leave' ".help lists the dot commands"
+expect_out "Statements end with ';'; each runs as its own turn \(one commit\)" \
+  ".help in the REPL says each statement is a turn"
 CHECKS=$((CHECKS + 1))  # the continuation prompt, then the statement's result
 tr -d '\r' <"$OUT" | grep -A1 -E '\.\.\.> ' | grep -Eq 'ok \(1 row changed\)' ||
   fail "a statement spans lines until ';'"

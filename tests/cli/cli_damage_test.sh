@@ -170,6 +170,34 @@ for page in 2 3 5 $((SIZE / PAGE / 2)) $((SIZE / PAGE - 1)); do
 done
 echo "4 KiB flips: verify reported damage in $FLIPS_FOUND of 5 copies"
 
+# --- 2b. A damaged branch page: every command names the file, page and remedy.
+# The first child pointer of every branch page (in kv, pages and history, and
+# stale copies of them) points past the file, so LMDB reports
+# MDB_PAGE_NOTFOUND wherever a read descends; each command words it as the
+# page check of verify and backup does, and none lists a partial result.
+cp -r clean branch
+perl -e 'my ($f) = @ARGV; open(my $h, "+<", $f) or die; binmode $h; my $p = 0;
+         while (read($h, my $b, 4096) == 4096) {
+           my ($flags, $upper) = unpack("x10 S< x2 S<", $b);
+           if ($flags & 1) { seek($h, $p * 4096 + $upper + 3, 0); print $h "\x7f"; }
+           seek($h, ++$p * 4096, 0);
+         } close($h) or die' branch/data.mdb
+for c in objects stats "show Room:a" "kv list Room:b" "kv get Room:b k7" "history Room:a" \
+  "bookmark Room:a" "verify Room:a" "alarms list" "alarms list Room:a" "sql Room:a SELECT_count" \
+  "kv put Room:b k v" "export Room:a"; do
+  read -r -a args <<<"$c"
+  [[ ${args[*]} == "sql Room:a SELECT_count" ]] && args=(sql Room:a "SELECT count(*) FROM t")
+  expect_error "damaged branch page: $c" branch "${args[@]}"
+  [[ $err =~ "'branch/data.mdb': page "[0-9]+" of database '"[a-z]+"' is outside pages 2.."[0-9]+"; restore the directory from a backup" ]] ||
+    fail "damaged branch page: $c does not name the file, page and remedy: $err"
+  [[ $err == *MDB_* ]] && fail "damaged branch page: $c prints LMDB's bare error: $err"
+  [[ -n $out ]] && fail "damaged branch page: $c printed a result: $out"
+done
+expect_error "damaged branch page: verify" branch verify
+[[ $out == *"PROBLEM: 'branch/data.mdb': page "*" (verify stopped here)"* ]] ||
+  fail "damaged branch page: verify does not name the page: $out"
+expect_stderr "damaged branch page: verify" "restore the directory from a backup"
+
 # --- 3. Random bit flips (fixed seed): verify reports or passes, never crashes.
 DETECTED=0
 for seed in $(seq 1 30); do
@@ -335,6 +363,14 @@ expect_ok "backup over a partial backup" clean backup leftover
 expect_ok "the backup verifies" leftover verify
 mkdir busy && echo x >busy/other
 expect_error "backup into a non-empty directory" clean backup busy
+# A backup into the engine directory itself, or inside it, is refused naming both.
+cp -r clean selfbk
+for dest in selfbk selfbk/inner ./selfbk/../selfbk/a/b "$TMP/selfbk/inner"; do
+  expect_error "backup into the engine directory ($dest)" selfbk backup "$dest"
+  expect_stderr "backup into the engine directory ($dest)" "backup destination '$dest' is the engine directory 'selfbk' or lies inside it; back up to a directory outside it"
+done
+[[ -e selfbk/inner || -e selfbk/a ]] && fail "a refused backup left a directory inside the engine"
+expect_ok "backup beside the engine directory" selfbk backup selfbk-copy
 
 # --- 7. value files and bounded inputs. --------------------------------------
 cp -r clean inp

@@ -323,6 +323,22 @@ expect_out "^hello" "imported KV value"
 c import Room:copy -i "$WORK/lobby.ndjson"
 expect_rc 1 "import into a non-empty object"
 expect_err "empty" "non-empty import refusal names the rule"
+expect_no_err ": import:" "the import prefix is printed once"
+# An export cut inside its last line, and a file that is no export at all.
+head -c $(($(stat -c %s "$WORK/lobby.ndjson") - 5)) "$WORK/lobby.ndjson" >"$WORK/cut.ndjson"
+c import Room:cut -i "$WORK/cut.ndjson"
+expect_rc 1 "import of an export cut inside a line"
+expect_err "import file '.*cut.ndjson' ends inside line [0-9]+, which is not whole \(truncated export\?\)" \
+  "a cut line is named as a truncated export"
+printf 'hello\n' >"$WORK/hello.txt"
+c import Room:cut -i "$WORK/hello.txt"
+expect_rc 1 "import of a file that is not an export"
+expect_err "import file '.*hello.txt' is not a carrel export: line 1 is not a JSON object" \
+  "a file that is not an export is named as such"
+printf '{"name":"x"}\n' >"$WORK/other.json"
+c import Room:cut -i "$WORK/other.json"
+expect_err "import file '.*other.json' is not a carrel export: line 1 lacks the \"carrel_export\" field" \
+  "a JSON file without the export header is named as such"
 printf '{"carrel_export":1}\nnot json\n' > "$WORK/bad.ndjson"
 c import Room:bad -i "$WORK/bad.ndjson"
 expect_rc 1 "import of malformed input"
@@ -352,6 +368,9 @@ expect_out "^hello$" "kv get beside a writer"
 ok "verify beside a running engine" verify
 expect_out "no problems found" "verify beside a writer"
 ok "backup beside a running engine" backup "$WORK/backup2"
+ok "export beside a running engine" export Room:lobby -o "$WORK/beside.ndjson"
+CHECKS=$((CHECKS + 1))
+head -1 "$WORK/beside.ndjson" | grep -q '"carrel_export":1' || fail "export beside a running engine wrote no export"
 ok "read-only sql beside a running engine" sql Room:lobby "SELECT 1"
 c sql Room:lobby "CREATE TABLE beside(a)"
 expect_rc 1 "writing sql beside a running engine"
@@ -366,6 +385,19 @@ CHECKS=$((CHECKS + 1))
   fail "the holder ran its script: $(cat "$WORK/holder.out")"
 }
 ok "kv put after the holder left" kv put Room:lobby k v
+
+# ---------------------------------------------------------------- export | import on one directory
+# export reads a snapshot, so it runs beside the import that holds the engine.
+"$CARREL" --dir "$DIR" export Room:lobby | "$CARREL" --dir "$DIR" import Room:piped >"$OUT" 2>"$ERR"
+RC=$?
+expect_rc 0 "export | import on one directory"
+ok "the piped copy reads" kv get Room:piped greeting
+expect_out "^hello" "the piped copy's value"
+"$CARREL" --dir "$DIR" export Room:nobody 2>/dev/null | "$CARREL" --dir "$DIR" import Room:piped2 >"$OUT" 2>"$ERR"
+RC=$?
+expect_rc 1 "import from a failed export"
+expect_err "import Room:piped2: stdin is empty \(the command writing into the pipe wrote nothing: when it is .carrel export., it failed" \
+  "an empty pipe says the producer failed"
 
 echo "$CHECKS checks, $FAILURES failures"
 [[ "$FAILURES" == 0 ]]

@@ -242,5 +242,73 @@ RC=$?
 expect_rc 0 "a script from a pipe"
 expect_out "^ *42$" "a script from a pipe runs"
 
+# ---------------------------------------------------------------- errors name the input, the limit, the remedy
+ok "stats" stats
+expect_out "^lmdb .*, 1 reader slot used " "one reader slot, singular"
+printf '.help\n' | "$CARREL" --dir "$DIR" sql Room:lobby >"$OUT" 2>"$ERR"
+RC=$?
+expect_out "the statements of the script \(or QUERY\) run as one turn" ".help in a piped script says one turn"
+expect_no_out "each runs" ".help in a piped script does not speak of a turn per statement"
+SAVED_DIR=$DIR
+DIR=$WORK/missing
+c objects
+expect_rc 1 "a missing directory"
+expect_err "engine directory '$DIR' does not exist; make one with .carrel --dir $DIR init." \
+  "a missing directory suggests init"
+: >"$WORK/afile"
+DIR=$WORK/afile
+c objects
+expect_err "'$DIR' is a file, not an engine directory; --dir" "a file where a directory is expected"
+expect_no_err "Not a directory" "no raw errno text for a file as --dir"
+c init
+expect_err "'$DIR' is a file; init makes an engine in a new or empty directory" "init on a file"
+mkdir -p "$WORK/nodata"
+DIR=$WORK/nodata
+: >"$WORK/nodata/other"
+c objects
+expect_err "is not a carrel engine directory \(it has no data.mdb\); .carrel --dir $DIR init." \
+  "a directory without data.mdb suggests init"
+c init
+expect_err "exists and is not an empty directory; init makes an engine only in a new or empty directory" \
+  "init in a non-empty directory says what to do"
+DIR=$SAVED_DIR
+c init
+expect_err "already holds a carrel engine; use it as it is \(.carrel --dir $DIR objects.\)" \
+  "init on an engine says what to do instead"
+mkdir -p "$WORK/full" && : >"$WORK/full/x"
+c backup "$WORK/full"
+expect_err "exists and is not an empty directory; name a new or empty directory" \
+  "backup into a non-empty directory says what to do"
+c show 0123456789abcdef0123456789abcdef00
+expect_err "is not an object id: it has 34 hex digits; an id is 32 hex digits" "an id too long names its length"
+c show 'Room:#01x'
+expect_err "is not an object id: 'x' is not a hex digit" "an id with a non-hex digit names it"
+RANGE="from 0 \(1970-01-01T00:00:00Z\) to 253402300799999 \(9999-12-31T23:59:59.999Z\)"
+for t in 253402300800000 99999999999999999999 -5 9999-12-31T23:59:59-01:00; do
+  c bookmark Room:lobby --at "$t"
+  expect_rc 1 "--at $t"
+  expect_err "time '$t' is out of range.*; expected RFC 3339 .* or epoch milliseconds, $RANGE" \
+    "--at $t gives the accepted range"
+done
+c alarms set Room:lobby 253402300800000
+expect_err "time '253402300800000' is out of range.*$RANGE" "an epoch WHEN past the range gives the range"
+for when in +99999999999d +9999999999999999999999999d; do
+  c alarms set Room:lobby "$when"
+  expect_rc 1 "alarms set $when"
+  expect_err "time '\\$when' reaches past 9999-12-31T23:59:59.999Z, the latest time; from now the offset is at most \+[0-9]+d" \
+    "a huge offset gives the largest"
+done
+c alarms set Room:lobby tomorrow
+expect_err "time 'tomorrow' is not a valid time; expected RFC 3339 .*, epoch milliseconds, .now., or \+N with unit ms, s, m, h or d" \
+  "an unknown WHEN lists the accepted forms"
+c restore Room:lobby "ffffffffffffffff-0000000000000001-$(printf '0%.0s' $(seq 1 32))"
+expect_err "has time ffffffffffffffff, out of range: a bookmark's time .* is at most 7fffffffffffffff" \
+  "a bookmark time out of range gives the range"
+"$CARREL" --dir "$DIR" kv put Room:other k v >/dev/null
+c restore Room:lobby "$("$CARREL" --dir "$DIR" bookmark Room:other)"
+expect_rc 1 "restore with another object's bookmark"
+expect_err "belongs to object Room:other, not Room:lobby; .carrel history Room:lobby. lists" \
+  "another object's bookmark is named by its label"
+
 echo "$CHECKS checks, $FAILURES failures"
 [[ "$FAILURES" == 0 ]]

@@ -39,7 +39,8 @@ int fail(const Status& status);
 int fail(const std::string& message);
 // A usage error: the message, then help (when not empty and not --json); kExitUsage.
 int fail_usage(const std::string& message, const std::string& help);
-// With --json, errors go to stderr as one JSON object (docs/cli.md).
+// With --json, errors go to stderr as one JSON object (docs/cli.md). run_main
+// calls it first: it also forgets the directory an earlier run opened.
 void set_json_errors(bool on);
 
 // An engine directory opened for one command. read_only: invariant (1).
@@ -69,6 +70,18 @@ struct ResolvedObject {
 // object has none (a bare or '#' id always needs one); InvalidArgument when a
 // prefix matches more than one object.
 Result<ResolvedObject> resolve_object(store::Store& store, const ObjectSpec& spec, bool must_exist);
+
+// An engine opened read-only (invariant (1)), one snapshot, and the object
+// named on the command line (resolved before the snapshot began: read what
+// the snapshot holds of it through the snapshot).
+struct Inspection {
+  std::unique_ptr<Engine> engine;
+  store::Store* store = nullptr;
+  store::ReadTxn txn;
+  ResolvedObject object;
+};
+// obj: nullptr when the command names no object.
+Result<Inspection> inspect(const Globals& g, const std::string* obj);
 
 // Commands. Each returns the process exit code.
 int cmd_init(const Globals& g);

@@ -2,20 +2,24 @@
 // damage checks of env_check.h) and reporting errors. OBJ arguments are
 // resolved in object_name.cc.
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 #include <thread>
 
 #include "engine/loop/engine_core.h"
 #include "tools/cli/cli.h"
-#include "tools/cli/output.h"
 #include "tools/cli/env_check.h"
 #include "tools/cli/line_editor.h"
+#include "tools/cli/output.h"
 #include "tools/cli/process_guard.h"
 
 namespace carrel::cli {
 
 namespace {
 bool json_errors = false;
+// The engine directory open_engine() opened: fail() words an LMDB error met
+// in it as a damaged file (env_check.h explain_damage).
+std::string opened_dir;
 
 // invariant (3) of cli.h; with --json the line is {"error":{"code":...,"message":...}}.
 int report(std::string_view code, const std::string& message, int exit_code) {
@@ -34,14 +38,16 @@ int report(std::string_view code, const std::string& message, int exit_code) {
 
 void set_json_errors(bool on) {
   json_errors = on;
+  opened_dir.clear();  // run_main may run again in one process (fuzz/cli_fuzz.cc)
 }
 
 int fail(const Status& status) {
-  std::string m = status.message();
-  if (status.code() == Code::kBusy && m.find("open for writing by") != std::string::npos) {
+  Status s = opened_dir.empty() ? status : explain_damage(opened_dir, status);
+  std::string m = s.message();
+  if (s.code() == Code::kBusy && m.find("open for writing by") != std::string::npos) {
     m += " (inspection commands work beside it; stop it to change data)";
   }
-  return report(code_name(status.code()), m, kExitError);
+  return report(code_name(s.code()), m, kExitError);
 }
 
 int fail(const std::string& message) {
@@ -72,9 +78,23 @@ Result<std::unique_ptr<Engine>> open_engine_unchecked(const Globals& g, bool rea
 }  // namespace
 
 Result<std::unique_ptr<Engine>> open_engine(const Globals& g, bool read_only) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::file_status st = fs::status(g.dir, ec);
+  if (!fs::exists(st)) {
+    return Status::not_found("engine directory '" + g.dir +
+                             "' does not exist; make one with `carrel --dir " + g.dir +
+                             " init`, or name another with --dir or $CARREL_DIR");
+  }
+  if (!fs::is_directory(st)) {
+    return Status::invalid_argument("'" + g.dir +
+                                    "' is a file, not an engine directory; --dir (or $CARREL_DIR) "
+                                    "names the directory that holds data.mdb");
+  }
+  opened_dir = g.dir;
   // Invariant (1) of env_check.h: a damaged or foreign data.mdb is refused
-  // before LMDB maps it or anything is created. A missing one is left to
-  // Engine::open, which words that case.
+  // before LMDB maps it or anything is created; so is a missing one, naming
+  // the command that makes an engine.
   // A meta page read while a running engine rewrites it can be torn: a
   // Corruption verdict counts only when a second look, a moment later, agrees.
   auto figures = check_env_file(g.dir);
@@ -82,7 +102,12 @@ Result<std::unique_ptr<Engine>> open_engine(const Globals& g, bool read_only) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     figures = check_env_file(g.dir);
   }
-  if (!figures.is_ok() && figures.status().code() != Code::kNotFound) return figures.status();
+  if (!figures.is_ok() && figures.status().code() == Code::kNotFound) {
+    return Status::not_found(
+        "'" + g.dir + "' is not a carrel engine directory (it has no data.mdb); `carrel --dir " +
+        g.dir + " init` makes one in a new or empty directory");
+  }
+  if (!figures.is_ok()) return figures.status();
   if (!read_only && figures.is_ok()) {
     // A directory that is not a carrel engine (another program's LMDB
     // environment) is refused by a read-only open, before the writable open

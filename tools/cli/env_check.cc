@@ -12,6 +12,7 @@
 #include "tools/cli/env_check.h"
 
 #include <fcntl.h>
+#include <lmdb.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -162,7 +163,7 @@ class TreeWalker {
 
   Status bad(const std::string& db, uint64_t page, const std::string& why) const {
     return Status::corruption("'" + file_ + "': page " + std::to_string(page) + " of database '" +
-                              db + "' " + why);
+                              db + "' " + why + std::string(kPageRemedy));
   }
   Status read(uint64_t page, const std::string& db) {
     if (page < 2 || page > last_) {
@@ -272,7 +273,7 @@ Result<EnvFileFigures> check_env_file(const std::string& dir) {
 
 Status check_env_tree(const std::string& dir, uint64_t txnid) {
   std::string file = dir + "/data.mdb";
-  const std::string remedy = "; restore the directory from a backup";
+  const std::string remedy(kPageRemedy);
   int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status::io_error("open '" + file + "': " + std::strerror(errno));
   struct Closer {
@@ -286,6 +287,21 @@ Status check_env_tree(const std::string& dir, uint64_t txnid) {
   TreeWalker w(fd, file, m->page_bytes, m->last_page);
   CARREL_RETURN_IF_ERROR(w.walk(m->free_root, "(free pages)", /*named=*/false));
   return w.walk(m->main_root, "(main)", /*named=*/true);
+}
+
+Status explain_damage(const std::string& dir, const Status& s) {
+  // from_mdb (engine/store/store.cc) ends its message with mdb_strerror's text.
+  auto says = [&](int rc) { return s.message().ends_with(mdb_strerror(rc)); };
+  // MDB_BAD_TXN follows an earlier failure in the transaction: damage only
+  // when the page check finds it.
+  bool damage = says(MDB_PAGE_NOTFOUND) || says(MDB_CORRUPTED);
+  if (!damage && !says(MDB_BAD_TXN)) return s;
+  auto figures = check_env_file(dir);
+  if (!figures.is_ok()) return figures.status().code() == Code::kNotFound ? s : figures.status();
+  CARREL_RETURN_IF_ERROR(check_env_tree(dir, figures->txnid));
+  if (!damage) return s;
+  return Status::corruption("'" + dir + "/data.mdb' is damaged: " + s.message() +
+                            std::string(kPageRemedy));
 }
 
 }  // namespace carrel::cli

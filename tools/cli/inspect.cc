@@ -18,17 +18,6 @@
 #include "tools/cli/scan.h"
 
 namespace carrel::cli {
-namespace {
-
-using store::Db;
-
-// An engine opened read-only, one snapshot, and the object named on the command line.
-struct Inspection {
-  std::unique_ptr<Engine> engine;
-  store::Store* store = nullptr;
-  store::ReadTxn txn;
-  ResolvedObject object;
-};
 
 Result<Inspection> inspect(const Globals& g, const std::string* obj) {
   Inspection in;
@@ -41,6 +30,10 @@ Result<Inspection> inspect(const Globals& g, const std::string* obj) {
   CARREL_ASSIGN_OR_RETURN(in.txn, in.store->begin_read());
   return in;
 }
+
+namespace {
+
+using store::Db;
 
 // Walks the object's history chain newest first (history/undo.h (3)) in the
 // inspection's snapshot, calling f on each record until f returns false.
@@ -295,6 +288,11 @@ int cmd_alarms_list(const Globals& g, const std::optional<std::string>& obj, boo
   auto in = inspect(g, obj ? &*obj : nullptr);
   if (!in.is_ok()) return fail(in.status());
   std::string prefix = obj ? std::string(in->object.ref.id.raw()) : std::string();
+  // The records as the engine sees them (stored plus the log tail), read as
+  // every other inspection reads them: a log tail that does not read fails
+  // the listing too, instead of a list that only looks whole.
+  auto tail = history::tail_records(in->txn.get(), *in->store);
+  if (!tail.is_ok()) return fail(tail.status());
   auto cur = ScanCursor::open(*in->store, in->txn, dead ? Db::kDead : Db::kAlarms);
   if (!cur.is_ok()) return fail(cur.status());
   struct Row {
@@ -330,6 +328,7 @@ int cmd_alarms_list(const Globals& g, const std::optional<std::string>& obj, boo
     auto it = labels.find(id);
     if (it != labels.end()) return it->second;
     std::string l = id.to_hex();
+    if (auto t = tail->find(id); t != tail->end()) return labels[id] = label_of(t->second, id);
     auto raw = in->txn.get(Db::kObjects, id.raw());
     if (raw.is_ok() && *raw) {
       if (auto r = store::ObjectRecord::decode(**raw); r.is_ok()) l = label_of(*r, id);
@@ -554,7 +553,8 @@ int cmd_stats(const Globals& g) {
             << count_of(dead, "dead letter", "dead letters") << '\n'
             << "lmdb          " << format_bytes(used_bytes) << " used of a "
             << format_bytes(info.me_mapsize) << " map, last txn " << info.me_last_txnid << ", "
-            << info.me_numreaders << " reader slots used (" << st.dead_readers_at_open()
+            << count_of(info.me_numreaders, "reader slot", "reader slots") << " used ("
+            << st.dead_readers_at_open()
             << " of dead processes freed now)\n\n";
   Table t({"DATABASE", "ENTRIES", "DEPTH", "PAGES", "SIZE"});
   for (size_t c : {1, 2, 3, 4}) t.align_right(c);

@@ -189,7 +189,8 @@ int run_main(int argc, char** argv) {
   restore->callback([&] { run = [&] { return cli::cmd_restore(g, obj, bookmark); }; });
 
   auto* backup = app.add_subcommand("backup", "write a consistent, compacted copy of the engine");
-  backup->add_option("DEST", dest, "new or empty directory")->required();
+  backup->add_option("DEST", dest, "new or empty directory, outside the engine directory")
+      ->required();
   backup->callback([&] { run = [&] { return cli::cmd_backup(g, dest); }; });
 
   auto* verify = app.add_subcommand("verify", "check LMDB, records, timetable and SQL integrity");

@@ -178,7 +178,16 @@ Result<ObjectSpec> parse_object(const std::string& text) {
   auto id_form = [&](std::string_view s) -> Status {
     std::string hex(s);
     if (auto cut = cut_prefix(hex)) hex = *cut;
-    if (hex.empty() || hex.size() > 32 || !is_hex(hex)) return bad("is not an object id");
+    auto not_id = [&](const std::string& why) {
+      return bad("is not an object id: " + why +
+                 "; an id is 32 hex digits, or a prefix of them that matches one object");
+    };
+    if (hex.empty()) return not_id("it has no hex digits");
+    auto odd = std::find_if_not(hex.begin(), hex.end(), [](char c) { return is_hex({&c, 1}); });
+    if (odd != hex.end()) {
+      return not_id("'" + display_bytes(std::string_view(&*odd, 1)) + "' is not a hex digit");
+    }
+    if (hex.size() > 32) return not_id("it has " + std::to_string(hex.size()) + " hex digits");
     if (hex.size() == 32) {
       CARREL_ASSIGN_OR_RETURN(spec.id, ObjectId::parse(hex));
     } else {

@@ -70,19 +70,25 @@ std::string format_time(UnixMs t) {
   return buf;
 }
 
-Result<UnixMs> parse_time(std::string_view text) {
+Result<UnixMs> parse_time(std::string_view text, std::string_view forms) {
   auto bad = [&](std::string_view why) {
     return Status::invalid_argument("time '" + std::string(text.substr(0, 100)) + "' " +
-                                    std::string(why) +
-                                    "; expected RFC 3339 (2024-05-01T12:00:00Z) or epoch "
-                                    "milliseconds");
+                                    std::string(why) + "; expected " + std::string(forms) + ", " +
+                                    std::string(kTimeRange));
   };
   if (text.empty()) return bad("is empty");
   bool digits = true;
   for (char c : text) digits = digits && c >= '0' && c <= '9';
   if (digits) {
-    if (text.size() > 15) return bad("is out of range");  // past year 9999 in ms
+    static_assert(kTimeMsMax < 999'999'999'999'999, "15 digits hold every accepted time");
+    if (text.size() > 15 || std::stoll(std::string(text)) > kTimeMsMax) {
+      return bad("is out of range");
+    }
     return static_cast<UnixMs>(std::stoll(std::string(text)));
+  }
+  if (text.size() > 1 && text[0] == '-' &&
+      text.find_first_not_of("0123456789", 1) == std::string_view::npos) {
+    return bad("is out of range (negative)");
   }
   size_t at = 0;
   auto number = [&](size_t width, int* out) {
@@ -151,7 +157,9 @@ Result<UnixMs> parse_time(std::string_view text) {
   if (gmtime_r(&secs, &check) == nullptr || check.tm_mday != day) {
     return bad("names a day that does not exist");
   }
-  return static_cast<UnixMs>(secs - offset_min * 60) * 1000 + ms;
+  UnixMs t = static_cast<UnixMs>(secs - offset_min * 60) * 1000 + ms;
+  if (t < 0 || t > kTimeMsMax) return bad("is out of range");
+  return t;
 }
 
 std::string count_of(uint64_t n, std::string_view one, std::string_view many) {

@@ -32,9 +32,20 @@ std::string display_bytes(std::string_view bytes);
 
 // RFC 3339 UTC with milliseconds, e.g. 2024-05-01T12:00:00.000Z; "-" for 0.
 std::string format_time(UnixMs t);
-// Epoch milliseconds (all digits) or RFC 3339 (YYYY-MM-DDTHH:MM:SS[.fff](Z|+HH:MM|-HH:MM)).
-// InvalidArgument naming the input otherwise.
-Result<UnixMs> parse_time(std::string_view text);
+// The latest time a command accepts or prints: the last millisecond of year
+// 9999, the last RFC 3339 writes with four year digits (and the engine's
+// latest alarm time).
+constexpr UnixMs kTimeMsMax = 253402300799999;
+// The accepted times in words, for errors: "from 0 (1970-01-01T00:00:00Z) to ...".
+inline constexpr std::string_view kTimeRange =
+    "from 0 (1970-01-01T00:00:00Z) to 253402300799999 (9999-12-31T23:59:59.999Z)";
+// The forms parse_time accepts, in words.
+inline constexpr std::string_view kTimeForms =
+    "RFC 3339 (2024-05-01T12:00:00Z) or epoch milliseconds";
+// Epoch milliseconds (all digits) or RFC 3339 (YYYY-MM-DDTHH:MM:SS[.fff](Z|+HH:MM|-HH:MM)),
+// from 0 to kTimeMsMax. InvalidArgument naming the input, `forms` (what the
+// command accepts) and the range otherwise.
+Result<UnixMs> parse_time(std::string_view text, std::string_view forms = kTimeForms);
 // "1 object", "2 objects": n and the noun, singular only for exactly 1.
 std::string count_of(uint64_t n, std::string_view one, std::string_view many);
 // "512 B", "1.5 KiB", "3.0 MiB".

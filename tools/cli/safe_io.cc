@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -129,6 +130,19 @@ LineCappedBuf::int_type LineCappedBuf::underflow() {
   if (given == 0) return traits_type::eof();
   setg(buf_, buf_, buf_ + given);
   return traits_type::to_int_type(buf_[0]);
+}
+
+Result<bool> path_is_within(const std::string& path, const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path d = fs::weakly_canonical(dir, ec);
+  if (ec) return Status::io_error("cannot resolve '" + dir + "': " + ec.message());
+  fs::path p = fs::weakly_canonical(path, ec);
+  if (ec) return Status::io_error("cannot resolve '" + path + "': " + ec.message());
+  // weakly_canonical keeps a trailing separator as an empty last element.
+  if (!d.empty() && d.filename().empty()) d = d.parent_path();
+  auto [at_d, at_p] = std::mismatch(d.begin(), d.end(), p.begin(), p.end());
+  return at_d == d.end();
 }
 
 }  // namespace carrel::cli

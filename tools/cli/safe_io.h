@@ -27,6 +27,11 @@ namespace carrel::cli {
 Result<std::string> read_bounded(const std::string& path, size_t max_bytes,
                                  const std::string& what, const std::string& limit_name);
 
+// Whether `path` is the directory `dir` or lies inside it, comparing both
+// with symlinks and `..` resolved as far as they exist. An error resolving
+// either is IOError naming it.
+Result<bool> path_is_within(const std::string& path, const std::string& dir);
+
 // Invariant (3). `write` fills the temporary file's stream.
 Status write_file_atomically(const std::string& path,
                              const std::function<Status(std::ostream&)>& write);

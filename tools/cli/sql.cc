@@ -20,8 +20,8 @@
 #include "tools/cli/cli.h"
 #include "tools/cli/line_editor.h"
 #include "tools/cli/output.h"
-#include "tools/cli/snapshot_pages.h"
 #include "tools/cli/safe_io.h"
+#include "tools/cli/snapshot_pages.h"
 
 namespace carrel::cli {
 namespace {
@@ -119,9 +119,22 @@ constexpr std::string_view kTablesQuery =
     "SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' "
     "ESCAPE '\\' ORDER BY name";
 
-// Runs a dot command. kQuit is reported through *quit.
+// How the statements of each mode run, as .help tells it.
+constexpr std::string_view kReplTurns = "each runs as its own turn (one commit)";
+constexpr std::string_view kScriptTurns =
+    "the statements of the script (or QUERY) run as one turn: all of them commit, or on an "
+    "error none";
+constexpr std::string_view kReplSnapshots =
+    "each runs on a fresh read-only snapshot (the engine is open in another process), and "
+    "nothing is written";
+constexpr std::string_view kScriptSnapshot =
+    "the statements of the script (or QUERY) run on one read-only snapshot (the engine is open "
+    "in another process), and nothing is written";
+
+// Runs a dot command. kQuit is reported through *quit. turns: how the
+// statements run in this mode (one of the k*Turns, k*Snapshot* texts).
 Status run_dot(const Globals& g, const SqlExec& exec, const std::string& cmd, std::ostream& out,
-               bool* quit) {
+               std::string_view turns, bool* quit) {
   std::istringstream words(cmd);
   std::string name, arg, extra;
   words >> name >> arg >> extra;
@@ -133,7 +146,8 @@ Status run_dot(const Globals& g, const SqlExec& exec, const std::string& cmd, st
     out << ".tables          list tables and views\n"
            ".schema [TABLE]  show CREATE statements\n"
            ".quit            leave\n"
-           "Statements end with ';'; each runs as one turn (one commit).\n";
+           "Statements end with ';'; "
+        << turns << ".\n";
     return Status::ok();
   }
   if (name == ".tables" && arg.empty()) {
@@ -170,8 +184,8 @@ Status run_dot(const Globals& g, const SqlExec& exec, const std::string& cmd, st
 }
 
 Status run_step(const Globals& g, const SqlExec& exec, const Step& step, std::ostream& out,
-                bool* quit) {
-  if (step.dot) return run_dot(g, exec, step.text, out, quit);
+                std::string_view turns, bool* quit) {
+  if (step.dot) return run_dot(g, exec, step.text, out, turns, quit);
   CARREL_ASSIGN_OR_RETURN(SqlCursor c, exec(step.text, {}));
   print_cursor(g, c, out);
   return Status::ok();
@@ -264,7 +278,7 @@ int run_script(const Globals& g, Engine& engine, const ObjectRef& ref, std::istr
     SqlExec exec = exec_in(ctx);
     for (const Step& step : steps) {
       bool quit = false;
-      Status st = run_step(g, exec, step, out, &quit);
+      Status st = run_step(g, exec, step, out, kScriptTurns, &quit);
       if (!st.is_ok()) {
         failed = &step;
         return st;
@@ -291,7 +305,7 @@ int run_script(const Globals& g, Engine& engine, const ObjectRef& ref, std::istr
 // write is refused naming busy (why the engine could not be opened).
 Status run_on_snapshot(const Globals& g, store::Store& store, const ObjectSpec& spec,
                        const std::vector<Step>& steps, std::ostream& out, const Status& busy,
-                       const Step** failed, bool* quit) {
+                       std::string_view turns, const Step** failed, bool* quit) {
   CARREL_ASSIGN_OR_RETURN(ResolvedObject r, resolve_object(store, spec, /*must_exist=*/true));
   CARREL_ASSIGN_OR_RETURN(store::ReadTxn txn, store.begin_read());
   SnapshotPageSource pages(txn, r.ref.id, store.sql_page_bytes(), r.record->sql_pages);
@@ -304,7 +318,7 @@ Status run_on_snapshot(const Globals& g, store::Store& store, const ObjectSpec& 
   Status s;
   for (const Step& step : steps) {
     *failed = &step;
-    s = run_step(g, exec, step, out, quit);
+    s = run_step(g, exec, step, out, turns, quit);
     if (s.code() == Code::kInvalidArgument &&
         s.message().find("readonly database") != std::string::npos) {
       s = Status(Code::kBusy, "only read-only statements (SELECT, EXPLAIN, read-only pragmas) " +
@@ -324,7 +338,7 @@ int run_script_on_snapshot(const Globals& g, store::Store& store, const ObjectSp
   std::ostringstream out;
   const Step* failed = nullptr;
   bool quit = false;
-  Status s = run_on_snapshot(g, store, spec, steps, out, busy, &failed, &quit);
+  Status s = run_on_snapshot(g, store, spec, steps, out, busy, kScriptSnapshot, &failed, &quit);
   if (!s.is_ok())
     return fail(Status(s.code(), "sql: " + s.message() + where_failed(failed, steps.size())));
   std::cout << out.str();
@@ -355,12 +369,12 @@ int cmd_sql(const Globals& g, const std::string& obj, const std::optional<std::s
     }
     auto r = resolve_object(store, *spec, /*must_exist=*/true);
     if (!r.is_ok()) return fail(r.status());
-    return run_repl(display_bytes(r->ref.label()),
-                    " (read-only: the engine is open in another process)",
-                    [&](const Step& step, std::ostream& out, bool* quit) {
-                      const Step* failed = nullptr;
-                      return run_on_snapshot(g, store, *spec, {step}, out, busy, &failed, quit);
-                    });
+    return run_repl(
+        display_bytes(r->ref.label()), " (read-only: the engine is open in another process)",
+        [&](const Step& step, std::ostream& out, bool* quit) {
+          const Step* failed = nullptr;
+          return run_on_snapshot(g, store, *spec, {step}, out, busy, kReplSnapshots, &failed, quit);
+        });
   }
   if (!engine.is_ok()) return fail(engine.status());
   store::Store& store = store_of(**engine);
@@ -374,11 +388,12 @@ int cmd_sql(const Globals& g, const std::string& obj, const std::optional<std::s
   }
   if (repl) {
     Engine& e = **engine;
-    return run_repl(
-        display_bytes(r->ref.label()), "", [&](const Step& step, std::ostream& out, bool* quit) {
-          return e.run(r->ref,
-                       [&](Context& ctx) { return run_step(g, exec_in(ctx), step, out, quit); });
-        });
+    return run_repl(display_bytes(r->ref.label()), "",
+                    [&](const Step& step, std::ostream& out, bool* quit) {
+                      return e.run(r->ref, [&](Context& ctx) {
+                        return run_step(g, exec_in(ctx), step, out, kReplTurns, quit);
+                      });
+                    });
   }
   auto script = read_script_stdin();
   if (!script.is_ok())

@@ -476,7 +476,11 @@ int cmd_verify(const Globals& g, const std::optional<std::string>& obj) {
   if (!s.is_ok() && s.code() != Code::kCorruption) return fail(s.with_context("verify"));
   // A structural failure is the last problem: verify stopped there.
   std::vector<std::string> problems = v.problems();
-  if (!s.is_ok()) problems.push_back(s.message() + " (verify stopped here)");
+  if (!s.is_ok()) {
+    std::string m = s.message();  // verify is what the remedy's parenthesis names
+    if (m.ends_with(kPageRemedy)) m.resize(m.size() - kPageRemedy.size());
+    problems.push_back(m + " (verify stopped here)");
+  }
   if (progress_line) std::cout << "\r\033[K" << std::flush;
   if (g.json) {
     JsonWriter j;
@@ -497,14 +501,14 @@ int cmd_verify(const Globals& g, const std::optional<std::string>& obj) {
               << ", " << count_of(v.sql_checked(), "SQL database", "SQL databases") << ", "
               << count_of(total, "LMDB entry", "LMDB entries") << '\n';
     for (const auto& p : problems) std::cout << "PROBLEM: " << p << '\n';
-    std::cout << (problems.empty()
-                      ? "no problems found"
-                      : count_of(problems.size(), "problem", "problems") + " found")
+    std::cout << (problems.empty() ? "no problems found"
+                                   : count_of(problems.size(), "problem", "problems") + " found")
               << '\n';
   }
   if (problems.empty()) return kExitOk;
-  return fail("verify found " + std::to_string(problems.size()) + " problem" +
-              (problems.size() == 1 ? "" : "s") + " in '" + g.dir + "'");
+  return fail("verify found " + count_of(problems.size(), "problem", "problems") + " in '" + g.dir +
+              "'" +
+              (s.is_ok() ? "" : "; its data.mdb is damaged: restore the directory from a backup"));
 }
 
 }  // namespace carrel::cli

@@ -1,6 +1,7 @@
 // Writing commands: init, kv put / delete, alarms set / delete, restore,
 // backup. Each change is one Engine::run turn (invariant (2) of cli.h).
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -60,28 +61,12 @@ constexpr size_t kImportLineBytesMax = size_t{4} << 20;
 static_assert(kImportLineBytesMax >= (495 + (size_t{2} << 20)) / 3 * 4 + 4096,
               "an import line must fit a default-sized KV entry in base64");
 
-// Export targets: never a file of the engine directory; an existing file only with --force.
-Status check_export_target(const Globals& g, const std::string& out, bool force) {
-  std::error_code ec;
-  fs::path dir = fs::weakly_canonical(g.dir, ec);
-  fs::path target = fs::weakly_canonical(out, ec);
-  if (ec) return Status::invalid_argument("export file '" + out + "': " + ec.message());
-  auto [d, t] = std::mismatch(dir.begin(), dir.end(), target.begin(), target.end());
-  if (d == dir.end()) {
-    return Status::invalid_argument("export file '" + out + "' lies inside the engine directory '" +
-                                    g.dir + "'; write it elsewhere");
-  }
-  if (fs::is_directory(target, ec)) {
-    return Status::invalid_argument("export file '" + out + "' is a directory");
-  }
-  if (!force && fs::exists(target, ec)) {
-    return Status::invalid_argument("export file '" + out + "' exists; give --force to replace it");
-  }
-  return Status::ok();
-}
-
-// WHEN of alarms set: "now", "+N[ms|s|m|h|d]" from now, or a time parse_time() accepts.
+// WHEN of alarms set: "now", "+N[ms|s|m|h|d]" from now, or a time parse_time()
+// accepts; every error lists the accepted forms and range.
 Result<UnixMs> parse_when(const std::string& text, UnixMs now) {
+  constexpr std::string_view kForms =
+      "RFC 3339 (2030-01-01T09:00:00Z), epoch milliseconds, `now`, or +N with unit ms, s, m, h "
+      "or d from now (+30s, +7d)";
   if (text == "now") return now;
   if (!text.empty() && text[0] == '+') {
     size_t digits = 1;
@@ -93,14 +78,44 @@ Result<UnixMs> parse_when(const std::string& text, UnixMs now) {
                     : unit == "h"                 ? 3600000
                     : unit == "d"                 ? 86400000
                                                   : 0;
-    if (digits == 1 || digits > 12 || scale == 0) {
-      return Status::invalid_argument("time '" + text +
-                                      "' is not a valid offset; expected +N with unit ms, s, m, h "
-                                      "or d (e.g. +30s)");
+    if (digits == 1 || scale == 0) {
+      return Status::invalid_argument("time '" + text + "' is not a valid offset; expected " +
+                                      std::string(kForms));
     }
-    return now + std::stoll(text.substr(1, digits - 1)) * scale;
+    // Past 18 digits N could overflow; any N past the limit is refused alike.
+    int64_t max_n = (kTimeMsMax - now) / scale;
+    std::string n_text = text.substr(1, digits - 1);
+    if (digits - 1 > 18 || std::stoll(n_text) > max_n) {
+      return Status::invalid_argument("time '" + text +
+                                      "' reaches past 9999-12-31T23:59:59.999Z, "
+                                      "the latest time; from now the offset is at most +" +
+                                      std::to_string(max_n) + unit);
+    }
+    return now + std::stoll(n_text) * scale;
   }
-  return parse_time(text);
+  return parse_time(text, kForms);
+}
+
+bool is_pipe(int fd) {
+  struct stat st {};
+  return ::fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+// An import error in the CLI's words: the command and the object once (the
+// engine's messages begin "import: "), the input by name where the engine
+// says "the input", and what an empty pipe means.
+Status import_error(const Status& s, const std::string& input, bool from_pipe,
+                    const ObjectRef& ref) {
+  constexpr std::string_view kPrefix = "import: ", kInput = "the input";
+  std::string m = s.message();
+  if (m.starts_with(kPrefix)) m.erase(0, kPrefix.size());
+  if (m.starts_with(kInput)) m.replace(0, kInput.size(), input);
+  if (m == input + " is empty" && from_pipe) {
+    m += " (the command writing into the pipe wrote nothing: when it is `carrel export`, it "
+         "failed, and its error is above)";
+  }
+  return Status(s.code(),
+                "import " + display_bytes(ref.label()) + ": " + m + "; nothing was imported");
 }
 
 void print_done(const Globals& g, const std::string& human, JsonWriter& j) {
@@ -116,10 +131,15 @@ void print_done(const Globals& g, const std::string& human, JsonWriter& j) {
 int cmd_init(const Globals& g) {
   std::error_code ec;
   if (fs::exists(fs::path(g.dir) / "data.mdb", ec)) {
-    return fail("'" + g.dir + "' already holds a carrel engine");
+    return fail("'" + g.dir + "' already holds a carrel engine; use it as it is (`carrel --dir " +
+                g.dir + " objects`), or name a new directory to init");
   }
-  if (fs::exists(g.dir, ec) && !(fs::is_directory(g.dir, ec) && fs::is_empty(g.dir, ec))) {
-    return fail("'" + g.dir + "' exists and is not an empty directory");
+  if (fs::exists(g.dir, ec) && !fs::is_directory(g.dir, ec)) {
+    return fail("'" + g.dir + "' is a file; init makes an engine in a new or empty directory");
+  }
+  if (fs::exists(g.dir, ec) && !fs::is_empty(g.dir, ec)) {
+    return fail("'" + g.dir + "' exists and is not an empty directory; init makes an engine " +
+                "only in a new or empty directory, so that it mixes with no other files");
   }
   Options o;
   o.dir = g.dir;
@@ -246,8 +266,20 @@ int cmd_alarms_delete(const Globals& g, const std::string& obj, const std::strin
 int cmd_restore(const Globals& g, const std::string& obj, const std::string& bookmark) {
   auto w = begin_write(g, obj, /*must_exist=*/true);
   if (!w.is_ok()) return fail(w.status());
-  auto parsed = history::Bookmark::parse_for(bookmark, w->ref.id);
+  auto parsed = history::Bookmark::parse(bookmark);
   if (!parsed.is_ok()) return fail(parsed.status());
+  if (parsed->id != w->ref.id) {
+    // The bookmark's object in the CLI's notation: its label, else its id.
+    std::string owner = "#" + parsed->id.to_hex() + " (which has no record in " + g.dir + ")";
+    auto spec = parse_object(parsed->id.to_hex());
+    if (spec.is_ok()) {
+      auto r = resolve_object(store_of(*w->engine), *spec, /*must_exist=*/true);
+      if (r.is_ok()) owner = display_bytes(r->ref.label());
+    }
+    std::string label = display_bytes(w->ref.label());
+    return fail("bookmark '" + bookmark + "' belongs to object " + owner + ", not " + label +
+                "; `carrel history " + label + "` lists the bookmarks of " + label);
+  }
   auto undo = w->engine->restore(w->ref, bookmark);
   if (!undo.is_ok()) return fail(undo.status().with_context("restore " + w->ref.label()));
   JsonWriter j;
@@ -259,29 +291,6 @@ int cmd_restore(const Globals& g, const std::string& obj, const std::string& boo
     std::cout << "restored " << display_bytes(w->ref.label()) << " to " << bookmark << '\n'
               << "to undo this restore: carrel restore " << obj << ' ' << *undo << '\n';
   }
-  return kExitOk;
-}
-
-int cmd_export(const Globals& g, const std::string& obj, const std::optional<std::string>& out,
-               bool force) {
-  bool to_file = out && *out != "-";
-  if (to_file) {
-    Status s = check_export_target(g, *out, force);
-    if (!s.is_ok()) return fail(s);
-  }
-  auto w = begin_write(g, obj, /*must_exist=*/true);
-  if (!w.is_ok()) return fail(w.status());
-  if (!to_file) {
-    Status s = export_object(*w->engine, w->ref, std::cout);
-    std::cout.flush();
-    if (s.is_ok() && !std::cout) s = Status::io_error("cannot write the export to stdout");
-    return s.is_ok() ? kExitOk : fail(s.with_context("export " + w->ref.label()));
-  }
-  // Invariant (3) of safe_io.h: a failed export leaves no partial file.
-  Status s = write_file_atomically(
-      *out, [&](std::ostream& f) { return export_object(*w->engine, w->ref, f); });
-  if (!s.is_ok()) return fail(s.with_context("export " + w->ref.label()));
-  if (!g.json) std::cerr << "exported " << display_bytes(w->ref.label()) << " to " << *out << '\n';
   return kExitOk;
 }
 
@@ -313,7 +322,7 @@ int cmd_import(const Globals& g, const std::string& obj, const std::optional<std
     return fail("import " + display_bytes(w->ref.label()) + ": cannot read " + what + ": " +
                 buf.read_error() + "; nothing was imported");
   }
-  if (!s.is_ok()) return fail(s.with_context("import " + w->ref.label()));
+  if (!s.is_ok()) return fail(import_error(s, what, is_pipe(fd), w->ref));
   std::string bookmark = bookmark_after(*w);
   JsonWriter j;
   j.begin_object().field("object", w->ref.label()).field("bookmark", bookmark);
@@ -323,20 +332,28 @@ int cmd_import(const Globals& g, const std::string& obj, const std::optional<std
 
 int cmd_backup(const Globals& g, const std::string& dest) {
   std::error_code ec;
+  // A copy inside the directory it copies would be copied into the next
+  // backup. (A missing engine directory is open_engine's error, below.)
+  auto inside = fs::is_directory(g.dir, ec) ? path_is_within(dest, g.dir) : Result<bool>(false);
+  if (!inside.is_ok()) return fail(inside.status().with_context("backup"));
+  if (*inside) {
+    return fail("backup destination '" + dest + "' is the engine directory '" + g.dir +
+                "' or lies inside it; back up to a directory outside it");
+  }
   bool dest_existed = fs::exists(dest, ec);
   if (dest_existed && !fs::is_directory(dest, ec)) {
-    return fail("backup destination '" + dest + "' exists and is not a directory");
+    return fail("backup destination '" + dest +
+                "' exists and is not a directory; name a new or empty directory");
   }
   if (dest_existed) {
     // The partial file of a backup cut short (kill -9) holds nothing: the copy replaces it.
     for (const auto& e : fs::directory_iterator(dest, ec)) {
       if (e.path().filename() != store::Store::kBackupPartialFile) {
-        return fail("backup destination '" + dest + "' exists and is not an empty directory");
+        return fail("backup destination '" + dest +
+                    "' exists and is not an empty directory; name a new or empty directory (a "
+                    "backup replaces nothing and mixes with no other files)");
       }
     }
-  }
-  if (fs::exists(g.dir, ec) && dest_existed && fs::equivalent(g.dir, dest, ec)) {
-    return fail("backup destination '" + dest + "' is the engine directory");
   }
   // A read-only environment copies one consistent snapshot, so a backup works
   // beside a running engine.
