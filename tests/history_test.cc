@@ -299,6 +299,7 @@ TEST_F(EngineHistoryTest, Carrel3DirectoryReadsAsItIsAndMigratesAtWritableOpen) 
   }
   open();
   EXPECT_EQ(stored_format(*engine_), "carrel-4");
+  EXPECT_EQ(engine_->core()->store().migrated_from(), "carrel-3");
   EXPECT_TRUE(snapshot(ref) == snaps.back());
   clock_->advance_ms(5);
   ASSERT_TRUE(engine_->run(ref, [&](Context& ctx) { return random_turn(ctx, rng, 8); }).is_ok());
@@ -307,6 +308,7 @@ TEST_F(EngineHistoryTest, Carrel3DirectoryReadsAsItIsAndMigratesAtWritableOpen) 
   EXPECT_TRUE(snapshot(ref) == snaps[2]);
   expect_integrity(ref);
   reopen();
+  EXPECT_EQ(engine_->core()->store().migrated_from(), "");  // once
   EXPECT_TRUE(snapshot(ref) == snaps[2]);
 }
 
