@@ -6,32 +6,69 @@
 
 namespace carrel::history {
 namespace {
-// 2 (carrel-3): an entry's before-image may be a page delta (invariant (7)).
-constexpr uint8_t kLogVersion = 2;
+// 2 (carrel-3): fixed-width fields, whole keys. 3 (carrel-4): varints, and a
+// key under the record's own object prefix holds only what follows the id
+// (invariant (9)). Both decode; encode writes the newest.
+constexpr uint8_t kFixedVersion = 2;
+constexpr uint8_t kCompactVersion = 3;
 // How an entry holds its value: absent, whole, or a page delta (invariant (7)).
 enum class Form : uint8_t { kAbsent = 0, kWhole = 1, kDelta = 2 };
-// version, id, seq, time, prev_no
-constexpr size_t kHeaderBytes = 1 + store::kIdBytes + 8 + 8 + 8;
-// Entries a record of n bytes can hold at most: each takes at least 6 bytes
-// (db, key length, presence), so a count past this is malformed, not a
-// reason to reserve memory.
-constexpr size_t kEntryBytesMin = 1 + 4 + 1;
+// Version 3's entry tag: the database in the low bits, the form above it,
+// and whether the key is the record's id followed by the stored bytes.
+constexpr uint8_t kTagDbMask = 0x0f;
+constexpr int kTagFormShift = 4;
+constexpr uint8_t kTagFormMask = 0x30;
+constexpr uint8_t kTagOwnKey = 0x40;
+static_assert(store::kDbCount <= kTagDbMask + 1, "a database number fits the tag");
+// Version 3's flags byte.
+constexpr uint8_t kFlagUndoKept = 0x01;
+// version, id, seq, time, prev_no; counters and flags (version 3 at most)
+constexpr size_t kHeaderBytesMax = 1 + store::kIdBytes + 3 * store::kVarintBytesMax;
+constexpr size_t kSummaryBytesMax = kHeaderBytesMax + 1 + 6 * store::kVarintBytesMax + 2 * 5;
+// Entries a record of n bytes can hold at most: each takes at least this
+// many bytes (version 2: db, key length, form; version 3: tag, key length),
+// so a count past that is malformed, not a reason to reserve memory.
+constexpr size_t entry_bytes_min(uint8_t version) {
+  return version == kFixedVersion ? 1 + 4 + 1 : 1 + 1;
+}
 
-void encode_entries(store::Writer& w, const std::vector<UndoEntry>& entries) {
-  w.u32(static_cast<uint32_t>(entries.size()));
+void encode_entries(store::Writer& w, const ObjectId& id, const std::vector<UndoEntry>& entries) {
+  w.varint(entries.size());
+  const std::string_view prefix = id.raw();
   for (const UndoEntry& e : entries) {
-    w.u8(static_cast<uint8_t>(e.db));
-    w.str32(e.key);
     Form form = !e.before ? Form::kAbsent : e.delta ? Form::kDelta : Form::kWhole;
-    w.u8(static_cast<uint8_t>(form));
-    if (e.before) w.str32(*e.before);
+    const bool own = std::string_view(e.key).starts_with(prefix);  // invariant (9)
+    w.u8(static_cast<uint8_t>(static_cast<uint8_t>(e.db) |
+                              static_cast<uint8_t>(form) << kTagFormShift |
+                              (own ? kTagOwnKey : 0)));
+    w.vstr(own ? std::string_view(e.key).substr(prefix.size()) : std::string_view(e.key));
+    if (e.before) w.vstr(*e.before);
   }
 }
 
+// The database, key and form of one entry, in either version.
+bool decode_entry_head(store::Reader& r, uint8_t version, const ObjectId& id, uint8_t* db,
+                       uint8_t* form, std::string* key) {
+  if (version == kFixedVersion) return r.u8(db) && r.str32(key) && r.u8(form);
+  uint8_t tag = 0;
+  std::string_view stored;
+  if (!r.u8(&tag) || (tag & ~(kTagDbMask | kTagFormMask | kTagOwnKey)) != 0 || !r.vstr(&stored)) {
+    return false;
+  }
+  *db = tag & kTagDbMask;
+  *form = static_cast<uint8_t>((tag & kTagFormMask) >> kTagFormShift);
+  key->clear();
+  if (tag & kTagOwnKey) key->append(id.raw());
+  key->append(stored);
+  return true;
+}
+
 // Malformed entries are Corruption naming the section and the entry.
-Status decode_entries(store::Reader& r, std::string_view section, std::vector<UndoEntry>* out) {
+Status decode_entries(store::Reader& r, uint8_t version, const ObjectId& id,
+                      std::string_view section, std::vector<UndoEntry>* out) {
   uint32_t n = 0;
-  if (!r.u32(&n) || n > r.remaining() / kEntryBytesMin) return r.corruption(section);
+  bool counted = version == kFixedVersion ? r.u32(&n) : r.varint(&n);
+  if (!counted || n > r.remaining() / entry_bytes_min(version)) return r.corruption(section);
   out->reserve(n);
   for (uint32_t i = 0; i < n; ++i) {
     UndoEntry e;
@@ -40,14 +77,14 @@ Status decode_entries(store::Reader& r, std::string_view section, std::vector<Un
       return r.corruption(std::string(section) + ", entry " + std::to_string(i) + ": " +
                           std::string(what));
     };
-    if (!r.u8(&db) || db >= store::kDbCount || !r.str32(&e.key) || !r.u8(&form) ||
+    if (!decode_entry_head(r, version, id, &db, &form, &e.key) || db >= store::kDbCount ||
         form > static_cast<uint8_t>(Form::kDelta)) {
       return bad("database, key or form");
     }
     e.db = static_cast<store::Db>(db);
     if (form != static_cast<uint8_t>(Form::kAbsent)) {
       std::string v;
-      if (!r.str32(&v)) return bad("value");
+      if (!(version == kFixedVersion ? r.str32(&v) : r.vstr(&v))) return bad("value");
       e.before = std::move(v);
     }
     if (form == static_cast<uint8_t>(Form::kDelta)) {
@@ -62,23 +99,40 @@ Status decode_entries(store::Reader& r, std::string_view section, std::vector<Un
   return Status::ok();
 }
 
-bool decode_header_into(store::Reader& r, LogHeader* h) {
+// The header in either version; *version is the one read.
+bool decode_header_into(store::Reader& r, LogHeader* h, uint8_t* version) {
   std::string_view id;
-  if (!r.version(kLogVersion) || !r.raw(store::kIdBytes, &id)) return false;
+  if (!r.version_in(kFixedVersion, kCompactVersion, version) || !r.raw(store::kIdBytes, &id)) {
+    return false;
+  }
   h->id = ObjectId::from_raw(id);
-  return r.u64(&h->seq) && r.i64(&h->time_ms) && r.u64(&h->prev_no);
+  if (*version == kFixedVersion) return r.u64(&h->seq) && r.i64(&h->time_ms) && r.u64(&h->prev_no);
+  return r.varint(&h->seq) && r.svarint(&h->time_ms) && r.varint(&h->prev_no);
+}
+
+bool decode_counters(store::Reader& r, uint8_t version, LogRecord* rec) {
+  uint8_t kept = 0;
+  CounterDeltas& d = rec->deltas;
+  if (version == kFixedVersion) {
+    bool ok = r.u32(&rec->sql_pages_before) && r.u32(&rec->sql_pages_after) && r.i64(&d.kv_keys) &&
+              r.i64(&d.kv_bytes) && r.i64(&d.alarms) && r.i64(&d.dead_letters) && r.u8(&kept) &&
+              kept <= 1;
+    rec->undo_kept = kept == 1;
+    return ok;
+  }
+  bool ok = r.u8(&kept) && (kept & ~kFlagUndoKept) == 0 && r.varint(&rec->sql_pages_before) &&
+            r.varint(&rec->sql_pages_after) && r.svarint(&d.kv_keys) && r.svarint(&d.kv_bytes) &&
+            r.svarint(&d.alarms) && r.svarint(&d.dead_letters);
+  rec->undo_kept = (kept & kFlagUndoKept) != 0;
+  return ok;
 }
 
 // Everything before the entries; the reader stays at the undo section.
-Status decode_summary_into(store::Reader& r, LogRecord* rec) {
-  if (!decode_header_into(r, &rec->header)) return r.corruption("header");
-  uint8_t kept = 0;
-  bool ok = r.u32(&rec->sql_pages_before) && r.u32(&rec->sql_pages_after) &&
-            r.i64(&rec->deltas.kv_keys) && r.i64(&rec->deltas.kv_bytes) &&
-            r.i64(&rec->deltas.alarms) && r.i64(&rec->deltas.dead_letters) && r.u8(&kept) &&
-            kept <= 1;
-  if (!ok) return r.corruption("counters of seq " + std::to_string(rec->header.seq));
-  rec->undo_kept = kept == 1;
+Status decode_summary_into(store::Reader& r, LogRecord* rec, uint8_t* version) {
+  if (!decode_header_into(r, &rec->header, version)) return r.corruption("header");
+  if (!decode_counters(r, *version, rec)) {
+    return r.corruption("counters of seq " + std::to_string(rec->header.seq));
+  }
   return Status::ok();
 }
 
@@ -86,11 +140,33 @@ Status decode_summary_into(store::Reader& r, LogRecord* rec) {
 
 std::string LogRecord::encode() const {
   std::string out;
-  size_t bytes = kHeaderBytes + 4 + 4 + 4 * 8 + 1 + 4 + 4;
-  for (const UndoEntry& e : undo) bytes += 10 + e.key.size() + (e.before ? e.before->size() : 0);
+  size_t bytes = kSummaryBytesMax + 2 * store::kVarintBytesMax;
+  for (const UndoEntry& e : undo) {
+    bytes += 1 + 2 * store::kVarintBytesMax + e.key.size() + (e.before ? e.before->size() : 0);
+  }
   out.reserve(bytes);
   store::Writer w(&out);
-  w.version(kLogVersion);
+  w.version(kCompactVersion);
+  w.raw(header.id.raw());
+  w.varint(header.seq);
+  w.svarint(header.time_ms);
+  w.varint(header.prev_no);
+  w.u8(undo_kept ? kFlagUndoKept : 0);  // invariant (8)
+  w.varint(sql_pages_before);
+  w.varint(sql_pages_after);
+  w.svarint(deltas.kv_keys);
+  w.svarint(deltas.kv_bytes);
+  w.svarint(deltas.alarms);
+  w.svarint(deltas.dead_letters);
+  encode_entries(w, header.id, undo);
+  encode_entries(w, header.id, redo);  // invariant (5)
+  return out;
+}
+
+std::string LogRecord::encode_fixed() const {
+  std::string out;
+  store::Writer w(&out);
+  w.version(kFixedVersion);
   w.raw(header.id.raw());
   w.u64(header.seq);
   w.i64(header.time_ms);
@@ -101,33 +177,45 @@ std::string LogRecord::encode() const {
   w.i64(deltas.kv_bytes);
   w.i64(deltas.alarms);
   w.i64(deltas.dead_letters);
-  w.u8(undo_kept ? 1 : 0);  // invariant (8)
-  encode_entries(w, undo);
-  encode_entries(w, redo);  // invariant (5)
+  w.u8(undo_kept ? 1 : 0);
+  for (const auto* entries : {&undo, &redo}) {
+    w.u32(static_cast<uint32_t>(entries->size()));
+    for (const UndoEntry& e : *entries) {
+      w.u8(static_cast<uint8_t>(e.db));
+      w.str32(e.key);
+      Form form = !e.before ? Form::kAbsent : e.delta ? Form::kDelta : Form::kWhole;
+      w.u8(static_cast<uint8_t>(form));
+      if (e.before) w.str32(*e.before);
+    }
+  }
   return out;
 }
 
 Result<LogHeader> LogRecord::decode_header(std::string_view b) {
   store::Reader r(b, "history log record");
   LogHeader h;
-  if (!decode_header_into(r, &h)) return r.corruption("header");
+  uint8_t version = 0;
+  if (!decode_header_into(r, &h, &version)) return r.corruption("header");
   return h;
 }
 
 Result<LogRecord> LogRecord::decode_summary(std::string_view b) {
   store::Reader r(b, "history log record");
   LogRecord rec;
-  CARREL_RETURN_IF_ERROR(decode_summary_into(r, &rec));
+  uint8_t version = 0;
+  CARREL_RETURN_IF_ERROR(decode_summary_into(r, &rec, &version));
   return rec;
 }
 
 Result<LogRecord> LogRecord::decode(std::string_view b) {
   store::Reader r(b, "history log record");
   LogRecord rec;
-  CARREL_RETURN_IF_ERROR(decode_summary_into(r, &rec));
+  uint8_t version = 0;
+  CARREL_RETURN_IF_ERROR(decode_summary_into(r, &rec, &version));
   const std::string seq = std::to_string(rec.header.seq);
-  CARREL_RETURN_IF_ERROR(decode_entries(r, "undo entries of seq " + seq, &rec.undo));
-  CARREL_RETURN_IF_ERROR(decode_entries(r, "redo section of seq " + seq, &rec.redo));
+  const ObjectId& id = rec.header.id;
+  CARREL_RETURN_IF_ERROR(decode_entries(r, version, id, "undo entries of seq " + seq, &rec.undo));
+  CARREL_RETURN_IF_ERROR(decode_entries(r, version, id, "redo section of seq " + seq, &rec.redo));
   if (!r.done()) return r.corruption("bytes past the redo section of seq " + seq);
   return rec;
 }

@@ -39,6 +39,13 @@
 //      record's log_no is 0). Its summary (seq, time, sql_pages_after, the
 //      counter deltas) is what rebuilds the object record from the log
 //      (history/tail.h).
+//  (9) Encoding (store/codec.h): version 3 (format carrel-4) writes seqs,
+//      times, log numbers, page counts, counter deltas, entry counts and
+//      lengths as varints, and an entry whose key starts with the record's
+//      object id stores only the rest of the key: a first KV write's record
+//      is about 40 bytes, where version 2 (carrel-3) took 113. Every reader
+//      decodes both (a directory migrated from carrel-3 holds both); encode
+//      writes version 3, and the decoded record is the same either way.
 #pragma once
 
 #include <lmdb.h>
@@ -93,7 +100,11 @@ struct LogRecord {
   std::vector<UndoEntry> redo;  // invariant (5): empty in this build
 
   std::string encode() const;
+  // Any known version (invariant (9)); a malformed record is Corruption.
   static Result<LogRecord> decode(std::string_view bytes);
+  // Version 2, as carrel-3 wrote it: for tests of records written before
+  // the migration to carrel-4.
+  std::string encode_fixed() const;
   // Reads only the header (cheap: for chain walks and retention).
   static Result<LogHeader> decode_header(std::string_view bytes);
   // Reads the header, the page counts, the deltas and undo_kept, not the

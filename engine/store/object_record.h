@@ -1,4 +1,11 @@
 // The per-object record in the `objects` database.
+//
+// Encoding (codec.h): version 2 (format carrel-4) is a presence mask, the
+// creation time, the nonzero fields as varints (the commit time as its
+// distance from the creation) and the class and name with varint lengths:
+// 30 bytes for a KV-only object with short names, where version 1 (carrel-3)
+// took 78 with every field fixed-width. decode reads both, so a directory
+// migrated from carrel-3 holds records of either version; encode writes 2.
 #pragma once
 
 #include <cstdint>
@@ -24,7 +31,11 @@ struct ObjectRecord {
   uint64_t log_no = 0;  // the newest history log record (0: none)
 
   std::string encode() const;
+  // Any known version; a malformed record is Corruption.
   static Result<ObjectRecord> decode(std::string_view bytes);
+  // Version 1, as carrel-3 wrote it: for tests of records written before
+  // the migration to carrel-4.
+  std::string encode_fixed() const;
   bool operator==(const ObjectRecord&) const = default;
 };
 

@@ -33,10 +33,22 @@ constexpr std::string_view kFormatKey = "format";
 // is written at checkpoints (meta.checkpoint_log_no), the log tail after it
 // rebuilding the newer records (engine/history/tail.h); carrel-2 rewrote
 // each record per commit.
-constexpr std::string_view kFormatValue = "carrel-3";
+// carrel-4: object records and log records use varints and presence
+// masks (object_record.h, history/undo.h (9)). Its readers decode carrel-3's
+// fixed-width records as well, so a carrel-3 directory is migrated in place
+// at a writable open by rewriting this key alone: old records stay as they
+// are and are read as they are, new writes use the compact encoding. A
+// read-only open reads a carrel-3 directory without changing it.
+constexpr std::string_view kFormatValue = "carrel-4";
+constexpr std::string_view kMigratedFormats[] = {"carrel-3"};
 constexpr std::string_view kOlderFormats[] = {"carrel-1", "carrel-2"};
 constexpr std::string_view kPageBytesKey = "sql_page_bytes";
 constexpr unsigned kMaxReaders = 1024;
+
+bool migrated_in_place(std::string_view format) {
+  return std::find(std::begin(kMigratedFormats), std::end(kMigratedFormats), format) !=
+         std::end(kMigratedFormats);
+}
 
 // Invariant (1): directories this process has open, by (device, inode).
 // Function-local, so an engine opened during static initialization (a test
@@ -274,11 +286,36 @@ Status Store::open_env(const StoreOptions& options, bool creating) {
       return from_mdb(rc, "write engine format");
     }
   }
+  bool migrating = false;
+  if (!creating && !read_only_) {
+    CARREL_ASSIGN_OR_RETURN(migrating, migrate_format(txn));
+  }
   rc = mdb_txn_commit(txn);
-  // MDB_NOMETASYNC left the creation's meta page unsynced: sync it, so a
-  // directory that open() returned survives a power loss.
-  if (rc == 0 && creating && options.sync && !read_only_) rc = mdb_env_sync(env_, 1);
+  // MDB_NOMETASYNC left the creation's (or the migration's) meta page
+  // unsynced: sync it, so a directory that open() returned survives a power
+  // loss.
+  if (rc == 0 && (creating || migrating) && options.sync && !read_only_) {
+    rc = mdb_env_sync(env_, 1);
+  }
   return commit_status(rc, "commit database handles", 0);
+}
+
+Result<bool> Store::migrate_format(MDB_txn* txn) {
+  MDB_dbi meta = dbis_[static_cast<size_t>(Db::kMeta)];
+  MDB_val k = to_val(kFormatKey), v;
+  int rc = mdb_get(txn, meta, &k, &v);
+  if (rc == MDB_NOTFOUND || (rc == 0 && !migrated_in_place(from_val(v)))) return false;
+  if (rc == 0) {
+    migrated_from_ = std::string(from_val(v));
+    v = to_val(kFormatValue);
+    rc = mdb_put(txn, meta, &k, &v, 0);
+  }
+  if (rc != 0) {
+    mdb_txn_abort(txn);
+    return from_mdb(rc,
+                    "migrate the engine format of '" + dir_ + "' to " + std::string(kFormatValue));
+  }
+  return true;
 }
 
 // Invariant (1). writer.lock is taken first (older carrel builds look only
@@ -330,7 +367,10 @@ Status Store::check_meta() {
   MDB_dbi meta = dbi(Db::kMeta);
   MDB_val k = to_val(kFormatKey), v;
   rc = mdb_get(txn, meta, &k, &v);
-  if (rc != 0 || from_val(v) != kFormatValue) {
+  // A read-only open reads a carrel-3 directory as it is (kFormatValue).
+  bool readable =
+      rc == 0 && (from_val(v) == kFormatValue || (read_only_ && migrated_in_place(from_val(v))));
+  if (!readable) {
     std::string found = rc == 0 ? std::string(from_val(v)) : std::string("none");
     mdb_txn_abort(txn);
     for (std::string_view older : kOlderFormats) {

@@ -96,6 +96,9 @@ class Store {
   const std::string& dir() const { return dir_; }
   bool read_only() const { return read_only_; }
   uint32_t sql_page_bytes() const { return sql_page_bytes_; }
+  // The format this open migrated the directory from ("carrel-3"), or empty
+  // when it found the current one (store.cc kFormatValue).
+  const std::string& migrated_from() const { return migrated_from_; }
 
   // A snapshot of the latest committed state.
   Result<ReadTxn> begin_read();
@@ -133,11 +136,16 @@ class Store {
   Status check_meta();
   // Takes the writer locks of invariant (1); Busy when another process has them.
   Status lock_for_writing();
+  // In the writable open's transaction: rewrites the format key of a
+  // directory in a format this build migrates in place; whether it did.
+  // Aborts txn when it fails.
+  Result<bool> migrate_format(MDB_txn* txn);
   void recycle(MDB_txn* txn);
 
   std::string dir_;
   bool read_only_ = false;
   uint32_t sql_page_bytes_ = 0;
+  std::string migrated_from_;
   MDB_env* env_ = nullptr;
   MDB_dbi dbis_[kDbCount] = {};
   int lock_fd_ = -1;
