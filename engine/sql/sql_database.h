@@ -148,7 +148,7 @@ class SqlDatabase {
   Status error(int rc);
   void note_lost_turn();
   static int on_progress(void* self);
-  static int64_t now_ns();  // steady clock
+  static int64_t now_ns();  // coarse monotonic clock (invariant 7)
 
   PageFileBinding binding_;  // address given to the VFS: SqlDatabase never moves
   std::unique_ptr<PageFileRegistration> registration_;
