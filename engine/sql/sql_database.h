@@ -138,6 +138,7 @@ class SqlDatabase {
   Status check_page_size();
   Status usable() const;
   Status check_query(std::string_view query, const std::vector<SqlValue>& args) const;
+  Status check_args(const std::vector<SqlValue>& args) const;  // check_query's bindings part
   Result<Prepared> prepare(std::string_view sql);
   Status run(sqlite3_stmt* stmt, const std::vector<SqlValue>* args, SqlCursor* cursor);
   Status bind_all(sqlite3_stmt* stmt, const std::vector<SqlValue>& args);

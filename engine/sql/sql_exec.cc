@@ -41,6 +41,11 @@ class StatementGuard {
   bool cached_;
 };
 
+// The text is built only on refusal: exec() checks every query it runs.
+Status refused(const std::string& label, const std::string& why) {
+  return Status::invalid_argument("object " + label + ": " + why);
+}
+
 size_t value_bytes(const SqlValue& v) {
   if (const auto* t = std::get_if<std::string>(&v)) return t->size();
   if (const auto* b = std::get_if<Blob>(&v)) return b->bytes.size();
@@ -104,13 +109,21 @@ std::vector<std::string> column_names(sqlite3_stmt* stmt) {
 }  // namespace
 
 Result<SqlCursor> SqlDatabase::exec(std::string_view query, const std::vector<SqlValue>& args) {
-  CARREL_RETURN_IF_ERROR(check_query(query, args));
+  // A query found in the cache is one statement whose text passed
+  // check_query() under these limits when it was prepared: only the bindings
+  // are new. This skips scanning the text three times per statement.
+  sqlite3_stmt* cached = statements_.find(query);
+  CARREL_RETURN_IF_ERROR(cached != nullptr ? check_args(args) : check_query(query, args));
   CARREL_RETURN_IF_ERROR(begin_turn());
   TempBudgetScope temp_scope(&temp_);  // vfs.h invariant 5
   try {
     SqlCursor cursor;
     const int64_t changes_before = sqlite3_total_changes64(db_);
-    std::string_view rest = query;
+    if (cached != nullptr) {
+      StatementGuard guard(cached, /*cached=*/true);
+      CARREL_RETURN_IF_ERROR(run(cached, &args, &cursor));
+    }
+    std::string_view rest = cached != nullptr ? std::string_view() : query;
     while (!holds_no_statement(rest)) {
       CARREL_ASSIGN_OR_RETURN(Prepared p, prepare(rest));
       rest = p.tail;
@@ -127,30 +140,31 @@ Result<SqlCursor> SqlDatabase::exec(std::string_view query, const std::vector<Sq
 }
 
 Status SqlDatabase::check_query(std::string_view query, const std::vector<SqlValue>& args) const {
-  // Built only on refusal: exec() runs this for every statement.
-  auto refuse = [this](const std::string& why) {
-    return Status::invalid_argument("object " + label_ + ": " + why);
-  };
-  if (holds_no_statement(query)) return refuse("SQL query is empty");
+  if (holds_no_statement(query)) return refused(label_, "SQL query is empty");
   // SQLite takes lengths as int; the limit is clamped like SQLITE_LIMIT_SQL_LENGTH.
   const size_t bytes_max = std::min<size_t>(limits_.statement_bytes_max, INT_MAX);
   if (query.size() > bytes_max) {
-    return refuse("SQL query is " + std::to_string(query.size()) +
-                  " bytes; sql_statement_bytes_max is " + std::to_string(bytes_max));
+    return refused(label_, "SQL query is " + std::to_string(query.size()) +
+                               " bytes; sql_statement_bytes_max is " + std::to_string(bytes_max));
   }
   // SQLite stops reading at a NUL byte; the rest of the query would never run.
   if (size_t nul = query.find('\0'); nul != std::string_view::npos) {
-    return refuse("SQL query has a NUL byte at offset " + std::to_string(nul));
+    return refused(label_, "SQL query has a NUL byte at offset " + std::to_string(nul));
   }
+  return check_args(args);
+}
+
+Status SqlDatabase::check_args(const std::vector<SqlValue>& args) const {
   if (args.size() > static_cast<size_t>(limits_.params_max)) {
-    return refuse(std::to_string(args.size()) + " SQL bindings given; sql_params_max is " +
-                  std::to_string(limits_.params_max));
+    return refused(label_, std::to_string(args.size()) + " SQL bindings given; sql_params_max is " +
+                               std::to_string(limits_.params_max));
   }
   for (size_t i = 0; i < args.size(); ++i) {
     if (value_bytes(args[i]) <= limits_.value_bytes_max) continue;
-    return refuse("SQL binding " + std::to_string(i + 1) + " is " +
-                  std::to_string(value_bytes(args[i])) + " bytes; sql_value_bytes_max is " +
-                  std::to_string(limits_.value_bytes_max));
+    return refused(label_, "SQL binding " + std::to_string(i + 1) + " is " +
+                               std::to_string(value_bytes(args[i])) +
+                               " bytes; sql_value_bytes_max is " +
+                               std::to_string(limits_.value_bytes_max));
   }
   return Status::ok();
 }
