@@ -99,6 +99,28 @@ TEST(SqlExec, LimitsAreNamedInErrors) {
                "too big");
 }
 
+// exec() skips checking the text of a query it finds in the statement cache;
+// the bindings of every run are still checked.
+TEST(SqlExec, CachedStatementStillChecksItsBindings) {
+  MemoryPageSource pages;
+  SqlLimits limits;
+  limits.params_max = 2;
+  limits.value_bytes_max = 1000;
+  auto db = open_sql(&pages, limits);
+  ASSERT_TRUE(db);
+  must_exec(db.get(), "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
+  const std::string insert = "INSERT INTO t(id, v) VALUES (?, ?)";
+  must_exec(db.get(), insert, {int64_t{1}, Blob{"a"}});  // now cached
+  expect_error(exec_status(db.get(), insert, {int64_t{2}, Blob{std::string(2000, 'b')}}),
+               Code::kInvalidArgument, "sql_value_bytes_max is 1000");
+  expect_error(exec_status(db.get(), insert, {int64_t{2}}), Code::kInvalidArgument,
+               "expects 2 bindings; 1 given");
+  expect_error(exec_status(db.get(), insert, {int64_t{2}, Blob{"b"}, int64_t{3}}),
+               Code::kInvalidArgument, "sql_params_max is 2");
+  must_exec(db.get(), insert, {int64_t{2}, Blob{"b"}});
+  EXPECT_EQ(exec_int(db.get(), "SELECT count(*) FROM t"), 2);
+}
+
 TEST(SqlExec, SeveralStatementsReturnTheLastOnesRows) {
   MemoryPageSource pages;
   auto db = open_sql(&pages);

@@ -84,6 +84,7 @@ Status ObjectPageSource::truncate(uint32_t new_count) {
 void ObjectPageSource::take_turn_writes(CommitBatch* batch) {
   // store/checksum.h (4): each page is sealed in place, and the batch and the
   // pending pages share it.
+  batch->pages.reserve(batch->pages.size() + turn_pages_.size());
   for (auto& [n, page] : turn_pages_) {
     store::SealedBytes sealed;
     if (page)

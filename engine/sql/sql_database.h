@@ -138,6 +138,7 @@ class SqlDatabase {
   Status check_page_size();
   Status usable() const;
   Status check_query(std::string_view query, const std::vector<SqlValue>& args) const;
+  Status check_args(const std::vector<SqlValue>& args) const;  // check_query's bindings part
   Result<Prepared> prepare(std::string_view sql);
   Status run(sqlite3_stmt* stmt, const std::vector<SqlValue>* args, SqlCursor* cursor);
   Status bind_all(sqlite3_stmt* stmt, const std::vector<SqlValue>& args);
@@ -148,7 +149,7 @@ class SqlDatabase {
   Status error(int rc);
   void note_lost_turn();
   static int on_progress(void* self);
-  static int64_t now_ns();  // steady clock
+  static int64_t now_ns();  // coarse monotonic clock (invariant 7)
 
   PageFileBinding binding_;  // address given to the VFS: SqlDatabase never moves
   std::unique_ptr<PageFileRegistration> registration_;

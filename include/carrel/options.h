@@ -99,7 +99,8 @@ struct Options {
   // The SQL budget of one turn (handlers, the CLI's sql command, imports):
   // its statements together may run at most sql_turn_steps_max SQLite
   // virtual-machine steps (checked every 1000 steps) and spend at most
-  // sql_turn_ms_max milliseconds of wall time inside SQLite. Past either the
+  // sql_turn_ms_max milliseconds of wall time inside SQLite (read on the
+  // coarse monotonic clock: right to a few ms). Past either the
   // running statement is interrupted and the turn fails Aborted naming the
   // option: its SQL is rolled back and nothing of it commits. 0: no limit.
   uint64_t sql_turn_steps_max = 0;

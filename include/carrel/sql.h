@@ -40,7 +40,8 @@ SqlValue to_sql_value(T&& v) {
   else if constexpr (std::is_same_v<D, bool>) return int64_t{v ? 1 : 0};
   else if constexpr (std::is_integral_v<D>) return static_cast<int64_t>(v);
   else if constexpr (std::is_floating_point_v<D>) return static_cast<double>(v);
-  else if constexpr (std::is_same_v<D, Blob>) return std::forward<T>(v);
+  else if constexpr (std::is_same_v<D, Blob> || std::is_same_v<D, std::string>)
+    return std::forward<T>(v);
   else return std::string(std::string_view(v));
 }
 
@@ -93,7 +94,11 @@ class Sql {
   // errors and refusals by the authorizer (the message names the rule).
   template <typename... Args>
   Result<SqlCursor> exec(std::string_view query, Args&&... args) {
-    return exec_values(query, std::vector<SqlValue>{to_sql_value(std::forward<Args>(args))...});
+    // Not a braced list: its elements would be copied, a text or blob twice.
+    std::vector<SqlValue> values;
+    values.reserve(sizeof...(Args));
+    (values.push_back(to_sql_value(std::forward<Args>(args))), ...);
+    return exec_values(query, std::move(values));
   }
   Result<SqlCursor> exec_values(std::string_view query, std::vector<SqlValue> args);
   // Used pages x page size, in bytes.
