@@ -169,7 +169,8 @@ target "same run: data directory <= 200 B/object beyond keys and values" "$(calc
 # Per-operation CPU paths from carrel-micro (ns per item): the in-turn cost the
 # targets name, without the request loop's round trip.
 micro_ns() {  # micro_ns BENCHMARK_NAME
-  awk -v n="$1/real_time" '$1==n {
+  # Benchmarks that count the whole process's CPU carry /process_time in their name.
+  awk -v n="$1/real_time" -v p="$1/process_time/real_time" '$1==n || $1==p {
     for (i = 2; i <= NF; i++) if ($i ~ /^items_per_second=/) {
       v = $i; sub(/^items_per_second=/, "", v); sub(/\/s$/, "", v); m = 1
       if (v ~ /k$/) { m = 1e3; sub(/k$/, "", v) } else if (v ~ /M$/) { m = 1e6; sub(/M$/, "", v) } else if (v ~ /G$/) { m = 1e9; sub(/G$/, "", v) }
