@@ -25,7 +25,7 @@ using carrel::alarm::CronExpr;
 
 constexpr UnixMs kMsPerMinute = 60'000;
 constexpr int64_t kSecondsPerDay = 86'400;
-// Longer than the longest gap between matches (8 years, cron.h) and than next_after's horizon.
+// Longer than the longest gap between matches (40 years, cron.h) and than next_after's horizon.
 constexpr int64_t kOracleDays = int64_t{CronExpr::kSearchYears} * 366 + 2;
 
 UnixMs floor_div(UnixMs a, UnixMs b) {

@@ -63,6 +63,10 @@ const NextCase kNextCases[] = {
     {"0 0 29 2 *", "2024-02-29 00:00", "2028-02-29 00:00", "from a leap day itself"},
     {"0 0 29 2 *", "2096-03-01 00:00", "2104-02-29 00:00", "2100 is not a leap year"},
     {"0 0 29 2 *", "2399-03-01 00:00", "2400-02-29 00:00", "2400 is a leap year"},
+    // The longest gaps need the day rule's AND: a weekday on one date.
+    {"0 0 29 2 */7", "2088-03-01 00:00", "2128-02-29 00:00", "leap-day Sunday: 40 years"},
+    {"28 0 */7 3 2", "1968-02-29 00:00", "1977-03-01 00:28", "Tuesday 1 March: 9 years"},
+    {"0 0 1 3 */7", "2099-03-02 00:00", "2105-03-01 00:00", "Sunday 1 March across 2100"},
     {"0 0 30 2 *", "2026-01-01 00:00", nullptr, "February never has a 30th"},
     {"0 0 31 4,6,9,11 *", "2026-01-01 00:00", nullptr, "30-day months never have a 31st"},
     // Day-of-month OR day-of-week when both are restricted.

@@ -50,10 +50,14 @@ class CronExpr {
   // The text parse() was given.
   const std::string& text() const { return text_; }
 
-  // The search horizon of next_after: the longest gap between matches of a satisfiable
-  // expression is 8 years ("0 0 29 2 *" from 2096-03-01 waits until 2104-02-29, as 2100
-  // is not a leap year), so 9 years means "never" is never a false negative.
-  static constexpr int kSearchYears = 9;
+  // The search horizon of next_after. The longest gap between matches of a satisfiable
+  // expression is 40 years: a day rule that requires both fields can ask for the 29th of
+  // February on one weekday ("0 0 29 2 */7" is a leap day that is a Sunday), which comes
+  // every 28 years except across a skipped leap year (2088-02-29, then 2128-02-29, as 2100
+  // is not a leap year). Without the day rule the longest is 8 years ("0 0 29 2 *" from
+  // 2096-03-01 until 2104-02-29). 41 years means "never" is never a false negative; the gap
+  // was found by enumerating every (month, day, weekday) over the 400-year Gregorian cycle.
+  static constexpr int kSearchYears = 41;
 
  private:
   CronExpr() = default;
