@@ -52,7 +52,8 @@ Committer::Committer(store::Store& store, Records& records, Clock& clock, const 
       hooks_(std::move(hooks)),
       counters_(counters),
       defer_meta_sync_(options.defer_meta_sync),
-      release_before_sync_(g_release_before_sync.load()) {}
+      release_before_sync_(g_release_before_sync.load()),
+      tail_(store.env(), sync_) {}
 
 Committer::~Committer() { stop(); }
 
@@ -238,6 +239,8 @@ void Committer::commit_group(std::vector<Item>& group) {
   committed(
       Release{commit_number_, std::move(live), std::move(writer->sent()), writer->earliest_alarm()},
       wrote, meta_synced);
+  // After the release, between transactions (tail_reserve.h (1)).
+  if (wrote) tail_.after_commit();
 }
 
 Status Committer::choose_meta_sync(bool* meta_synced) {

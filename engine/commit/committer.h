@@ -52,6 +52,7 @@
 #include "engine/commit/counters.h"
 #include "engine/commit/records.h"
 #include "engine/store/store.h"
+#include "engine/store/tail_reserve.h"
 
 namespace carrel::detail {
 
@@ -137,6 +138,7 @@ class Committer {
   uint64_t commit_number_ = 0;      // committer thread only
   uint64_t synced_number_ = 0;      // committer thread only: commits up to it are durable (6)
   std::optional<Release> held_;     // committer thread only: the commit (6) waits on
+  store::TailReserve tail_;         // committer thread only: zeros ahead of LMDB's pages (sync)
 
   Mutex mutex_;
   CondVar cv_;
