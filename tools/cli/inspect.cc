@@ -2,6 +2,7 @@
 // bookmark, stats. All read one snapshot of a read-only environment
 // (invariant (1) of cli.h).
 #include <algorithm>
+#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -519,6 +520,14 @@ int cmd_stats(const Globals& g) {
   uint64_t page = env_stat.ms_psize;
   uint64_t used_bytes = (static_cast<uint64_t>(info.me_last_pgno) + 1) * page;
   uint64_t sql_bytes = sql_pages * st.sql_page_bytes();
+  // data.mdb may run on past its last page: zeros kept ahead for sync commits
+  // (engine/store/tail_reserve.h).
+  std::error_code size_error;
+  const uint64_t file_bytes = std::filesystem::file_size(st.dir() + "/data.mdb", size_error);
+  if (size_error) {
+    return fail(Status::io_error("stat '" + st.dir() + "/data.mdb': " + size_error.message()));
+  }
+  const uint64_t ahead_bytes = file_bytes > used_bytes ? file_bytes - used_bytes : 0;
   if (g.json) {
     JsonWriter j;
     j.begin_object().field("dir", st.dir()).field("objects", objects);
@@ -527,6 +536,7 @@ int cmd_stats(const Globals& g) {
     j.field("sql_page_bytes", st.sql_page_bytes());
     j.field("alarms", alarms).field("dead_letters", dead);
     j.field("map_bytes", static_cast<uint64_t>(info.me_mapsize)).field("used_bytes", used_bytes);
+    j.field("file_bytes", file_bytes);
     j.field("lmdb_page_bytes", page)
         .field("last_txn_id", static_cast<uint64_t>(info.me_last_txnid));
     j.field("readers", static_cast<uint64_t>(info.me_numreaders));
@@ -555,7 +565,13 @@ int cmd_stats(const Globals& g) {
             << format_bytes(info.me_mapsize) << " map, last txn " << info.me_last_txnid << ", "
             << count_of(info.me_numreaders, "reader slot", "reader slots") << " used ("
             << st.dead_readers_at_open()
-            << " of dead processes freed now)\n\n";
+            << " of dead processes freed now)\n"
+            << "file          " << format_bytes(file_bytes) << " data.mdb";
+  if (ahead_bytes > 0) {
+    std::cout << ", " << format_bytes(ahead_bytes)
+              << " of it zeros past the last page (kept ahead for sync commits)";
+  }
+  std::cout << "\n\n";
   Table t({"DATABASE", "ENTRIES", "DEPTH", "PAGES", "SIZE"});
   for (size_t c : {1, 2, 3, 4}) t.align_right(c);
   for (const auto& f : dbs) {
