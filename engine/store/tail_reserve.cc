@@ -13,7 +13,9 @@
 namespace carrel::store {
 namespace {
 
-const char kZeros[TailReserve::kChunkBytes] = {};
+// Never written. Not const, so it lives in .bss (pages of the shared zero page
+// until touched) instead of as a megabyte of zeros in the binary's .rodata.
+alignas(4096) char zero_chunk[TailReserve::kChunkBytes];
 // statfs(2) f_type values.
 constexpr long kExt4Magic = 0xEF53;  // ext2, ext3 and ext4 share it
 constexpr long kXfsMagic = 0x58465342;
@@ -69,7 +71,7 @@ void TailReserve::after_commit() {
   // (3): at most kReserveMaxBytes / kChunkBytes + 1 writes.
   for (uint64_t at = start; at < end;) {
     const size_t n = static_cast<size_t>(std::min(kChunkBytes, end - at));
-    const ssize_t w = ::pwrite(fd_, kZeros, n, static_cast<off_t>(at));
+    const ssize_t w = ::pwrite(fd_, zero_chunk, n, static_cast<off_t>(at));
     if (w <= 0) {
       on_ = false;  // (4): a full disk, or the file refused; LMDB grows it itself
       return;
