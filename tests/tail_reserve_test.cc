@@ -5,7 +5,10 @@
 
 #include <gtest/gtest.h>
 #include <lmdb.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <string>
@@ -188,6 +191,41 @@ TEST(TailReserveTest, EnvironmentWithAReserveReopensAndWritesIntoIt) {
     EXPECT_EQ(reserve.zero_bytes_written(), 0u) << "the reserve left by the last open still has room";
     EXPECT_EQ(env.file_bytes(), file);
   }
+}
+
+// A zero write the file system refuses (here: past RLIMIT_FSIZE, so EFBIG)
+// turns the reserve off for the open and fails no commit (tail_reserve.h (4)).
+// In a child process, so the limit binds nothing else.
+TEST(TailReserveTest, RefusedZeroWriteTurnsTheReserveOffAndCommitsGoOn) {
+  testing::TempDir dir;
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int code = 0;
+    {
+      Env env(dir.path());
+      TailReserve reserve(env.get(), true);
+      env.put(0, 10);
+      if (reserve.on()) {
+        ::signal(SIGXFSZ, SIG_IGN);
+        const rlim_t limit = env.file_bytes() + 65536;
+        struct rlimit rl {limit, limit};
+        if (::setrlimit(RLIMIT_FSIZE, &rl) != 0) ::_exit(10);
+        reserve.after_commit();
+        if (reserve.on()) code = 11;                 // (4): off after the refused write
+        if (env.file_bytes() > limit) code = 12;     // nothing past the limit
+        env.put(10, 5);                              // LMDB goes on inside the limit
+        reserve.after_commit();                      // off: writes nothing
+        if (!env.holds(15)) code = 13;
+      }
+    }
+    ::_exit(code);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "the child died of a signal";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "10: setrlimit failed; 11: still on; 12: wrote past the "
+                                       "limit; 13: data lost";
 }
 
 }  // namespace
