@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/store/keys.h"
@@ -291,6 +292,31 @@ TEST(CommitterTest, ReleaseBeforeSyncSwitchReleasesAtCommit) {
   EXPECT_EQ(f.outputs.order(), (std::vector<std::string>{"a1"}));
   f.gate.release();
   ASSERT_TRUE(f.outputs.wait_count(2));
+}
+
+// Invariant (8): after a commit of three batches that took long (held in the
+// hook), a lone batch waits at most kLingerMaxUs for two more that never
+// come, then commits on its own.
+TEST(CommitterTest, LingerForALargerGroupEndsAtItsBound) {
+  Fixture f(Durability::kSync);
+  f.options.defer_meta_sync = false;  // LMDB's own sync commit, the default
+  ASSERT_TRUE(f.start());
+  const ObjectRef c = ObjectRef::named("Counter", "c");
+  auto cs = std::make_shared<CommitProgress>();
+  ASSERT_TRUE(f.hold_commit_1());
+  f.submit_write(kB, f.b, "1", "b1");
+  f.submit_write(c, cs, "1", "c1");
+  f.submit_output(kA, f.a, "a-read");
+  f.gate.pass();                  // commit 2 takes b1, c1 and a-read...
+  ASSERT_TRUE(f.gate.wait_held(2).has_value());
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // ...and takes 20 ms
+  f.gate.release();
+  ASSERT_TRUE(f.outputs.wait_count(4));
+  f.submit_write(kA, f.a, "2", "a2");
+  ASSERT_TRUE(f.outputs.wait_count(5)) << "the linger did not end";
+  EXPECT_TRUE(f.outputs.status_of("a2").is_ok());
+  EXPECT_EQ(f.stored(kA), "2");
+  EXPECT_EQ(f.stats().commits, 3u);
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 #include "engine/commit/committer.h"
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <set>
 #include <string>
 #include <unordered_set>
@@ -53,6 +55,7 @@ Committer::Committer(store::Store& store, Records& records, Clock& clock, const 
       counters_(counters),
       defer_meta_sync_(options.defer_meta_sync),
       release_before_sync_(g_release_before_sync.load()),
+      linger_(sync_ && options.group_commit_linger),
       tail_(store.env(), sync_) {}
 
 Committer::~Committer() { stop(); }
@@ -93,6 +96,7 @@ void Committer::run() {
       MutexLock lock(mutex_);
       // Invariant (6): a held commit waits for the next group only while one is queued.
       while (!stopping_ && queue_.empty() && !held_) cv_.wait(mutex_);
+      linger();
       if (!queue_.empty() && !queue_.front().batch) {
         group.push_back(std::move(queue_.front()));
         queue_.pop_front();
@@ -117,8 +121,30 @@ void Committer::run() {
       (void)sync_and_release();
       continue;
     }
-    if (group.front().batch) commit_group(group);
-    else run_task(group.front());
+    if (group.front().batch) {
+      const auto begin = std::chrono::steady_clock::now();
+      commit_group(group);
+      last_group_batches_ = group.size();
+      last_commit_us_ = std::chrono::duration_cast<std::chrono::microseconds>(
+                            std::chrono::steady_clock::now() - begin)
+                            .count();
+    } else {
+      run_task(group.front());
+    }
+  }
+}
+
+void Committer::linger() {
+  // Invariant (8): only before a commit of batches, never before a task, and
+  // only while the queue is shorter than the last group.
+  if (!linger_ || stopping_ || queue_.empty() || !queue_.front().batch) return;
+  if (queue_.size() >= last_group_batches_) return;
+  const int64_t us = std::min(last_commit_us_ / kLingerDivisor, kLingerMaxUs);
+  if (us <= 0) return;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
+  // Bounded by the deadline; submit() and stop() notify.
+  while (!stopping_ && queue_.size() < last_group_batches_) {
+    if (cv_.wait_until(mutex_, deadline) == std::cv_status::timeout) break;
   }
 }
 

@@ -4,8 +4,8 @@
 //  (1) Only the committer thread begins LMDB write transactions.
 //  (2) Group commit: each write transaction takes every batch waiting when it
 //      begins (up to kGroupBatchesMax / kGroupBytesMax), from all objects, and
-//      commits them with one fsync (sync mode). No timers: the batch is
-//      whatever queued while the previous commit ran.
+//      commits them with one fsync (sync mode). The batch is whatever queued
+//      while the previous commit ran, with one bounded wait (8).
 //  (3) Outputs are released only after the commit that holds their turn (and
 //      every earlier turn of the same object) is durable (6); in nosync mode,
 //      after it returned from mdb_txn_commit.
@@ -35,6 +35,15 @@
 //  (7) The record cache (records.h) is published after mdb_txn_commit
 //      succeeded and before durable_seq moves (records.h (2)); stop() ends
 //      with a checkpoint, so a directory closed cleanly has no log tail.
+//  (8) Linger (sync mode, Options::group_commit_linger). Clients that wait
+//      for their replies split into cohorts: the callers a commit releases
+//      run their next turns while the next commit already runs with the
+//      other callers' turns, so each commit holds about half of them. Before
+//      a sync commit, while fewer batches are queued than the last commit
+//      held, the committer waits for more, at most a quarter of the last
+//      commit's duration and never more than kLingerMaxUs. With one batch in
+//      the last commit, or nosync, it never waits; a submit ends the wait as
+//      soon as the queue holds as many batches as the last commit did.
 #pragma once
 
 #include <deque>
@@ -71,6 +80,10 @@ class Committer {
   static constexpr size_t kGroupBatchesMax = 4096;
   static constexpr size_t kGroupBytesMax = size_t{64} << 20;
   static_assert(kGroupBatchesMax > 0 && kGroupBytesMax > 0, "a group takes at least one batch");
+  // Invariant (8): the longest linger, and the share of the last commit's duration.
+  static constexpr int64_t kLingerMaxUs = 2000;
+  static constexpr int64_t kLingerDivisor = 4;
+  static_assert(kLingerMaxUs > 0 && kLingerDivisor >= 2, "a linger is short beside a commit");
 
   // Breaks invariant (6) on purpose, for the power-cut test's check of the
   // checker (tests/crash/worker.cc): committers constructed while it is set
@@ -104,6 +117,8 @@ class Committer {
     std::optional<int64_t> earliest_alarm;
   };
   void run();
+  // Invariant (8): waits (mutex_ held) while the queue is shorter than the last group.
+  void linger() REQUIRES(mutex_);
   void commit_group(std::vector<Item>& group);
   void run_task(Item& item);
   // Invariant (6): sets MDB_NOMETASYNC for the next commit: on when a group is
@@ -138,6 +153,9 @@ class Committer {
   uint64_t commit_number_ = 0;      // committer thread only
   uint64_t synced_number_ = 0;      // committer thread only: commits up to it are durable (6)
   std::optional<Release> held_;     // committer thread only: the commit (6) waits on
+  const bool linger_;               // Options::group_commit_linger, sync mode only (8)
+  size_t last_group_batches_ = 0;   // committer thread only: the last commit's batches (8)
+  int64_t last_commit_us_ = 0;      // committer thread only: how long it took (8)
   store::TailReserve tail_;         // committer thread only: zeros ahead of LMDB's pages (sync)
 
   Mutex mutex_;

@@ -53,6 +53,13 @@ struct Options {
   // 0.82x, hot-object sync 0.67x, median of 3 in one binary; see
   // docs/design-notes.md). For many independent writers that do not wait.
   bool defer_meta_sync = false;
+  // Sync mode: before a commit, while fewer turns are queued than the last
+  // commit held, wait for more: at most a quarter of the last commit's
+  // duration, never more than 2 ms (engine/commit/committer.h (8)). Clients
+  // that wait for their replies otherwise split into two cohorts that commit
+  // in turn, each commit holding half of them. No wait with one client or in
+  // nosync mode. See docs/design-notes.md for the measurements.
+  bool group_commit_linger = true;
 
   // Address space reserved for the LMDB map (not disk). Hitting it is NoSpace.
   uint64_t map_bytes_max = uint64_t{64} << 30;
