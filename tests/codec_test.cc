@@ -6,6 +6,7 @@
 #include "engine/history/undo.h"
 #include "engine/store/keys.h"
 #include "engine/store/object_record.h"
+#include "tests/carrel3_records.h"
 
 namespace carrel::store {
 namespace {
@@ -172,7 +173,7 @@ ObjectRecord full_record() {
 // carrel-3's version 1 still decodes to the same record.
 TEST(CodecTest, ObjectRecordOfEitherVersionDecodesToTheSameRecord) {
   for (ObjectRecord o : {full_record(), ObjectRecord{}}) {
-    for (const std::string& b : {o.encode(), o.encode_fixed()}) {
+    for (const std::string& b : {o.encode(), testing::encode_carrel3(o)}) {
       auto back = ObjectRecord::decode(b);
       ASSERT_TRUE(back.is_ok()) << back.status().message();
       EXPECT_EQ(*back, o);
@@ -198,13 +199,13 @@ TEST(CodecTest, NewObjectRecordIsAboutItsNames) {
   o.kv_bytes = 101;
   o.log_no = 1000000;
   EXPECT_LE(o.encode().size(), 18 + o.class_name.size() + o.name.size());
-  EXPECT_LT(o.encode().size() * 2, o.encode_fixed().size());
+  EXPECT_LT(o.encode().size() * 2, testing::encode_carrel3(o).size());
 }
 
 // Invariant (2): every truncation and any trailing byte is Corruption.
 TEST(CodecTest, ObjectRecordRoundTripsAndRefusesDamage) {
   ObjectRecord o = full_record();
-  for (const std::string& b : {o.encode(), o.encode_fixed()}) {
+  for (const std::string& b : {o.encode(), testing::encode_carrel3(o)}) {
     auto back = ObjectRecord::decode(b);
     ASSERT_TRUE(back.is_ok()) << back.status().message();
     EXPECT_EQ(*back, o);
@@ -236,7 +237,7 @@ history::LogRecord sample_log_record() {
 // own keys lose their id prefix on disk, not in the record.
 TEST(CodecTest, LogRecordOfEitherVersionDecodesToTheSameRecord) {
   history::LogRecord rec = sample_log_record();
-  for (const std::string& b : {rec.encode(), rec.encode_fixed()}) {
+  for (const std::string& b : {rec.encode(), testing::encode_carrel3(rec)}) {
     auto back = history::LogRecord::decode(b);
     ASSERT_TRUE(back.is_ok()) << back.status().message();
     EXPECT_EQ(*back, rec);
@@ -258,7 +259,7 @@ TEST(CodecTest, FirstWriteLogRecordIsSmall) {
   rec.deltas = {1, 101, 0, 0};
   rec.undo.push_back({Db::kKv, object_key(id, "k"), std::nullopt});
   EXPECT_LE(rec.encode().size(), 40u);
-  EXPECT_LT(rec.encode().size() * 2, rec.encode_fixed().size());
+  EXPECT_LT(rec.encode().size() * 2, testing::encode_carrel3(rec).size());
 }
 
 // undo.h (9): an entry tag with unknown bits is Corruption, not a guess.

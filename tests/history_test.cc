@@ -15,6 +15,7 @@
 
 #include "carrel/carrel.h"
 #include "engine/history/undo.h"
+#include "tests/carrel3_records.h"
 #include "tests/store_probe.h"
 #include "tests/test_util.h"
 
@@ -257,12 +258,12 @@ void rewrite_as_carrel_3(const std::string& dir) {
   rewrite(store::Db::kObjects, [](std::string_view b) {
     auto r = store::ObjectRecord::decode(b);
     EXPECT_TRUE(r.is_ok()) << r.status().to_string();
-    return r.is_ok() ? r->encode_fixed() : std::string(b);
+    return r.is_ok() ? testing::encode_carrel3(*r) : std::string(b);
   });
   rewrite(store::Db::kHistory, [](std::string_view b) {
     auto r = history::LogRecord::decode(b);
     EXPECT_TRUE(r.is_ok()) << r.status().to_string();
-    return r.is_ok() ? r->encode_fixed() : std::string(b);
+    return r.is_ok() ? testing::encode_carrel3(*r) : std::string(b);
   });
   testing::damage_db(dir, store::Db::kMeta, "format", "carrel-3");
 }

@@ -291,6 +291,31 @@ TEST(ObjectNames, ASendToALongerNameFailsTheSend) {
   EXPECT_EQ(sent.code(), Code::kInvalidArgument) << sent.to_string();
 }
 
+// A call to an object whose name is too long fails before ctx.call's commit
+// point: the turn's earlier writes are not committed by a call never made.
+TEST(ObjectNames, ACallToALongerNameFailsBeforeTheTurnCommits) {
+  Fixture f;
+  ASSERT_TRUE(f.open());
+  const ObjectRef caller = ObjectRef::named("Note", "caller");
+  const ObjectRef target = ObjectRef::named("Note", std::string(kObjectNameBytesMax + 1, 'n'));
+  Status called = Status::ok();
+  Status turn = f.engine->run(caller, [&](Context& ctx) -> Status {
+    CARREL_RETURN_IF_ERROR(ctx.kv().put("written", "before the call"));
+    called = ctx.call(target, "put", "v").status();
+    return called;
+  });
+  EXPECT_EQ(called.code(), Code::kInvalidArgument) << called.to_string();
+  EXPECT_NE(called.message().find("kObjectNameBytesMax"), std::string::npos) << called.to_string();
+  EXPECT_EQ(turn.code(), Code::kInvalidArgument) << turn.to_string();
+  std::optional<std::string> written = std::string("unread");
+  Status read = f.engine->run(caller, [&](Context& ctx) -> Status {
+    CARREL_ASSIGN_OR_RETURN(written, ctx.kv().get("written"));
+    return Status::ok();
+  });
+  ASSERT_TRUE(read.is_ok()) << read.to_string();
+  EXPECT_EQ(written, std::nullopt);
+}
+
 // A class name longer than kClassNameBytesMax is refused when registered.
 TEST(ObjectNames, ALongerClassNameIsRefusedAtRegistration) {
   Fixture f;

@@ -398,5 +398,37 @@ TEST(StoreOpenTest, StoreRecordsFormatAndPageSize) {
   EXPECT_EQ((*e)->core()->store().sql_page_bytes(), 4096u);
 }
 
+// from_mdb carries what LMDB found in the Status's code and detail, so a
+// caller tells a damaged page apart without reading the message.
+TEST(StoreErrorTest, LmdbDamagedPageIsCorruptionWithTheDamagedPageDetail) {
+  for (int rc : {MDB_PAGE_NOTFOUND, MDB_CORRUPTED}) {
+    Status s = store::from_mdb(rc, "read from kv");
+    EXPECT_EQ(s.code(), Code::kCorruption) << s.to_string();
+    EXPECT_EQ(s.detail(), Detail::kDamagedPage) << s.to_string();
+  }
+}
+
+TEST(StoreErrorTest, LmdbFailedTransactionIsIOErrorWithTheFailedTxnDetail) {
+  Status s = store::from_mdb(MDB_BAD_TXN, "read from kv");
+  EXPECT_EQ(s.code(), Code::kIOError) << s.to_string();
+  EXPECT_EQ(s.detail(), Detail::kFailedTxn) << s.to_string();
+}
+
+TEST(StoreErrorTest, OtherLmdbErrorsCarryNoDetail) {
+  for (int rc : {MDB_NOTFOUND, MDB_MAP_FULL, MDB_INVALID, MDB_VERSION_MISMATCH, MDB_READERS_FULL,
+                 EIO, ENOSPC}) {
+    Status s = store::from_mdb(rc, "read from kv");
+    EXPECT_FALSE(s.is_ok());
+    EXPECT_EQ(s.detail(), Detail::kNone) << s.to_string();
+  }
+}
+
+TEST(StoreErrorTest, ContextKeepsTheDetail) {
+  Status s = store::from_mdb(MDB_PAGE_NOTFOUND, "read from kv").with_context("object Room:a");
+  EXPECT_EQ(s.code(), Code::kCorruption);
+  EXPECT_EQ(s.detail(), Detail::kDamagedPage);
+  EXPECT_TRUE(s.message().starts_with("object Room:a: read from kv: ")) << s.message();
+}
+
 }  // namespace
 }  // namespace carrel

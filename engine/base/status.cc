@@ -30,7 +30,7 @@ Status Status::with_context(std::string_view context) const {
   std::string m(context);
   m += ": ";
   m += message_;
-  return {code_, std::move(m)};
+  return {code_, std::move(m), detail_};
 }
 
 }  // namespace carrel

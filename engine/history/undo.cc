@@ -163,34 +163,6 @@ std::string LogRecord::encode() const {
   return out;
 }
 
-std::string LogRecord::encode_fixed() const {
-  std::string out;
-  store::Writer w(&out);
-  w.version(kFixedVersion);
-  w.raw(header.id.raw());
-  w.u64(header.seq);
-  w.i64(header.time_ms);
-  w.u64(header.prev_no);
-  w.u32(sql_pages_before);
-  w.u32(sql_pages_after);
-  w.i64(deltas.kv_keys);
-  w.i64(deltas.kv_bytes);
-  w.i64(deltas.alarms);
-  w.i64(deltas.dead_letters);
-  w.u8(undo_kept ? 1 : 0);
-  for (const auto* entries : {&undo, &redo}) {
-    w.u32(static_cast<uint32_t>(entries->size()));
-    for (const UndoEntry& e : *entries) {
-      w.u8(static_cast<uint8_t>(e.db));
-      w.str32(e.key);
-      Form form = !e.before ? Form::kAbsent : e.delta ? Form::kDelta : Form::kWhole;
-      w.u8(static_cast<uint8_t>(form));
-      if (e.before) w.str32(*e.before);
-    }
-  }
-  return out;
-}
-
 Result<LogHeader> LogRecord::decode_header(std::string_view b) {
   store::Reader r(b, "history log record");
   LogHeader h;

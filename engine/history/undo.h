@@ -18,7 +18,9 @@
 //      letters, and the object record's sql_pages).
 //  (5) The redo section is counted and empty in this build; a later one fills
 //      it with after-images in the undo entries' form without a format change.
-//  (6) Every log record is encoded and decoded here (LogRecord), nowhere else.
+//  (6) Every log record is encoded and decoded here (LogRecord), nowhere else
+//      in the engine; tests write carrel-3's version 2 with
+//      tests/carrel3_records.h, a frozen copy of what carrel-3 wrote.
 //  (7) An undo entry of a SQL page the commit changed in place (the page
 //      existed before and after, at one size) may hold a delta
 //      (page_delta.h) instead of the whole before-image: the bytes that
@@ -102,9 +104,6 @@ struct LogRecord {
   std::string encode() const;
   // Any known version (invariant (9)); a malformed record is Corruption.
   static Result<LogRecord> decode(std::string_view bytes);
-  // Version 2, as carrel-3 wrote it: for tests of records written before
-  // the migration to carrel-4.
-  std::string encode_fixed() const;
   // Reads only the header (cheap: for chain walks and retention).
   static Result<LogHeader> decode_header(std::string_view bytes);
   // Reads the header, the page counts, the deltas and undo_kept, not the

@@ -74,6 +74,11 @@ Result<std::string> Stub::call_blocking(std::string_view method, std::string_vie
 
 void Stub::call_async(std::string_view method, std::string_view payload, ReplyCallback done,
                       CallOptions options) {
+  Status checked = detail::check_object_ref(object_, "call");  // engine_core.h (4)
+  if (!checked.is_ok()) {
+    done(checked);
+    return;
+  }
   core_->call(object_, Request{std::string(method), std::string(payload)}, options, {},
               std::move(done));
 }

@@ -246,9 +246,15 @@ std::shared_ptr<ObjectSlot> EngineCore::slot_for(Shard& shard, const ObjectId& i
 }
 
 Status EngineCore::post(Event event) {
+  CARREL_RETURN_IF_ERROR(check_object_ref(event.object, "event"));
+  return post_checked(std::move(event));
+}
+
+Status EngineCore::post_checked(Event event) {
+  CARREL_DASSERT(check_object_ref(event.object, "event").is_ok(),
+                 "engine_core.h (4): the entry that took the event checked its object");
   // close() waits for posts in progress before it stops the workers, so an
   // event accepted here always finds a worker (seq_cst pairs with close()).
-  CARREL_RETURN_IF_ERROR(check_object_ref(event.object, "event"));
   InProgress in_progress(posts_in_progress_);
   if (closing_.load()) {
     return Status::aborted("engine is closing; event for " + event.object.label() + " not accepted");
@@ -320,11 +326,11 @@ bool EngineCore::run_inline(Event& event) {
   return true;
 }
 
-Result<std::string> EngineCore::run_or_post_and_wait(Event& event) {
+Result<std::string> EngineCore::run_or_post_and_wait(Event& event, std::string_view use) {
   ReplySlot<Result<std::string>> reply;
-  CARREL_RETURN_IF_ERROR(check_object_ref(event.object, "call"));
+  CARREL_RETURN_IF_ERROR(check_object_ref(event.object, use));  // invariant (4)
   event.done = [&reply](Result<std::string> r) { reply.fill(std::move(r)); };
-  if (!run_inline(event)) CARREL_RETURN_IF_ERROR(post(std::move(event)));
+  if (!run_inline(event)) CARREL_RETURN_IF_ERROR(post_checked(std::move(event)));
   return reply.wait();
 }
 
@@ -335,7 +341,7 @@ Result<std::string> EngineCore::call_blocking(const ObjectRef& object, Request r
   ev.object = object;
   ev.request = std::move(request);
   ev.allow_unconfirmed = options.allow_unconfirmed;
-  return run_or_post_and_wait(ev);
+  return run_or_post_and_wait(ev, "call");
 }
 
 Status EngineCore::run_blocking(const ObjectRef& object,
@@ -344,7 +350,7 @@ Status EngineCore::run_blocking(const ObjectRef& object,
   ev.kind = EventKind::kRun;
   ev.object = object;
   ev.fn = fn;
-  return run_or_post_and_wait(ev).status();
+  return run_or_post_and_wait(ev, "run").status();
 }
 
 void EngineCore::call(const ObjectRef& object, Request request, CallOptions options,
@@ -356,7 +362,7 @@ void EngineCore::call(const ObjectRef& object, Request request, CallOptions opti
   ev.allow_unconfirmed = options.allow_unconfirmed;
   ev.call_chain = std::move(chain);
   ev.done = done;
-  Status s = post(std::move(ev));
+  Status s = post_checked(std::move(ev));  // invariant (4)
   if (!s.is_ok()) done(s);
 }
 

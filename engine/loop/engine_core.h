@@ -21,6 +21,12 @@
 //      away from the pool.
 //  (3) An inline turn runs exactly the code a worker runs for the event
 //      (run_event): same input gate, output gate, counters and failure paths.
+//
+// Invariant of the ways in:
+//  (4) An object ref is checked (check_object_ref) once, where its request
+//      enters: register_class, post, run_or_post_and_wait, Stub::call_async,
+//      ctx.send and ctx.call (before it commits the turn). post_checked and
+//      call take a ref that was checked already.
 #pragma once
 
 #include <array>
@@ -80,6 +86,7 @@ class EngineCore {
   // the engine is closing. On error the event is dropped and `done` not called.
   Status post(Event event);
   // Posts a request and calls done with the reply (or the error).
+  // REQUIRES: check_object_ref(object) passed (invariant (4)).
   void call(const ObjectRef& object, Request request, CallOptions options,
             std::vector<ObjectId> chain, std::function<void(Result<std::string>)> done);
 
@@ -127,8 +134,12 @@ class EngineCore {
   bool run_inline(Event& event);
   std::shared_ptr<ObjectSlot> claim_idle(const ObjectId& id);
   void release_inline(std::shared_ptr<ObjectSlot> slot);
-  // Runs the event inline or posts it, then waits for its reply.
-  Result<std::string> run_or_post_and_wait(Event& event);
+  // post() without the check of event.object, which the caller made
+  // (invariant (4)).
+  Status post_checked(Event event);
+  // Runs the event inline or posts it, then waits for its reply; `use` names
+  // the entry in an error about event.object.
+  Result<std::string> run_or_post_and_wait(Event& event, std::string_view use);
   void worker_main();
   bool on_worker_thread() const;
   void run_slot(const std::shared_ptr<ObjectSlot>& slot);

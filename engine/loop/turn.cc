@@ -389,6 +389,8 @@ Status Turn::wait_durable(std::unique_ptr<CommitBatch> batch) {
 
 Result<std::string> Turn::call(const ObjectRef& target, std::string_view method,
                                std::string_view payload) {
+  // Before the commit below: a call that cannot be made commits nothing.
+  CARREL_RETURN_IF_ERROR(check_object_ref(target, "call"));  // engine_core.h (4)
   if (target.id == object_.id ||
       std::find(event_.call_chain.begin(), event_.call_chain.end(), target.id) !=
           event_.call_chain.end()) {

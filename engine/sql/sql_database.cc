@@ -384,7 +384,8 @@ Status SqlDatabase::error(int rc) {
   if (state_ == TurnState::kLost) {
     st = Status(
         st.code(),
-        st.message() + " (SQLite rolled the turn's SQL transaction back; the turn must fail)");
+        st.message() + " (SQLite rolled the turn's SQL transaction back; the turn must fail)",
+        st.detail());
   }
   return st;
 }

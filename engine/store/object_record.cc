@@ -9,7 +9,6 @@ namespace {
 // names (object_record.h). Both decode; encode writes the newest.
 constexpr uint8_t kFixedVersion = 1;
 constexpr uint8_t kCompactVersion = 2;
-constexpr size_t kFixedBytes = 1 + 8 * 6 + 4 * 3 + 2 + 2;
 // version, mask, every field's longest varint, two name lengths
 constexpr size_t kCompactBytesMax = 1 + 1 + 6 * kVarintBytesMax + 3 * 5 + 2 * 3;
 
@@ -101,25 +100,6 @@ Result<ObjectRecord> ObjectRecord::decode(std::string_view b) {
     return r.corruption("unknown version or empty");
   }
   return version == kFixedVersion ? decode_fixed(r) : decode_compact(r);
-}
-
-std::string ObjectRecord::encode_fixed() const {
-  std::string out;
-  out.reserve(kFixedBytes + class_name.size() + name.size());
-  Writer w(&out);
-  w.version(kFixedVersion);
-  w.i64(created_ms);
-  w.u64(last_seq);
-  w.i64(last_commit_ms);
-  w.u64(kv_keys);
-  w.u64(kv_bytes);
-  w.u64(log_no);
-  w.u32(sql_pages);
-  w.u32(alarms);
-  w.u32(dead_letters);
-  w.str16(class_name);
-  w.str16(name);
-  return out;
 }
 
 }  // namespace carrel::store

@@ -33,9 +33,6 @@ struct ObjectRecord {
   std::string encode() const;
   // Any known version; a malformed record is Corruption.
   static Result<ObjectRecord> decode(std::string_view bytes);
-  // Version 1, as carrel-3 wrote it: for tests of records written before
-  // the migration to carrel-4.
-  std::string encode_fixed() const;
   bool operator==(const ObjectRecord&) const = default;
 };
 

@@ -142,8 +142,11 @@ Status from_mdb(int rc, std::string_view what) {
       return Status::no_space(m + " (the LMDB map is full; raise Options::map_bytes_max)");
     case ENOSPC: return Status::no_space(m);
     case MDB_CORRUPTED:
-    case MDB_INVALID:
     case MDB_PAGE_NOTFOUND:
+      return Status(Code::kCorruption, m, Detail::kDamagedPage);
+    case MDB_BAD_TXN:
+      return Status(Code::kIOError, m, Detail::kFailedTxn);
+    case MDB_INVALID:
     case MDB_VERSION_MISMATCH:
     case MDB_INCOMPATIBLE: return Status::corruption(m);
     case MDB_READERS_FULL:

@@ -43,7 +43,10 @@ enum class Db : uint8_t {
 constexpr size_t kDbCount = static_cast<size_t>(Db::kCount);
 std::string_view db_name(Db db);
 
-// Maps an LMDB return code to a Status; `what` names the operation.
+// Maps an LMDB return code to a Status; `what` names the operation. A damaged
+// page (MDB_PAGE_NOTFOUND, MDB_CORRUPTED) is Corruption with
+// Detail::kDamagedPage; a call in a transaction an earlier failure ended
+// (MDB_BAD_TXN) is IOError with Detail::kFailedTxn.
 Status from_mdb(int rc, std::string_view what);
 
 inline MDB_val to_val(std::string_view s) {

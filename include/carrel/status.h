@@ -30,10 +30,25 @@ enum class Code : unsigned char {
 // The code's name, e.g. "InvalidArgument".
 std::string_view code_name(Code code);
 
+// What an error knows beyond its code, for a caller that acts on it without
+// reading the message (the `carrel` CLI looks for the damaged page). Most
+// errors carry kNone; wrapping an error (with_context) keeps its detail.
+enum class Detail : unsigned char {
+  kNone = 0,
+  // Corruption: LMDB met a page of data.mdb it cannot use (a page number past
+  // the file, a page of the wrong type). The file is damaged: restore it.
+  kDamagedPage,
+  // IOError: LMDB refused a call because an earlier failure in the same
+  // transaction ended it; that earlier failure (often a damaged page) is the
+  // cause.
+  kFailedTxn,
+};
+
 class [[nodiscard]] Status {
  public:
   Status() = default;
-  Status(Code code, std::string message) : code_(code), message_(std::move(message)) {}
+  Status(Code code, std::string message, Detail detail = Detail::kNone)
+      : code_(code), detail_(detail), message_(std::move(message)) {}
 
   static Status ok() { return {}; }
   static Status not_found(std::string m) { return {Code::kNotFound, std::move(m)}; }
@@ -48,15 +63,18 @@ class [[nodiscard]] Status {
   bool is_ok() const { return code_ == Code::kOk; }
   explicit operator bool() const { return is_ok(); }
   Code code() const { return code_; }
+  Detail detail() const { return detail_; }
   const std::string& message() const { return message_; }
   // "InvalidArgument: key is 600 bytes; key_bytes_max is 495"
   std::string to_string() const;
 
-  // Prefixes the message with context, keeping the code: "object Room:a: <message>".
+  // Prefixes the message with context, keeping the code and the detail:
+  // "object Room:a: <message>".
   Status with_context(std::string_view context) const;
 
  private:
   Code code_ = Code::kOk;
+  Detail detail_ = Detail::kNone;
   std::string message_;
 };
 

@@ -304,6 +304,14 @@ if command -v mdb_dump >/dev/null && command -v mdb_load >/dev/null; then
   expect_error "damaged history key: verify" histkey verify
   [[ $out == *"PROBLEM: history: key 00000000000000 is 7 bytes"* ]] ||
     fail "verify does not name the damaged history key: $out"
+  # Each check that reads the log meets the key; the first to report it names
+  # it, and the count line counts what is listed.
+  named=$(grep -c "key 00000000000000 is 7 bytes" <<<"$out")
+  ((named == 1)) || fail "verify names the damaged history key $named times, not once: $out"
+  listed=$(grep -c "^PROBLEM: " <<<"$out")
+  [[ $out == *"$listed problem"*" found"* ]] ||
+    fail "verify's count line does not count its $listed problems: $out"
+  expect_stderr "damaged history key: verify's error line" "verify found $listed problem"
   expect_error "damaged history key: history" histkey history Room:b
   expect_stderr "damaged history key: history" "history: key 00000000000000 is 7 bytes"
   expect_ok "damaged history key: the newest record" histkey history Room:b --limit 1

@@ -12,7 +12,6 @@
 #include "tools/cli/env_check.h"
 
 #include <fcntl.h>
-#include <lmdb.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -290,18 +289,17 @@ Status check_env_tree(const std::string& dir, uint64_t txnid) {
 }
 
 Status explain_damage(const std::string& dir, const Status& s) {
-  // from_mdb (engine/store/store.cc) ends its message with mdb_strerror's text.
-  auto says = [&](int rc) { return s.message().ends_with(mdb_strerror(rc)); };
-  // MDB_BAD_TXN follows an earlier failure in the transaction: damage only
-  // when the page check finds it.
-  bool damage = says(MDB_PAGE_NOTFOUND) || says(MDB_CORRUPTED);
-  if (!damage && !says(MDB_BAD_TXN)) return s;
+  // A failed transaction (MDB_BAD_TXN) follows an earlier failure in it:
+  // damage only when the page check finds it.
+  bool damage = s.detail() == Detail::kDamagedPage;
+  if (!damage && s.detail() != Detail::kFailedTxn) return s;
   auto figures = check_env_file(dir);
   if (!figures.is_ok()) return figures.status().code() == Code::kNotFound ? s : figures.status();
   CARREL_RETURN_IF_ERROR(check_env_tree(dir, figures->txnid));
   if (!damage) return s;
-  return Status::corruption("'" + dir + "/data.mdb' is damaged: " + s.message() +
-                            std::string(kPageRemedy));
+  return Status(Code::kCorruption,
+                "'" + dir + "/data.mdb' is damaged: " + s.message() + std::string(kPageRemedy),
+                Detail::kDamagedPage);
 }
 
 }  // namespace carrel::cli

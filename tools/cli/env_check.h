@@ -47,13 +47,14 @@ Result<EnvFileFigures> check_env_file(const std::string& dir);
 // commits have replaced both meta pages.
 Status check_env_tree(const std::string& dir, uint64_t txnid);
 
-// An LMDB error that means a damaged file (MDB_PAGE_NOTFOUND, MDB_CORRUPTED,
-// or MDB_BAD_TXN after one of them), met by any command, in the words of the
-// checks above: the file, the page and database invariant (3) finds at
-// fault, and the remedy. When the page check finds nothing (a newer commit
-// replaced the snapshot, or the damage lies inside a page), MDB_PAGE_NOTFOUND
-// and MDB_CORRUPTED are Corruption naming the file, what LMDB reported and
-// the remedy. Any other status is returned as it is.
+// An LMDB error that means a damaged file (a Status with
+// Detail::kDamagedPage, from MDB_PAGE_NOTFOUND or MDB_CORRUPTED, or with
+// Detail::kFailedTxn, from MDB_BAD_TXN after one of them), met by any
+// command, in the words of the checks above: the file, the page and database
+// invariant (3) finds at fault, and the remedy. When the page check finds
+// nothing (a newer commit replaced the snapshot, or the damage lies inside a
+// page), a kDamagedPage error is Corruption naming the file, what LMDB
+// reported and the remedy. Any other status is returned as it is.
 Status explain_damage(const std::string& dir, const Status& s);
 
 }  // namespace carrel::cli

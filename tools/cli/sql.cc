@@ -288,8 +288,10 @@ int run_script(const Globals& g, Engine& engine, const ObjectRef& ref, std::istr
     return Status::ok();
   });
   if (!s.is_ok() && !unknown.is_ok()) {
-    return fail(Status(unknown.code(), "sql: " + unknown.message() + " (" + s.message() +
-                                           where_failed(failed, steps.size()) + ")"));
+    return fail(Status(
+        unknown.code(),
+        "sql: " + unknown.message() + " (" + s.message() + where_failed(failed, steps.size()) + ")",
+        unknown.detail()));
   }
   if (!s.is_ok()) {
     return fail("sql " + display_bytes(ref.label()) + ": " + s.message() +
@@ -340,7 +342,8 @@ int run_script_on_snapshot(const Globals& g, store::Store& store, const ObjectSp
   bool quit = false;
   Status s = run_on_snapshot(g, store, spec, steps, out, busy, kScriptSnapshot, &failed, &quit);
   if (!s.is_ok())
-    return fail(Status(s.code(), "sql: " + s.message() + where_failed(failed, steps.size())));
+    return fail(
+        Status(s.code(), "sql: " + s.message() + where_failed(failed, steps.size()), s.detail()));
   std::cout << out.str();
   return kExitOk;
 }

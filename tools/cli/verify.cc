@@ -14,7 +14,8 @@
 //       checksum (engine/store/checksum.h); each one that fails is a problem
 //       naming the object and the key, page or alarm;
 //   (6) the history log: records decode, and each object's records chain in
-//       log order (history/undo.h (3)) up to the one its record names;
+//       log order (history/undo.h (3)) up to the one its record names; a
+//       damaged log key is named once, by the first check that meets it;
 //   (7) every SQL page undo held as a delta (history/undo.h (7)) rebuilds a
 //       page whose checksum verifies: each object's retained chain is walked
 //       newest first from its current pages, as restore walks it, keeping one
@@ -69,6 +70,14 @@ class Verifier {
     if (p.ends_with(kRemedy)) p.resize(p.size() - kRemedy.size());
     problems_.push_back(std::move(p));
   }
+  // The checks that read history keys (the log tail, (6), the chains of (7))
+  // each meet a damaged one, and say so in store::decode_u64_key's words,
+  // which name the key: the first check to report those words names the key,
+  // the later ones skip it.
+  void history_problem(const std::string& context, const Status& s) {
+    if (!history_errors_.insert(s.message()).second) return;
+    problem(context + s.message());
+  }
   std::string label(const ObjectId& id) const {
     auto it = records_.find(id);
     if (it == records_.end()) return id.to_hex();
@@ -89,6 +98,7 @@ class Verifier {
   std::optional<ObjectId> only_;
   bool progress_;
   std::vector<std::string> problems_;
+  std::set<std::string> history_errors_;  // reported by history_problem
   std::map<std::string, uint64_t> entries_;
   std::map<ObjectId, store::ObjectRecord> records_;
   std::map<ObjectId, Counted> counted_;
@@ -208,7 +218,7 @@ Status Verifier::check_page_deltas(const ObjectId& id, const store::ObjectRecord
   for (;;) {
     auto step = walk.next();
     if (!step.is_ok()) {
-      problem("history " + label(id) + ": " + step.status().message());
+      history_problem("history " + label(id) + ": ", step.status());
       return Status::ok();
     }
     if (!*step) return Status::ok();
@@ -258,8 +268,7 @@ Status Verifier::run() {
   // (2) the records as the engine sees them: stored, plus the log tail from
   // meta.checkpoint_log_no on (history/tail.h).
   if (auto tail = history::tail_records(txn_.get(), store_); !tail.is_ok()) {
-    problem("history: the log tail does not rebuild the object records: " +
-            tail.status().message());
+    history_problem("history: the log tail does not rebuild the object records: ", tail.status());
   } else {
     for (auto& [id, r] : *tail) records_[id] = std::move(r);
   }
@@ -349,7 +358,7 @@ Status Verifier::run() {
   uint64_t first_no = 0, last_no = 0;
   CARREL_RETURN_IF_ERROR(walk(Db::kHistory, [&](std::string_view k, std::string_view v) {
     auto key_no = store::decode_u64_key(k, "history");
-    if (!key_no.is_ok()) return problem(key_no.status().message());
+    if (!key_no.is_ok()) return history_problem("", key_no.status());
     uint64_t no = *key_no;
     if (first_no == 0) first_no = no;
     last_no = no;

@@ -115,7 +115,8 @@ Status import_error(const Status& s, const std::string& input, bool from_pipe,
          "failed, and its error is above)";
   }
   return Status(s.code(),
-                "import " + display_bytes(ref.label()) + ": " + m + "; nothing was imported");
+                "import " + display_bytes(ref.label()) + ": " + m + "; nothing was imported",
+                s.detail());
 }
 
 void print_done(const Globals& g, const std::string& human, JsonWriter& j) {
