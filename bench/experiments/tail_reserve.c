@@ -5,9 +5,8 @@
 //   ./tail_reserve 3000 /tmp/reserve-study     # 3000 commits in each of two environments
 //
 // Two environments in one process, commits alternating between them, so both see the same
-// machine: "plain" is LMDB's sync commit, "reserve" the same plus the reserve kept as
-// engine/store/tail_reserve.cc keeps it (half the used bytes, 256 KiB to 8 MiB, refilled at a
-// quarter). Per commit: 64 random updates of 100 B among 20,000 keys and 8 appended values of
+// machine: "plain" is LMDB's sync commit, "reserve" the same plus the reserve as carrel
+// kept it while it was built (half the used bytes, 256 KiB to 8 MiB, refilled at a quarter). Per commit: 64 random updates of 100 B among 20,000 keys and 8 appended values of
 // 900 B (the file grows ~10 KB per commit, as carrel's history and SQL pages make it grow).
 // Prints each one's commit latency (mean, p50, p90, p99, max) and commits per second.
 #define _GNU_SOURCE

@@ -55,8 +55,7 @@ Committer::Committer(store::Store& store, Records& records, Clock& clock, const 
       counters_(counters),
       defer_meta_sync_(options.defer_meta_sync),
       release_before_sync_(g_release_before_sync.load()),
-      linger_(sync_ && options.group_commit_linger),
-      tail_(store.env(), sync_) {}
+      linger_(sync_ && options.group_commit_linger) {}
 
 Committer::~Committer() { stop(); }
 
@@ -265,8 +264,6 @@ void Committer::commit_group(std::vector<Item>& group) {
   committed(
       Release{commit_number_, std::move(live), std::move(writer->sent()), writer->earliest_alarm()},
       wrote, meta_synced);
-  // After the release, between transactions (tail_reserve.h (1)).
-  if (wrote) tail_.after_commit();
 }
 
 Status Committer::choose_meta_sync(bool* meta_synced) {

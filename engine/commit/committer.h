@@ -61,7 +61,6 @@
 #include "engine/commit/counters.h"
 #include "engine/commit/records.h"
 #include "engine/store/store.h"
-#include "engine/store/tail_reserve.h"
 
 namespace carrel::detail {
 
@@ -156,7 +155,6 @@ class Committer {
   const bool linger_;               // Options::group_commit_linger, sync mode only (8)
   size_t last_group_batches_ = 0;   // committer thread only: the last commit's batches (8)
   int64_t last_commit_us_ = 0;      // committer thread only: how long it took (8)
-  store::TailReserve tail_;         // committer thread only: zeros ahead of LMDB's pages (sync)
 
   Mutex mutex_;
   CondVar cv_;

@@ -58,7 +58,8 @@ struct Options {
   // duration, never more than 2 ms (engine/commit/committer.h (8)). Clients
   // that wait for their replies otherwise split into two cohorts that commit
   // in turn, each commit holding half of them. No wait with one client or in
-  // nosync mode. See docs/design-notes.md for the measurements.
+  // nosync mode. Measured (docs/design-notes.md): sql-insert 1.10x, kv-write
+  // 1.04x, hot-object 1.01x, chat 0.92x turns/s on a quiet machine.
   bool group_commit_linger = true;
 
   // Address space reserved for the LMDB map (not disk). Hitting it is NoSpace.

@@ -139,8 +139,8 @@ each_command() {
   done
 }
 
-# The bytes of LMDB's pages. data.mdb may run on past them: sync commits keep
-# zeros ahead of the last page (engine/store/tail_reserve.h).
+# The bytes of LMDB's pages (data.mdb may run on past them: pages a failed
+# commit wrote, a file that does not shrink).
 PAGE=4096
 SIZE=$(($(mdb_stat -e clean | awk -F': ' '/Number of pages used/ {print $2}') * PAGE))
 ((SIZE > 0)) || { echo "FAIL: mdb_stat -e clean gave no page count"; exit 1; }

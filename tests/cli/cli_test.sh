@@ -200,7 +200,7 @@ expect_out "^file +[0-9.]+ (B|KiB|MiB) data.mdb" "stats file size"
 ok "stats json" --json stats
 expect_out '"objects":2,"kv_keys":4' "stats json"
 expect_out '"databases":\{"objects":\{"entries":2' "stats json databases"
-# The file holds every page LMDB uses (and may run on past them: tail_reserve.h).
+# The file holds every page LMDB uses (and may run on past them).
 USED=$(grep -o '"used_bytes":[0-9]*' "$OUT" | cut -d: -f2)
 FILE=$(grep -o '"file_bytes":[0-9]*' "$OUT" | cut -d: -f2)
 [[ -n $USED && -n $FILE ]] && ((FILE >= USED)) || fail "stats json: file_bytes '$FILE' below used_bytes '$USED'"

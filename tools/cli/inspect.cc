@@ -520,8 +520,8 @@ int cmd_stats(const Globals& g) {
   uint64_t page = env_stat.ms_psize;
   uint64_t used_bytes = (static_cast<uint64_t>(info.me_last_pgno) + 1) * page;
   uint64_t sql_bytes = sql_pages * st.sql_page_bytes();
-  // data.mdb may run on past its last page: zeros kept ahead for sync commits
-  // (engine/store/tail_reserve.h).
+  // data.mdb may run on past LMDB's last committed page (pages of a commit
+  // that failed after writing them; the file never shrinks).
   std::error_code size_error;
   const uint64_t file_bytes = std::filesystem::file_size(st.dir() + "/data.mdb", size_error);
   if (size_error) {
@@ -568,8 +568,7 @@ int cmd_stats(const Globals& g) {
             << " of dead processes freed now)\n"
             << "file          " << format_bytes(file_bytes) << " data.mdb";
   if (ahead_bytes > 0) {
-    std::cout << ", " << format_bytes(ahead_bytes)
-              << " of it zeros past the last page (kept ahead for sync commits)";
+    std::cout << ", " << format_bytes(ahead_bytes) << " of it past the last committed page";
   }
   std::cout << "\n\n";
   Table t({"DATABASE", "ENTRIES", "DEPTH", "PAGES", "SIZE"});
