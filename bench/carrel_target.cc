@@ -21,6 +21,7 @@ class CarrelTarget final : public Target {
     Options o;
     o.dir = dir_;
     o.durability = p.sync ? Durability::kSync : Durability::kNoSync;
+    o.redo_log = p.redo_log;
     CARREL_ASSIGN_OR_RETURN(engine_, Engine::open(o));
     Schema schema = w.sql ? Schema::kBench : Schema::kNone;
     CARREL_RETURN_IF_ERROR(engine_->register_class(kBenchClass, [schema](const ObjectRef&) {

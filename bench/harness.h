@@ -34,6 +34,8 @@ struct Params {
   std::vector<std::string> engines;
   uint64_t objects = 1000;
   int clients = 64;
+  // carrel's Options::redo_log (--no-redo-log turns it off, for A/B runs).
+  bool redo_log = true;
   uint64_t ops = 0;  // total over all clients; 0: run for `seconds`
   double seconds = 5;
   size_t value_bytes = 100;

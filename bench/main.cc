@@ -367,9 +367,13 @@ int real_main(int argc, char** argv) {
                "progress with total and ETA on stderr even when it is not a terminal");
   bool no_legend = false;
   app.add_flag("--no-legend", no_legend, "no column legend under the table");
+  bool no_redo_log = false;
+  app.add_flag("--no-redo-log", no_redo_log,
+               "carrel without its redo log (sync commits flush data.mdb twice, as LMDB does)");
   app.add_option("--zipf-theta", p.zipf_theta, "zipfian skew, 0 < theta < 1 (default 0.99)")
       ->check(CLI::Range(0.01, 0.999));
   CLI11_PARSE(app, argc, argv);
+  p.redo_log = !no_redo_log;
   p.command = "carrel-bench";
   for (int i = 1; i < argc; ++i) p.command += std::string(" ") + argv[i];
 

@@ -113,6 +113,7 @@ void Committer::run() {
     if (group.empty()) {
       if (!held_) {  // stopping: everything queued is committed, synced and released
         checkpoint_at_stop();
+        close_redo();
         return;
       }
       // Invariant (6): nothing waits to cover the held commit, so sync now. A
@@ -155,13 +156,16 @@ void Committer::run_task(Item& item) {
   int rc = mdb_txn_begin(store_.env(), nullptr, 0, &txn);
   Status s = store::from_mdb(rc, "begin maintenance transaction");
   if (s.is_ok()) {
+    const uint64_t id = mdb_txn_id(txn);
     s = item.task(store_, txn);
     if (s.is_ok())
       s = store_.commit_status(mdb_txn_commit(txn), "commit maintenance", 0);
     else mdb_txn_abort(txn);
+    // Invariant (9): a task writes no redo record; a checkpoint covers it.
+    if (s.is_ok() && store_.redo() && last_txnid() == id) s = store_.redo()->checkpoint_now(id);
   }
   // Invariant (6): a task ends with its commit and the held one durable and released.
-  if (sync_) {
+  if (sync_ && !store_.redo()) {
     Status synced = sync_and_release();
     if (s.is_ok()) s = synced;
   }
@@ -176,14 +180,34 @@ void Committer::checkpoint_at_stop() {
   if (mdb_txn_begin(store_.env(), nullptr, 0, &txn) != 0) return;
   int64_t now = clock_.now_ms();
   GroupWriter writer(store_, records_, txn, now, keep_history_, history_commits_max_);
-  if (!writer.finish(/*checkpoint=*/true).is_ok()) {
+  store::RedoLog* redo = store_.redo();
+  redo_ops_.clear();
+  if (redo) writer.record_redo(&redo_ops_);
+  if (!writer.finish(/*checkpoint=*/true).is_ok() ||
+      (redo && !redo_ops_.empty() && !redo->append(redo_ops_).is_ok())) {
     mdb_txn_abort(txn);
     return;
   }
-  if (mdb_txn_commit(txn) != 0) return;  // the commit freed the transaction
+  if (mdb_txn_commit(txn) != 0) {  // the commit freed the transaction
+    if (redo && !redo_ops_.empty()) (void)redo->void_last();
+    return;
+  }
   // Invariant (6): its meta page may be deferred; nothing follows it.
-  if (sync_ && mdb_env_sync(store_.env(), 1) != 0) return;
+  if (sync_ && !redo && mdb_env_sync(store_.env(), 1) != 0) return;
   records_.publish({}, 0, writer.checkpoint_log_no(), now);
+}
+
+void Committer::close_redo() {
+  store::RedoLog* redo = store_.redo();
+  if (!redo) return;
+  // Invariant (9): a closed directory is data.mdb alone. On failure the redo
+  // files stay, and the next open recovers from them.
+  if (redo->checkpoint_now(last_txnid()).is_ok()) (void)redo->close();
+}
+
+uint64_t Committer::last_txnid() const {
+  MDB_envinfo info{};
+  return mdb_env_info(store_.env(), &info) == 0 ? info.me_last_txnid : 0;
 }
 
 void Committer::commit_group(std::vector<Item>& group) {
@@ -218,8 +242,11 @@ void Committer::commit_group(std::vector<Item>& group) {
   size_t turns = 0;
   bool wrote = false;
   bool meta_synced = !sync_;
+  store::RedoLog* redo = store_.redo();
   if (s.is_ok()) {
     writer.emplace(store_, records_, txn, now, keep_history_, history_commits_max_);
+    redo_ops_.clear();
+    if (redo) writer->record_redo(&redo_ops_);
     for (auto& b : live) {
       if (!b->has_writes()) continue;
       ++turns;
@@ -232,15 +259,34 @@ void Committer::commit_group(std::vector<Item>& group) {
     }
     if (s.is_ok()) {
       const size_t id = mdb_txn_id(txn);
-      if (sync_) s = choose_meta_sync(&meta_synced);
+      bool logged = false;
+      if (redo) {
+        // Invariant (9): the record is durable before the commit.
+        meta_synced = true;
+        if (!redo_ops_.empty()) {
+          s = redo->append(redo_ops_, /*sync=*/!release_before_sync_);
+          logged = s.is_ok();
+        }
+      } else if (sync_) {
+        s = choose_meta_sync(&meta_synced);
+      }
       if (s.is_ok()) {
         s = store_.commit_status(mdb_txn_commit(txn), "commit", writer->bytes_written());
+        if (!s.is_ok() && logged) {
+          Status voided = redo->void_last();
+          if (!voided.is_ok()) s = s.with_context(voided.message());
+        }
       } else {
         mdb_txn_abort(txn);
       }
       // LMDB skips an empty transaction: no sync and no meta page (6).
-      MDB_envinfo info{};
-      wrote = s.is_ok() && mdb_env_info(store_.env(), &info) == 0 && info.me_last_txnid == id;
+      wrote = s.is_ok() && last_txnid() == id;
+      if (wrote && redo) {
+        // A commit that wrote without a record (none is known) is covered
+        // by a checkpoint before it is released.
+        if (redo_ops_.empty()) s = redo->checkpoint_now(id);
+        else redo->committed(id);
+      }
     } else {
       mdb_txn_abort(txn);
     }
@@ -260,8 +306,11 @@ void Committer::commit_group(std::vector<Item>& group) {
   counters_.turns_committed.fetch_add(turns, std::memory_order_relaxed);
   bump_max(counters_.turns_per_commit_max, turns);
   counters_.bytes_written.fetch_add(writer->bytes_written(), std::memory_order_relaxed);
-  // The data fdatasync, and the O_DSYNC meta page write when it was not deferred.
-  if (sync_ && wrote) counters_.fsyncs.fetch_add(meta_synced ? 2 : 1, std::memory_order_relaxed);
+  // The data fdatasync, and the O_DSYNC meta page write when it was not
+  // deferred; with the redo log, the record's fdatasync.
+  if (sync_ && wrote) {
+    counters_.fsyncs.fetch_add(meta_synced && !redo ? 2 : 1, std::memory_order_relaxed);
+  }
   // Invariant (7): the cache first; durable_seq moves when the commit is released.
   records_.publish(writer->take_records(), writer->log_records(), writer->checkpoint_log_no(), now);
   committed(

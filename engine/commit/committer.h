@@ -44,6 +44,13 @@
 //      commit's duration and never more than kLingerMaxUs. With one batch in
 //      the last commit, or nosync, it never waits; a submit ends the wait as
 //      soon as the queue holds as many batches as the last commit did.
+//  (9) Redo log (sync mode, Options::redo_log; engine/store/redo.h). Every
+//      write the group writer makes is also recorded, and the record is
+//      appended and synced before mdb_txn_commit (a failed commit voids it);
+//      so a commit is durable when it returns and (6)'s holding never
+//      applies. A commit with no record (a maintenance task) is followed by a
+//      checkpoint before its outputs are released. stop() ends with a
+//      checkpoint and closes the log, leaving data.mdb alone as the state.
 #pragma once
 
 #include <deque>
@@ -60,6 +67,7 @@
 #include "engine/commit/batch.h"
 #include "engine/commit/counters.h"
 #include "engine/commit/records.h"
+#include "engine/store/redo.h"
 #include "engine/store/store.h"
 
 namespace carrel::detail {
@@ -87,7 +95,8 @@ class Committer {
   // Breaks invariant (6) on purpose, for the power-cut test's check of the
   // checker (tests/crash/worker.cc): committers constructed while it is set
   // release a sync commit's outputs as soon as mdb_txn_commit returns, before
-  // the sync that makes its meta page durable. Never set outside that test.
+  // the sync that makes its meta page durable; with the redo log (9), its
+  // record is appended without a sync. Never set outside that test.
   static void release_before_sync_for_tests(bool on);
 
   Committer(store::Store& store, Records& records, Clock& clock, const Options& options,
@@ -136,8 +145,13 @@ class Committer {
   void fail(std::vector<std::unique_ptr<CommitBatch>>& batches, const Status& s);
   // Invariant (7): the checkpoint at stop.
   void checkpoint_at_stop();
+  // Invariant (9): the redo log's last checkpoint, and its files removed.
+  void close_redo();
+  // The last committed LMDB transaction.
+  uint64_t last_txnid() const;
 
   store::Store& store_;
+  store::RedoOps redo_ops_;  // committer thread only: the group's writes (9)
   Records& records_;
   Clock& clock_;
   const bool sync_;

@@ -95,6 +95,7 @@ Status GroupWriter::put_raw(Db db, std::string_view key, std::string_view value)
   MDB_val k = store::to_val(key), v = store::to_val(value);
   int rc = mdb_put(txn_, store_.dbi(db), &k, &v, 0);
   bytes_written_ += key.size() + value.size();
+  if (redo_) redo_->put(db, key, value);
   return store::from_mdb(rc, "write " + std::string(store::db_name(db)));
 }
 
@@ -102,6 +103,7 @@ Status GroupWriter::del_raw(Db db, std::string_view key) {
   MDB_val k = store::to_val(key);
   int rc = mdb_del(txn_, store_.dbi(db), &k, nullptr);
   if (rc == MDB_NOTFOUND) return Status::ok();
+  if (redo_) redo_->del(db, key);
   return store::from_mdb(rc, "delete from " + std::string(store::db_name(db)));
 }
 
@@ -161,9 +163,11 @@ Status GroupWriter::write(ObjectState& st, Db db, const std::string& key,
     MDB_val pk = store::to_val(key), pv = store::to_val(*value);
     rc = mdb_cursor_put(c, &pk, &pv, old ? MDB_CURRENT : 0);
     bytes_written_ += key.size() + value->size();
+    if (redo_) redo_->put(db, key, *value);
     CARREL_RETURN_IF_ERROR(store::from_mdb(rc, "write " + std::string(store::db_name(db))));
   } else {
     rc = mdb_cursor_del(c, 0);
+    if (redo_) redo_->del(db, key);
     CARREL_RETURN_IF_ERROR(store::from_mdb(rc, "delete from " + std::string(store::db_name(db))));
   }
   store::ObjectRecord& r = st.record;
@@ -377,6 +381,7 @@ Status GroupWriter::apply(const CommitBatch& b) {
                               "the log); run `carrel verify`");
   }
   CARREL_RETURN_IF_ERROR(store::from_mdb(rc, "append to the history log"));
+  if (redo_) redo_->put(Db::kHistory, key, value);
   bytes_written_ += key.size() + value.size();
   ++log_records_;
   r.log_no = keep_history_ ? no : 0;  // with history off the chain ends here (undo.h (3))
@@ -416,6 +421,7 @@ Status GroupWriter::write_checkpoint() {
     std::string value = record.encode();
     MDB_val k = store::to_val(id.raw()), v = store::to_val(value);
     CARREL_RETURN_IF_ERROR(store::from_mdb(mdb_cursor_put(c, &k, &v, 0), "checkpoint objects"));
+    if (redo_) redo_->put(Db::kObjects, id.raw(), value);
     bytes_written_ += store::kIdBytes + value.size();
   }
   CARREL_ASSIGN_OR_RETURN(uint64_t next, peek_log_no());

@@ -42,6 +42,7 @@
 #include "engine/commit/records.h"
 #include "engine/history/undo.h"
 #include "engine/store/object_record.h"
+#include "engine/store/redo.h"
 #include "engine/store/store.h"
 
 namespace carrel::detail {
@@ -61,6 +62,9 @@ class GroupWriter {
         now_ms_(now_ms),
         keep_history_(keep_history),
         history_commits_max_(history_commits_max) {}
+
+  // Every put and delete is also recorded in `ops` (store/redo.h), when set.
+  void record_redo(store::RedoOps* ops) { redo_ = ops; }
 
   // Writes one batch. On error the whole transaction must be aborted.
   Status apply(const CommitBatch& batch);
@@ -132,6 +136,7 @@ class GroupWriter {
   uint64_t log_records_ = 0;
   std::optional<uint64_t> checkpoint_no_;
   MDB_cursor* cursors_[store::kDbCount] = {};  // invariant (5), opened on first use
+  store::RedoOps* redo_ = nullptr;
 };
 
 }  // namespace carrel::detail

@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "engine/store/keys.h"
+#include "engine/store/redo.h"
 
 namespace carrel::store {
 namespace {
@@ -39,8 +40,12 @@ constexpr std::string_view kFormatKey = "format";
 // at a writable open by rewriting this key alone: old records stay as they
 // are and are read as they are, new writes use the compact encoding. A
 // read-only open reads a carrel-3 directory without changing it.
-constexpr std::string_view kFormatValue = "carrel-4";
-constexpr std::string_view kMigratedFormats[] = {"carrel-3"};
+// carrel-5: sync commits may be made durable by the redo log (redo.h): the
+// directory's state is data.mdb together with redo.ckpt and the segments, so
+// a build that knows only data.mdb must not open it. carrel-4 (and carrel-3)
+// directories migrate in place by this key: they have no redo files yet.
+constexpr std::string_view kFormatValue = "carrel-5";
+constexpr std::string_view kMigratedFormats[] = {"carrel-3", "carrel-4"};
 constexpr std::string_view kOlderFormats[] = {"carrel-1", "carrel-2"};
 constexpr std::string_view kPageBytesKey = "sql_page_bytes";
 constexpr unsigned kMaxReaders = 1024;
@@ -226,6 +231,20 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
 
 Status Store::open_env(const StoreOptions& options, bool creating) {
   if (!read_only_) CARREL_RETURN_IF_ERROR(lock_for_writing());
+  // redo.h (5): what the redo files ask of this open, before LMDB reads a meta page.
+  CARREL_ASSIGN_OR_RETURN(RedoState redo, read_redo_state(dir_));
+  if (redo.needs_recovery() && read_only_ && !writer_alive()) {
+    // Beside a live writer the page cache holds every commit; after a crash,
+    // data.mdb's unsynced pages may be torn, and only recovery knows.
+    return Status::busy("'" + dir_ + "' was not closed cleanly: its redo log holds commits that "
+                        "data.mdb may lack; open it once for writing (the engine, or any carrel "
+                        "command that writes) to recover it, then read it");
+  }
+  if (redo.needs_recovery() && !read_only_ &&
+      redo.newest_meta_txnid != redo.checkpoint.txnid) {
+    CARREL_RETURN_IF_ERROR(restore_meta(dir_, redo.checkpoint));
+  }
+  const bool use_redo = options.sync && options.redo_log && !read_only_;
   int rc = mdb_env_create(&env_);
   if (rc != 0) return from_mdb(rc, "mdb_env_create");
   mdb_env_set_maxdbs(env_, kDbCount + 2);
@@ -237,8 +256,10 @@ Status Store::open_env(const StoreOptions& options, bool creating) {
   // MDB_NOMETASYNC in sync mode: one fdatasync per commit, the meta page is
   // made durable by the next one; the committer holds outputs until then
   // (engine/commit/committer.h (6)).
+  // With the redo log (sync), data.mdb is written with MDB_NOSYNC: the log
+  // makes commits durable and checkpoints sync data.mdb (redo.h).
   unsigned flags = MDB_NOTLS;
-  flags |= options.sync ? MDB_NOMETASYNC : MDB_NOSYNC;
+  flags |= options.sync && !use_redo ? MDB_NOMETASYNC : MDB_NOSYNC;
   if (read_only_) flags |= MDB_RDONLY;
   rc = mdb_env_open(env_, dir_.c_str(), flags, 0644);
   if (rc != 0) {
@@ -250,6 +271,19 @@ Status Store::open_env(const StoreOptions& options, bool creating) {
     return s;
   }
   CARREL_ASSIGN_OR_RETURN(dead_readers_at_open_, clear_dead_readers());
+  // redo.h (5): the recovered snapshot stays pinned until a fresh checkpoint
+  // is durable, so an interrupted recovery starts again from it.
+  MDB_txn* pin = nullptr;
+  if (!read_only_ && (redo.present || use_redo)) {
+    rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &pin);
+    if (rc != 0) return from_mdb(rc, "pin the redo checkpoint's snapshot");
+  }
+  struct Unpin {
+    MDB_txn*& t;
+    ~Unpin() {
+      if (t) mdb_txn_abort(t);
+    }
+  } unpin{pin};
 
   MDB_txn* txn = nullptr;
   rc = mdb_txn_begin(env_, nullptr, read_only_ ? MDB_RDONLY : 0, &txn);
@@ -300,7 +334,46 @@ Status Store::open_env(const StoreOptions& options, bool creating) {
   if (rc == 0 && (creating || migrating) && options.sync && !read_only_) {
     rc = mdb_env_sync(env_, 1);
   }
-  return commit_status(rc, "commit database handles", 0);
+  CARREL_RETURN_IF_ERROR(commit_status(rc, "commit database handles", 0));
+  if (read_only_ || (!redo.present && !use_redo)) return Status::ok();
+  return start_redo(redo, use_redo);
+}
+
+Status Store::start_redo(const RedoState& redo, bool use_redo) {
+  // redo.h (5): the commits after the checkpoint, in one transaction.
+  uint64_t last = 0;
+  if (redo.present) {
+    MDB_txn* txn = nullptr;
+    int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
+    if (rc != 0) return from_mdb(rc, "begin redo log recovery");
+    Result<uint64_t> replayed = replay_redo(*this, txn, redo.checkpoint.base);
+    if (!replayed.is_ok()) {
+      mdb_txn_abort(txn);
+      return replayed.status().with_context("recover '" + dir_ + "'");
+    }
+    last = *replayed;
+    CARREL_RETURN_IF_ERROR(commit_status(mdb_txn_commit(txn), "commit redo log recovery", 0));
+  }
+  int rc = mdb_env_sync(env_, 1);
+  if (rc != 0) return from_mdb(rc, "sync '" + dir_ + "/data.mdb' after redo log recovery");
+  if (!use_redo) return remove_redo_files(dir_);  // data.mdb alone is the state now
+  // A log that starts without a checkpoint must not meet records of an
+  // earlier one (numbers restart at 1).
+  if (!redo.present) CARREL_RETURN_IF_ERROR(remove_redo_files(dir_));
+  MDB_envinfo info{};
+  rc = mdb_env_info(env_, &info);
+  if (rc != 0) return from_mdb(rc, "mdb_env_info");
+  CARREL_ASSIGN_OR_RETURN(redo_, RedoLog::start(*this, redo.present ? redo.checkpoint.number + 1 : 1,
+                                                info.me_last_txnid, last));
+  return Status::ok();
+}
+
+bool Store::writer_alive() const {
+  int fd = ::open((dir_ + "/data.mdb").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool alive = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);
+  return alive;
 }
 
 Result<bool> Store::migrate_format(MDB_txn* txn) {
@@ -471,6 +544,7 @@ Status Store::copy_compact(const std::string& dest_dir,
 }
 
 Store::~Store() {
+  redo_.reset();  // its pins are read transactions of env_
   if (env_ != nullptr) {
     {
       MutexLock lock(pool_mutex_);

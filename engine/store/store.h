@@ -85,7 +85,14 @@ struct StoreOptions {
   bool sync = true;
   uint64_t map_bytes_max = uint64_t{64} << 30;
   uint32_t sql_page_bytes = 1024;  // stored at creation; the stored value wins later
+  // sync: data.mdb is written with MDB_NOSYNC and made durable by the redo
+  // log and its checkpoints (redo.h). Any writable open recovers a directory
+  // the log left unclean, whatever this says.
+  bool redo_log = false;
 };
+
+class RedoLog;
+struct RedoState;
 
 class Store {
  public:
@@ -99,6 +106,11 @@ class Store {
   const std::string& dir() const { return dir_; }
   bool read_only() const { return read_only_; }
   uint32_t sql_page_bytes() const { return sql_page_bytes_; }
+  // The redo log (redo.h) of a writable sync store opened with
+  // StoreOptions::redo_log, else null.
+  RedoLog* redo() const { return redo_.get(); }
+  // data.mdb, open read-write (writable stores only; -1 otherwise).
+  int data_fd() const { return data_fd_; }
   // The format this open migrated the directory from ("carrel-3"), or empty
   // when it found the current one (store.cc kFormatValue).
   const std::string& migrated_from() const { return migrated_from_; }
@@ -143,6 +155,11 @@ class Store {
   // directory in a format this build migrates in place; whether it did.
   // Aborts txn when it fails.
   Result<bool> migrate_format(MDB_txn* txn);
+  // redo.h (5): replays what the redo log holds past its checkpoint, then
+  // starts the log (use_redo) or removes its files.
+  Status start_redo(const RedoState& redo, bool use_redo);
+  // Another process holds data.mdb's writer flock.
+  bool writer_alive() const;
   void recycle(MDB_txn* txn);
 
   std::string dir_;
@@ -154,6 +171,7 @@ class Store {
   int lock_fd_ = -1;
   int data_fd_ = -1;  // data.mdb, open only to hold its flock
   int dead_readers_at_open_ = 0;
+  std::unique_ptr<RedoLog> redo_;
   uint64_t dev_ = 0, ino_ = 0;  // registry key for invariant (1)
   Mutex pool_mutex_;
   std::vector<MDB_txn*> pool_ GUARDED_BY(pool_mutex_);  // reset read transactions

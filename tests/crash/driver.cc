@@ -20,7 +20,8 @@
 // --powercut LIBPATH simulates a power loss at each kill: the worker runs with
 // LIBPATH (carrel-powercut, tests/crash/powercut.c) preloaded, which keeps
 // D/shadow.mdb holding only the writes to data.mdb that were fdatasynced or
-// written with O_DSYNC; after the kill the shadow replaces data.mdb (and
+// written with O_DSYNC (and a shadow of each redo log file, holding its
+// fdatasynced writes); after the kill the shadows replace the files (and
 // lock.mdb is removed) before the check; a kill after which there is no
 // shadow fails (the worker acknowledged turns, so it had opened data.mdb). In
 // sync mode the check is the same.
@@ -206,6 +207,14 @@ struct Run {
     }
     fs::rename(shadow_path(), engine_dir + "/data.mdb", ec);
     if (ec) fail("cannot replace data.mdb by the shadow: " + ec.message());
+    // The redo log's files (engine/store/redo.h): each shadow the shim kept
+    // (a file the worker opened and did not remove) replaces its file.
+    for (const char* name : {"redo.0", "redo.1", "redo.ckpt"}) {
+      const std::string shadow = shadow_path() + "." + name;
+      if (!fs::exists(shadow)) continue;
+      fs::rename(shadow, engine_dir + "/" + name, ec);
+      if (ec) fail("cannot replace " + std::string(name) + " by its shadow: " + ec.message());
+    }
     fs::remove(engine_dir + "/lock.mdb", ec);
     ++shadows;
   }

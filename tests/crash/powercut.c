@@ -2,17 +2,21 @@
 // bytes that were made durable, for the crash test's --powercut mode.
 //
 // With CARREL_POWERCUT_SHADOW=/path/shadow.mdb set, every descriptor that
-// refers to a file named "data.mdb" is tracked. Each write to it goes through
-// to the real file as usual (the process reads through its mmap and must keep
-// working), and is also recorded:
+// refers to a file named "data.mdb" (or one of the redo log's files,
+// "redo.0", "redo.1", "redo.ckpt": engine/store/redo.h) is tracked. Each
+// write to it goes through to the real file as usual (the process reads
+// through its mmap and must keep working), and is also recorded:
 //   - on a descriptor opened with O_DSYNC/O_SYNC (LMDB's meta page descriptor)
-//     the write is applied to the shadow file at once;
-//   - otherwise it is kept in a pending list, in write order, until an
-//     fdatasync/fsync of any data.mdb descriptor applies the whole list to the
-//     shadow file (pwrite, then fsync).
-// The shadow starts as a copy of data.mdb at the first open. After SIGKILL the
-// shadow holds what a disk that lost its unsynced writes would hold; the crash
-// driver puts it in place of data.mdb before reopening.
+//     the write is applied to the file's shadow at once;
+//   - otherwise it is kept in the file's pending list, in write order, until
+//     an fdatasync/fsync of any descriptor of that file applies the whole
+//     list to its shadow (pwrite, then fsync).
+// A shadow starts as a copy of its file at the file's first open. data.mdb's
+// shadow is the path given; a redo file's is that path, a dot and its name
+// (shadow.mdb.redo.0). unlink of a tracked file drops its shadow (the
+// engine syncs the directory after it), so a later open starts a new one.
+// After SIGKILL the shadows hold what a disk that lost its unsynced writes
+// would hold; the crash driver puts them in place before reopening.
 //
 // CARREL_POWERCUT_IGNORE_SYNC=1 (a check of the checker, never used by CTest)
 // makes fdatasync/fsync drop the pending list instead of applying it, so the
@@ -22,7 +26,8 @@
 //
 // Not modelled: torn sector writes, reordering of the writes inside one
 // fdatasync, drive caches that acknowledge a flush they did not do.
-// One data.mdb per process (LMDB opens it twice, both refer to one file).
+// One engine directory per process (LMDB opens data.mdb twice, both refer to
+// one file).
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -46,13 +51,21 @@ struct pending {
   unsigned char bytes[];
 };
 
+static const char* const kNames[] = {"data.mdb", "redo.0", "redo.1", "redo.ckpt"};
+enum { kFiles = sizeof kNames / sizeof kNames[0] };
+
+struct file {
+  int shadow_fd;  // -1 before the first open
+  struct pending* head;
+  struct pending** tail;
+};
+
 static pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
 static const char* shadow_path;  // NULL: the shim only passes calls through
 static int ignore_sync;
-static int shadow_fd = -1;
+static struct file files[kFiles];
 static unsigned char tracked[kMaxFd];
-static struct pending* pending_head;
-static struct pending** pending_tail = &pending_head;
+static unsigned char file_of[kMaxFd];  // the tracked descriptor's index in kNames
 
 #define REAL(name) real_##name
 static int (*REAL(open))(const char*, int, ...);
@@ -70,6 +83,7 @@ static int (*REAL(fdatasync))(int);
 static int (*REAL(msync))(void*, size_t, int);
 static int (*REAL(ftruncate))(int, off_t);
 static off_t (*REAL(lseek))(int, off_t, int);
+static int (*REAL(unlink))(const char*);
 
 __attribute__((noreturn)) static void die(const char* what) {
   fprintf(stderr, "carrel-powercut: %s: %s\n", what, strerror(errno));
@@ -98,16 +112,35 @@ __attribute__((constructor)) static void init(void) {
   BIND(msync);
   BIND(ftruncate);
   BIND(lseek);
+  BIND(unlink);
 #undef BIND
+  for (int i = 0; i < kFiles; ++i) {
+    files[i].shadow_fd = -1;
+    files[i].head = NULL;
+    files[i].tail = &files[i].head;
+  }
   const char* s = getenv("CARREL_POWERCUT_SHADOW");
   if (s && *s) shadow_path = s;
   const char* i = getenv("CARREL_POWERCUT_IGNORE_SYNC");
   ignore_sync = i ? atoi(i) : 0;
 }
 
-static int is_data_file(const char* path) {
+// The index in kNames of the file `path` names, or -1.
+static int tracked_file(const char* path) {
   const char* slash = strrchr(path, '/');
-  return strcmp(slash ? slash + 1 : path, "data.mdb") == 0;
+  const char* name = slash ? slash + 1 : path;
+  for (int i = 0; i < kFiles; ++i)
+    if (strcmp(name, kNames[i]) == 0) return i;
+  return -1;
+}
+
+// The shadow of file i (data.mdb's is shadow_path itself).
+static void shadow_name(int i, char* out, size_t n) {
+  int w = i == 0 ? snprintf(out, n, "%s", shadow_path) : snprintf(out, n, "%s.%s", shadow_path, kNames[i]);
+  if (w < 0 || (size_t)w >= n) {
+    errno = ENAMETOOLONG;
+    die("shadow path too long");
+  }
 }
 
 static int is_tracked(int fd) {
@@ -125,45 +158,57 @@ static void write_all(int fd, const unsigned char* p, size_t n, off_t off) {
   }
 }
 
-// Called with the mutex held: the shadow begins as the file's content now.
-// The copy is made under a temporary name and renamed when complete: a kill
-// during the copy must leave no shadow (data.mdb stays as it was), not a
-// truncated one that would replace data.mdb.
-static void start_shadow(const char* data_path) {
-  char tmp_path[4096];
-  if (snprintf(tmp_path, sizeof tmp_path, "%s.tmp", shadow_path) >= (int)sizeof tmp_path) {
-    errno = ENAMETOOLONG;
-    die("shadow path too long");
-  }
-  shadow_fd = REAL(open)(tmp_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+// Called with the mutex held: file i's shadow begins as the file's content
+// now. The copy is made under a temporary name and renamed when complete: a
+// kill during the copy must leave no shadow (the file stays as it was), not a
+// truncated one that would replace it.
+static void start_shadow(int i, const char* data_path) {
+  char final_path[4096], tmp_path[4200];
+  shadow_name(i, final_path, sizeof final_path);
+  snprintf(tmp_path, sizeof tmp_path, "%s.tmp", final_path);
+  int shadow_fd = REAL(open)(tmp_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (shadow_fd < 0) die("open the shadow file");
+  files[i].shadow_fd = shadow_fd;
   int in = REAL(open)(data_path, O_RDONLY | O_CLOEXEC);
-  if (in < 0) die("open data.mdb to copy it");
+  if (in < 0) die("open the tracked file to copy it");
   unsigned char buf[1 << 16];
   off_t off = 0;
   for (;;) {
     ssize_t r = read(in, buf, sizeof buf);
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0) die("read data.mdb");
+    if (r < 0) die("read the tracked file");
     if (r == 0) break;
     write_all(shadow_fd, buf, (size_t)r, off);
     off += r;
   }
   REAL(close)(in);
   if (REAL(fsync)(shadow_fd) != 0) die("fsync the shadow file");
-  if (rename(tmp_path, shadow_path) != 0) die("rename the shadow file into place");
+  if (rename(tmp_path, final_path) != 0) die("rename the shadow file into place");
 }
 
 static void opened(const char* path, int flags, int fd) {
-  if (!shadow_path || fd < 0 || !is_data_file(path)) return;
+  int i = shadow_path && fd >= 0 ? tracked_file(path) : -1;
+  if (i < 0) return;
   if (fd >= kMaxFd) {
     errno = EMFILE;
-    die("data.mdb descriptor beyond the shim's table");
+    die("tracked descriptor beyond the shim's table");
   }
   pthread_mutex_lock(&mutex);
-  if (shadow_fd < 0) start_shadow(path);
+  if (files[i].shadow_fd < 0) start_shadow(i, path);
   tracked[fd] = (flags & (O_DSYNC | O_SYNC)) ? kTrackedSync : kTracked;
+  file_of[fd] = (unsigned char)i;
   pthread_mutex_unlock(&mutex);
+}
+
+static void drop_pending(struct file* f) {
+  struct pending* p = f->head;
+  f->head = NULL;
+  f->tail = &f->head;
+  while (p) {
+    struct pending* next = p->next;
+    free(p);
+    p = next;
+  }
 }
 
 // Records `n` bytes written at `off`, gathered from `iov`.
@@ -180,15 +225,18 @@ static void record(int fd, const struct iovec* iov, int iovcnt, size_t n, off_t 
     done += take;
   }
   pthread_mutex_lock(&mutex);
-  if (tracked[fd] == kTrackedSync && ignore_sync >= 2) {
+  struct file* f = &files[file_of[fd]];
+  if (!tracked[fd]) {  // unlinked meanwhile
+    free(p);
+  } else if (tracked[fd] == kTrackedSync && ignore_sync >= 2) {
     free(p);
   } else if (tracked[fd] == kTrackedSync) {  // O_DSYNC: durable when the write returned
-    write_all(shadow_fd, p->bytes, p->length, p->offset);
-    if (REAL(fdatasync)(shadow_fd) != 0) die("fdatasync the shadow file");
+    write_all(f->shadow_fd, p->bytes, p->length, p->offset);
+    if (REAL(fdatasync)(f->shadow_fd) != 0) die("fdatasync the shadow file");
     free(p);
   } else {
-    *pending_tail = p;
-    pending_tail = &p->next;
+    *f->tail = p;
+    f->tail = &p->next;
   }
   pthread_mutex_unlock(&mutex);
 }
@@ -199,19 +247,25 @@ static void record1(int fd, const void* buf, ssize_t n, off_t off) {
   record(fd, &v, 1, (size_t)n, off);
 }
 
-// A sync of data.mdb made every write before it durable: apply them in order.
-static void synced(void) {
+// A sync of a tracked file made every write to it before it durable: apply
+// them in order.
+static void synced(int fd) {
   pthread_mutex_lock(&mutex);
-  struct pending* p = pending_head;
-  pending_head = NULL;
-  pending_tail = &pending_head;
+  if (!tracked[fd]) {
+    pthread_mutex_unlock(&mutex);
+    return;
+  }
+  struct file* f = &files[file_of[fd]];
+  struct pending* p = f->head;
+  f->head = NULL;
+  f->tail = &f->head;
   while (p) {
     struct pending* next = p->next;
-    if (!ignore_sync) write_all(shadow_fd, p->bytes, p->length, p->offset);
+    if (!ignore_sync) write_all(f->shadow_fd, p->bytes, p->length, p->offset);
     free(p);
     p = next;
   }
-  if (!ignore_sync && REAL(fsync)(shadow_fd) != 0) die("fsync the shadow file");
+  if (!ignore_sync && REAL(fsync)(f->shadow_fd) != 0) die("fsync the shadow file");
   pthread_mutex_unlock(&mutex);
 }
 
@@ -303,13 +357,35 @@ ssize_t pwritev64(int fd, const struct iovec* iov, int iovcnt, off_t off) {
 
 int fsync(int fd) {
   int rc = REAL(fsync)(fd);
-  if (rc == 0 && is_tracked(fd)) synced();
+  if (rc == 0 && is_tracked(fd)) synced(fd);
   return rc;
 }
 
 int fdatasync(int fd) {
   int rc = REAL(fdatasync)(fd);
-  if (rc == 0 && is_tracked(fd)) synced();
+  if (rc == 0 && is_tracked(fd)) synced(fd);
+  return rc;
+}
+
+// The engine syncs the directory after removing a redo file: the file and
+// its shadow are gone, its descriptors are no longer followed.
+int unlink(const char* path) {
+  init();
+  int rc = REAL(unlink)(path);
+  int i = rc == 0 && shadow_path ? tracked_file(path) : -1;
+  if (i < 0) return rc;
+  pthread_mutex_lock(&mutex);
+  for (int fd = 0; fd < kMaxFd; ++fd)
+    if (tracked[fd] && file_of[fd] == i) tracked[fd] = kUntracked;
+  drop_pending(&files[i]);
+  if (files[i].shadow_fd >= 0) {
+    REAL(close)(files[i].shadow_fd);
+    files[i].shadow_fd = -1;
+    char name[4096];
+    shadow_name(i, name, sizeof name);
+    REAL(unlink)(name);
+  }
+  pthread_mutex_unlock(&mutex);
   return rc;
 }
 
@@ -321,6 +397,6 @@ int msync(void* addr, size_t n, int flags) {
 }
 
 int ftruncate(int fd, off_t length) {
-  if (is_tracked(fd)) fprintf(stderr, "carrel-powercut: ftruncate of data.mdb is not modelled\n");
+  if (is_tracked(fd)) fprintf(stderr, "carrel-powercut: ftruncate of a tracked file is not modelled\n");
   return REAL(ftruncate)(fd, length);
 }

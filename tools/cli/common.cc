@@ -108,6 +108,7 @@ Result<std::unique_ptr<Engine>> open_engine(const Globals& g, bool read_only) {
         g.dir + " init` makes one in a new or empty directory");
   }
   if (!figures.is_ok()) return figures.status();
+  note_opening(g.dir);
   if (!read_only && figures.is_ok()) {
     // A directory that is not a carrel engine (another program's LMDB
     // environment) is refused by a read-only open, before the writable open

@@ -23,6 +23,7 @@ std::atomic<bool> g_stoppable{false};       // a read-only command: scans check 
 std::atomic<int> g_copy_fd{-1};             // invariant (2)
 int g_dead_end_fd = -1;                     // a pipe's write end whose read end is closed
 std::atomic<uintptr_t> g_map_begin{0}, g_map_end{0};  // invariant (3)
+std::atomic<bool> g_opening{false};                   // invariant (3): inside Engine::open
 char g_fault_message[1024];
 size_t g_fault_message_bytes = 0;
 
@@ -45,6 +46,10 @@ void on_fault(int sig, siginfo_t* info, void*) {
   auto addr = reinterpret_cast<uintptr_t>(info->si_addr);
   bool in_map = info->si_code > 0 && g_fault_message_bytes > 0 && addr >= g_map_begin.load() &&
                 addr < g_map_end.load();
+  // Before the map is known: a read past the end of a mapped file (the only
+  // SIGBUS with BUS_ADRERR that an open makes) is data.mdb's.
+  in_map |= sig == SIGBUS && info->si_code == BUS_ADRERR && g_opening.load() &&
+            g_fault_message_bytes > 0;
   if (!in_map) {
     ::signal(sig, SIG_DFL);  // returning re-runs the access: the default action, visibly
     return;
@@ -87,7 +92,28 @@ std::string stop_reason() {
   return "standard output is closed (" + std::string(std::strerror(EPIPE)) + ")";
 }
 
+namespace {
+
+void set_fault_message(const std::string& file) {
+  std::string m = "carrel: '" + file +
+                  "' is damaged: reading a page of it faulted (truncated or overwritten "
+                  "file); nothing was changed; run `carrel verify` and restore the directory from "
+                  "a backup\n";
+  g_fault_message_bytes = 0;
+  size_t n = std::min(m.size(), sizeof(g_fault_message) - 1);
+  std::memcpy(g_fault_message, m.data(), n);
+  g_fault_message_bytes = n;
+}
+
+}  // namespace
+
+void note_opening(const std::string& dir) {
+  set_fault_message(dir + "/data.mdb");
+  g_opening = true;
+}
+
 void note_mapping(const std::string& dir) {
+  g_opening = false;
   // LMDB does not expose where it mapped the file (mdb_env_info's address is
   // only the MDB_FIXEDMAP hint): find the mapping of data.mdb's inode.
   std::string file = dir + "/data.mdb";
@@ -108,16 +134,10 @@ void note_mapping(const std::string& dir) {
     if (hi - lo > end - begin) begin = lo, end = hi;  // the map, not a smaller mapping
   }
   if (end == begin) return;
-  std::string m = "carrel: '" + file +
-                  "' is damaged: reading a page of it faulted (truncated or overwritten "
-                  "file); nothing was changed; run `carrel verify` and restore the directory from "
-                  "a backup\n";
   g_fault_message_bytes = 0;
-  size_t n = std::min(m.size(), sizeof(g_fault_message) - 1);
-  std::memcpy(g_fault_message, m.data(), n);
   g_map_begin = begin;
   g_map_end = end;
-  g_fault_message_bytes = n;
+  set_fault_message(file);
 }
 
 void allow_graceful_stop() {

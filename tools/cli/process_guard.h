@@ -17,8 +17,10 @@
 //  (3) SIGBUS or SIGSEGV at an address inside the LMDB map of the open
 //      environment (a damaged data.mdb) ends the process with exit code 1 and
 //      one line naming the file; any other fault keeps its default action (a
-//      bug must stay visible). This is the last line of defence: the checks of
-//      env_check.h run first.
+//      bug must stay visible). While the engine opens, before the map's
+//      address is known (note_opening), a SIGBUS reading past the end of a
+//      mapped file (BUS_ADRERR) is taken as data.mdb's. This is the last line
+//      of defence: the checks of env_check.h run first.
 #pragma once
 
 #include <cstddef>
@@ -33,6 +35,8 @@ bool stop_requested();
 // The reason for stop_requested(), for the error line ("interrupted by SIGTERM").
 std::string stop_reason();
 
+// Invariant (3): the engine in `dir` is being opened (its map not yet known).
+void note_opening(const std::string& dir);
 // Invariant (3): records where the open environment in `dir` mapped data.mdb.
 void note_mapping(const std::string& dir);
 

@@ -1,0 +1,664 @@
+#include "engine/store/redo.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "engine/base/check.h"
+#include "engine/store/codec.h"
+
+namespace carrel::store {
+namespace {
+
+constexpr uint32_t kRecordMagic = 0x43524432;  // "CRD2"
+constexpr uint32_t kSlotMagic = 0x43524B31;    // "CRK1"
+constexpr uint8_t kOpPut = 1;
+constexpr uint8_t kOpDel = 2;
+// magic, number, payload length; then the payload and an XXH3-64 of all but
+// the magic.
+constexpr size_t kHeaderBytes = 4 + 8 + 4;
+constexpr size_t kTrailerBytes = 8;
+
+// LMDB's meta page (mdb.c, data format 1): a 16-byte page header, then
+// MDB_meta: magic, version, address, mapsize, two MDB_db of 48 bytes,
+// last_pg, txnid.
+constexpr size_t kPageNoOffset = 0;
+constexpr size_t kMetaMagicOffset = 16;
+constexpr uint32_t kMetaMagic = 0xBEEFC0DE;
+constexpr size_t kMetaTxnOffset = 16 + 4 + 4 + 8 + 8 + 2 * 48 + 8;
+static_assert(kMetaTxnOffset + 8 <= RedoLog::kMetaBytes, "the kept prefix holds the txnid");
+
+std::atomic<bool> g_hold_checkpoints{false};
+
+std::string errno_text() { return std::strerror(errno); }
+
+int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+uint64_t load_host_u64(std::string_view page, size_t at) {
+  uint64_t v;
+  std::memcpy(&v, page.data() + at, 8);  // LMDB stores them in host order
+  return v;
+}
+void store_host_u64(std::string* page, size_t at, uint64_t v) {
+  std::memcpy(page->data() + at, &v, 8);
+}
+
+Status pwrite_all(int fd, std::string_view bytes, uint64_t at, const std::string& path) {
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::pwrite(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(at + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Status::io_error("write '" + path + "': " + errno_text());
+    done += static_cast<size_t>(n);
+  }
+  return Status::ok();
+}
+
+// Reads up to n bytes at `at`; fewer only at the end of the file.
+Result<std::string> pread_some(int fd, size_t n, uint64_t at, const std::string& path) {
+  std::string out(n, '\0');
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = ::pread(fd, out.data() + got, n - got, static_cast<off_t>(at + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return Status::io_error("read '" + path + "': " + errno_text());
+    if (r == 0) break;
+    got += static_cast<size_t>(r);
+  }
+  out.resize(got);
+  return out;
+}
+
+Status sync_dir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::io_error("open directory '" + dir + "': " + errno_text());
+  int rc = ::fsync(fd);
+  std::string e = errno_text();
+  ::close(fd);
+  if (rc != 0) return Status::io_error("fsync directory '" + dir + "': " + e);
+  return Status::ok();
+}
+
+std::string encode_record(uint64_t number, std::string_view payload) {
+  std::string out;
+  out.reserve(kHeaderBytes + payload.size() + kTrailerBytes);
+  Writer w(&out);
+  w.u32(kRecordMagic);
+  w.u64(number);
+  w.u32(static_cast<uint32_t>(payload.size()));
+  w.raw(payload);
+  w.u64(XXH3_64bits(out.data() + 4, out.size() - 4));
+  return out;
+}
+
+struct Record {
+  uint64_t number = 0;
+  std::string payload;
+  uint64_t bytes = 0;  // header, payload and trailer
+};
+
+// The record at `at`, or nullopt when none valid starts there: torn,
+// damaged, voided, stale bytes, or the end of the file.
+Result<std::optional<Record>> read_record_at(int fd, const std::string& path, uint64_t at) {
+  std::optional<Record> none;
+  CARREL_ASSIGN_OR_RETURN(std::string head, pread_some(fd, kHeaderBytes, at, path));
+  if (head.size() < kHeaderBytes) return none;
+  Reader r(head, "redo record header");
+  uint32_t magic = 0, len = 0;
+  Record rec;
+  if (!r.u32(&magic) || magic != kRecordMagic || !r.u64(&rec.number) || !r.u32(&len)) return none;
+  if (len > RedoLog::kRecordBytesMax) return none;
+  CARREL_ASSIGN_OR_RETURN(std::string body, pread_some(fd, len + kTrailerBytes, at + kHeaderBytes, path));
+  if (body.size() < len + kTrailerBytes) return none;
+  Reader t(std::string_view(body).substr(len), "redo record trailer");
+  uint64_t sum = 0;
+  XXH3_state_t* h = XXH3_createState();
+  XXH3_64bits_reset(h);
+  XXH3_64bits_update(h, head.data() + 4, kHeaderBytes - 4);
+  XXH3_64bits_update(h, body.data(), len);
+  const uint64_t want = XXH3_64bits_digest(h);
+  XXH3_freeState(h);
+  if (!t.u64(&sum) || sum != want) return none;
+  body.resize(len);
+  rec.payload = std::move(body);
+  rec.bytes = kHeaderBytes + len + kTrailerBytes;
+  return std::optional<Record>(std::move(rec));
+}
+
+// One segment, read record by record (invariant (2)).
+class SegmentReader {
+ public:
+  SegmentReader(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  // The next record, or nullopt where the segment's records end (a record
+  // that breaks the sequence is stale bytes of an earlier round).
+  Result<std::optional<Record>> next() {
+    CARREL_ASSIGN_OR_RETURN(std::optional<Record> rec, read_record_at(fd_, path_, at_));
+    if (!rec || (last_ != 0 && rec->number != last_ + 1)) return std::optional<Record>();
+    at_ += rec->bytes;
+    last_ = rec->number;
+    return rec;
+  }
+  uint64_t at() const { return at_; }
+
+ private:
+  int fd_;
+  std::string path_;
+  uint64_t at_ = 0;
+  uint64_t last_ = 0;
+};
+
+struct OpenFile {
+  int fd = -1;
+  std::string path;
+  ~OpenFile() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+// Opens DIR/name for reading; fd -1 when it does not exist.
+Status open_for_reading(const std::string& dir, const char* name, OpenFile* f) {
+  f->path = dir + "/" + name;
+  f->fd = ::open(f->path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (f->fd < 0 && errno != ENOENT) return Status::io_error("open '" + f->path + "': " + errno_text());
+  return Status::ok();
+}
+
+// Invariant (5): the valid slot with the highest number, if any.
+Result<std::optional<RedoCheckpoint>> read_slots(const std::string& dir) {
+  OpenFile f;
+  CARREL_RETURN_IF_ERROR(open_for_reading(dir, RedoLog::kCheckpointName, &f));
+  std::optional<RedoCheckpoint> best;
+  if (f.fd < 0) return best;
+  for (uint64_t slot = 0; slot < 2; ++slot) {
+    CARREL_ASSIGN_OR_RETURN(std::string b, pread_some(f.fd, RedoLog::kSlotBytes,
+                                                      slot * RedoLog::kSlotBytes, f.path));
+    Reader r(b, "redo checkpoint slot");
+    uint32_t magic = 0;
+    RedoCheckpoint c;
+    std::string_view meta;
+    uint64_t sum = 0;
+    if (!r.u32(&magic) || magic != kSlotMagic || !r.u64(&c.number) || !r.u64(&c.txnid) ||
+        !r.u64(&c.base) || !r.str16(&meta) || meta.size() != RedoLog::kMetaBytes) {
+      continue;
+    }
+    const size_t covered = 4 + 8 * 3 + 2 + meta.size();
+    if (!r.u64(&sum) || sum != XXH3_64bits(b.data(), covered)) continue;  // torn: the other slot
+    if (c.number % 2 != slot || load_host_u64(meta, kMetaTxnOffset) != c.txnid) continue;
+    c.meta = std::string(meta);
+    if (!best || c.number > best->number) best = std::move(c);
+  }
+  return best;
+}
+
+// The txnid of data.mdb's newest valid meta page (0 when neither is valid).
+Result<uint64_t> newest_meta_txnid(const std::string& dir) {
+  OpenFile f;
+  CARREL_RETURN_IF_ERROR(open_for_reading(dir, "data.mdb", &f));
+  if (f.fd < 0) return uint64_t{0};
+  CARREL_ASSIGN_OR_RETURN(std::string first, pread_some(f.fd, RedoLog::kMetaBytes, 0, f.path));
+  uint64_t newest = 0;
+  // The page size is in the first meta page's MDB_db (md_pad of the free DB).
+  if (first.size() < RedoLog::kMetaBytes) return newest;
+  uint32_t psize = 0;
+  std::memcpy(&psize, first.data() + 16 + 4 + 4 + 8 + 8, 4);
+  if (psize < 512 || psize > 65536) return newest;
+  for (uint64_t slot = 0; slot < 2; ++slot) {
+    CARREL_ASSIGN_OR_RETURN(std::string page,
+                            pread_some(f.fd, RedoLog::kMetaBytes, slot * psize, f.path));
+    if (page.size() < RedoLog::kMetaBytes) continue;
+    uint32_t magic = 0;
+    std::memcpy(&magic, page.data() + kMetaMagicOffset, 4);
+    if (magic != kMetaMagic) continue;
+    newest = std::max(newest, load_host_u64(page, kMetaTxnOffset));
+  }
+  return newest;
+}
+
+// The meta page prefix of committed transaction `txnid`, as LMDB wrote it
+// (with MDB_NOSYNC, through pwrite: the page cache holds it).
+Result<std::string> read_meta_prefix(const Store& store, uint64_t txnid) {
+  MDB_stat st{};
+  int rc = mdb_env_stat(store.env(), &st);
+  if (rc != 0) return from_mdb(rc, "mdb_env_stat");
+  const std::string path = store.dir() + "/data.mdb";
+  CARREL_ASSIGN_OR_RETURN(std::string page, pread_some(store.data_fd(), RedoLog::kMetaBytes,
+                                                       (txnid & 1) * st.ms_psize, path));
+  uint32_t magic = 0;
+  if (page.size() == RedoLog::kMetaBytes) std::memcpy(&magic, page.data() + kMetaMagicOffset, 4);
+  if (magic != kMetaMagic || load_host_u64(page, kMetaTxnOffset) != txnid) {
+    return Status::corruption("data.mdb's meta page " + std::to_string(txnid & 1) +
+                              " does not name transaction " + std::to_string(txnid) +
+                              " (LMDB's meta layout is not the one carrel knows)");
+  }
+  return page;
+}
+
+}  // namespace
+
+void RedoOps::put(Db db, std::string_view key, std::string_view value) {
+  Writer w(&bytes_);
+  w.u8(kOpPut);
+  w.u8(static_cast<uint8_t>(db));
+  w.str16(key);
+  w.str32(value);
+}
+
+void RedoOps::del(Db db, std::string_view key) {
+  Writer w(&bytes_);
+  w.u8(kOpDel);
+  w.u8(static_cast<uint8_t>(db));
+  w.str16(key);
+}
+
+Result<std::unique_ptr<RedoLog>> RedoLog::start(const Store& store, uint64_t number,
+                                                uint64_t txnid, uint64_t base) {
+  std::unique_ptr<RedoLog> log(new RedoLog(store));
+  bool created = false;
+  auto open_rw = [&](const char* name, int* fd) -> Status {
+    std::string path = store.dir() + "/" + name;
+    struct stat st {};
+    created |= ::stat(path.c_str(), &st) != 0;
+    *fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (*fd < 0) return Status::io_error("open '" + path + "': " + errno_text());
+    return Status::ok();
+  };
+  CARREL_RETURN_IF_ERROR(open_rw(kSegmentNames[0], &log->seg_fd_[0]));
+  CARREL_RETURN_IF_ERROR(open_rw(kSegmentNames[1], &log->seg_fd_[1]));
+  CARREL_RETURN_IF_ERROR(open_rw(kCheckpointName, &log->ckpt_fd_));
+  if (created) CARREL_RETURN_IF_ERROR(sync_dir(store.dir()));
+  // Every record either segment holds is at most `base`: both may be written over (4).
+  log->next_ = base + 1;
+  log->next_number_ = number;
+  log->other_last_ = base;
+  {
+    MutexLock lock(log->mutex_);
+    log->durable_base_ = base;
+  }
+  CARREL_ASSIGN_OR_RETURN(Pending p, log->begin_checkpoint(txnid));
+  CARREL_RETURN_IF_ERROR(log->finish_checkpoint(p));
+  log->thread_ = std::thread([l = log.get()] { l->checkpointer_main(); });
+  return log;
+}
+
+RedoLog::~RedoLog() {
+  {
+    MutexLock lock(mutex_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  MutexLock lock(mutex_);
+  if (in_flight_ && in_flight_->pin) mdb_txn_abort(in_flight_->pin);
+  if (durable_pin_) mdb_txn_abort(durable_pin_);
+  for (int fd : {seg_fd_[0], seg_fd_[1], ckpt_fd_})
+    if (fd >= 0) ::close(fd);
+}
+
+uint64_t RedoLog::checkpoints() const {
+  MutexLock lock(mutex_);
+  return checkpoints_;
+}
+
+Status RedoLog::append(const RedoOps& ops, bool sync) {
+  {
+    MutexLock lock(mutex_);
+    if (!broken_.is_ok()) return broken_;
+  }
+  if (ops.bytes().size() > kRecordBytesMax) {
+    return Status::invalid_argument("a commit of " + std::to_string(ops.bytes().size()) +
+                                    " bytes is more than a redo record holds (" +
+                                    std::to_string(kRecordBytesMax) + ")");
+  }
+  // Invariant (6): past the cap, the checkpoint in flight ends first; the
+  // next one switches segments.
+  if (at_ >= kSegmentBytesMax) CARREL_RETURN_IF_ERROR(wait_idle());
+  const std::string rec = encode_record(next_, ops.bytes());
+  const std::string path = store_.dir() + "/" + kSegmentNames[cur_];
+  Status s = pwrite_all(seg_fd_[cur_], rec, at_, path);
+  if (s.is_ok() && sync && ::fdatasync(seg_fd_[cur_]) != 0) {
+    s = Status::io_error("fdatasync '" + path + "': " + errno_text());
+  }
+  last_at_ = at_;
+  if (!s.is_ok()) {
+    // Invariant (1): the record may be partly on disk; void it.
+    at_ += rec.size();
+    ++next_;
+    Status v = void_last();
+    return v.is_ok() ? s : s.with_context(v.message());
+  }
+  at_ += rec.size();
+  since_begin_ += rec.size();
+  ++next_;
+  return Status::ok();
+}
+
+Status RedoLog::void_last() {
+  CARREL_ASSERT(next_ > 1 && last_at_ < at_, "redo.h (1): void_last follows an append");
+  const std::string path = store_.dir() + "/" + kSegmentNames[cur_];
+  Status s = pwrite_all(seg_fd_[cur_], std::string(kHeaderBytes, '\0'), last_at_, path);
+  if (s.is_ok() && ::fdatasync(seg_fd_[cur_]) != 0) {
+    s = Status::io_error("fdatasync '" + path + "': " + errno_text());
+  }
+  if (!s.is_ok()) {
+    MutexLock lock(mutex_);
+    broken_ = Status::io_error(
+        "the redo log could not void record " + std::to_string(next_ - 1) + " of a failed commit (" +
+        s.message() + "); no commit is accepted until the engine is reopened, whose recovery may "
+        "apply that commit");
+    return broken_;
+  }
+  since_begin_ -= std::min<uint64_t>(since_begin_, at_ - last_at_);
+  at_ = last_at_;
+  --next_;
+  return Status::ok();
+}
+
+void RedoLog::hold_checkpoints_for_tests(bool on) { g_hold_checkpoints = on; }
+
+void RedoLog::committed(uint64_t txnid) {
+  if (g_hold_checkpoints.load(std::memory_order_relaxed)) return;
+  const uint64_t appended = since_begin_;
+  if (appended < kCheckpointBytes && steady_ms() - begun_ms_ < kCheckpointIdleMs) return;
+  {
+    MutexLock lock(mutex_);
+    if (!in_flight_done_ || !broken_.is_ok()) return;
+  }
+  Result<Pending> p = begin_checkpoint(txnid);
+  MutexLock lock(mutex_);
+  if (!p.is_ok()) {
+    broken_ = p.status().with_context("begin a redo log checkpoint");
+    return;
+  }
+  in_flight_ = std::move(*p);
+  in_flight_done_ = false;
+  cv_.notify_all();
+}
+
+Status RedoLog::checkpoint_now(uint64_t txnid) {
+  CARREL_RETURN_IF_ERROR(wait_idle());
+  CARREL_ASSIGN_OR_RETURN(Pending p, begin_checkpoint(txnid));
+  return finish_checkpoint(p);
+}
+
+Status RedoLog::close() {
+  CARREL_RETURN_IF_ERROR(wait_idle());
+  MDB_txn* pin = nullptr;
+  {
+    MutexLock lock(mutex_);
+    CARREL_ASSERT(durable_base_ == next_ - 1, "redo.h: close() follows a checkpoint of every record");
+    broken_ = Status::aborted("the redo log of '" + store_.dir() + "' is closed");
+    pin = durable_pin_;
+    durable_pin_ = nullptr;
+  }
+  if (pin) mdb_txn_abort(pin);
+  return remove_redo_files(store_.dir());
+}
+
+Status RedoLog::wait_idle() {
+  MutexLock lock(mutex_);
+  while (!in_flight_done_) cv_.wait(mutex_);
+  return broken_;
+}
+
+Result<RedoLog::Pending> RedoLog::begin_checkpoint(uint64_t txnid) {
+  Pending p;
+  int rc = mdb_txn_begin(store_.env(), nullptr, MDB_RDONLY, &p.pin);
+  if (rc != 0) return from_mdb(rc, "pin the checkpoint's snapshot");
+  // Only the committer writes (committer.h (1)): the newest snapshot is T.
+  CARREL_ASSERT(mdb_txn_id(p.pin) == txnid, "redo.h (3): the pin reads the checkpoint's T");
+  Result<std::string> meta = read_meta_prefix(store_, txnid);
+  if (!meta.is_ok()) {
+    mdb_txn_abort(p.pin);
+    return meta.status();
+  }
+  p.meta = std::move(*meta);
+  p.txnid = txnid;
+  p.base = next_ - 1;
+  p.number = next_number_++;
+  uint64_t durable_base;
+  {
+    MutexLock lock(mutex_);
+    durable_base = durable_base_;
+  }
+  // Invariant (4): the other segment is written over only when nothing in
+  // it is newer than the durable checkpoint.
+  if (at_ > 0 && durable_base >= other_last_) {
+    other_last_ = next_ - 1;
+    cur_ ^= 1;
+    at_ = 0;
+  }
+  since_begin_ = 0;
+  begun_ms_ = steady_ms();
+  return p;
+}
+
+Status RedoLog::finish_checkpoint(Pending& p) {
+  // Invariant (3): every page of T was written before this sync began.
+  int rc = mdb_env_sync(store_.env(), 1);
+  Status s = rc == 0 ? Status::ok()
+                     : Status::io_error("sync '" + store_.dir() + "/data.mdb' (fdatasync): " +
+                                        mdb_strerror(rc));
+  if (s.is_ok()) s = write_slot(RedoCheckpoint{p.number, p.txnid, p.base, p.meta});
+  MDB_txn* release = nullptr;
+  {
+    MutexLock lock(mutex_);
+    if (s.is_ok()) {
+      release = durable_pin_;
+      durable_pin_ = p.pin;
+      durable_base_ = p.base;
+      ++checkpoints_;
+    } else {
+      release = p.pin;
+      // Invariant (7).
+      broken_ = s.with_context("checkpoint the redo log (no commit is accepted until the engine "
+                               "is reopened; its recovery replays every acknowledged commit)");
+    }
+  }
+  p.pin = nullptr;
+  if (release) mdb_txn_abort(release);
+  return s;
+}
+
+Status RedoLog::write_slot(const RedoCheckpoint& c) {
+  std::string b;
+  Writer w(&b);
+  w.u32(kSlotMagic);
+  w.u64(c.number);
+  w.u64(c.txnid);
+  w.u64(c.base);
+  w.str16(c.meta);
+  w.u64(XXH3_64bits(b.data(), b.size()));
+  const std::string path = store_.dir() + "/" + kCheckpointName;
+  CARREL_RETURN_IF_ERROR(pwrite_all(ckpt_fd_, b, (c.number % 2) * kSlotBytes, path));
+  if (::fdatasync(ckpt_fd_) != 0) return Status::io_error("fdatasync '" + path + "': " + errno_text());
+  return Status::ok();
+}
+
+void RedoLog::checkpointer_main() {
+  MutexLock lock(mutex_);
+  for (;;) {
+    // Bounded: the committer starts at most one checkpoint at a time.
+    while (in_flight_done_ && !stopping_) cv_.wait(mutex_);
+    if (in_flight_done_) return;  // stopping, nothing in flight
+    Pending p = std::move(*in_flight_);
+    in_flight_.reset();
+    lock.unlock();
+    (void)finish_checkpoint(p);  // a failure breaks the log (7)
+    lock.lock();
+    in_flight_done_ = true;
+    cv_.notify_all();
+  }
+}
+
+Result<RedoState> read_redo_state(const std::string& dir) {
+  RedoState out;
+  CARREL_ASSIGN_OR_RETURN(std::optional<RedoCheckpoint> c, read_slots(dir));
+  if (!c) return out;
+  out.present = true;
+  out.checkpoint = std::move(*c);
+  CARREL_ASSIGN_OR_RETURN(out.newest_meta_txnid, newest_meta_txnid(dir));
+  for (const char* name : RedoLog::kSegmentNames) {
+    OpenFile f;
+    CARREL_RETURN_IF_ERROR(open_for_reading(dir, name, &f));
+    if (f.fd < 0) continue;
+    SegmentReader r(f.fd, f.path);
+    for (;;) {
+      CARREL_ASSIGN_OR_RETURN(auto rec, r.next());
+      if (!rec) break;
+      if (rec->number == out.checkpoint.base + 1) {
+        out.records_after = true;
+        break;
+      }
+      if (rec->number > out.checkpoint.base + 1) break;
+    }
+  }
+  return out;
+}
+
+Status restore_meta(const std::string& dir, const RedoCheckpoint& c) {
+  const std::string path = dir + "/data.mdb";
+  OpenFile f;
+  f.path = path;
+  f.fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (f.fd < 0) return Status::io_error("open '" + path + "' to recover it: " + errno_text());
+  uint32_t psize = 0;
+  std::memcpy(&psize, c.meta.data() + 16 + 4 + 4 + 8 + 8, 4);
+  if (psize < 512 || psize > 65536) {
+    return Status::corruption("the redo checkpoint of '" + dir + "' holds a meta page with page size " +
+                              std::to_string(psize) + "; restore the directory from a backup");
+  }
+  // T's page in its own slot; the other slot as T-1, so LMDB opens T.
+  const uint64_t slot = c.txnid & 1;
+  std::string page = c.meta, other = c.meta;
+  store_host_u64(&page, kPageNoOffset, slot);
+  store_host_u64(&other, kPageNoOffset, slot ^ 1);
+  store_host_u64(&other, kMetaTxnOffset, c.txnid - 1);
+  CARREL_RETURN_IF_ERROR(pwrite_all(f.fd, page, slot * psize, path));
+  CARREL_RETURN_IF_ERROR(pwrite_all(f.fd, other, (slot ^ 1) * psize, path));
+  if (::fdatasync(f.fd) != 0) return Status::io_error("fdatasync '" + path + "': " + errno_text());
+  return Status::ok();
+}
+
+namespace {
+
+Status apply_ops(const Store& store, MDB_txn* txn, std::string_view ops) {
+  Reader r(ops, "redo record");
+  while (r.remaining() > 0) {
+    uint8_t op = 0, db = 0;
+    std::string_view key, value;
+    if (!r.u8(&op) || !r.u8(&db) || db >= kDbCount || !r.str16(&key)) return r.corruption();
+    MDB_val k = to_val(key);
+    int rc = 0;
+    if (op == kOpPut) {
+      if (!r.str32(&value)) return r.corruption();
+      MDB_val v = to_val(value);
+      rc = mdb_put(txn, store.dbi(static_cast<Db>(db)), &k, &v, 0);
+    } else if (op == kOpDel) {
+      rc = mdb_del(txn, store.dbi(static_cast<Db>(db)), &k, nullptr);
+      if (rc == MDB_NOTFOUND) rc = 0;
+    } else {
+      return r.corruption("unknown operation " + std::to_string(op));
+    }
+    if (rc != 0) {
+      return from_mdb(rc, "replay the redo log into " + std::string(db_name(static_cast<Db>(db))));
+    }
+  }
+  return Status::ok();
+}
+
+// After a segment's records ended at byte `from`: the number of a valid
+// record after it, if any (then a damaged record sits in the middle, not a
+// torn one at the tail).
+Result<std::optional<uint64_t>> valid_record_after(int fd, const std::string& path, uint64_t from) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return Status::io_error("stat '" + path + "': " + errno_text());
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  constexpr size_t kChunk = size_t{1} << 20;
+  std::string magic;
+  Writer(&magic).u32(kRecordMagic);
+  for (uint64_t at = from + 1; at + kHeaderBytes <= size; at += kChunk) {
+    CARREL_ASSIGN_OR_RETURN(std::string chunk, pread_some(fd, kChunk + 3, at, path));
+    for (size_t i = chunk.find(magic); i != std::string::npos && i < kChunk;
+         i = chunk.find(magic, i + 1)) {
+      CARREL_ASSIGN_OR_RETURN(std::optional<Record> rec, read_record_at(fd, path, at + i));
+      if (rec) return std::optional<uint64_t>(rec->number);
+    }
+  }
+  return std::optional<uint64_t>();
+}
+
+}  // namespace
+
+Result<uint64_t> replay_redo(const Store& store, MDB_txn* txn, uint64_t base) {
+  OpenFile files[2];
+  for (int i = 0; i < 2; ++i) {
+    CARREL_RETURN_IF_ERROR(open_for_reading(store.dir(), RedoLog::kSegmentNames[i], &files[i]));
+  }
+  uint64_t expect = base + 1;
+  // Invariant (4): one segment holds the records from base + 1 on, up to the
+  // switch; the other, after it, those that follow. Two passes find both.
+  for (int pass = 0; pass < 2; ++pass) {
+    bool moved = false;
+    for (OpenFile& f : files) {
+      if (f.fd < 0) continue;
+      SegmentReader r(f.fd, f.path);
+      bool applied_here = false;
+      for (;;) {
+        CARREL_ASSIGN_OR_RETURN(auto rec, r.next());
+        if (!rec) break;
+        if (rec->number < expect) continue;
+        if (rec->number > expect) break;
+        Status s = apply_ops(store, txn, rec->payload);
+        if (!s.is_ok()) {
+          return s.with_context("redo log record " + std::to_string(rec->number) + " in '" + f.path +
+                                "'");
+        }
+        ++expect;
+        applied_here = moved = true;
+      }
+      if (applied_here) {
+        // A torn last record ends the log; a damaged one with a valid
+        // record after it would hide acknowledged commits.
+        CARREL_ASSIGN_OR_RETURN(std::optional<uint64_t> later,
+                                valid_record_after(f.fd, f.path, r.at()));
+        if (later && *later >= expect) {
+          return Status::corruption("redo log record " + std::to_string(expect) + " in '" + f.path +
+                                    "' is damaged, and record " + std::to_string(*later) +
+                                    " follows it: the commits between cannot be recovered; "
+                                    "restore the directory from a backup");
+        }
+      }
+    }
+    if (!moved) break;
+  }
+  return expect - 1;
+}
+
+Status remove_redo_files(const std::string& dir) {
+  bool removed = false;
+  // redo.ckpt first: segments without it are never read.
+  for (const char* name : {RedoLog::kCheckpointName, RedoLog::kSegmentNames[0],
+                           RedoLog::kSegmentNames[1]}) {
+    std::string path = dir + "/" + name;
+    if (::unlink(path.c_str()) == 0) {
+      removed = true;
+    } else if (errno != ENOENT) {
+      return Status::io_error("remove '" + path + "': " + errno_text());
+    }
+  }
+  return removed ? sync_dir(dir) : Status::ok();
+}
+
+}  // namespace carrel::store

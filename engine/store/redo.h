@@ -1,0 +1,204 @@
+// The redo log: a sync commit made durable by one sequential fdatasync.
+//
+// LMDB's own sync commit flushes twice, and both flushes land on random
+// pages: the data pages, then the meta page that points at them. With the redo
+// log, data.mdb is written with MDB_NOSYNC; each commit's puts and deletes
+// (RedoOps, made by the group writer) are appended to a segment file and
+// fdatasynced before the LMDB commit. data.mdb is made durable by
+// checkpoints, on a thread of their own, off the commit path.
+//
+// Files: DIR/redo.0 and DIR/redo.1 (segments, written in turn, each from
+// offset 0 over its earlier contents) and DIR/redo.ckpt (two checkpoint
+// slots of one block each).
+//
+// Invariants:
+//  (1) Write ahead: a commit's record is durable before its mdb_txn_commit.
+//      A commit that fails after its record was appended has the record voided
+//      (its header zeroed and synced) before anything else is appended; if
+//      that fails the log is broken (7).
+//  (2) A segment holds records with consecutive numbers from its first one; a
+//      reader stops at the first record that fails its checksum or breaks the
+//      sequence (the stale bytes of an earlier round always have lower
+//      numbers than the round written over them).
+//  (3) Checkpoint k: T is a committed LMDB transaction and B the last record
+//      it includes. A read transaction on T (the pin) is taken before any
+//      later commit, and T's meta page prefix is copied; then data.mdb is
+//      fdatasynced and slot k % 2 of redo.ckpt is written and fdatasynced.
+//      The pin of checkpoint k-1 is released only after that: LMDB never
+//      reuses a page of a snapshot a reader holds, so T's pages stay on disk
+//      as the sync left them, whatever later unsynced commits wrote or tore.
+//  (4) The committer switches to the other segment (from offset 0) only when
+//      the durable checkpoint covers every record that segment holds, so no
+//      record recovery could need is ever written over.
+//  (5) Recovery (the first writable open): the valid slot with the highest
+//      k names (T, B, meta). If data.mdb's newest meta page is not T's, T's
+//      meta page is written into both meta slots (LMDB then opens T, intact
+//      by (3)). Records B+1, B+2, ... are replayed in one write transaction,
+//      data.mdb is synced, and a fresh checkpoint is made, all under a pin on
+//      T: an interrupted recovery starts again from the same T.
+//  (6) Bounds: a segment past kSegmentBytesMax waits for the checkpoint in
+//      flight before it grows; a record is at most kRecordBytesMax; a
+//      checkpoint starts once kCheckpointBytes were appended since the last
+//      one began, or kCheckpointIdleMs passed with records it does not cover.
+//  (7) A failed data sync or slot write breaks the log: every later append
+//      fails, and no segment is switched, so the records after the last
+//      durable checkpoint stay for recovery at the next open.
+#pragma once
+
+#include <lmdb.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "carrel/status.h"
+#include "engine/base/mutex.h"
+#include "engine/store/store.h"
+
+namespace carrel::store {
+
+// The puts and deletes of one write transaction, in the order they were made.
+class RedoOps {
+ public:
+  void put(Db db, std::string_view key, std::string_view value);
+  void del(Db db, std::string_view key);
+  const std::string& bytes() const { return bytes_; }
+  bool empty() const { return bytes_.empty(); }
+  void clear() { bytes_.clear(); }
+
+ private:
+  std::string bytes_;
+};
+
+// What redo.ckpt says (5).
+struct RedoCheckpoint {
+  uint64_t number = 0;  // k
+  uint64_t txnid = 0;   // T
+  uint64_t base = 0;    // B
+  std::string meta;     // the first kMetaBytes of T's meta page
+};
+
+class RedoLog {
+ public:
+  static constexpr const char* kSegmentNames[2] = {"redo.0", "redo.1"};
+  static constexpr const char* kCheckpointName = "redo.ckpt";
+  // Invariant (6).
+  static constexpr uint64_t kCheckpointBytes = uint64_t{1} << 20;
+  static constexpr int64_t kCheckpointIdleMs = 1000;
+  static constexpr uint64_t kSegmentBytesMax = uint64_t{64} << 20;
+  static constexpr uint64_t kRecordBytesMax = uint64_t{160} << 20;
+  static_assert(kCheckpointBytes < kSegmentBytesMax, "(6): a checkpoint starts before the cap");
+  // The prefix of LMDB's meta page kept per checkpoint: the page header and
+  // MDB_meta (mdb.c, data format 1) fit in it.
+  static constexpr size_t kMetaBytes = 256;
+  static constexpr size_t kSlotBytes = 4096;
+  static_assert(kMetaBytes + 64 <= kSlotBytes, "a slot holds its header and the meta prefix");
+
+  // Tests only (tests/redo_test.cc): while set, no checkpoint starts after
+  // a commit (the one at start and checkpoint_now still run), so data.mdb's
+  // durable state stays the one the log started from.
+  static void hold_checkpoints_for_tests(bool on);
+
+  // Starts the log of a store whose data.mdb was just made durable at
+  // transaction `txnid`, holding every record up to `base` (recovery, or a
+  // directory without a log): writes checkpoint `number` at once.
+  static Result<std::unique_ptr<RedoLog>> start(const Store& store, uint64_t number,
+                                                uint64_t txnid, uint64_t base);
+  ~RedoLog();
+  RedoLog(const RedoLog&) = delete;
+  RedoLog& operator=(const RedoLog&) = delete;
+
+  // Invariant (1): appends the next record and fdatasyncs it (unless `sync`
+  // is false: the power-cut test's broken committer, committer.h). The
+  // committer thread only, as are void_last, committed and checkpoint_now.
+  Status append(const RedoOps& ops, bool sync = true);
+  // Invariant (1): the commit after append() failed.
+  Status void_last();
+  // LMDB transaction `txnid` committed (with or without a record): a
+  // checkpoint starts in the background when (6) says so.
+  void committed(uint64_t txnid);
+  // A checkpoint of `txnid`, waited for: after a commit with no record (a
+  // maintenance task) and at close.
+  Status checkpoint_now(uint64_t txnid);
+
+  // After a checkpoint of the last commit (committer.h (9)): releases the
+  // pins and removes the redo files, redo.ckpt first, so the directory is
+  // data.mdb alone. Every later append fails.
+  Status close();
+
+  uint64_t last_record() const { return next_ - 1; }
+  uint64_t checkpoints() const;
+
+ private:
+  struct Pending {
+    uint64_t number = 0;
+    uint64_t txnid = 0;
+    uint64_t base = 0;
+    std::string meta;
+    MDB_txn* pin = nullptr;
+  };
+  RedoLog(const Store& store) : store_(store) {}
+  // Invariant (3), on the committer thread: pin T, copy its meta page, and
+  // switch segments when (4) allows. Fails when the log is broken (7).
+  Result<Pending> begin_checkpoint(uint64_t txnid);
+  // Invariant (3): the data sync and the slot write.
+  Status finish_checkpoint(Pending& p);
+  void checkpointer_main();
+  Status wait_idle();
+  Status write_slot(const RedoCheckpoint& c);
+
+  const Store& store_;
+  int seg_fd_[2] = {-1, -1};
+  int ckpt_fd_ = -1;
+  // Committer thread only.
+  int cur_ = 0;                  // the segment appended to
+  uint64_t at_ = 0;              // where the next record goes in it
+  uint64_t last_at_ = 0;         // where the last record began (void_last)
+  uint64_t next_ = 1;            // the next record's number
+  uint64_t other_last_ = 0;      // the last record the other segment holds (4)
+  uint64_t since_begin_ = 0;     // bytes appended since the last checkpoint began (6)
+  int64_t begun_ms_ = 0;         // when it began (steady clock)
+  uint64_t next_number_ = 1;     // k of the next checkpoint
+
+  mutable Mutex mutex_;
+  CondVar cv_;
+  std::optional<Pending> in_flight_ GUARDED_BY(mutex_);
+  bool in_flight_done_ GUARDED_BY(mutex_) = true;  // no checkpoint in flight
+  MDB_txn* durable_pin_ GUARDED_BY(mutex_) = nullptr;
+  uint64_t durable_base_ GUARDED_BY(mutex_) = 0;
+  uint64_t checkpoints_ GUARDED_BY(mutex_) = 0;
+  Status broken_ GUARDED_BY(mutex_);
+  bool stopping_ GUARDED_BY(mutex_) = false;
+  std::thread thread_;
+};
+
+// What the directory's redo files ask of an open (5).
+struct RedoState {
+  bool present = false;          // redo.ckpt holds a valid checkpoint
+  RedoCheckpoint checkpoint;
+  uint64_t newest_meta_txnid = 0;  // data.mdb's newest meta page
+  bool records_after = false;    // a segment holds record checkpoint.base + 1
+  // data.mdb alone is not the state: recovery must run before any read.
+  bool needs_recovery() const {
+    return present && (records_after || newest_meta_txnid != checkpoint.txnid);
+  }
+};
+
+// Reads redo.ckpt and the segments' heads, and data.mdb's meta pages. A
+// directory without redo.ckpt has no redo state.
+Result<RedoState> read_redo_state(const std::string& dir);
+// Invariant (5): writes the checkpoint's meta page into both meta slots of
+// DIR/data.mdb and syncs it.
+Status restore_meta(const std::string& dir, const RedoCheckpoint& c);
+// Invariant (5): replays records base+1, base+2, ... in `txn`; returns the
+// last record replayed (base when none). A damaged record followed by later
+// valid ones is Corruption, never skipped.
+Result<uint64_t> replay_redo(const Store& store, MDB_txn* txn, uint64_t base);
+// Removes the redo files (a store opened without the log after recovery):
+// redo.ckpt first, then the directory is synced.
+Status remove_redo_files(const std::string& dir);
+
+}  // namespace carrel::store

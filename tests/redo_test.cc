@@ -1,0 +1,244 @@
+// The redo log (engine/store/redo.h): what a crash or a power loss leaves,
+// and what the next open makes of it. The writer runs in a child process that
+// is killed with SIGKILL; a power loss is modelled by putting back the
+// data.mdb the child copied right after its open (when the log's first
+// checkpoint had synced it) with checkpoints held, so the disk's data.mdb is
+// exactly that copy and the commits since are only in the log.
+#include "engine/store/redo.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "carrel/carrel.h"
+#include "engine/loop/engine_core.h"
+#include "tests/test_util.h"
+
+namespace carrel {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+constexpr int kTurns = 100;
+constexpr const char* kRoleEnv = "CARREL_REDO_TEST_ROLE";
+constexpr const char* kDirEnv = "CARREL_REDO_TEST_DIR";
+constexpr int kReportFd = 3;
+
+const ObjectRef kRef = ObjectRef::named("Redo", "a");
+
+Options options_at(const std::string& dir) {
+  Options o;
+  o.dir = dir;
+  o.durability = Durability::kSync;
+  return o;
+}
+
+// The child: opens, copies data.mdb as its first checkpoint synced it, runs
+// kTurns turns (turn i puts k = i and n<i> = i), reports once every reply
+// came (each is durable), and waits to be killed.
+[[noreturn]] void play_writer(const char* dir) {
+  store::RedoLog::hold_checkpoints_for_tests(true);
+  auto e = Engine::open(options_at(dir));
+  bool ok = e.is_ok();
+  std::error_code ec;
+  if (ok) fs::copy_file(std::string(dir) + "/data.mdb", std::string(dir) + "/data.mdb.synced", ec);
+  ok = ok && !ec;
+  for (int i = 1; ok && i <= kTurns; ++i) {
+    ok = (*e)->run(kRef, [i](Context& ctx) {
+                CARREL_RETURN_IF_ERROR(ctx.kv().put("k", std::to_string(i)));
+                return ctx.kv().put("n" + std::to_string(i), std::to_string(i));
+              }).is_ok();
+  }
+  char c = ok ? 'y' : 'n';
+  (void)!::write(kReportFd, &c, 1);
+  for (;;) ::pause();
+}
+
+const bool kPlaysRole = [] {
+  const char* role = std::getenv(kRoleEnv);
+  const char* dir = std::getenv(kDirEnv);
+  if (role != nullptr && dir != nullptr && std::string_view(role) == "writer") play_writer(dir);
+  return false;
+}();
+
+// Runs the writer in a fresh process image, waits for its report, kills it.
+bool write_then_sigkill(const std::string& dir) {
+  int fds[2];
+  if (::pipe(fds) != 0) return false;
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(fds[0]);
+    if (fds[1] != kReportFd) ::dup2(fds[1], kReportFd);
+    ::setenv(kRoleEnv, "writer", 1);
+    ::setenv(kDirEnv, dir.c_str(), 1);
+    ::execl("/proc/self/exe", "carrel_tests", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  char c = 0;
+  bool ok = pid > 0 && ::read(fds[0], &c, 1) == 1 && c == 'y';  // EOF if the child dies
+  ::close(fds[0]);
+  if (pid > 0) {
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+  }
+  return ok;
+}
+
+// The disk kept only what was synced: data.mdb as the first checkpoint left it.
+void lose_unsynced_pages(const std::string& dir) {
+  fs::rename(dir + "/data.mdb.synced", dir + "/data.mdb");
+  fs::remove(dir + "/lock.mdb");
+}
+
+bool has_redo_files(const std::string& dir) {
+  return fs::exists(dir + "/redo.ckpt") || fs::exists(dir + "/redo.0") ||
+         fs::exists(dir + "/redo.1");
+}
+
+void expect_turns(Engine& e, int last) {
+  EXPECT_EQ(testing::kv_read(e, kRef, "k"), std::to_string(last));
+  for (int i = 1; i <= kTurns; ++i) {
+    EXPECT_EQ(testing::kv_read(e, kRef, "n" + std::to_string(i)),
+              i <= last ? std::to_string(i) : "(absent)")
+        << i;
+  }
+}
+
+void flip_byte(const std::string& path, uint64_t at) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(static_cast<std::streamoff>(at));
+  char c = 0;
+  f.read(&c, 1);
+  c = static_cast<char>(c ^ 0x5a);
+  f.seekp(static_cast<std::streamoff>(at));
+  f.write(&c, 1);
+}
+
+// committer.h (9): a clean close ends with a checkpoint and removes the log,
+// so data.mdb alone is the state (any LMDB tool reads it as it is).
+TEST(RedoTest, CleanCloseLeavesDataMdbAlone) {
+  TempDir dir;
+  {
+    auto e = testing::open_engine(options_at(dir.path()));
+    ASSERT_TRUE(e);
+    EXPECT_TRUE(has_redo_files(dir.path()));
+    ASSERT_TRUE(e->run(kRef, [](Context& ctx) { return ctx.kv().put("k", "v"); }).is_ok());
+    ASSERT_TRUE(e->close().is_ok());
+  }
+  EXPECT_FALSE(has_redo_files(dir.path()));
+  Options plain = options_at(dir.path());
+  plain.redo_log = false;
+  auto r = testing::open_engine(plain);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(testing::kv_read(*r, kRef, "k"), "v");
+}
+
+// redo.h (5): after a process death every acknowledged turn is there.
+TEST(RedoTest, ProcessDeathIsRecoveredAtTheNextWritableOpen) {
+  TempDir dir;
+  ASSERT_TRUE(write_then_sigkill(dir.path()));
+  ASSERT_TRUE(fs::exists(dir.path() + "/redo.ckpt"));
+  auto e = testing::open_engine(options_at(dir.path()));
+  ASSERT_TRUE(e);
+  expect_turns(*e, kTurns);
+  ASSERT_TRUE(e->close().is_ok());
+  EXPECT_FALSE(has_redo_files(dir.path()));
+}
+
+// store.cc open_env: a read-only open of a directory the log left unclean,
+// with no writer alive, is refused, naming the remedy.
+TEST(RedoTest, ReadOnlyOpenOfAnUncleanDirectoryNamesTheRemedy) {
+  TempDir dir;
+  ASSERT_TRUE(write_then_sigkill(dir.path()));
+  Options ro = options_at(dir.path());
+  ro.read_only = true;
+  auto e = Engine::open(ro);
+  ASSERT_FALSE(e.is_ok());
+  EXPECT_EQ(e.status().code(), Code::kBusy) << e.status().to_string();
+  EXPECT_NE(e.status().message().find("open it once for writing"), std::string::npos)
+      << e.status().to_string();
+}
+
+// redo.h (3), (5): data.mdb lost every page written after the checkpoint;
+// the checkpoint's meta page is put back and the log replayed onto it.
+TEST(RedoTest, LostUnsyncedPagesAreReplayedOntoTheCheckpoint) {
+  TempDir dir;
+  ASSERT_TRUE(write_then_sigkill(dir.path()));
+  lose_unsynced_pages(dir.path());
+  auto e = testing::open_engine(options_at(dir.path()));
+  ASSERT_TRUE(e);
+  expect_turns(*e, kTurns);
+}
+
+// redo.h (2): a torn last record ends the log; what came before is applied.
+TEST(RedoTest, TornLastRecordEndsTheLog) {
+  TempDir dir;
+  ASSERT_TRUE(write_then_sigkill(dir.path()));
+  lose_unsynced_pages(dir.path());
+  const std::string seg = dir.path() + "/redo.0";
+  fs::resize_file(seg, fs::file_size(seg) - 5);
+  auto e = testing::open_engine(options_at(dir.path()));
+  ASSERT_TRUE(e);
+  expect_turns(*e, kTurns - 1);
+}
+
+// redo.h (5): a damaged record with valid ones after it is Corruption, never
+// a silent end of the log.
+TEST(RedoTest, DamagedRecordBeforeValidOnesIsCorruption) {
+  TempDir dir;
+  ASSERT_TRUE(write_then_sigkill(dir.path()));
+  lose_unsynced_pages(dir.path());
+  const std::string seg = dir.path() + "/redo.0";
+  flip_byte(seg, fs::file_size(seg) / 2);
+  auto e = Engine::open(options_at(dir.path()));
+  ASSERT_FALSE(e.is_ok());
+  EXPECT_EQ(e.status().code(), Code::kCorruption) << e.status().to_string();
+  EXPECT_NE(e.status().message().find("restore the directory from a backup"), std::string::npos)
+      << e.status().to_string();
+}
+
+// StoreOptions::redo_log: an open without the log still recovers a
+// directory the log left, then removes the log (data.mdb alone from then on).
+TEST(RedoTest, OpenWithoutTheLogRecoversAndRemovesIt) {
+  TempDir dir;
+  ASSERT_TRUE(write_then_sigkill(dir.path()));
+  lose_unsynced_pages(dir.path());
+  Options o = options_at(dir.path());
+  o.redo_log = false;
+  auto e = testing::open_engine(o);
+  ASSERT_TRUE(e);
+  EXPECT_FALSE(has_redo_files(dir.path()));
+  expect_turns(*e, kTurns);
+}
+
+// redo.h (6): checkpoints follow the bytes appended, and the segments are
+// written in turn.
+TEST(RedoTest, CheckpointsFollowTheLogAndSwitchSegments) {
+  TempDir dir;
+  auto e = testing::open_engine(options_at(dir.path()));
+  ASSERT_TRUE(e);
+  const std::string value(16 * 1024, 'v');
+  for (int i = 0; i < 300; ++i) {
+    ASSERT_TRUE(e->run(kRef, [&](Context& ctx) {
+                   return ctx.kv().put("k" + std::to_string(i % 10), value);
+                 }).is_ok());
+  }
+  store::RedoLog* redo = e->core()->store().redo();
+  ASSERT_NE(redo, nullptr);
+  // 300 records of 16 KiB are more than four checkpoints' worth (1 MiB each).
+  EXPECT_TRUE(testing::eventually([&] { return redo->checkpoints() >= 3; }));
+  EXPECT_GT(fs::file_size(dir.path() + "/redo.0"), 0u);
+  EXPECT_GT(fs::file_size(dir.path() + "/redo.1"), 0u);
+}
+
+}  // namespace
+}  // namespace carrel
