@@ -55,9 +55,23 @@ Committer::Committer(store::Store& store, Records& records, Clock& clock, const 
       counters_(counters),
       defer_meta_sync_(options.defer_meta_sync),
       release_before_sync_(g_release_before_sync.load()),
-      linger_(sync_ && options.group_commit_linger) {}
+      linger_(sync_ && options.group_commit_linger && store.redo() == nullptr) {
+  if (store::RedoLog* redo = store_.redo()) {
+    // Invariant (9): a sync (or a broken log) wakes the committer to release.
+    redo->set_on_synced([this] {
+      {
+        MutexLock lock(mutex_);
+        synced_moved_ = true;
+      }
+      cv_.notify_one();
+    });
+  }
+}
 
-Committer::~Committer() { stop(); }
+Committer::~Committer() {
+  stop();
+  if (store::RedoLog* redo = store_.redo()) redo->set_on_synced(nullptr);
+}
 
 void Committer::start() { thread_ = std::thread([this] { run(); }); }
 
@@ -89,13 +103,23 @@ void Committer::stop() {
 
 void Committer::run() {
   std::vector<Item> group;
+  store::RedoLog* const redo = store_.redo();
   for (;;) {
     group.clear();
+    bool stopping = false;
     {
       MutexLock lock(mutex_);
       // Invariant (6): a held commit waits for the next group only while one is queued.
-      while (!stopping_ && queue_.empty() && !held_) cv_.wait(mutex_);
+      // Invariant (9): a sync of the redo log wakes it to release what it covers.
+      while (!stopping_ && queue_.empty() && !held_ && !synced_moved_) cv_.wait(mutex_);
+      synced_moved_ = false;
       linger();
+      // Invariant (9): while a written group waits for a sync that has not
+      // begun, the next group gathers; each sync (begun or done) wakes this.
+      while (!stopping_ && !queue_.empty() && queue_.front().batch && redo &&
+             redo->backlogged() && queue_.size() < kGroupBatchesMax) {
+        cv_.wait(mutex_);
+      }
       if (!queue_.empty() && !queue_.front().batch) {
         group.push_back(std::move(queue_.front()));
         queue_.pop_front();
@@ -109,8 +133,11 @@ void Committer::run() {
           queue_.pop_front();
         }
       }
+      stopping = stopping_;
     }
+    release_synced();
     if (group.empty()) {
+      if (!held_ && !stopping) continue;  // woken by a sync of the redo log (9)
       if (!held_) {  // stopping: everything queued is committed, synced and released
         checkpoint_at_stop();
         close_redo();
@@ -162,7 +189,11 @@ void Committer::run_task(Item& item) {
       s = store_.commit_status(mdb_txn_commit(txn), "commit maintenance", 0);
     else mdb_txn_abort(txn);
     // Invariant (9): a task writes no redo record; a checkpoint covers it.
-    if (s.is_ok() && store_.redo() && last_txnid() == id) s = store_.redo()->checkpoint_now(id);
+    if (s.is_ok() && store_.redo() && last_txnid() == id) {
+      s = store_.redo()->checkpoint_now(id);
+      if (s.is_ok()) release_all_waiting();
+    }
+    release_synced();
   }
   // Invariant (6): a task ends with its commit and the held one durable and released.
   if (sync_ && !store_.redo()) {
@@ -180,20 +211,15 @@ void Committer::checkpoint_at_stop() {
   if (mdb_txn_begin(store_.env(), nullptr, 0, &txn) != 0) return;
   int64_t now = clock_.now_ms();
   GroupWriter writer(store_, records_, txn, now, keep_history_, history_commits_max_);
-  store::RedoLog* redo = store_.redo();
-  redo_ops_.clear();
-  if (redo) writer.record_redo(&redo_ops_);
-  if (!writer.finish(/*checkpoint=*/true).is_ok() ||
-      (redo && !redo_ops_.empty() && !redo->append(redo_ops_).is_ok())) {
+  if (!writer.finish(/*checkpoint=*/true).is_ok()) {
     mdb_txn_abort(txn);
     return;
   }
-  if (mdb_txn_commit(txn) != 0) {  // the commit freed the transaction
-    if (redo && !redo_ops_.empty()) (void)redo->void_last();
-    return;
-  }
+  if (mdb_txn_commit(txn) != 0) return;  // the commit freed the transaction
+  // Invariant (9): no redo record; close_redo's checkpoint covers it (a crash
+  // before that loses only this checkpoint of records, as a failure here does).
   // Invariant (6): its meta page may be deferred; nothing follows it.
-  if (sync_ && !redo && mdb_env_sync(store_.env(), 1) != 0) return;
+  if (sync_ && !store_.redo() && mdb_env_sync(store_.env(), 1) != 0) return;
   records_.publish({}, 0, writer.checkpoint_log_no(), now);
 }
 
@@ -202,7 +228,17 @@ void Committer::close_redo() {
   if (!redo) return;
   // Invariant (9): a closed directory is data.mdb alone. On failure the redo
   // files stay, and the next open recovers from them.
-  if (redo->checkpoint_now(last_txnid()).is_ok()) (void)redo->close();
+  if (redo->checkpoint_now(last_txnid()).is_ok()) {
+    release_all_waiting();
+    (void)redo->close();
+  }
+  release_synced();
+  // Whatever the log could not cover fails; nothing is left waiting.
+  while (!waiting_.empty()) {
+    fail(waiting_.front().second.batches, Status::io_error("the engine closed before the redo log "
+                                                           "made this commit durable"));
+    waiting_.pop_front();
+  }
 }
 
 uint64_t Committer::last_txnid() const {
@@ -230,8 +266,15 @@ void Committer::commit_group(std::vector<Item>& group) {
     Release outputs{0, std::move(live), {}, {}};
     if (held_)
       absorb(std::move(outputs));
+    else if (!waiting_.empty())
+      absorb_into(waiting_.back().second, std::move(outputs));  // (9)
     else
       release(outputs);
+    return;
+  }
+  store::RedoLog* redo = store_.redo();
+  if (redo && !redo->status().is_ok()) {  // (9): a broken log takes no commit
+    fail(live, redo->status());
     return;
   }
 
@@ -241,8 +284,8 @@ void Committer::commit_group(std::vector<Item>& group) {
   std::optional<GroupWriter> writer;
   size_t turns = 0;
   bool wrote = false;
+  uint64_t record = 0;  // (9): the redo record that makes this commit durable
   bool meta_synced = !sync_;
-  store::RedoLog* redo = store_.redo();
   if (s.is_ok()) {
     writer.emplace(store_, records_, txn, now, keep_history_, history_commits_max_);
     redo_ops_.clear();
@@ -259,33 +302,35 @@ void Committer::commit_group(std::vector<Item>& group) {
     }
     if (s.is_ok()) {
       const size_t id = mdb_txn_id(txn);
-      bool logged = false;
       if (redo) {
-        // Invariant (9): the record is durable before the commit.
-        meta_synced = true;
-        if (!redo_ops_.empty()) {
-          s = redo->append(redo_ops_, /*sync=*/!release_before_sync_);
-          logged = s.is_ok();
-        }
+        meta_synced = true;  // (9): durability is the record's, never (6)'s holding
+        // redo.h (8): a full disk fails the commit here, before it applies.
+        if (!redo_ops_.empty()) s = redo->reserve(redo_ops_.bytes().size());
       } else if (sync_) {
         s = choose_meta_sync(&meta_synced);
       }
       if (s.is_ok()) {
         s = store_.commit_status(mdb_txn_commit(txn), "commit", writer->bytes_written());
-        if (!s.is_ok() && logged) {
-          Status voided = redo->void_last();
-          if (!voided.is_ok()) s = s.with_context(voided.message());
-        }
       } else {
         mdb_txn_abort(txn);
       }
       // LMDB skips an empty transaction: no sync and no meta page (6).
       wrote = s.is_ok() && last_txnid() == id;
       if (wrote && redo) {
-        // A commit that wrote without a record (none is known) is covered
-        // by a checkpoint before it is released.
-        if (redo_ops_.empty()) s = redo->checkpoint_now(id);
-        else redo->committed(id);
+        if (redo_ops_.empty()) {
+          // A commit that wrote without a record (none is known) is covered
+          // by a checkpoint before anything is released.
+          s = redo->checkpoint_now(id);
+          if (s.is_ok()) release_all_waiting();
+        } else {
+          Result<uint64_t> r = redo->append(redo_ops_);
+          if (r.is_ok()) {
+            record = *r;
+            redo->committed(id);
+          } else {
+            s = r.status();  // the log is broken (redo.h (7))
+          }
+        }
       }
     } else {
       mdb_txn_abort(txn);
@@ -299,6 +344,7 @@ void Committer::commit_group(std::vector<Item>& group) {
     // sync explicitly, so it is released (or failed) before these fail.
     if (held_) (void)sync_and_release();
     fail(live, s);
+    release_synced();  // (9): a broken log fails what waits
     return;
   }
 
@@ -307,15 +353,70 @@ void Committer::commit_group(std::vector<Item>& group) {
   bump_max(counters_.turns_per_commit_max, turns);
   counters_.bytes_written.fetch_add(writer->bytes_written(), std::memory_order_relaxed);
   // The data fdatasync, and the O_DSYNC meta page write when it was not
-  // deferred; with the redo log, the record's fdatasync.
-  if (sync_ && wrote) {
-    counters_.fsyncs.fetch_add(meta_synced && !redo ? 2 : 1, std::memory_order_relaxed);
+  // deferred.
+  // (With the redo log, release_synced counts the log's syncs.)
+  if (sync_ && wrote && !redo) {
+    counters_.fsyncs.fetch_add(meta_synced ? 2 : 1, std::memory_order_relaxed);
   }
   // Invariant (7): the cache first; durable_seq moves when the commit is released.
   records_.publish(writer->take_records(), writer->log_records(), writer->checkpoint_log_no(), now);
-  committed(
-      Release{commit_number_, std::move(live), std::move(writer->sent()), writer->earliest_alarm()},
-      wrote, meta_synced);
+  Release done{commit_number_, std::move(live), std::move(writer->sent()), writer->earliest_alarm()};
+  if (redo) {
+    committed_redo(std::move(done), record);
+  } else {
+    committed(std::move(done), wrote, meta_synced);
+  }
+}
+
+void Committer::committed_redo(Release&& r, uint64_t record) {
+  if (release_before_sync_ || record == 0) {
+    // The power-cut test's broken committer; or durable already (a
+    // checkpoint covered it) or nothing written: after what waits, in order.
+    if (!waiting_.empty() && !release_before_sync_) {
+      absorb_into(waiting_.back().second, std::move(r));
+      return;
+    }
+    synced_number_ = std::max(synced_number_, r.commit_number);
+    release(r);
+    return;
+  }
+  waiting_.emplace_back(record, std::move(r));
+}
+
+void Committer::release_synced() {
+  store::RedoLog* redo = store_.redo();
+  if (!redo) return;
+  const uint64_t syncs = redo->syncs();
+  counters_.fsyncs.fetch_add(syncs - syncs_seen_, std::memory_order_relaxed);
+  syncs_seen_ = syncs;
+  if (waiting_.empty()) return;
+  // Invariant (9), redo.h (1): what the last sync covered, in commit order.
+  const uint64_t synced = redo->synced();
+  while (!waiting_.empty() && waiting_.front().first <= synced) {
+    Release r = std::move(waiting_.front().second);
+    waiting_.pop_front();
+    synced_number_ = std::max(synced_number_, r.commit_number);
+    release(r);
+  }
+  Status s = redo->status();
+  if (s.is_ok()) return;
+  // Broken (redo.h (7)): the rest will never be covered; they fail as a
+  // failed commit does (4).
+  while (!waiting_.empty()) {
+    Release r = std::move(waiting_.front().second);
+    waiting_.pop_front();
+    fail(r.batches, s);
+  }
+}
+
+void Committer::release_all_waiting() {
+  // A checkpoint covered every commit up to now (redo.h (1)).
+  while (!waiting_.empty()) {
+    Release r = std::move(waiting_.front().second);
+    waiting_.pop_front();
+    synced_number_ = std::max(synced_number_, r.commit_number);
+    release(r);
+  }
 }
 
 Status Committer::choose_meta_sync(bool* meta_synced) {
@@ -380,10 +481,14 @@ void Committer::committed(Release&& r, bool wrote, bool meta_synced) {
 
 void Committer::absorb(Release&& r) {
   CARREL_ASSERT(held_.has_value(), "committer.h (6): absorb joins the held commit");
-  for (auto& b : r.batches) held_->batches.push_back(std::move(b));
-  for (auto& m : r.sent) held_->sent.push_back(std::move(m));
-  if (r.earliest_alarm && (!held_->earliest_alarm || *r.earliest_alarm < *held_->earliest_alarm))
-    held_->earliest_alarm = r.earliest_alarm;
+  absorb_into(*held_, std::move(r));
+}
+
+void Committer::absorb_into(Release& into, Release&& r) {
+  for (auto& b : r.batches) into.batches.push_back(std::move(b));
+  for (auto& m : r.sent) into.sent.push_back(std::move(m));
+  if (r.earliest_alarm && (!into.earliest_alarm || *r.earliest_alarm < *into.earliest_alarm))
+    into.earliest_alarm = r.earliest_alarm;
 }
 
 Status Committer::sync_and_release() {

@@ -45,12 +45,15 @@
 //      the last commit, or nosync, it never waits; a submit ends the wait as
 //      soon as the queue holds as many batches as the last commit did.
 //  (9) Redo log (sync mode, Options::redo_log; engine/store/redo.h). Every
-//      write the group writer makes is also recorded, and the record is
-//      appended and synced before mdb_txn_commit (a failed commit voids it);
-//      so a commit is durable when it returns and (6)'s holding never
-//      applies. A commit with no record (a maintenance task) is followed by a
-//      checkpoint before its outputs are released. stop() ends with a
-//      checkpoint and closes the log, leaving data.mdb alone as the state.
+//      write the group writer makes is also recorded; after mdb_txn_commit
+//      the record is written (not synced) and the commit's Release waits in
+//      `waiting_`, in commit order, until the log's syncer thread covered its
+//      record (redo.h (1)): the committer goes on to the next group at once,
+//      and one sync covers every group written while the last one ran.
+//      (6)'s holding and (8)'s linger never apply. A commit with no record (a
+//      maintenance task) is followed by a checkpoint, which covers everything
+//      waiting. A broken log fails what waits and every later commit. stop()
+//      ends with a checkpoint and closes the log, leaving data.mdb alone.
 #pragma once
 
 #include <deque>
@@ -147,11 +150,20 @@ class Committer {
   void checkpoint_at_stop();
   // Invariant (9): the redo log's last checkpoint, and its files removed.
   void close_redo();
+  // Invariant (9): a commit that wrote `record` (0: durable already) waits for its sync.
+  void committed_redo(Release&& release, uint64_t record);
+  // Invariant (9): releases what the log's last sync covered; fails all when it broke.
+  void release_synced();
+  // Invariant (9): a checkpoint covered everything that waits.
+  void release_all_waiting();
+  void absorb_into(Release& into, Release&& release);
   // The last committed LMDB transaction.
   uint64_t last_txnid() const;
 
   store::Store& store_;
   store::RedoOps redo_ops_;  // committer thread only: the group's writes (9)
+  std::deque<std::pair<uint64_t, Release>> waiting_;  // committer thread only (9)
+  uint64_t syncs_seen_ = 0;  // committer thread only: the redo log's syncs counted
   Records& records_;
   Clock& clock_;
   const bool sync_;
@@ -174,6 +186,7 @@ class Committer {
   CondVar cv_;
   std::deque<Item> queue_ GUARDED_BY(mutex_);
   bool stopping_ GUARDED_BY(mutex_) = false;
+  bool synced_moved_ GUARDED_BY(mutex_) = false;  // (9): the redo log synced since the last look
   std::thread thread_;
 };
 

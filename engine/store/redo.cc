@@ -22,9 +22,9 @@ constexpr uint32_t kRecordMagic = 0x43524432;  // "CRD2"
 constexpr uint32_t kSlotMagic = 0x43524B31;    // "CRK1"
 constexpr uint8_t kOpPut = 1;
 constexpr uint8_t kOpDel = 2;
-// magic, number, payload length; then the payload and an XXH3-64 of all but
-// the magic.
-constexpr size_t kHeaderBytes = 4 + 8 + 4;
+// magic, number, the highest record durable when it was written (2),
+// payload length; then the payload and an XXH3-64 of all but the magic.
+constexpr size_t kHeaderBytes = 4 + 8 + 8 + 4;
 constexpr size_t kTrailerBytes = 8;
 
 // LMDB's meta page (mdb.c, data format 1): a 16-byte page header, then
@@ -91,12 +91,13 @@ Status sync_dir(const std::string& dir) {
   return Status::ok();
 }
 
-std::string encode_record(uint64_t number, std::string_view payload) {
+std::string encode_record(uint64_t number, uint64_t durable, std::string_view payload) {
   std::string out;
   out.reserve(kHeaderBytes + payload.size() + kTrailerBytes);
   Writer w(&out);
   w.u32(kRecordMagic);
   w.u64(number);
+  w.u64(durable);
   w.u32(static_cast<uint32_t>(payload.size()));
   w.raw(payload);
   w.u64(XXH3_64bits(out.data() + 4, out.size() - 4));
@@ -105,6 +106,7 @@ std::string encode_record(uint64_t number, std::string_view payload) {
 
 struct Record {
   uint64_t number = 0;
+  uint64_t durable = 0;
   std::string payload;
   uint64_t bytes = 0;  // header, payload and trailer
 };
@@ -118,7 +120,10 @@ Result<std::optional<Record>> read_record_at(int fd, const std::string& path, ui
   Reader r(head, "redo record header");
   uint32_t magic = 0, len = 0;
   Record rec;
-  if (!r.u32(&magic) || magic != kRecordMagic || !r.u64(&rec.number) || !r.u32(&len)) return none;
+  if (!r.u32(&magic) || magic != kRecordMagic || !r.u64(&rec.number) || !r.u64(&rec.durable) ||
+      !r.u32(&len)) {
+    return none;
+  }
   if (len > RedoLog::kRecordBytesMax) return none;
   CARREL_ASSIGN_OR_RETURN(std::string body, pread_some(fd, len + kTrailerBytes, at + kHeaderBytes, path));
   if (body.size() < len + kTrailerBytes) return none;
@@ -278,6 +283,13 @@ Result<std::unique_ptr<RedoLog>> RedoLog::start(const Store& store, uint64_t num
   CARREL_RETURN_IF_ERROR(open_rw(kSegmentNames[1], &log->seg_fd_[1]));
   CARREL_RETURN_IF_ERROR(open_rw(kCheckpointName, &log->ckpt_fd_));
   if (created) CARREL_RETURN_IF_ERROR(sync_dir(store.dir()));
+  for (int i = 0; i < 2; ++i) {
+    struct stat st {};
+    if (::fstat(log->seg_fd_[i], &st) != 0) {
+      return Status::io_error("stat '" + store.dir() + "/" + kSegmentNames[i] + "': " + errno_text());
+    }
+    log->allocated_[i] = static_cast<uint64_t>(st.st_size);
+  }
   // Every record either segment holds is at most `base`: both may be written over (4).
   log->next_ = base + 1;
   log->next_number_ = number;
@@ -285,10 +297,13 @@ Result<std::unique_ptr<RedoLog>> RedoLog::start(const Store& store, uint64_t num
   {
     MutexLock lock(log->mutex_);
     log->durable_base_ = base;
+    log->written_ = log->synced_ = log->syncing_ = base;
+    log->sync_fd_ = log->seg_fd_[0];
   }
   CARREL_ASSIGN_OR_RETURN(Pending p, log->begin_checkpoint(txnid));
   CARREL_RETURN_IF_ERROR(log->finish_checkpoint(p));
   log->thread_ = std::thread([l = log.get()] { l->checkpointer_main(); });
+  log->syncer_ = std::thread([l = log.get()] { l->syncer_main(); });
   return log;
 }
 
@@ -298,7 +313,9 @@ RedoLog::~RedoLog() {
     stopping_ = true;
   }
   cv_.notify_all();
+  sync_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  if (syncer_.joinable()) syncer_.join();
   MutexLock lock(mutex_);
   if (in_flight_ && in_flight_->pin) mdb_txn_abort(in_flight_->pin);
   if (durable_pin_) mdb_txn_abort(durable_pin_);
@@ -311,57 +328,147 @@ uint64_t RedoLog::checkpoints() const {
   return checkpoints_;
 }
 
-Status RedoLog::append(const RedoOps& ops, bool sync) {
+Result<uint64_t> RedoLog::append(const RedoOps& ops) {
+  uint64_t durable;
+  {
+    MutexLock lock(mutex_);
+    if (!broken_.is_ok()) return broken_;
+    durable = synced_;
+  }
+  if (ops.bytes().size() > kRecordBytesMax) {
+    Status s = Status::invalid_argument("a commit of " + std::to_string(ops.bytes().size()) +
+                                        " bytes is more than a redo record holds (" +
+                                        std::to_string(kRecordBytesMax) + ")");
+    set_broken(s);  // the commit is in data.mdb already (1)
+    return s;
+  }
+  const std::string rec = encode_record(next_, durable, ops.bytes());
+  CARREL_ASSERT(at_ + rec.size() <= allocated_[cur_], "redo.h (8): the record's space was reserved");
+  const std::string path = store_.dir() + "/" + kSegmentNames[cur_];
+  Status s = pwrite_all(seg_fd_[cur_], rec, at_, path);
+  if (!s.is_ok()) {
+    set_broken(s);  // (7): the commit is in data.mdb, its record is not
+    return s;
+  }
+  at_ += rec.size();
+  since_begin_ += rec.size();
+  const uint64_t number = next_++;
+  {
+    MutexLock lock(mutex_);
+    written_ = number;
+  }
+  sync_cv_.notify_one();
+  return number;
+}
+
+Status RedoLog::reserve(size_t payload_bytes) {
   {
     MutexLock lock(mutex_);
     if (!broken_.is_ok()) return broken_;
   }
-  if (ops.bytes().size() > kRecordBytesMax) {
-    return Status::invalid_argument("a commit of " + std::to_string(ops.bytes().size()) +
-                                    " bytes is more than a redo record holds (" +
-                                    std::to_string(kRecordBytesMax) + ")");
-  }
   // Invariant (6): past the cap, the checkpoint in flight ends first; the
   // next one switches segments.
   if (at_ >= kSegmentBytesMax) CARREL_RETURN_IF_ERROR(wait_idle());
-  const std::string rec = encode_record(next_, ops.bytes());
-  const std::string path = store_.dir() + "/" + kSegmentNames[cur_];
-  Status s = pwrite_all(seg_fd_[cur_], rec, at_, path);
-  if (s.is_ok() && sync && ::fdatasync(seg_fd_[cur_]) != 0) {
-    s = Status::io_error("fdatasync '" + path + "': " + errno_text());
+  const uint64_t need = at_ + kHeaderBytes + payload_bytes + kTrailerBytes;
+  if (need <= allocated_[cur_]) return Status::ok();
+  const uint64_t to = (need + kReserveBytes - 1) / kReserveBytes * kReserveBytes;
+  const int rc = ::posix_fallocate(seg_fd_[cur_], 0, static_cast<off_t>(to));
+  if (rc != 0) {
+    return store_.commit_status(rc, "reserve redo log space", need - allocated_[cur_])
+        .with_context(std::string(kSegmentNames[cur_]));
   }
-  last_at_ = at_;
-  if (!s.is_ok()) {
-    // Invariant (1): the record may be partly on disk; void it.
-    at_ += rec.size();
-    ++next_;
-    Status v = void_last();
-    return v.is_ok() ? s : s.with_context(v.message());
-  }
-  at_ += rec.size();
-  since_begin_ += rec.size();
-  ++next_;
+  allocated_[cur_] = to;
   return Status::ok();
 }
 
-Status RedoLog::void_last() {
-  CARREL_ASSERT(next_ > 1 && last_at_ < at_, "redo.h (1): void_last follows an append");
-  const std::string path = store_.dir() + "/" + kSegmentNames[cur_];
-  Status s = pwrite_all(seg_fd_[cur_], std::string(kHeaderBytes, '\0'), last_at_, path);
-  if (s.is_ok() && ::fdatasync(seg_fd_[cur_]) != 0) {
-    s = Status::io_error("fdatasync '" + path + "': " + errno_text());
-  }
-  if (!s.is_ok()) {
+bool RedoLog::backlogged() const {
+  MutexLock lock(mutex_);
+  return broken_.is_ok() && written_ > syncing_;
+}
+
+uint64_t RedoLog::synced() const {
+  MutexLock lock(mutex_);
+  return synced_;
+}
+
+Status RedoLog::status() const {
+  MutexLock lock(mutex_);
+  return broken_;
+}
+
+void RedoLog::set_on_synced(std::function<void()> f) {
+  MutexLock lock(callback_mutex_);
+  on_synced_ = std::move(f);
+}
+
+void RedoLog::set_broken(const Status& s) {
+  {
     MutexLock lock(mutex_);
-    broken_ = Status::io_error(
-        "the redo log could not void record " + std::to_string(next_ - 1) + " of a failed commit (" +
-        s.message() + "); no commit is accepted until the engine is reopened, whose recovery may "
-        "apply that commit");
-    return broken_;
+    if (broken_.is_ok()) {
+      broken_ = s.with_context("the redo log of '" + store_.dir() +
+                               "' is broken: no commit is accepted until the engine is reopened, "
+                               "whose recovery replays every acknowledged commit");
+    }
   }
-  since_begin_ -= std::min<uint64_t>(since_begin_, at_ - last_at_);
-  at_ = last_at_;
-  --next_;
+  MutexLock lock(callback_mutex_);
+  if (on_synced_) on_synced_();
+}
+
+void RedoLog::syncer_main() {
+  for (;;) {
+    int fd;
+    uint64_t target;
+    {
+      MutexLock lock(mutex_);
+      // Bounded: one sync per wake, while records wait.
+      while (!stopping_ && broken_.is_ok() && written_ <= synced_) sync_cv_.wait(mutex_);
+      if (stopping_ || !broken_.is_ok()) return;
+      fd = sync_fd_;
+      target = syncing_ = written_;
+    }
+    {
+      MutexLock lock(callback_mutex_);  // the committer may write the next group now
+      if (on_synced_) on_synced_();
+    }
+    // Invariant (1): covers every record written before it began.
+    if (::fdatasync(fd) != 0) {
+      set_broken(Status::io_error("fdatasync the redo log segment: " + errno_text()));
+      return;
+    }
+    {
+      MutexLock lock(mutex_);
+      synced_ = std::max(synced_, target);
+      ++syncs_;
+    }
+    MutexLock lock(callback_mutex_);
+    if (on_synced_) on_synced_();
+  }
+}
+
+uint64_t RedoLog::syncs() const {
+  MutexLock lock(mutex_);
+  return syncs_;
+}
+
+Status RedoLog::sync_segment() {
+  uint64_t target;
+  {
+    MutexLock lock(mutex_);
+    target = syncing_ = std::max(syncing_, written_);
+  }
+  if (::fdatasync(seg_fd_[cur_]) != 0) {
+    Status s = Status::io_error("fdatasync '" + store_.dir() + "/" + kSegmentNames[cur_] +
+                                "': " + errno_text());
+    set_broken(s);
+    return s;
+  }
+  {
+    MutexLock lock(mutex_);
+    synced_ = std::max(synced_, target);
+    ++syncs_;
+  }
+  MutexLock lock(callback_mutex_);
+  if (on_synced_) on_synced_();
   return Status::ok();
 }
 
@@ -376,11 +483,11 @@ void RedoLog::committed(uint64_t txnid) {
     if (!in_flight_done_ || !broken_.is_ok()) return;
   }
   Result<Pending> p = begin_checkpoint(txnid);
-  MutexLock lock(mutex_);
   if (!p.is_ok()) {
-    broken_ = p.status().with_context("begin a redo log checkpoint");
+    set_broken(p.status().with_context("begin a redo log checkpoint"));
     return;
   }
+  MutexLock lock(mutex_);
   in_flight_ = std::move(*p);
   in_flight_done_ = false;
   cv_.notify_all();
@@ -433,11 +540,18 @@ Result<RedoLog::Pending> RedoLog::begin_checkpoint(uint64_t txnid) {
     durable_base = durable_base_;
   }
   // Invariant (4): the other segment is written over only when nothing in
-  // it is newer than the durable checkpoint.
+  // it is newer than the durable checkpoint, and the one left is synced.
   if (at_ > 0 && durable_base >= other_last_) {
+    Status synced = sync_segment();
+    if (!synced.is_ok()) {
+      mdb_txn_abort(p.pin);
+      return synced;
+    }
     other_last_ = next_ - 1;
     cur_ ^= 1;
     at_ = 0;
+    MutexLock lock(mutex_);
+    sync_fd_ = seg_fd_[cur_];
   }
   since_begin_ = 0;
   begun_ms_ = steady_ms();
@@ -461,13 +575,11 @@ Status RedoLog::finish_checkpoint(Pending& p) {
       ++checkpoints_;
     } else {
       release = p.pin;
-      // Invariant (7).
-      broken_ = s.with_context("checkpoint the redo log (no commit is accepted until the engine "
-                               "is reopened; its recovery replays every acknowledged commit)");
     }
   }
   p.pin = nullptr;
   if (release) mdb_txn_abort(release);
+  if (!s.is_ok()) set_broken(s.with_context("checkpoint"));  // (7)
   return s;
 }
 
@@ -578,25 +690,25 @@ Status apply_ops(const Store& store, MDB_txn* txn, std::string_view ops) {
   return Status::ok();
 }
 
-// After a segment's records ended at byte `from`: the number of a valid
-// record after it, if any (then a damaged record sits in the middle, not a
-// torn one at the tail).
-Result<std::optional<uint64_t>> valid_record_after(int fd, const std::string& path, uint64_t from) {
+// After a segment's records ended at byte `from`: the highest record that a
+// valid record after it says was durable when it was written (2), if any.
+Result<std::optional<uint64_t>> durable_claim_after(int fd, const std::string& path, uint64_t from) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) return Status::io_error("stat '" + path + "': " + errno_text());
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   constexpr size_t kChunk = size_t{1} << 20;
   std::string magic;
   Writer(&magic).u32(kRecordMagic);
+  std::optional<uint64_t> claim;
   for (uint64_t at = from + 1; at + kHeaderBytes <= size; at += kChunk) {
     CARREL_ASSIGN_OR_RETURN(std::string chunk, pread_some(fd, kChunk + 3, at, path));
     for (size_t i = chunk.find(magic); i != std::string::npos && i < kChunk;
          i = chunk.find(magic, i + 1)) {
       CARREL_ASSIGN_OR_RETURN(std::optional<Record> rec, read_record_at(fd, path, at + i));
-      if (rec) return std::optional<uint64_t>(rec->number);
+      if (rec && (!claim || rec->durable > *claim)) claim = rec->durable;
     }
   }
-  return std::optional<uint64_t>();
+  return claim;
 }
 
 }  // namespace
@@ -629,14 +741,15 @@ Result<uint64_t> replay_redo(const Store& store, MDB_txn* txn, uint64_t base) {
         applied_here = moved = true;
       }
       if (applied_here) {
-        // A torn last record ends the log; a damaged one with a valid
-        // record after it would hide acknowledged commits.
-        CARREL_ASSIGN_OR_RETURN(std::optional<uint64_t> later,
-                                valid_record_after(f.fd, f.path, r.at()));
-        if (later && *later >= expect) {
+        // A torn or unsynced tail ends the log; a damaged record that a later
+        // one says was durable would hide acknowledged commits (5).
+        CARREL_ASSIGN_OR_RETURN(std::optional<uint64_t> claim,
+                                durable_claim_after(f.fd, f.path, r.at()));
+        if (claim && *claim >= expect) {
           return Status::corruption("redo log record " + std::to_string(expect) + " in '" + f.path +
-                                    "' is damaged, and record " + std::to_string(*later) +
-                                    " follows it: the commits between cannot be recovered; "
+                                    "' is damaged, and a later record says records up to " +
+                                    std::to_string(*claim) +
+                                    " were durable: those commits cannot be recovered; "
                                     "restore the directory from a backup");
         }
       }

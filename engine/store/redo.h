@@ -1,53 +1,67 @@
-// The redo log: a sync commit made durable by one sequential fdatasync.
+// The redo log: sync commits made durable by sequential fdatasyncs.
 //
 // LMDB's own sync commit flushes twice, and both flushes land on random
 // pages: the data pages, then the meta page that points at them. With the redo
-// log, data.mdb is written with MDB_NOSYNC; each commit's puts and deletes
-// (RedoOps, made by the group writer) are appended to a segment file and
-// fdatasynced before the LMDB commit. data.mdb is made durable by
-// checkpoints, on a thread of their own, off the commit path.
+// log, data.mdb is written with MDB_NOSYNC; after each commit, its puts and
+// deletes (RedoOps, made by the group writer) are written to a segment file,
+// and a syncer thread fdatasyncs the segment again and again while records
+// wait, each sync covering every record written before it began. A commit's
+// outputs wait for the sync that covers its record (committer.h (9)), so the
+// committer never waits for a disk. data.mdb is made durable by checkpoints,
+// on a thread of their own.
 //
 // Files: DIR/redo.0 and DIR/redo.1 (segments, written in turn, each from
 // offset 0 over its earlier contents) and DIR/redo.ckpt (two checkpoint
 // slots of one block each).
 //
 // Invariants:
-//  (1) Write ahead: a commit's record is durable before its mdb_txn_commit.
-//      A commit that fails after its record was appended has the record voided
-//      (its header zeroed and synced) before anything else is appended; if
-//      that fails the log is broken (7).
+//  (1) A commit is durable once the syncer's fdatasync that began after its
+//      record was written returned (synced() >= its record), or once a
+//      checkpoint of a transaction at or after it is durable. Nothing else
+//      makes it durable: data.mdb's pages past the checkpoint are never
+//      trusted (5). A record that could not be written breaks the log (7).
 //  (2) A segment holds records with consecutive numbers from its first one; a
 //      reader stops at the first record that fails its checksum or breaks the
 //      sequence (the stale bytes of an earlier round always have lower
-//      numbers than the round written over them).
+//      numbers than the round written over them). Each record names the
+//      highest record that was durable when it was written.
 //  (3) Checkpoint k: T is a committed LMDB transaction and B the last record
-//      it includes. A read transaction on T (the pin) is taken before any
-//      later commit, and T's meta page prefix is copied; then data.mdb is
-//      fdatasynced and slot k % 2 of redo.ckpt is written and fdatasynced.
-//      The pin of checkpoint k-1 is released only after that: LMDB never
-//      reuses a page of a snapshot a reader holds, so T's pages stay on disk
-//      as the sync left them, whatever later unsynced commits wrote or tore.
+//      written, which T includes. A read transaction on T (the pin) is taken
+//      before any later commit, and T's meta page prefix is copied; then
+//      data.mdb is fdatasynced and slot k % 2 of redo.ckpt is written and
+//      fdatasynced. The pin of checkpoint k-1 is released only after that:
+//      LMDB never reuses a page of a snapshot a reader holds, so T's pages
+//      stay on disk as the sync left them, whatever later unsynced commits
+//      wrote or tore.
 //  (4) The committer switches to the other segment (from offset 0) only when
-//      the durable checkpoint covers every record that segment holds, so no
-//      record recovery could need is ever written over.
+//      the durable checkpoint covers every record that segment holds, and
+//      after the segment it leaves is synced, so no record recovery could
+//      need is ever written over and the syncer only ever syncs one segment.
 //  (5) Recovery (the first writable open): the valid slot with the highest
 //      k names (T, B, meta). If data.mdb's newest meta page is not T's, T's
 //      meta page is written into both meta slots (LMDB then opens T, intact
 //      by (3)). Records B+1, B+2, ... are replayed in one write transaction,
 //      data.mdb is synced, and a fresh checkpoint is made, all under a pin on
-//      T: an interrupted recovery starts again from the same T.
+//      T: an interrupted recovery starts again from the same T. The records
+//      end at the first one missing or damaged; if a valid record after it
+//      says that one was durable (2), that is Corruption, never skipped.
 //  (6) Bounds: a segment past kSegmentBytesMax waits for the checkpoint in
 //      flight before it grows; a record is at most kRecordBytesMax; a
 //      checkpoint starts once kCheckpointBytes were appended since the last
 //      one began, or kCheckpointIdleMs passed with records it does not cover.
-//  (7) A failed data sync or slot write breaks the log: every later append
-//      fails, and no segment is switched, so the records after the last
-//      durable checkpoint stay for recovery at the next open.
+//  (8) A record is written only into space allocated before its commit
+//      (reserve(), in steps of kReserveBytes): a full disk fails the commit,
+//      and writes resume when space returns.
+//  (7) A failed record write, sync, data sync or slot write breaks the log:
+//      every later append fails, synced() stops, and no segment is switched,
+//      so the records after the last durable checkpoint stay for recovery at
+//      the next open.
 #pragma once
 
 #include <lmdb.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -90,6 +104,7 @@ class RedoLog {
   static constexpr int64_t kCheckpointIdleMs = 1000;
   static constexpr uint64_t kSegmentBytesMax = uint64_t{64} << 20;
   static constexpr uint64_t kRecordBytesMax = uint64_t{160} << 20;
+  static constexpr uint64_t kReserveBytes = uint64_t{1} << 20;  // (8)
   static_assert(kCheckpointBytes < kSegmentBytesMax, "(6): a checkpoint starts before the cap");
   // The prefix of LMDB's meta page kept per checkpoint: the page header and
   // MDB_meta (mdb.c, data format 1) fit in it.
@@ -111,12 +126,25 @@ class RedoLog {
   RedoLog(const RedoLog&) = delete;
   RedoLog& operator=(const RedoLog&) = delete;
 
-  // Invariant (1): appends the next record and fdatasyncs it (unless `sync`
-  // is false: the power-cut test's broken committer, committer.h). The
-  // committer thread only, as are void_last, committed and checkpoint_now.
-  Status append(const RedoOps& ops, bool sync = true);
-  // Invariant (1): the commit after append() failed.
-  Status void_last();
+  // Invariant (8): allocates the current segment's space for a record of
+  // `payload_bytes`, before the commit: a full disk fails the commit here
+  // (NoSpace, nothing applied), never the append after it.
+  Status reserve(size_t payload_bytes);
+  // Writes the next record (the commit's, after mdb_txn_commit) and wakes the
+  // syncer; its number. The committer thread only, as are committed,
+  // checkpoint_now and close.
+  Result<uint64_t> append(const RedoOps& ops);
+  // Invariant (1): every record up to this one is durable.
+  uint64_t synced() const;
+  // A written record waits for a sync that has not begun: another commit
+  // now would only join it (committer.h (9) waits instead). False when broken.
+  bool backlogged() const;
+  // Called on the syncer thread when a sync begins and after it moved
+  // synced(), and when the log breaks; set before the first append, cleared before the
+  // callee goes away.
+  void set_on_synced(std::function<void()> f);
+  // Ok, or why the log is broken (7).
+  Status status() const;
   // LMDB transaction `txnid` committed (with or without a record): a
   // checkpoint starts in the background when (6) says so.
   void committed(uint64_t txnid);
@@ -131,6 +159,8 @@ class RedoLog {
 
   uint64_t last_record() const { return next_ - 1; }
   uint64_t checkpoints() const;
+  // The segment fdatasyncs so far (the syncer's and the switches').
+  uint64_t syncs() const;
 
  private:
   struct Pending {
@@ -144,6 +174,10 @@ class RedoLog {
   // Invariant (3), on the committer thread: pin T, copy its meta page, and
   // switch segments when (4) allows. Fails when the log is broken (7).
   Result<Pending> begin_checkpoint(uint64_t txnid);
+  // Invariant (4): fdatasyncs the current segment on the committer thread.
+  Status sync_segment();
+  void syncer_main();
+  void set_broken(const Status& s);
   // Invariant (3): the data sync and the slot write.
   Status finish_checkpoint(Pending& p);
   void checkpointer_main();
@@ -156,7 +190,7 @@ class RedoLog {
   // Committer thread only.
   int cur_ = 0;                  // the segment appended to
   uint64_t at_ = 0;              // where the next record goes in it
-  uint64_t last_at_ = 0;         // where the last record began (void_last)
+  uint64_t allocated_[2] = {0, 0};  // each segment's space allocated so far (8)
   uint64_t next_ = 1;            // the next record's number
   uint64_t other_last_ = 0;      // the last record the other segment holds (4)
   uint64_t since_begin_ = 0;     // bytes appended since the last checkpoint began (6)
@@ -173,6 +207,17 @@ class RedoLog {
   Status broken_ GUARDED_BY(mutex_);
   bool stopping_ GUARDED_BY(mutex_) = false;
   std::thread thread_;
+
+  // The syncer (1).
+  CondVar sync_cv_;
+  uint64_t written_ GUARDED_BY(mutex_) = 0;  // the last record written
+  uint64_t synced_ GUARDED_BY(mutex_) = 0;   // the last record durable
+  uint64_t syncing_ GUARDED_BY(mutex_) = 0;  // the last record the running (or last) sync covers
+  uint64_t syncs_ GUARDED_BY(mutex_) = 0;
+  int sync_fd_ GUARDED_BY(mutex_) = -1;      // the segment written to (4)
+  std::thread syncer_;
+  Mutex callback_mutex_;
+  std::function<void()> on_synced_ GUARDED_BY(callback_mutex_);
 };
 
 // What the directory's redo files ask of an open (5).
