@@ -103,7 +103,7 @@ uint64_t meta_u64(Engine& e, std::string_view key) {
 // The child of the SIGKILL test: writes, reports on fd 3 once every turn is
 // durable, and waits to be killed with its commits in the log tail only.
 constexpr const char* kRoleEnv = "CARREL_RECORDS_TEST_ROLE";
-constexpr int kReportFd = 3;
+constexpr int kReportFd = testing::kRoleReportFd;
 
 [[noreturn]] void play_writer(const char* dir) {
   auto e = Engine::open(options_at(dir, std::make_shared<ManualClock>(kT0)));
@@ -119,31 +119,8 @@ const bool kPlaysRole = [] {
   return false;
 }();
 
-// Runs the writer role in a fresh process image (so it may start threads
-// under every sanitizer), waits for its report, then kills it with SIGKILL.
-// Whether it reported success.
 bool write_then_sigkill(const std::string& dir) {
-  int fds[2];
-  if (::pipe(fds) != 0) return false;
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::close(fds[0]);
-    if (fds[1] != kReportFd) ::dup2(fds[1], kReportFd);
-    ::setenv(kRoleEnv, "writer", 1);
-    ::setenv("CARREL_RECORDS_TEST_DIR", dir.c_str(), 1);
-    ::execl("/proc/self/exe", "carrel_tests", static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  ::close(fds[1]);
-  char c = 0;
-  bool ok = pid > 0 && ::read(fds[0], &c, 1) == 1 && c == 'y';  // EOF if the child dies
-  ::close(fds[0]);
-  if (pid > 0) {
-    ::kill(pid, SIGKILL);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-  }
-  return ok;
+  return testing::play_role_then_sigkill(kRoleEnv, "writer", "CARREL_RECORDS_TEST_DIR", dir);
 }
 
 // records.h (1), tail.h (2): after a SIGKILL, the records the checkpoint did

@@ -7,8 +7,6 @@
 #include "engine/store/redo.h"
 
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -30,7 +28,7 @@ using testing::TempDir;
 constexpr int kTurns = 100;
 constexpr const char* kRoleEnv = "CARREL_REDO_TEST_ROLE";
 constexpr const char* kDirEnv = "CARREL_REDO_TEST_DIR";
-constexpr int kReportFd = 3;
+constexpr int kReportFd = testing::kRoleReportFd;
 
 const ObjectRef kRef = ObjectRef::named("Redo", "a");
 
@@ -69,29 +67,8 @@ const bool kPlaysRole = [] {
   return false;
 }();
 
-// Runs the writer in a fresh process image, waits for its report, kills it.
 bool write_then_sigkill(const std::string& dir) {
-  int fds[2];
-  if (::pipe(fds) != 0) return false;
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::close(fds[0]);
-    if (fds[1] != kReportFd) ::dup2(fds[1], kReportFd);
-    ::setenv(kRoleEnv, "writer", 1);
-    ::setenv(kDirEnv, dir.c_str(), 1);
-    ::execl("/proc/self/exe", "carrel_tests", static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  ::close(fds[1]);
-  char c = 0;
-  bool ok = pid > 0 && ::read(fds[0], &c, 1) == 1 && c == 'y';  // EOF if the child dies
-  ::close(fds[0]);
-  if (pid > 0) {
-    ::kill(pid, SIGKILL);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-  }
-  return ok;
+  return testing::play_role_then_sigkill(kRoleEnv, "writer", kDirEnv, dir);
 }
 
 // The disk kept only what was synced: data.mdb as the first checkpoint left it.

@@ -1,6 +1,9 @@
 #include "tests/test_util.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -43,6 +46,31 @@ std::string kv_read(Engine& engine, const ObjectRef& ref, const std::string& key
     return Status::ok();
   });
   return s.is_ok() ? got : s.to_string();
+}
+
+bool play_role_then_sigkill(const char* role_var, const char* role, const char* dir_var,
+                            const std::string& dir) {
+  int fds[2];
+  if (::pipe(fds) != 0) return false;
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(fds[0]);
+    if (fds[1] != kRoleReportFd) ::dup2(fds[1], kRoleReportFd);
+    ::setenv(role_var, role, 1);
+    ::setenv(dir_var, dir.c_str(), 1);
+    ::execl("/proc/self/exe", "carrel_tests", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  char c = 0;
+  bool ok = pid > 0 && ::read(fds[0], &c, 1) == 1 && c == 'y';  // EOF if the child dies
+  ::close(fds[0]);
+  if (pid > 0) {
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+  }
+  return ok;
 }
 
 }  // namespace carrel::testing

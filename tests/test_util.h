@@ -42,6 +42,16 @@ std::unique_ptr<Engine> open_engine(const Options& options);
 // What a turn of ref reads under key: its value, "(absent)", or the error.
 std::string kv_read(Engine& engine, const ObjectRef& ref, const std::string& key);
 
+// Runs this test binary again in a fresh process image (so the child may
+// start threads under every sanitizer) with role_var=role and dir_var=dir in
+// its environment: a role it plays from a static initializer, reporting one
+// byte on fd kRoleReportFd ('y' for success) before it waits to be killed.
+// Waits for that byte, then kills the child with SIGKILL. Whether it
+// reported success.
+inline constexpr int kRoleReportFd = 3;
+bool play_role_then_sigkill(const char* role_var, const char* role, const char* dir_var,
+                            const std::string& dir);
+
 // How long eventually() polls by default before it reports failure:
 // generous, for sanitizer builds on a loaded machine.
 inline constexpr auto kEventuallyWait = std::chrono::seconds(30);

@@ -91,18 +91,6 @@ Status sync_dir(const std::string& dir) {
   return Status::ok();
 }
 
-std::string encode_record(uint64_t number, uint64_t durable, std::string_view payload) {
-  std::string out;
-  out.reserve(kHeaderBytes + payload.size() + kTrailerBytes);
-  Writer w(&out);
-  w.u32(kRecordMagic);
-  w.u64(number);
-  w.u64(durable);
-  w.u32(static_cast<uint32_t>(payload.size()));
-  w.raw(payload);
-  w.u64(XXH3_64bits(out.data() + 4, out.size() - 4));
-  return out;
-}
 
 struct Record {
   uint64_t number = 0;
@@ -252,6 +240,31 @@ Result<std::string> read_meta_prefix(const Store& store, uint64_t txnid) {
 
 }  // namespace
 
+std::string encode_redo_record(uint64_t number, uint64_t durable, std::string_view payload) {
+  std::string out;
+  out.reserve(kHeaderBytes + payload.size() + kTrailerBytes);
+  Writer w(&out);
+  w.u32(kRecordMagic);
+  w.u64(number);
+  w.u64(durable);
+  w.u32(static_cast<uint32_t>(payload.size()));
+  w.raw(payload);
+  w.u64(XXH3_64bits(out.data() + 4, out.size() - 4));
+  return out;
+}
+
+std::string encode_redo_slot(const RedoCheckpoint& c) {
+  std::string b;
+  Writer w(&b);
+  w.u32(kSlotMagic);
+  w.u64(c.number);
+  w.u64(c.txnid);
+  w.u64(c.base);
+  w.str16(c.meta);
+  w.u64(XXH3_64bits(b.data(), b.size()));
+  return b;
+}
+
 void RedoOps::put(Db db, std::string_view key, std::string_view value) {
   Writer w(&bytes_);
   w.u8(kOpPut);
@@ -283,6 +296,11 @@ Result<std::unique_ptr<RedoLog>> RedoLog::start(const Store& store, uint64_t num
   CARREL_RETURN_IF_ERROR(open_rw(kSegmentNames[1], &log->seg_fd_[1]));
   CARREL_RETURN_IF_ERROR(open_rw(kCheckpointName, &log->ckpt_fd_));
   if (created) CARREL_RETURN_IF_ERROR(sync_dir(store.dir()));
+  // Invariant (8): both checkpoint slots' space, so a slot write never meets
+  // a full disk.
+  if (int rc = ::posix_fallocate(log->ckpt_fd_, 0, 2 * kSlotBytes); rc != 0) {
+    return store.commit_status(rc, "reserve redo.ckpt", 2 * kSlotBytes);
+  }
   for (int i = 0; i < 2; ++i) {
     struct stat st {};
     if (::fstat(log->seg_fd_[i], &st) != 0) {
@@ -342,7 +360,7 @@ Result<uint64_t> RedoLog::append(const RedoOps& ops) {
     set_broken(s);  // the commit is in data.mdb already (1)
     return s;
   }
-  const std::string rec = encode_record(next_, durable, ops.bytes());
+  const std::string rec = encode_redo_record(next_, durable, ops.bytes());
   CARREL_ASSERT(at_ + rec.size() <= allocated_[cur_], "redo.h (8): the record's space was reserved");
   const std::string path = store_.dir() + "/" + kSegmentNames[cur_];
   Status s = pwrite_all(seg_fd_[cur_], rec, at_, path);
@@ -371,8 +389,12 @@ Status RedoLog::reserve(size_t payload_bytes) {
   if (at_ >= kSegmentBytesMax) CARREL_RETURN_IF_ERROR(wait_idle());
   const uint64_t need = at_ + kHeaderBytes + payload_bytes + kTrailerBytes;
   if (need <= allocated_[cur_]) return Status::ok();
-  const uint64_t to = (need + kReserveBytes - 1) / kReserveBytes * kReserveBytes;
-  const int rc = ::posix_fallocate(seg_fd_[cur_], 0, static_cast<off_t>(to));
+  uint64_t to = (need + kReserveBytes - 1) / kReserveBytes * kReserveBytes;
+  int rc = ::posix_fallocate(seg_fd_[cur_], 0, static_cast<off_t>(to));
+  if (rc == ENOSPC && to > need) {  // a nearly full disk: just this record's space
+    to = need;
+    rc = ::posix_fallocate(seg_fd_[cur_], 0, static_cast<off_t>(to));
+  }
   if (rc != 0) {
     return store_.commit_status(rc, "reserve redo log space", need - allocated_[cur_])
         .with_context(std::string(kSegmentNames[cur_]));
@@ -584,14 +606,7 @@ Status RedoLog::finish_checkpoint(Pending& p) {
 }
 
 Status RedoLog::write_slot(const RedoCheckpoint& c) {
-  std::string b;
-  Writer w(&b);
-  w.u32(kSlotMagic);
-  w.u64(c.number);
-  w.u64(c.txnid);
-  w.u64(c.base);
-  w.str16(c.meta);
-  w.u64(XXH3_64bits(b.data(), b.size()));
+  const std::string b = encode_redo_slot(c);
   const std::string path = store_.dir() + "/" + kCheckpointName;
   CARREL_RETURN_IF_ERROR(pwrite_all(ckpt_fd_, b, (c.number % 2) * kSlotBytes, path));
   if (::fdatasync(ckpt_fd_) != 0) return Status::io_error("fdatasync '" + path + "': " + errno_text());

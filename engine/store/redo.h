@@ -50,8 +50,9 @@
 //      checkpoint starts once kCheckpointBytes were appended since the last
 //      one began, or kCheckpointIdleMs passed with records it does not cover.
 //  (8) A record is written only into space allocated before its commit
-//      (reserve(), in steps of kReserveBytes): a full disk fails the commit,
-//      and writes resume when space returns.
+//      (reserve(), in steps of kReserveBytes, or just the record's when the
+//      disk has less): a full disk fails the commit, and writes resume when
+//      space returns.
 //  (7) A failed record write, sync, data sync or slot write breaks the log:
 //      every later append fails, synced() stops, and no segment is switched,
 //      so the records after the last durable checkpoint stay for recovery at
@@ -100,7 +101,7 @@ class RedoLog {
   static constexpr const char* kSegmentNames[2] = {"redo.0", "redo.1"};
   static constexpr const char* kCheckpointName = "redo.ckpt";
   // Invariant (6).
-  static constexpr uint64_t kCheckpointBytes = uint64_t{1} << 20;
+  static constexpr uint64_t kCheckpointBytes = uint64_t{256} << 10;
   static constexpr int64_t kCheckpointIdleMs = 1000;
   static constexpr uint64_t kSegmentBytesMax = uint64_t{64} << 20;
   static constexpr uint64_t kRecordBytesMax = uint64_t{160} << 20;
@@ -242,6 +243,10 @@ Status restore_meta(const std::string& dir, const RedoCheckpoint& c);
 // last record replayed (base when none). A damaged record followed by later
 // valid ones is Corruption, never skipped.
 Result<uint64_t> replay_redo(const Store& store, MDB_txn* txn, uint64_t base);
+// The redo files' encodings (invariant (2), redo.ckpt's slots), for the
+// log itself, the tests and the fuzz target.
+std::string encode_redo_record(uint64_t number, uint64_t durable, std::string_view payload);
+std::string encode_redo_slot(const RedoCheckpoint& c);
 // Removes the redo files (a store opened without the log after recovery):
 // redo.ckpt first, then the directory is synced.
 Status remove_redo_files(const std::string& dir);
