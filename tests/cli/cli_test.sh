@@ -135,6 +135,12 @@ c_in ".tables
 expect_rc 0 "dot commands in a script"
 expect_out "^people$" ".tables"
 expect_out "^CREATE TABLE people" ".schema"
+# A failing script keeps the statement's error code (not a bare "Error").
+c_in "SELECT 1;
+SELECT * FROM no_such_table;
+" --json sql Room:lobby
+expect_rc 1 "a failing script"
+expect_err '"code":"InvalidArgument".*no such table: no_such_table.*statement at line 2' "script error keeps its code"
 
 # ---------------------------------------------------------------- alarms
 ok "alarms list" alarms list Room:lobby

@@ -294,8 +294,11 @@ int run_script(const Globals& g, Engine& engine, const ObjectRef& ref, std::istr
         unknown.detail()));
   }
   if (!s.is_ok()) {
-    return fail("sql " + display_bytes(ref.label()) + ": " + s.message() +
-                where_failed(failed, steps.size()));
+    // The turn's status keeps its code and detail (--json, explain_damage).
+    return fail(Status(s.code(),
+                       "sql " + display_bytes(ref.label()) + ": " + s.message() +
+                           where_failed(failed, steps.size()),
+                       s.detail()));
   }
   std::cout << out.str();
   return kExitOk;
