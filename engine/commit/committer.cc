@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <set>
 #include <string>
 #include <unordered_set>
@@ -191,7 +192,7 @@ void Committer::run_task(Item& item) {
     // Invariant (9): a task writes no redo record; a checkpoint covers it.
     if (s.is_ok() && store_.redo() && last_txnid() == id) {
       s = store_.redo()->checkpoint_now(id);
-      if (s.is_ok()) release_all_waiting();
+      if (s.is_ok()) release_waiting_through(UINT64_MAX);  // the checkpoint covers all
     }
     release_synced();
   }
@@ -229,7 +230,7 @@ void Committer::close_redo() {
   // Invariant (9): a closed directory is data.mdb alone. On failure the redo
   // files stay, and the next open recovers from them.
   if (redo->checkpoint_now(last_txnid()).is_ok()) {
-    release_all_waiting();
+    release_waiting_through(UINT64_MAX);  // the checkpoint covers all
     (void)redo->close();
   }
   release_synced();
@@ -321,7 +322,7 @@ void Committer::commit_group(std::vector<Item>& group) {
           // A commit that wrote without a record (none is known) is covered
           // by a checkpoint before anything is released.
           s = redo->checkpoint_now(id);
-          if (s.is_ok()) release_all_waiting();
+          if (s.is_ok()) release_waiting_through(UINT64_MAX);  // the checkpoint covers all
         } else {
           Result<uint64_t> r = redo->append(redo_ops_);
           if (r.is_ok()) {
@@ -391,13 +392,7 @@ void Committer::release_synced() {
   syncs_seen_ = syncs;
   if (waiting_.empty()) return;
   // Invariant (9), redo.h (1): what the last sync covered, in commit order.
-  const uint64_t synced = redo->synced();
-  while (!waiting_.empty() && waiting_.front().first <= synced) {
-    Release r = std::move(waiting_.front().second);
-    waiting_.pop_front();
-    synced_number_ = std::max(synced_number_, r.commit_number);
-    release(r);
-  }
+  release_waiting_through(redo->synced());
   Status s = redo->status();
   if (s.is_ok()) return;
   // Broken (redo.h (7)): the rest will never be covered; they fail as a
@@ -409,9 +404,8 @@ void Committer::release_synced() {
   }
 }
 
-void Committer::release_all_waiting() {
-  // A checkpoint covered every commit up to now (redo.h (1)).
-  while (!waiting_.empty()) {
+void Committer::release_waiting_through(uint64_t record) {
+  while (!waiting_.empty() && waiting_.front().first <= record) {
     Release r = std::move(waiting_.front().second);
     waiting_.pop_front();
     synced_number_ = std::max(synced_number_, r.commit_number);

@@ -154,8 +154,8 @@ class Committer {
   void committed_redo(Release&& release, uint64_t record);
   // Invariant (9): releases what the log's last sync covered; fails all when it broke.
   void release_synced();
-  // Invariant (9): a checkpoint covered everything that waits.
-  void release_all_waiting();
+  // Invariant (9): releases, in order, what waits with a record up to `record`.
+  void release_waiting_through(uint64_t record);
   void absorb_into(Release& into, Release&& release);
   // The last committed LMDB transaction.
   uint64_t last_txnid() const;

@@ -432,8 +432,7 @@ void RedoLog::set_broken(const Status& s) {
                                "whose recovery replays every acknowledged commit");
     }
   }
-  MutexLock lock(callback_mutex_);
-  if (on_synced_) on_synced_();
+  notify();
 }
 
 void RedoLog::syncer_main() {
@@ -448,23 +447,30 @@ void RedoLog::syncer_main() {
       fd = sync_fd_;
       target = syncing_ = written_;
     }
-    {
-      MutexLock lock(callback_mutex_);  // the committer may write the next group now
-      if (on_synced_) on_synced_();
-    }
-    // Invariant (1): covers every record written before it began.
-    if (::fdatasync(fd) != 0) {
-      set_broken(Status::io_error("fdatasync the redo log segment: " + errno_text()));
-      return;
-    }
-    {
-      MutexLock lock(mutex_);
-      synced_ = std::max(synced_, target);
-      ++syncs_;
-    }
-    MutexLock lock(callback_mutex_);
-    if (on_synced_) on_synced_();
+    notify();  // the committer may write the next group now
+    if (!sync_to(fd, target, "the redo log segment").is_ok()) return;
   }
+}
+
+Status RedoLog::sync_to(int fd, uint64_t target, const std::string& what) {
+  // Invariant (1): covers every record written before it began.
+  if (::fdatasync(fd) != 0) {
+    Status s = Status::io_error("fdatasync " + what + ": " + errno_text());
+    set_broken(s);
+    return s;
+  }
+  {
+    MutexLock lock(mutex_);
+    synced_ = std::max(synced_, target);
+    ++syncs_;
+  }
+  notify();
+  return Status::ok();
+}
+
+void RedoLog::notify() {
+  MutexLock lock(callback_mutex_);
+  if (on_synced_) on_synced_();
 }
 
 uint64_t RedoLog::syncs() const {
@@ -478,20 +484,7 @@ Status RedoLog::sync_segment() {
     MutexLock lock(mutex_);
     target = syncing_ = std::max(syncing_, written_);
   }
-  if (::fdatasync(seg_fd_[cur_]) != 0) {
-    Status s = Status::io_error("fdatasync '" + store_.dir() + "/" + kSegmentNames[cur_] +
-                                "': " + errno_text());
-    set_broken(s);
-    return s;
-  }
-  {
-    MutexLock lock(mutex_);
-    synced_ = std::max(synced_, target);
-    ++syncs_;
-  }
-  MutexLock lock(callback_mutex_);
-  if (on_synced_) on_synced_();
-  return Status::ok();
+  return sync_to(seg_fd_[cur_], target, "'" + store_.dir() + "/" + kSegmentNames[cur_] + "'");
 }
 
 void RedoLog::hold_checkpoints_for_tests(bool on) { g_hold_checkpoints = on; }

@@ -158,7 +158,6 @@ class RedoLog {
   // data.mdb alone. Every later append fails.
   Status close();
 
-  uint64_t last_record() const { return next_ - 1; }
   uint64_t checkpoints() const;
   // The segment fdatasyncs so far (the syncer's and the switches').
   uint64_t syncs() const;
@@ -177,6 +176,10 @@ class RedoLog {
   Result<Pending> begin_checkpoint(uint64_t txnid);
   // Invariant (4): fdatasyncs the current segment on the committer thread.
   Status sync_segment();
+  // Invariant (1): fdatasyncs fd, then synced() covers `target`; a failure breaks the log (7).
+  Status sync_to(int fd, uint64_t target, const std::string& what);
+  // Calls on_synced_ (set_on_synced).
+  void notify();
   void syncer_main();
   void set_broken(const Status& s);
   // Invariant (3): the data sync and the slot write.
