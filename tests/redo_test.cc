@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -229,10 +230,161 @@ TEST(RedoTest, CheckpointsFollowTheLogAndSwitchSegments) {
   }
   store::RedoLog* redo = e->core()->store().redo();
   ASSERT_NE(redo, nullptr);
-  // 300 records of 16 KiB are more than four checkpoints' worth (1 MiB each).
+  // 300 records of 16 KiB are more than eighteen checkpoints' worth (256 KiB each).
   EXPECT_TRUE(testing::eventually([&] { return redo->checkpoints() >= 3; }));
   EXPECT_GT(fs::file_size(dir.path() + "/redo.0"), 0u);
   EXPECT_GT(fs::file_size(dir.path() + "/redo.1"), 0u);
+}
+
+// ---- faults in the log's own I/O (Options::redo_fault_hook) ----------------
+
+// Fails `step` once armed: every time, or only the first time.
+class RedoFault {
+ public:
+  RedoFault(RedoStep step, Status error, bool once)
+      : step_(step), error_(std::move(error)), once_(once) {}
+  void arm() { armed_.store(true); }
+  RedoFaultHook hook() {
+    return [this](RedoStep step) {
+      if (step != step_ || !armed_.load()) return Status::ok();
+      if (once_) armed_.store(false);
+      return error_;
+    };
+  }
+
+ private:
+  const RedoStep step_;
+  const Status error_;
+  const bool once_;
+  std::atomic<bool> armed_{false};
+};
+
+Status put(Engine& e, const std::string& key, const std::string& value) {
+  return e.run(kRef, [&](Context& ctx) { return ctx.kv().put(key, value); });
+}
+
+// An engine on `dir` whose log fails as `fault` says once armed: a = 1 is
+// acknowledged, then the fault is armed. Null when that went wrong.
+std::unique_ptr<Engine> open_then_arm(RedoFault& fault, const std::string& dir) {
+  Options o = options_at(dir);
+  o.redo_fault_hook = fault.hook();
+  auto e = testing::open_engine(o);
+  if (e && !put(*e, "a", "1").is_ok()) e.reset();
+  fault.arm();
+  return e;
+}
+
+// Reopens without faults: what the next open makes of the directory. The
+// turn acknowledged before the fault is there.
+std::unique_ptr<Engine> reopen(std::unique_ptr<Engine> e, const std::string& dir) {
+  (void)e->close();  // fails when the log broke: its records stay for recovery
+  e.reset();
+  e = testing::open_engine(options_at(dir));
+  if (e) EXPECT_EQ(testing::kv_read(*e, kRef, "a"), "1");
+  return e;
+}
+
+// redo.h (8): a reserve that fails fails its commit before it applies, and
+// the next commit tries again (a full disk that frees space).
+TEST(RedoFaultTest, FailedReserveFailsItsCommitAndTheNextOneWrites) {
+  TempDir dir;
+  RedoFault fault(RedoStep::kReserve, Status::no_space("injected: the disk is full"), true);
+  auto e = open_then_arm(fault, dir.path());
+  ASSERT_TRUE(e);
+  Status failed = put(*e, "b", "2");
+  EXPECT_EQ(failed.code(), Code::kNoSpace) << failed.to_string();
+  ASSERT_TRUE(put(*e, "c", "3").is_ok());
+  EXPECT_TRUE(e->core()->store().redo()->status().is_ok());
+  e = reopen(std::move(e), dir.path());
+  ASSERT_TRUE(e);
+  EXPECT_EQ(testing::kv_read(*e, kRef, "b"), "(absent)");
+  EXPECT_EQ(testing::kv_read(*e, kRef, "c"), "3");
+}
+
+// redo.h (7): a record that could not be written fails its turn, which is
+// in data.mdb already; the next open rolls that commit back.
+TEST(RedoFaultTest, FailedRecordWriteIsRolledBackByTheNextOpen) {
+  TempDir dir;
+  RedoFault fault(RedoStep::kWrite, Status::io_error("injected: write failed"), true);
+  auto e = open_then_arm(fault, dir.path());
+  ASSERT_TRUE(e);
+  Status failed = put(*e, "b", "2");
+  EXPECT_EQ(failed.code(), Code::kIOError) << failed.to_string();
+  e = reopen(std::move(e), dir.path());
+  ASSERT_TRUE(e);
+  EXPECT_EQ(testing::kv_read(*e, kRef, "b"), "(absent)");
+}
+
+// redo.h (7), committer.h (9): once the log is broken no commit is taken and
+// no turn runs, not even one that only reads: data.mdb may hold a commit
+// whose record was never written.
+TEST(RedoFaultTest, BrokenLogRunsNoTurnUntilReopened) {
+  TempDir dir;
+  RedoFault fault(RedoStep::kWrite, Status::io_error("injected: write failed"), true);
+  auto e = open_then_arm(fault, dir.path());
+  ASSERT_TRUE(e);
+  ASSERT_FALSE(put(*e, "b", "2").is_ok());
+  Status write = put(*e, "c", "3");
+  EXPECT_NE(write.message().find("is broken"), std::string::npos) << write.to_string();
+  std::string seen = "(not run)";
+  Status read = e->run(kRef, [&](Context& ctx) -> Status {
+    CARREL_ASSIGN_OR_RETURN(auto v, ctx.kv().get("b"));
+    seen = v ? *v : "(absent)";
+    return Status::ok();
+  });
+  EXPECT_FALSE(read.is_ok()) << "a read of the unlogged commit was released: " << seen;
+  EXPECT_NE(read.message().find("until the engine is reopened"), std::string::npos)
+      << read.to_string();
+  e = reopen(std::move(e), dir.path());
+  ASSERT_TRUE(e);
+  EXPECT_EQ(testing::kv_read(*e, kRef, "c"), "(absent)");
+}
+
+// redo.h (1), (7): a failed sync fails the turn waiting for it (its record
+// may or may not be on the disk) and breaks the log; what was acknowledged
+// before is recovered.
+TEST(RedoFaultTest, FailedSyncFailsTheWaitingTurn) {
+  TempDir dir;
+  RedoFault fault(RedoStep::kSync, Status::io_error("injected: fdatasync failed"), false);
+  auto e = open_then_arm(fault, dir.path());
+  ASSERT_TRUE(e);
+  Status failed = put(*e, "b", "2");
+  EXPECT_EQ(failed.code(), Code::kIOError) << failed.to_string();
+  EXPECT_FALSE(put(*e, "c", "3").is_ok());
+  e = reopen(std::move(e), dir.path());
+  ASSERT_TRUE(e);
+  EXPECT_EQ(testing::kv_read(*e, kRef, "c"), "(absent)");
+}
+
+// redo.h (3), (7): a checkpoint that fails (its data sync or slot write)
+// breaks the log; every turn acknowledged before is recovered, from the
+// previous checkpoint and the records after it.
+TEST(RedoFaultTest, FailedCheckpointBreaksTheLogAndLosesNoAcknowledgedTurn) {
+  TempDir dir;
+  RedoFault fault(RedoStep::kCheckpoint, Status::io_error("injected: data sync failed"), false);
+  auto e = open_then_arm(fault, dir.path());
+  ASSERT_TRUE(e);
+  // 16 KiB a record: a checkpoint begins within the first 17 turns, and
+  // fails on its thread; bounded by kMaxTurns whatever happens.
+  constexpr int kMaxTurns = 200;
+  const std::string value(16 * 1024, 'v');
+  int acknowledged = 0;
+  bool broke = false;
+  for (int i = 1; i <= kMaxTurns && !broke; ++i) {
+    if (put(*e, "n" + std::to_string(i), value).is_ok()) {
+      acknowledged = i;
+    } else {
+      broke = true;
+    }
+  }
+  ASSERT_TRUE(broke) << "no turn failed after the checkpoint failed";
+  Status s = e->core()->store().redo()->status();
+  EXPECT_NE(s.message().find("checkpoint"), std::string::npos) << s.to_string();
+  e = reopen(std::move(e), dir.path());
+  ASSERT_TRUE(e);
+  for (int i = 1; i <= acknowledged; ++i) {
+    EXPECT_EQ(testing::kv_read(*e, kRef, "n" + std::to_string(i)), value) << i;
+  }
 }
 
 }  // namespace

@@ -260,6 +260,13 @@ void Committer::commit_group(std::vector<Item>& group) {
     }
     live.push_back(std::move(item.batch));
   }
+  store::RedoLog* redo = store_.redo();
+  if (redo && !redo->status().is_ok()) {
+    // (9): a broken log takes no commit, and releases no output: a turn may
+    // have read a commit whose record was never written (redo.h (7)).
+    fail(live, redo->status());
+    return;
+  }
   bool any_writes = false;
   for (auto& b : live) any_writes |= b->has_writes();
   if (!any_writes) {
@@ -273,12 +280,6 @@ void Committer::commit_group(std::vector<Item>& group) {
       release(outputs);
     return;
   }
-  store::RedoLog* redo = store_.redo();
-  if (redo && !redo->status().is_ok()) {  // (9): a broken log takes no commit
-    fail(live, redo->status());
-    return;
-  }
-
   int64_t now = clock_.now_ms();
   MDB_txn* txn = nullptr;
   Status s = store::from_mdb(mdb_txn_begin(store_.env(), nullptr, 0, &txn), "begin commit");

@@ -52,7 +52,10 @@
 //      and one sync covers every group written while the last one ran.
 //      (6)'s holding and (8)'s linger never apply. A commit with no record (a
 //      maintenance task) is followed by a checkpoint, which covers everything
-//      waiting. A broken log fails what waits and every later commit. stop()
+//      waiting. A broken log fails what waits, every later commit and every
+//      later output, even of a turn that wrote nothing (it may have read a
+//      commit whose record was never written; the store then takes no new
+//      snapshot either, Store::begin_read). stop()
 //      ends with a checkpoint and closes the log, leaving data.mdb alone.
 #pragma once
 

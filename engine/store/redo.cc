@@ -363,7 +363,8 @@ Result<uint64_t> RedoLog::append(const RedoOps& ops) {
   const std::string rec = encode_redo_record(next_, durable, ops.bytes());
   CARREL_ASSERT(at_ + rec.size() <= allocated_[cur_], "redo.h (8): the record's space was reserved");
   const std::string path = store_.dir() + "/" + kSegmentNames[cur_];
-  Status s = pwrite_all(seg_fd_[cur_], rec, at_, path);
+  Status s = fault(RedoStep::kWrite);
+  if (s.is_ok()) s = pwrite_all(seg_fd_[cur_], rec, at_, path);
   if (!s.is_ok()) {
     set_broken(s);  // (7): the commit is in data.mdb, its record is not
     return s;
@@ -387,6 +388,7 @@ Status RedoLog::reserve(size_t payload_bytes) {
   // Invariant (6): past the cap, the checkpoint in flight ends first; the
   // next one switches segments.
   if (at_ >= kSegmentBytesMax) CARREL_RETURN_IF_ERROR(wait_idle());
+  CARREL_RETURN_IF_ERROR(fault(RedoStep::kReserve));
   const uint64_t need = at_ + kHeaderBytes + payload_bytes + kTrailerBytes;
   if (need <= allocated_[cur_]) return Status::ok();
   uint64_t to = (need + kReserveBytes - 1) / kReserveBytes * kReserveBytes;
@@ -427,12 +429,18 @@ void RedoLog::set_broken(const Status& s) {
   {
     MutexLock lock(mutex_);
     if (broken_.is_ok()) {
+      broken_flag_.store(true, std::memory_order_release);
       broken_ = s.with_context("the redo log of '" + store_.dir() +
-                               "' is broken: no commit is accepted until the engine is reopened, "
-                               "whose recovery replays every acknowledged commit");
+                               "' is broken: no turn runs and no commit is accepted until the engine "
+                               "is reopened, whose recovery replays every acknowledged commit");
     }
   }
   notify();
+}
+
+Status RedoLog::fault(RedoStep step) const {
+  const RedoFaultHook& hook = store_.redo_fault_hook();
+  return hook ? hook(step) : Status::ok();
 }
 
 void RedoLog::syncer_main() {
@@ -454,8 +462,9 @@ void RedoLog::syncer_main() {
 
 Status RedoLog::sync_to(int fd, uint64_t target, const std::string& what) {
   // Invariant (1): covers every record written before it began.
-  if (::fdatasync(fd) != 0) {
-    Status s = Status::io_error("fdatasync " + what + ": " + errno_text());
+  Status s = fault(RedoStep::kSync);
+  if (s.is_ok() && ::fdatasync(fd) != 0) s = Status::io_error("fdatasync " + what + ": " + errno_text());
+  if (!s.is_ok()) {
     set_broken(s);
     return s;
   }
@@ -575,10 +584,10 @@ Result<RedoLog::Pending> RedoLog::begin_checkpoint(uint64_t txnid) {
 
 Status RedoLog::finish_checkpoint(Pending& p) {
   // Invariant (3): every page of T was written before this sync began.
-  int rc = mdb_env_sync(store_.env(), 1);
-  Status s = rc == 0 ? Status::ok()
-                     : Status::io_error("sync '" + store_.dir() + "/data.mdb' (fdatasync): " +
-                                        mdb_strerror(rc));
+  Status s = fault(RedoStep::kCheckpoint);
+  if (int rc = s.is_ok() ? mdb_env_sync(store_.env(), 1) : 0; rc != 0) {
+    s = Status::io_error("sync '" + store_.dir() + "/data.mdb' (fdatasync): " + mdb_strerror(rc));
+  }
   if (s.is_ok()) s = write_slot(RedoCheckpoint{p.number, p.txnid, p.base, p.meta});
   MDB_txn* release = nullptr;
   {

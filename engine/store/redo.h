@@ -49,18 +49,24 @@
 //      flight before it grows; a record is at most kRecordBytesMax; a
 //      checkpoint starts once kCheckpointBytes were appended since the last
 //      one began, or kCheckpointIdleMs passed with records it does not cover.
+//  (7) A failed record write, sync, data sync or slot write breaks the log:
+//      every later append fails, synced() stops, and no segment is switched,
+//      so the records after the last durable checkpoint stay for recovery at
+//      the next open. The commit whose record failed is in data.mdb already
+//      and that recovery rolls it back, so nothing may read it: broken() is
+//      set before any turn learns of the failure, and Store::begin_read
+//      refuses every snapshot from then on (a turn already running on that
+//      object waits for the failed commit, and fails with it).
+//      Options::redo_fault_hook injects a failure before each step.
 //  (8) A record is written only into space allocated before its commit
 //      (reserve(), in steps of kReserveBytes, or just the record's when the
 //      disk has less): a full disk fails the commit, and writes resume when
 //      space returns.
-//  (7) A failed record write, sync, data sync or slot write breaks the log:
-//      every later append fails, synced() stops, and no segment is switched,
-//      so the records after the last durable checkpoint stay for recovery at
-//      the next open.
 #pragma once
 
 #include <lmdb.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -146,6 +152,10 @@ class RedoLog {
   void set_on_synced(std::function<void()> f);
   // Ok, or why the log is broken (7).
   Status status() const;
+  // The log broke (7): data.mdb may hold a commit whose record was never
+  // written, which the next open rolls back, so the store takes no new
+  // snapshot (Store::begin_read). Lock-free, for the read path.
+  bool broken() const { return broken_flag_.load(std::memory_order_acquire); }
   // LMDB transaction `txnid` committed (with or without a record): a
   // checkpoint starts in the background when (6) says so.
   void committed(uint64_t txnid);
@@ -182,6 +192,8 @@ class RedoLog {
   void notify();
   void syncer_main();
   void set_broken(const Status& s);
+  // Options::redo_fault_hook's verdict on the step about to run.
+  Status fault(RedoStep step) const;
   // Invariant (3): the data sync and the slot write.
   Status finish_checkpoint(Pending& p);
   void checkpointer_main();
@@ -209,6 +221,7 @@ class RedoLog {
   uint64_t durable_base_ GUARDED_BY(mutex_) = 0;
   uint64_t checkpoints_ GUARDED_BY(mutex_) = 0;
   Status broken_ GUARDED_BY(mutex_);
+  std::atomic<bool> broken_flag_{false};  // set with broken_ by set_broken, never cleared
   bool stopping_ GUARDED_BY(mutex_) = false;
   std::thread thread_;
 

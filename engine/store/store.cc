@@ -215,6 +215,7 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
   std::unique_ptr<Store> store(new Store());
   store->dir_ = options.dir;
   store->read_only_ = options.read_only;
+  store->redo_fault_hook_ = options.redo_fault_hook;
   {
     MutexLock lock(open_dirs().mutex);
     if (!open_dirs().dirs.emplace(st.st_dev, st.st_ino).second) {
@@ -481,6 +482,9 @@ Result<int> Store::clear_dead_readers() {
 }
 
 Result<ReadTxn> Store::begin_read() {
+  // redo.h (7): a broken log may have left a commit in data.mdb that the
+  // next open rolls back; nothing may read it.
+  if (redo_ && redo_->broken()) return redo_->status();
   MDB_txn* txn = nullptr;
   {
     MutexLock lock(pool_mutex_);

@@ -23,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "carrel/options.h"
 #include "carrel/status.h"
 #include "engine/base/mutex.h"
 
@@ -89,6 +90,8 @@ struct StoreOptions {
   // log and its checkpoints (redo.h). Any writable open recovers a directory
   // the log left unclean, whatever this says.
   bool redo_log = false;
+  // Fault injection into the redo log's file operations (Options::redo_fault_hook).
+  RedoFaultHook redo_fault_hook;
 };
 
 class RedoLog;
@@ -109,6 +112,8 @@ class Store {
   // The redo log (redo.h) of a writable sync store opened with
   // StoreOptions::redo_log, else null.
   RedoLog* redo() const { return redo_.get(); }
+  // StoreOptions::redo_fault_hook (null when none).
+  const RedoFaultHook& redo_fault_hook() const { return redo_fault_hook_; }
   // data.mdb, open read-write (writable stores only; -1 otherwise).
   int data_fd() const { return data_fd_; }
   // The format this open migrated the directory from ("carrel-3"), or empty
@@ -172,6 +177,7 @@ class Store {
   int data_fd_ = -1;  // data.mdb, open only to hold its flock
   int dead_readers_at_open_ = 0;
   std::unique_ptr<RedoLog> redo_;
+  RedoFaultHook redo_fault_hook_;
   uint64_t dev_ = 0, ino_ = 0;  // registry key for invariant (1)
   Mutex pool_mutex_;
   std::vector<MDB_txn*> pool_ GUARDED_BY(pool_mutex_);  // reset read transactions

@@ -37,6 +37,22 @@ struct CommitInfo {
 // it, exactly as a real I/O error would. May block (to delay commits in tests).
 using CommitHook = std::function<Status(const CommitInfo&)>;
 
+// A file operation of the redo log (Options::redo_log), passed to
+// Options::redo_fault_hook.
+enum class RedoStep {
+  kReserve,     // allocating a segment's space for a commit's record, before the commit
+  kWrite,       // writing the commit's record, after the commit
+  kSync,        // an fdatasync of a segment (the syncer's, or before a segment switch)
+  kCheckpoint,  // a checkpoint's sync of data.mdb and write of its slot
+};
+
+// Called before each redo log step, on whichever engine thread takes it (the
+// committer, the syncer or the checkpointer). A non-ok Status is taken as
+// that step's failure, exactly as a real I/O error would be: a failed
+// reserve fails the commit and the next one tries again; any other failure
+// breaks the log (engine/store/redo.h (7)). Must not block for long.
+using RedoFaultHook = std::function<Status(RedoStep)>;
+
 struct Options {
   // The engine directory. Holds data.mdb, lock.mdb and writer.lock.
   std::string dir;
@@ -147,8 +163,9 @@ struct Options {
 
   // Time. Null: SystemClock.
   std::shared_ptr<Clock> clock;
-  // Fault injection; see CommitHook.
+  // Fault injection; see CommitHook and RedoFaultHook.
   CommitHook commit_hook;
+  RedoFaultHook redo_fault_hook;
   // Seed for alarm jitter; 0 draws one from the OS.
   uint64_t random_seed = 0;
 };
