@@ -9,8 +9,10 @@
 //   - on a descriptor opened with O_DSYNC/O_SYNC (LMDB's meta page descriptor)
 //     the write is applied to the file's shadow at once;
 //   - otherwise it is kept in the file's pending list, in write order, until
-//     an fdatasync/fsync of any descriptor of that file applies the whole
-//     list to its shadow (pwrite, then fsync).
+//     an fdatasync/fsync of any descriptor of that file returns: that applies
+//     to its shadow (pwrite, then fsync) every write recorded before the sync
+//     began, and no later one (a write that lands while a sync runs may miss
+//     it; the redo log runs several syncs at once).
 // A shadow starts as a copy of its file at the file's first open. data.mdb's
 // shadow is the path given; a redo file's is that path, a dot and its name
 // (shadow.mdb.redo.0). unlink of a tracked file drops its shadow (the
@@ -45,6 +47,7 @@
 enum { kMaxFd = 4096, kUntracked = 0, kTracked = 1, kTrackedSync = 2 };
 
 struct pending {
+  unsigned long long number;  // the file's writes recorded before this one, plus one
   off_t offset;
   size_t length;
   struct pending* next;
@@ -58,6 +61,7 @@ struct file {
   int shadow_fd;  // -1 before the first open
   struct pending* head;
   struct pending** tail;
+  unsigned long long recorded;  // writes recorded so far
 };
 
 static pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -235,6 +239,7 @@ static void record(int fd, const struct iovec* iov, int iovcnt, size_t n, off_t 
     if (REAL(fdatasync)(f->shadow_fd) != 0) die("fdatasync the shadow file");
     free(p);
   } else {
+    p->number = ++f->recorded;
     *f->tail = p;
     f->tail = &p->next;
   }
@@ -247,23 +252,29 @@ static void record1(int fd, const void* buf, ssize_t n, off_t off) {
   record(fd, &v, 1, (size_t)n, off);
 }
 
-// A sync of a tracked file made every write to it before it durable: apply
-// them in order.
-static void synced(int fd) {
+// The writes to fd's file recorded so far: what a sync beginning now covers.
+static unsigned long long recorded(int fd) {
+  pthread_mutex_lock(&mutex);
+  unsigned long long n = tracked[fd] ? files[file_of[fd]].recorded : 0;
+  pthread_mutex_unlock(&mutex);
+  return n;
+}
+
+// A sync of a tracked file made every write to it recorded before the sync
+// began (`upto`) durable: apply them in order.
+static void synced(int fd, unsigned long long upto) {
   pthread_mutex_lock(&mutex);
   if (!tracked[fd]) {
     pthread_mutex_unlock(&mutex);
     return;
   }
   struct file* f = &files[file_of[fd]];
-  struct pending* p = f->head;
-  f->head = NULL;
-  f->tail = &f->head;
-  while (p) {
-    struct pending* next = p->next;
+  while (f->head && f->head->number <= upto) {
+    struct pending* p = f->head;
+    f->head = p->next;
+    if (!f->head) f->tail = &f->head;
     if (!ignore_sync) write_all(f->shadow_fd, p->bytes, p->length, p->offset);
     free(p);
-    p = next;
   }
   if (!ignore_sync && REAL(fsync)(f->shadow_fd) != 0) die("fsync the shadow file");
   pthread_mutex_unlock(&mutex);
@@ -356,14 +367,18 @@ ssize_t pwritev64(int fd, const struct iovec* iov, int iovcnt, off_t off) {
 }
 
 int fsync(int fd) {
+  if (!is_tracked(fd)) return REAL(fsync)(fd);
+  unsigned long long upto = recorded(fd);
   int rc = REAL(fsync)(fd);
-  if (rc == 0 && is_tracked(fd)) synced(fd);
+  if (rc == 0) synced(fd, upto);
   return rc;
 }
 
 int fdatasync(int fd) {
+  if (!is_tracked(fd)) return REAL(fdatasync)(fd);
+  unsigned long long upto = recorded(fd);
   int rc = REAL(fdatasync)(fd);
-  if (rc == 0 && is_tracked(fd)) synced(fd);
+  if (rc == 0) synced(fd, upto);
   return rc;
 }
 
