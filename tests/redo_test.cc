@@ -51,10 +51,12 @@ Options options_at(const std::string& dir) {
   if (ok) fs::copy_file(std::string(dir) + "/data.mdb", std::string(dir) + "/data.mdb.synced", ec);
   ok = ok && !ec;
   for (int i = 1; ok && i <= kTurns; ++i) {
-    ok = (*e)->run(kRef, [i](Context& ctx) {
-                CARREL_RETURN_IF_ERROR(ctx.kv().put("k", std::to_string(i)));
-                return ctx.kv().put("n" + std::to_string(i), std::to_string(i));
-              }).is_ok();
+    ok = (*e)->run(kRef,
+                   [i](Context& ctx) {
+                     CARREL_RETURN_IF_ERROR(ctx.kv().put("k", std::to_string(i)));
+                     return ctx.kv().put("n" + std::to_string(i), std::to_string(i));
+                   })
+             .is_ok();
   }
   char c = ok ? 'y' : 'n';
   (void)!::write(kReportFd, &c, 1);

@@ -3,6 +3,9 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+// Inlined, as engine/store/checksum.cc does: the hash state can live on the
+// stack (no allocation per record read).
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #include <atomic>
@@ -38,7 +41,9 @@ static_assert(kMetaTxnOffset + 8 <= RedoLog::kMetaBytes, "the kept prefix holds 
 
 std::atomic<bool> g_hold_checkpoints{false};
 
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text() {
+  return std::strerror(errno);
+}
 
 int64_t steady_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -58,7 +63,8 @@ void store_host_u64(std::string* page, size_t at, uint64_t v) {
 Status pwrite_all(int fd, std::string_view bytes, uint64_t at, const std::string& path) {
   size_t done = 0;
   while (done < bytes.size()) {
-    ssize_t n = ::pwrite(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(at + done));
+    ssize_t n =
+        ::pwrite(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(at + done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return Status::io_error("write '" + path + "': " + errno_text());
     done += static_cast<size_t>(n);
@@ -91,7 +97,6 @@ Status sync_dir(const std::string& dir) {
   return Status::ok();
 }
 
-
 struct Record {
   uint64_t number = 0;
   uint64_t durable = 0;
@@ -113,16 +118,17 @@ Result<std::optional<Record>> read_record_at(int fd, const std::string& path, ui
     return none;
   }
   if (len > RedoLog::kRecordBytesMax) return none;
-  CARREL_ASSIGN_OR_RETURN(std::string body, pread_some(fd, len + kTrailerBytes, at + kHeaderBytes, path));
+  CARREL_ASSIGN_OR_RETURN(std::string body,
+                          pread_some(fd, len + kTrailerBytes, at + kHeaderBytes, path));
   if (body.size() < len + kTrailerBytes) return none;
   Reader t(std::string_view(body).substr(len), "redo record trailer");
   uint64_t sum = 0;
-  XXH3_state_t* h = XXH3_createState();
-  XXH3_64bits_reset(h);
-  XXH3_64bits_update(h, head.data() + 4, kHeaderBytes - 4);
-  XXH3_64bits_update(h, body.data(), len);
-  const uint64_t want = XXH3_64bits_digest(h);
-  XXH3_freeState(h);
+  XXH3_state_t h;
+  XXH3_INITSTATE(&h);
+  XXH3_64bits_reset(&h);
+  XXH3_64bits_update(&h, head.data() + 4, kHeaderBytes - 4);
+  XXH3_64bits_update(&h, body.data(), len);
+  const uint64_t want = XXH3_64bits_digest(&h);
   if (!t.u64(&sum) || sum != want) return none;
   body.resize(len);
   rec.payload = std::move(body);
@@ -164,7 +170,8 @@ struct OpenFile {
 Status open_for_reading(const std::string& dir, const char* name, OpenFile* f) {
   f->path = dir + "/" + name;
   f->fd = ::open(f->path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (f->fd < 0 && errno != ENOENT) return Status::io_error("open '" + f->path + "': " + errno_text());
+  if (f->fd < 0 && errno != ENOENT)
+    return Status::io_error("open '" + f->path + "': " + errno_text());
   return Status::ok();
 }
 
@@ -175,8 +182,8 @@ Result<std::optional<RedoCheckpoint>> read_slots(const std::string& dir) {
   std::optional<RedoCheckpoint> best;
   if (f.fd < 0) return best;
   for (uint64_t slot = 0; slot < 2; ++slot) {
-    CARREL_ASSIGN_OR_RETURN(std::string b, pread_some(f.fd, RedoLog::kSlotBytes,
-                                                      slot * RedoLog::kSlotBytes, f.path));
+    CARREL_ASSIGN_OR_RETURN(
+        std::string b, pread_some(f.fd, RedoLog::kSlotBytes, slot * RedoLog::kSlotBytes, f.path));
     Reader r(b, "redo checkpoint slot");
     uint32_t magic = 0;
     RedoCheckpoint c;
@@ -280,8 +287,8 @@ void RedoOps::del(Db db, std::string_view key) {
   w.str16(key);
 }
 
-Result<std::unique_ptr<RedoLog>> RedoLog::start(const Store& store, uint64_t number,
-                                                uint64_t txnid, uint64_t base) {
+Result<std::unique_ptr<RedoLog>> RedoLog::start(const Store& store, uint64_t number, uint64_t txnid,
+                                                uint64_t base) {
   std::unique_ptr<RedoLog> log(new RedoLog(store));
   bool created = false;
   auto open_rw = [&](const char* name, int* fd) -> Status {
@@ -304,7 +311,8 @@ Result<std::unique_ptr<RedoLog>> RedoLog::start(const Store& store, uint64_t num
   for (int i = 0; i < 2; ++i) {
     struct stat st {};
     if (::fstat(log->seg_fd_[i], &st) != 0) {
-      return Status::io_error("stat '" + store.dir() + "/" + kSegmentNames[i] + "': " + errno_text());
+      return Status::io_error("stat '" + store.dir() + "/" + kSegmentNames[i] +
+                              "': " + errno_text());
     }
     log->allocated_[i] = static_cast<uint64_t>(st.st_size);
   }
@@ -361,7 +369,8 @@ Result<uint64_t> RedoLog::append(const RedoOps& ops) {
     return s;
   }
   const std::string rec = encode_redo_record(next_, durable, ops.bytes());
-  CARREL_ASSERT(at_ + rec.size() <= allocated_[cur_], "redo.h (8): the record's space was reserved");
+  CARREL_ASSERT(at_ + rec.size() <= allocated_[cur_],
+                "redo.h (8): the record's space was reserved");
   const std::string path = store_.dir() + "/" + kSegmentNames[cur_];
   Status s = fault(RedoStep::kWrite);
   if (s.is_ok()) s = pwrite_all(seg_fd_[cur_], rec, at_, path);
@@ -430,9 +439,10 @@ void RedoLog::set_broken(const Status& s) {
     MutexLock lock(mutex_);
     if (broken_.is_ok()) {
       broken_flag_.store(true, std::memory_order_release);
-      broken_ = s.with_context("the redo log of '" + store_.dir() +
-                               "' is broken: no turn runs and no commit is accepted until the engine "
-                               "is reopened, whose recovery replays every acknowledged commit");
+      broken_ =
+          s.with_context("the redo log of '" + store_.dir() +
+                         "' is broken: no turn runs and no commit is accepted until the engine "
+                         "is reopened, whose recovery replays every acknowledged commit");
     }
   }
   notify();
@@ -463,7 +473,8 @@ void RedoLog::syncer_main() {
 Status RedoLog::sync_to(int fd, uint64_t target, const std::string& what) {
   // Invariant (1): covers every record written before it began.
   Status s = fault(RedoStep::kSync);
-  if (s.is_ok() && ::fdatasync(fd) != 0) s = Status::io_error("fdatasync " + what + ": " + errno_text());
+  if (s.is_ok() && ::fdatasync(fd) != 0)
+    s = Status::io_error("fdatasync " + what + ": " + errno_text());
   if (!s.is_ok()) {
     set_broken(s);
     return s;
@@ -496,7 +507,9 @@ Status RedoLog::sync_segment() {
   return sync_to(seg_fd_[cur_], target, "'" + store_.dir() + "/" + kSegmentNames[cur_] + "'");
 }
 
-void RedoLog::hold_checkpoints_for_tests(bool on) { g_hold_checkpoints = on; }
+void RedoLog::hold_checkpoints_for_tests(bool on) {
+  g_hold_checkpoints = on;
+}
 
 void RedoLog::committed(uint64_t txnid) {
   if (g_hold_checkpoints.load(std::memory_order_relaxed)) return;
@@ -528,7 +541,8 @@ Status RedoLog::close() {
   MDB_txn* pin = nullptr;
   {
     MutexLock lock(mutex_);
-    CARREL_ASSERT(durable_base_ == next_ - 1, "redo.h: close() follows a checkpoint of every record");
+    CARREL_ASSERT(durable_base_ == next_ - 1,
+                  "redo.h: close() follows a checkpoint of every record");
     broken_ = Status::aborted("the redo log of '" + store_.dir() + "' is closed");
     pin = durable_pin_;
     durable_pin_ = nullptr;
@@ -611,7 +625,8 @@ Status RedoLog::write_slot(const RedoCheckpoint& c) {
   const std::string b = encode_redo_slot(c);
   const std::string path = store_.dir() + "/" + kCheckpointName;
   CARREL_RETURN_IF_ERROR(pwrite_all(ckpt_fd_, b, (c.number % 2) * kSlotBytes, path));
-  if (::fdatasync(ckpt_fd_) != 0) return Status::io_error("fdatasync '" + path + "': " + errno_text());
+  if (::fdatasync(ckpt_fd_) != 0)
+    return Status::io_error("fdatasync '" + path + "': " + errno_text());
   return Status::ok();
 }
 
@@ -665,8 +680,9 @@ Status restore_meta(const std::string& dir, const RedoCheckpoint& c) {
   uint32_t psize = 0;
   std::memcpy(&psize, c.meta.data() + 16 + 4 + 4 + 8 + 8, 4);
   if (psize < 512 || psize > 65536) {
-    return Status::corruption("the redo checkpoint of '" + dir + "' holds a meta page with page size " +
-                              std::to_string(psize) + "; restore the directory from a backup");
+    return Status::corruption("the redo checkpoint of '" + dir +
+                              "' holds a meta page with page size " + std::to_string(psize) +
+                              "; restore the directory from a backup");
   }
   // T's page in its own slot; the other slot as T-1, so LMDB opens T.
   const uint64_t slot = c.txnid & 1;
@@ -709,7 +725,8 @@ Status apply_ops(const Store& store, MDB_txn* txn, std::string_view ops) {
 
 // After a segment's records ended at byte `from`: the highest record that a
 // valid record after it says was durable when it was written (2), if any.
-Result<std::optional<uint64_t>> durable_claim_after(int fd, const std::string& path, uint64_t from) {
+Result<std::optional<uint64_t>> durable_claim_after(int fd, const std::string& path,
+                                                    uint64_t from) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) return Status::io_error("stat '" + path + "': " + errno_text());
   const uint64_t size = static_cast<uint64_t>(st.st_size);
@@ -751,8 +768,8 @@ Result<uint64_t> replay_redo(const Store& store, MDB_txn* txn, uint64_t base) {
         if (rec->number > expect) break;
         Status s = apply_ops(store, txn, rec->payload);
         if (!s.is_ok()) {
-          return s.with_context("redo log record " + std::to_string(rec->number) + " in '" + f.path +
-                                "'");
+          return s.with_context("redo log record " + std::to_string(rec->number) + " in '" +
+                                f.path + "'");
         }
         ++expect;
         applied_here = moved = true;
@@ -779,8 +796,8 @@ Result<uint64_t> replay_redo(const Store& store, MDB_txn* txn, uint64_t base) {
 Status remove_redo_files(const std::string& dir) {
   bool removed = false;
   // redo.ckpt first: segments without it are never read.
-  for (const char* name : {RedoLog::kCheckpointName, RedoLog::kSegmentNames[0],
-                           RedoLog::kSegmentNames[1]}) {
+  for (const char* name :
+       {RedoLog::kCheckpointName, RedoLog::kSegmentNames[0], RedoLog::kSegmentNames[1]}) {
     std::string path = dir + "/" + name;
     if (::unlink(path.c_str()) == 0) {
       removed = true;

@@ -127,8 +127,8 @@ class RedoLog {
   // Starts the log of a store whose data.mdb was just made durable at
   // transaction `txnid`, holding every record up to `base` (recovery, or a
   // directory without a log): writes checkpoint `number` at once.
-  static Result<std::unique_ptr<RedoLog>> start(const Store& store, uint64_t number,
-                                                uint64_t txnid, uint64_t base);
+  static Result<std::unique_ptr<RedoLog>> start(const Store& store, uint64_t number, uint64_t txnid,
+                                                uint64_t base);
   ~RedoLog();
   RedoLog(const RedoLog&) = delete;
   RedoLog& operator=(const RedoLog&) = delete;
@@ -204,14 +204,14 @@ class RedoLog {
   int seg_fd_[2] = {-1, -1};
   int ckpt_fd_ = -1;
   // Committer thread only.
-  int cur_ = 0;                  // the segment appended to
-  uint64_t at_ = 0;              // where the next record goes in it
+  int cur_ = 0;                     // the segment appended to
+  uint64_t at_ = 0;                 // where the next record goes in it
   uint64_t allocated_[2] = {0, 0};  // each segment's space allocated so far (8)
-  uint64_t next_ = 1;            // the next record's number
-  uint64_t other_last_ = 0;      // the last record the other segment holds (4)
-  uint64_t since_begin_ = 0;     // bytes appended since the last checkpoint began (6)
-  int64_t begun_ms_ = 0;         // when it began (steady clock)
-  uint64_t next_number_ = 1;     // k of the next checkpoint
+  uint64_t next_ = 1;               // the next record's number
+  uint64_t other_last_ = 0;         // the last record the other segment holds (4)
+  uint64_t since_begin_ = 0;        // bytes appended since the last checkpoint began (6)
+  int64_t begun_ms_ = 0;            // when it began (steady clock)
+  uint64_t next_number_ = 1;        // k of the next checkpoint
 
   mutable Mutex mutex_;
   CondVar cv_;
@@ -231,7 +231,7 @@ class RedoLog {
   uint64_t synced_ GUARDED_BY(mutex_) = 0;   // the last record durable
   uint64_t syncing_ GUARDED_BY(mutex_) = 0;  // the last record the running (or last) sync covers
   uint64_t syncs_ GUARDED_BY(mutex_) = 0;
-  int sync_fd_ GUARDED_BY(mutex_) = -1;      // the segment written to (4)
+  int sync_fd_ GUARDED_BY(mutex_) = -1;  // the segment written to (4)
   std::thread syncer_;
   Mutex callback_mutex_;
   std::function<void()> on_synced_ GUARDED_BY(callback_mutex_);
@@ -239,10 +239,10 @@ class RedoLog {
 
 // What the directory's redo files ask of an open (5).
 struct RedoState {
-  bool present = false;          // redo.ckpt holds a valid checkpoint
+  bool present = false;  // redo.ckpt holds a valid checkpoint
   RedoCheckpoint checkpoint;
   uint64_t newest_meta_txnid = 0;  // data.mdb's newest meta page
-  bool records_after = false;    // a segment holds record checkpoint.base + 1
+  bool records_after = false;      // a segment holds record checkpoint.base + 1
   // data.mdb alone is not the state: recovery must run before any read.
   bool needs_recovery() const {
     return present && (records_after || newest_meta_txnid != checkpoint.txnid);

@@ -161,8 +161,10 @@ class TreeWalker {
   static constexpr size_t kNodeBytes = 8;
 
   Status bad(const std::string& db, uint64_t page, const std::string& why) const {
-    return Status::corruption("'" + file_ + "': page " + std::to_string(page) + " of database '" +
-                              db + "' " + why + std::string(kPageRemedy));
+    return Status(Code::kCorruption,
+                  "'" + file_ + "': page " + std::to_string(page) + " of database '" + db + "' " +
+                      why + std::string(kPageRemedy),
+                  Detail::kDamagedPage);
   }
   Status read(uint64_t page, const std::string& db) {
     if (page < 2 || page > last_) {
