@@ -40,6 +40,7 @@ constexpr size_t kMetaTxnOffset = 16 + 4 + 4 + 8 + 8 + 2 * 48 + 8;
 static_assert(kMetaTxnOffset + 8 <= RedoLog::kMetaBytes, "the kept prefix holds the txnid");
 
 std::atomic<bool> g_hold_checkpoints{false};
+std::atomic<uint64_t> g_replay_ops_per_txn{0};  // RedoLog::set_replay_ops_per_txn_for_tests
 
 std::string errno_text() {
   return std::strerror(errno);
@@ -511,6 +512,15 @@ void RedoLog::hold_checkpoints_for_tests(bool on) {
   g_hold_checkpoints = on;
 }
 
+void RedoLog::set_replay_ops_per_txn_for_tests(uint64_t ops) {
+  g_replay_ops_per_txn = ops;
+}
+
+uint64_t RedoLog::replay_ops_per_txn() {
+  const uint64_t ops = g_replay_ops_per_txn.load(std::memory_order_relaxed);
+  return ops == 0 ? kReplayOpsPerTxn : ops;
+}
+
 void RedoLog::committed(uint64_t txnid) {
   if (g_hold_checkpoints.load(std::memory_order_relaxed)) return;
   const uint64_t appended = since_begin_;
@@ -698,9 +708,11 @@ Status restore_meta(const std::string& dir, const RedoCheckpoint& c) {
 
 namespace {
 
-Status apply_ops(const Store& store, MDB_txn* txn, std::string_view ops) {
+// Applies one record's operations; how many.
+Result<uint64_t> apply_ops(const Store& store, MDB_txn* txn, std::string_view ops) {
   Reader r(ops, "redo record");
-  while (r.remaining() > 0) {
+  uint64_t applied = 0;
+  for (; r.remaining() > 0; ++applied) {
     uint8_t op = 0, db = 0;
     std::string_view key, value;
     if (!r.u8(&op) || !r.u8(&db) || db >= kDbCount || !r.str16(&key)) return r.corruption();
@@ -720,7 +732,7 @@ Status apply_ops(const Store& store, MDB_txn* txn, std::string_view ops) {
       return from_mdb(rc, "replay the redo log into " + std::string(db_name(static_cast<Db>(db))));
     }
   }
-  return Status::ok();
+  return applied;
 }
 
 // After a segment's records ended at byte `from`: the highest record that a
@@ -747,7 +759,10 @@ Result<std::optional<uint64_t>> durable_claim_after(int fd, const std::string& p
 
 }  // namespace
 
-Result<uint64_t> replay_redo(const Store& store, MDB_txn* txn, uint64_t base) {
+Result<uint64_t> replay_redo(const Store& store, MDB_txn** txn, uint64_t base,
+                             const std::function<Status(MDB_txn**)>& next_txn) {
+  const uint64_t ops_per_txn = RedoLog::replay_ops_per_txn();
+  uint64_t ops_in_txn = 0;
   OpenFile files[2];
   for (int i = 0; i < 2; ++i) {
     CARREL_RETURN_IF_ERROR(open_for_reading(store.dir(), RedoLog::kSegmentNames[i], &files[i]));
@@ -766,11 +781,16 @@ Result<uint64_t> replay_redo(const Store& store, MDB_txn* txn, uint64_t base) {
         if (!rec) break;
         if (rec->number < expect) continue;
         if (rec->number > expect) break;
-        Status s = apply_ops(store, txn, rec->payload);
-        if (!s.is_ok()) {
-          return s.with_context("redo log record " + std::to_string(rec->number) + " in '" +
-                                f.path + "'");
+        if (ops_in_txn >= ops_per_txn) {
+          CARREL_RETURN_IF_ERROR(next_txn(txn));
+          ops_in_txn = 0;
         }
+        Result<uint64_t> ops = apply_ops(store, *txn, rec->payload);
+        if (!ops.is_ok()) {
+          return ops.status().with_context("redo log record " + std::to_string(rec->number) +
+                                           " in '" + f.path + "'");
+        }
+        ops_in_txn += *ops;
         ++expect;
         applied_here = moved = true;
       }

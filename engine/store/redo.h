@@ -40,7 +40,9 @@
 //  (5) Recovery (the first writable open): the valid slot with the highest
 //      k names (T, B, meta). If data.mdb's newest meta page is not T's, T's
 //      meta page is written into both meta slots (LMDB then opens T, intact
-//      by (3)). Records B+1, B+2, ... are replayed in one write transaction,
+//      by (3)). Records B+1, B+2, ... are replayed (whole records per write
+//      transaction, the next one begun once kReplayOpsPerTxn operations were
+//      applied: LMDB bounds a transaction's dirty pages),
 //      data.mdb is synced, and a fresh checkpoint is made, all under a pin on
 //      T: an interrupted recovery starts again from the same T. The records
 //      end at the first one missing or damaged; if a valid record after it
@@ -113,6 +115,11 @@ class RedoLog {
   static constexpr uint64_t kRecordBytesMax = uint64_t{160} << 20;
   static constexpr uint64_t kReserveBytes = uint64_t{1} << 20;  // (8)
   static_assert(kCheckpointBytes < kSegmentBytesMax, "(6): a checkpoint starts before the cap");
+  // replay_redo: operations per recovery transaction. One dirties at most a
+  // leaf, its branches and an overflow run of the largest value; with 16 pages
+  // each, a transaction stays well inside LMDB's 131,072 dirty pages.
+  static constexpr uint64_t kReplayOpsPerTxn = 4096;
+  static_assert(kReplayOpsPerTxn * 16 < (uint64_t{1} << 17), "LMDB's dirty page bound");
   // The prefix of LMDB's meta page kept per checkpoint: the page header and
   // MDB_meta (mdb.c, data format 1) fit in it.
   static constexpr size_t kMetaBytes = 256;
@@ -123,6 +130,9 @@ class RedoLog {
   // a commit (the one at start and checkpoint_now still run), so data.mdb's
   // durable state stays the one the log started from.
   static void hold_checkpoints_for_tests(bool on);
+  // Tests only: replay_redo's operations per transaction (0: kReplayOpsPerTxn).
+  static void set_replay_ops_per_txn_for_tests(uint64_t ops);
+  static uint64_t replay_ops_per_txn();
 
   // Starts the log of a store whose data.mdb was just made durable at
   // transaction `txnid`, holding every record up to `base` (recovery, or a
@@ -255,10 +265,16 @@ Result<RedoState> read_redo_state(const std::string& dir);
 // Invariant (5): writes the checkpoint's meta page into both meta slots of
 // DIR/data.mdb and syncs it.
 Status restore_meta(const std::string& dir, const RedoCheckpoint& c);
-// Invariant (5): replays records base+1, base+2, ... in `txn`; returns the
+// Invariant (5): replays records base+1, base+2, ... into *txn; returns the
 // last record replayed (base when none). A damaged record followed by later
-// valid ones is Corruption, never skipped.
-Result<uint64_t> replay_redo(const Store& store, MDB_txn* txn, uint64_t base);
+// valid ones is Corruption, never skipped. Once the operations applied since
+// the transaction began reach RedoLog::replay_ops_per_txn(), `next_txn`
+// commits *txn and begins the next, between two records: LMDB bounds the
+// pages one write transaction may dirty, which a long log (a checkpoint that
+// could not keep up) would pass in one. Safe under the caller's pin on T: a
+// recovery cut short starts again from T (5).
+Result<uint64_t> replay_redo(const Store& store, MDB_txn** txn, uint64_t base,
+                             const std::function<Status(MDB_txn**)>& next_txn);
 // The redo files' encodings (invariant (2), redo.ckpt's slots), for the
 // log itself, the tests and the fuzz target.
 std::string encode_redo_record(uint64_t number, uint64_t durable, std::string_view payload);

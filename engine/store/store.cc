@@ -238,12 +238,19 @@ Status Store::open_env(const StoreOptions& options, bool creating) {
     // Beside a live writer the page cache holds every commit; after a crash,
     // data.mdb's unsynced pages may be torn, and only recovery knows.
     return Status::busy("'" + dir_ + "' was not closed cleanly: its redo log holds commits that "
-                        "data.mdb may lack; open it once for writing (the engine, or any carrel "
-                        "command that writes) to recover it, then read it");
+                        "data.mdb may lack; recover it with `carrel --dir " + dir_ +
+                        " recover` (or open it for writing: the engine, or any carrel command "
+                        "that writes, recovers it first), then read it");
+  }
+  if (!read_only_ && redo.present) {
+    recovery_.found = true;
+    recovery_.checkpoint = redo.checkpoint.number;
+    recovery_.txnid = redo.checkpoint.txnid;
   }
   if (redo.needs_recovery() && !read_only_ &&
       redo.newest_meta_txnid != redo.checkpoint.txnid) {
     CARREL_RETURN_IF_ERROR(restore_meta(dir_, redo.checkpoint));
+    recovery_.meta_restored = true;
   }
   const bool use_redo = options.sync && options.redo_log && !read_only_;
   int rc = mdb_env_create(&env_);
@@ -341,18 +348,29 @@ Status Store::open_env(const StoreOptions& options, bool creating) {
 }
 
 Status Store::start_redo(const RedoState& redo, bool use_redo) {
-  // redo.h (5): the commits after the checkpoint, in one transaction.
+  // redo.h (5): the commits after the checkpoint, in as few transactions as
+  // LMDB's dirty page bound allows (replay_redo), all under open_env's pin.
   uint64_t last = 0;
   if (redo.present) {
     MDB_txn* txn = nullptr;
     int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
     if (rc != 0) return from_mdb(rc, "begin redo log recovery");
-    Result<uint64_t> replayed = replay_redo(*this, txn, redo.checkpoint.base);
+    uint64_t txns = 1;
+    auto next_txn = [&](MDB_txn** t) -> Status {
+      const int committed = mdb_txn_commit(*t);  // frees *t, whatever it returns
+      *t = nullptr;
+      CARREL_RETURN_IF_ERROR(commit_status(committed, "commit part of the redo log recovery", 0));
+      ++txns;
+      return from_mdb(mdb_txn_begin(env_, nullptr, 0, t), "begin redo log recovery");
+    };
+    Result<uint64_t> replayed = replay_redo(*this, &txn, redo.checkpoint.base, next_txn);
+    recovery_.transactions = txns;
     if (!replayed.is_ok()) {
-      mdb_txn_abort(txn);
+      if (txn) mdb_txn_abort(txn);
       return replayed.status().with_context("recover '" + dir_ + "'");
     }
     last = *replayed;
+    recovery_.records = last - redo.checkpoint.base;
     CARREL_RETURN_IF_ERROR(commit_status(mdb_txn_commit(txn), "commit redo log recovery", 0));
   }
   int rc = mdb_env_sync(env_, 1);
@@ -370,7 +388,11 @@ Status Store::start_redo(const RedoState& redo, bool use_redo) {
 }
 
 bool Store::writer_alive() const {
-  int fd = ::open((dir_ + "/data.mdb").c_str(), O_RDONLY | O_CLOEXEC);
+  return writer_alive(dir_);
+}
+
+bool Store::writer_alive(const std::string& dir) {
+  int fd = ::open((dir + "/data.mdb").c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
   const bool alive = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
   ::close(fd);

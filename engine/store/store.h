@@ -97,6 +97,17 @@ struct StoreOptions {
 class RedoLog;
 struct RedoState;
 
+// What this open's recovery did (redo.h (5)); found is false when the
+// directory held no redo files.
+struct RedoRecovery {
+  bool found = false;          // the directory held a checkpoint (it was not closed cleanly)
+  uint64_t checkpoint = 0;     // k of the checkpoint it started from
+  uint64_t txnid = 0;          // T, the transaction that checkpoint made durable
+  bool meta_restored = false;  // T's meta page was written back (data.mdb had a newer one)
+  uint64_t records = 0;        // records replayed after the checkpoint
+  uint64_t transactions = 0;   // write transactions the replay took (redo.h replay_redo)
+};
+
 class Store {
  public:
   static Result<std::unique_ptr<Store>> open(const StoreOptions& options);
@@ -112,6 +123,11 @@ class Store {
   // The redo log (redo.h) of a writable sync store opened with
   // StoreOptions::redo_log, else null.
   RedoLog* redo() const { return redo_.get(); }
+  // A process (another, or this one) holds DIR/data.mdb's writer flock: an
+  // engine has the directory open for writing.
+  static bool writer_alive(const std::string& dir);
+  // What recovery did at this open (a writable one; a read-only open recovers nothing).
+  const RedoRecovery& recovery() const { return recovery_; }
   // StoreOptions::redo_fault_hook (null when none).
   const RedoFaultHook& redo_fault_hook() const { return redo_fault_hook_; }
   // data.mdb, open read-write (writable stores only; -1 otherwise).
@@ -163,7 +179,6 @@ class Store {
   // redo.h (5): replays what the redo log holds past its checkpoint, then
   // starts the log (use_redo) or removes its files.
   Status start_redo(const RedoState& redo, bool use_redo);
-  // Another process holds data.mdb's writer flock.
   bool writer_alive() const;
   void recycle(MDB_txn* txn);
 
@@ -178,6 +193,7 @@ class Store {
   int dead_readers_at_open_ = 0;
   std::unique_ptr<RedoLog> redo_;
   RedoFaultHook redo_fault_hook_;
+  RedoRecovery recovery_;
   uint64_t dev_ = 0, ino_ = 0;  // registry key for invariant (1)
   Mutex pool_mutex_;
   std::vector<MDB_txn*> pool_ GUARDED_BY(pool_mutex_);  // reset read transactions

@@ -9,20 +9,10 @@ set -u
 CARREL=${1:?usage: cli_test.sh PATH/TO/carrel}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/carrel-cli-test.XXXXXX")
 DIR=$WORK/engine
-HOLDER_PID=
-
-cleanup() {
-  if [[ -n "$HOLDER_PID" ]]; then
-    kill "$HOLDER_PID" 2>/dev/null
-    wait "$HOLDER_PID" 2>/dev/null
-  fi
-  exec 9>&- 2>/dev/null
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 
 # shellcheck source=tests/cli/expect.sh
 source "$(dirname "${BASH_SOURCE[0]}")/expect.sh"
+trap cleanup EXIT
 
 # ---------------------------------------------------------------- errors before init
 c objects
@@ -356,19 +346,9 @@ expect_rc 1 "import of malformed input"
 expect_err "line [12]" "malformed import names the line"
 
 # ---------------------------------------------------------------- beside a running engine
-# A writer holds the engine open: `carrel sql` reading a script from a fifo
-# keeps the engine open until the fifo closes.
-mkfifo "$WORK/fifo"
-"$CARREL" --dir "$DIR" sql Room:lobby <"$WORK/fifo" >"$WORK/holder.out" 2>&1 &
-HOLDER_PID=$!
-exec 9>"$WORK/fifo"
+# A writer holds the engine open (hold_engine, expect.sh).
+hold_engine "$DIR" Room:lobby
 printf 'SELECT 41 + 1 AS answer;\n' >&9
-# Wait (bounded) until the holder has taken the writer lock: it writes its pid
-# into writer.lock after taking it. Reading the file never competes for the lock.
-for _ in $(seq 1 1200); do  # up to 60 s on a loaded machine
-  [[ "$(cat "$DIR/writer.lock" 2>/dev/null)" == "$HOLDER_PID" ]] && break
-  sleep 0.05
-done
 c kv put Room:lobby k v
 expect_rc 1 "kv put beside a running engine"
 expect_err "is open for writing by process $HOLDER_PID" "busy error names the pid"
@@ -386,10 +366,7 @@ ok "read-only sql beside a running engine" sql Room:lobby "SELECT 1"
 c sql Room:lobby "CREATE TABLE beside(a)"
 expect_rc 1 "writing sql beside a running engine"
 expect_err "open for writing by process $HOLDER_PID" "refused sql write names the pid"
-exec 9>&-
-wait "$HOLDER_PID"
-HOLDER_RC=$?
-HOLDER_PID=
+release_engine
 CHECKS=$((CHECKS + 1))
 [[ "$HOLDER_RC" == 0 ]] && grep -q "42" "$WORK/holder.out" || {
   RC=$HOLDER_RC

@@ -12,20 +12,10 @@ BENCH=${2:-}
 HERE=$(cd "$(dirname "$0")" && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/carrel-cli-ux.XXXXXX")
 DIR=$WORK/engine
-HOLDER_PID=
-
-cleanup() {
-  if [[ -n "$HOLDER_PID" ]]; then
-    kill "$HOLDER_PID" 2>/dev/null
-    wait "$HOLDER_PID" 2>/dev/null
-  fi
-  exec 9>&- 2>/dev/null
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 
 # shellcheck source=tests/cli/expect.sh
 source "$HERE/expect.sh"
+trap cleanup EXIT
 # json_check FILE PYTHON-EXPR WHAT: every line of FILE is JSON and EXPR holds for the last (as d).
 json_check() {
   CHECKS=$((CHECKS + 1))
@@ -150,15 +140,8 @@ ok "sql table" sql Room:lobby "CREATE TABLE t(a); INSERT INTO t VALUES (1), (2)"
 c sql Room:lobyy "SELECT * FROM t"
 expect_rc 1 "sql on a misspelled object"
 expect_err "unknown object 'Room:lobyy'.*did you mean 'Room:lobby'\?" "sql names the unknown object"
-mkfifo "$WORK/fifo"
-"$CARREL" --dir "$DIR" sql Room:holder <"$WORK/fifo" >"$WORK/holder.out" 2>&1 &
-HOLDER_PID=$!
-exec 9>"$WORK/fifo"
+hold_engine "$DIR" Room:holder
 printf 'SELECT 1;\n' >&9
-for _ in $(seq 1 1200); do  # up to 60 s on a loaded machine
-  [[ "$(cat "$DIR/writer.lock" 2>/dev/null)" == "$HOLDER_PID" ]] && break
-  sleep 0.05
-done
 ok "SELECT beside a running engine" sql Room:lobby "SELECT sum(a) AS total FROM t"
 expect_out "^ +3$" "the snapshot's rows"
 ok "EXPLAIN beside a running engine" sql Room:lobby "EXPLAIN QUERY PLAN SELECT * FROM t"
@@ -179,9 +162,7 @@ expect_rc 1 "a script that writes beside a running engine"
 python3 "$HERE/tty_driver.py" repl "$CARREL" "$DIR" Room:lobby "$WORK/history-ro" >"$OUT" 2>"$ERR"
 RC=$?
 expect_rc 0 "the REPL beside a running engine (read-only)"
-exec 9>&-
-wait "$HOLDER_PID"
-HOLDER_PID=
+release_engine
 ok "nothing was written beside the engine" sql Room:lobby "SELECT count(*) AS n FROM t"
 expect_out "^ *2$" "still two rows"
 

@@ -1,6 +1,6 @@
 # Helpers for the CLI's shell tests; source it after setting CARREL, DIR and
-# WORK. Each check counts in CHECKS; a failed one prints what the command
-# wrote and counts in FAILURES.
+# WORK, then `trap cleanup EXIT`. Each check counts in CHECKS; a failed one
+# prints what the command wrote and counts in FAILURES.
 FAILURES=0
 CHECKS=0
 
@@ -53,4 +53,40 @@ ok() {
   shift
   c "$@"
   expect_rc 0 "$what"
+}
+
+# A process that holds a directory open for writing: `carrel sql OBJ` reading
+# a script from a fifo keeps the engine open until the fifo closes.
+# hold_engine DIR OBJ starts it (fd 9 writes its script) and returns once it
+# took the writer lock (it writes its pid into writer.lock after taking it;
+# reading that file never competes for the lock), bounded: 60 s on a loaded
+# machine. release_engine closes the script and waits: HOLDER_RC is its exit
+# code, WORK/holder.out what it printed.
+HOLDER_PID=
+HOLDER_RC=
+hold_engine() {
+  rm -f "$WORK/fifo"
+  mkfifo "$WORK/fifo"
+  "$CARREL" --dir "$1" sql "$2" <"$WORK/fifo" >"$WORK/holder.out" 2>&1 &
+  HOLDER_PID=$!
+  exec 9>"$WORK/fifo"
+  for _ in $(seq 1 1200); do
+    [[ "$(cat "$1/writer.lock" 2>/dev/null)" == "$HOLDER_PID" ]] && return
+    sleep 0.05
+  done
+}
+release_engine() {
+  exec 9>&-
+  wait "$HOLDER_PID"
+  HOLDER_RC=$?
+  HOLDER_PID=
+}
+# The EXIT trap: stops a holder left running, removes WORK.
+cleanup() {
+  if [[ -n "$HOLDER_PID" ]]; then
+    kill "$HOLDER_PID" 2>/dev/null
+    wait "$HOLDER_PID" 2>/dev/null
+  fi
+  exec 9>&- 2>/dev/null
+  rm -rf "$WORK"
 }

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "engine/loop/engine_core.h"
+#include "engine/store/redo.h"
 #include "tools/cli/cli.h"
 #include "tools/cli/env_check.h"
 #include "tools/cli/line_editor.h"
@@ -77,7 +78,11 @@ Result<std::unique_ptr<Engine>> open_engine_unchecked(const Globals& g, bool rea
 
 }  // namespace
 
-Result<std::unique_ptr<Engine>> open_engine(const Globals& g, bool read_only) {
+namespace {
+
+// The directory exists, is one, and holds a data.mdb that passes
+// env_check.h's file checks; fail() explains later LMDB errors against it.
+Status check_dir(const Globals& g) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::file_status st = fs::status(g.dir, ec);
@@ -109,7 +114,36 @@ Result<std::unique_ptr<Engine>> open_engine(const Globals& g, bool read_only) {
   }
   if (!figures.is_ok()) return figures.status();
   note_opening(g.dir);
-  if (!read_only && figures.is_ok()) {
+  return Status::ok();
+}
+
+// redo.h (5): a directory the redo log left unclean (a process died with it
+// open) is recovered by a writable open, and refused by a read-only one, so
+// the read-only probe of open_engine could not run. Recovery writes on the
+// checkpoint's snapshot: its page headers are checked first (env_check.h
+// (3)). A clean directory (no redo files) is left alone, and so is one an
+// engine has open (its redo files are live; the open after this says Busy).
+Result<store::RedoRecovery> recover_unclean(const Globals& g) {
+  CARREL_ASSIGN_OR_RETURN(store::RedoState state, store::read_redo_state(g.dir));
+  if (!state.present || store::Store::writer_alive(g.dir)) return store::RedoRecovery{};
+  CARREL_RETURN_IF_ERROR(check_env_tree(g.dir, state.checkpoint.txnid));
+  CARREL_ASSIGN_OR_RETURN(auto engine, open_engine_unchecked(g, /*read_only=*/false));
+  store::RedoRecovery done = store_of(*engine).recovery();
+  CARREL_RETURN_IF_ERROR(engine->close());  // a clean close: data.mdb alone
+  return done;
+}
+
+}  // namespace
+
+Result<store::RedoRecovery> recover_dir(const Globals& g) {
+  CARREL_RETURN_IF_ERROR(check_dir(g));
+  return recover_unclean(g);
+}
+
+Result<std::unique_ptr<Engine>> open_engine(const Globals& g, bool read_only) {
+  CARREL_RETURN_IF_ERROR(check_dir(g));
+  if (!read_only) CARREL_RETURN_IF_ERROR(recover_unclean(g).status());
+  if (!read_only) {
     // A directory that is not a carrel engine (another program's LMDB
     // environment) is refused by a read-only open, before the writable open
     // would create writer.lock in it.

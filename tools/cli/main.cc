@@ -197,6 +197,10 @@ int run_main(int argc, char** argv) {
   auto* v_obj = verify->add_option("OBJ", obj, obj_help + " (default: every object)");
   verify->callback([&] { run = [&] { return cli::cmd_verify(g, given(v_obj, obj)); }; });
 
+  auto* recover = app.add_subcommand(
+      "recover", "recover a directory an engine's crash left unclean (replays its redo log)");
+  recover->callback([&] { run = [&] { return cli::cmd_recover(g); }; });
+
   auto* stats = app.add_subcommand("stats", "engine-wide figures");
   stats->callback([&] { run = [&] { return cli::cmd_stats(g); }; });
 

@@ -78,6 +78,9 @@ class JsonWriter {
   JsonWriter& field(std::string_view k, const T& v) {
     if constexpr (std::is_convertible_v<const T&, std::string_view>) {
       return bytes_field(k, std::string_view(v));
+    } else if constexpr (std::is_same_v<T, bool>) {
+      key(k);
+      return boolean(v);
     } else {
       key(k);
       return number(v);

@@ -157,6 +157,32 @@ int cmd_init(const Globals& g) {
   return kExitOk;
 }
 
+int cmd_recover(const Globals& g) {
+  auto done = recover_dir(g);
+  if (!done.is_ok()) return fail(done.status());
+  if (!done->found && store::Store::writer_alive(g.dir)) {
+    return fail(Status::busy("'" + g.dir + "' is open for writing by a running engine: its redo " +
+                             "log is live, not left by a crash, and that engine keeps it; " +
+                             "nothing to recover"));
+  }
+  JsonWriter j;
+  j.begin_object().field("dir", g.dir).field("recovered", done->found);
+  std::string text = g.dir + " was closed cleanly: nothing to recover";
+  if (done->found) {
+    j.field("checkpoint", done->checkpoint).field("txnid", done->txnid);
+    j.field("meta_restored", done->meta_restored).field("records_replayed", done->records);
+    text = "recovered " + g.dir + ": replayed " + std::to_string(done->records) +
+           " commit record(s) of the redo log onto checkpoint " +
+           std::to_string(done->checkpoint) + " (LMDB transaction " +
+           std::to_string(done->txnid) + ")" +
+           (done->meta_restored ? ", after setting data.mdb back to that checkpoint's meta page"
+                                : "") +
+           "; the directory is data.mdb alone now";
+  }
+  print_done(g, text, j);
+  return kExitOk;
+}
+
 int cmd_kv_put(const Globals& g, const std::string& obj, const std::string& key,
                const std::optional<std::string>& value,
                const std::optional<std::string>& value_file) {

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# `carrel recover`, and every other command, on a directory an engine's crash
+# left unclean (engine/store/redo.h (5); docs/cli.md "recover").
+#
+# usage: tests/cli/cli_recover_test.sh PATH/TO/carrel PATH/TO/carrel-test-crashed-writer
+set -u
+CARREL=${1:?usage: cli_recover_test.sh PATH/TO/carrel PATH/TO/carrel-test-crashed-writer}
+WRITER=${2:?usage: cli_recover_test.sh PATH/TO/carrel PATH/TO/carrel-test-crashed-writer}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/carrel-recover-test.XXXXXX")
+DIR=
+# shellcheck source=tests/cli/expect.sh
+source "$(dirname "${BASH_SOURCE[0]}")/expect.sh"
+trap cleanup EXIT
+TURNS=40
+
+has_redo() { [[ -e "$1/redo.ckpt" || -e "$1/redo.0" || -e "$1/redo.1" ]]; }
+# fresh NAME: DIR becomes a new copy of the crashed directory.
+fresh() {
+  DIR=$WORK/$1
+  rm -rf "$DIR"
+  cp -a "$WORK/crashed" "$DIR"
+}
+
+# The crashed directory, made once: the writer runs TURNS turns, every reply
+# came, and it kills itself with SIGKILL.
+timeout -s KILL 120 "$WRITER" "$WORK/crashed" "$TURNS" >"$OUT" 2>"$ERR"
+RC=$?
+expect_rc 137 "the writer kills itself"
+CHECKS=$((CHECKS + 1))
+has_redo "$WORK/crashed" || fail "the crashed directory holds redo files"
+
+# An inspection command is refused, naming the remedy.
+fresh a
+c objects
+expect_rc 1 "objects on an unclean directory"
+expect_err "was not closed cleanly.*carrel --dir $DIR recover" "the refusal names the remedy"
+c --json stats
+expect_rc 1 "--json stats on an unclean directory"
+expect_err '"code":"Busy"' "the refusal is Busy"
+
+# recover replays the log and leaves data.mdb alone; every acknowledged turn is there.
+ok "recover" recover
+expect_out "^recovered $DIR: replayed [0-9]+ commit record\(s\) .*data.mdb alone now" "recover says what it did"
+CHECKS=$((CHECKS + 1))
+! has_redo "$DIR" || fail "recover removes the redo files"
+for i in 1 "$TURNS"; do
+  ok "turn $i after recover" kv get Crash:a "n$i"
+  expect_out "^$i$" "turn $i's value"
+done
+ok "verify after recover" verify
+expect_out "no problems found" "verify finds nothing"
+ok "recover of a clean directory" recover
+expect_out "was closed cleanly: nothing to recover" "a clean directory is left alone"
+
+# --json names what was replayed.
+fresh b
+ok "--json recover" --json recover
+expect_out '^\{"dir":"[^"]*","recovered":true,"checkpoint":[0-9]+,"txnid":[0-9]+,"meta_restored":(true|false),"records_replayed":[0-9]+\}$' \
+  "--json recover's fields"
+
+# A command that writes recovers first, then writes.
+fresh c
+ok "kv put on an unclean directory" kv put Crash:a extra 1
+ok "the last turn after a write that recovered" kv get Crash:a "n$TURNS"
+expect_out "^$TURNS$" "the last turn's value"
+
+# Beside a running engine, whose redo log is live: nothing to recover, Busy.
+DIR=$WORK/a
+hold_engine "$DIR" Crash:a
+c recover
+expect_rc 1 "recover beside a running engine"
+expect_err "open for writing by a running engine.*nothing to recover" "recover names the running engine"
+release_engine
+
+echo "$CHECKS checks, $FAILURES failures"
+[[ "$FAILURES" == 0 ]]
