@@ -293,7 +293,9 @@ Status run_alarms(const Params& p, std::vector<EngineResult>* results) {
             // Interleave objects in time: the i-th alarm of object j has slot i*M+j.
             uint64_t slot = std::min(i * objects + j, total - 1);
             int64_t due = t0 + static_cast<int64_t>(slot * span_ms / total);
-            CARREL_RETURN_IF_ERROR(ctx.alarms().schedule("a" + std::to_string(i), due));
+            std::string name = std::to_string(i);  // "a" + ...: a false -Wrestrict in GCC 12
+            name.insert(name.begin(), 'a');
+            CARREL_RETURN_IF_ERROR(ctx.alarms().schedule(name, due));
           }
           return Status::ok();
         }));

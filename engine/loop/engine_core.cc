@@ -139,8 +139,12 @@ static_assert(kClassNameBytesMax + 1 + kObjectNameBytesMax <= store::kStr16Bytes
 
 Status check_object_ref(const ObjectRef& ref, std::string_view use) {
   constexpr size_t kQuoteBytes = 40;
+  // Appended, not "\"" + std::string(...): GCC 12's -O2 takes that form for an
+  // overlapping copy (a false -Wrestrict, GCC bug 105329).
   auto quoted = [](std::string_view s) {
-    return "\"" + std::string(s.substr(0, kQuoteBytes)) + (s.size() > kQuoteBytes ? "...\"" : "\"");
+    std::string q(1, '"');
+    q.append(s.substr(0, kQuoteBytes)).append(s.size() > kQuoteBytes ? "...\"" : "\"");
+    return q;
   };
   if (ref.class_name.empty()) {
     return Status::invalid_argument(std::string(use) + ": class name is empty");
