@@ -160,7 +160,7 @@ TEST(RedoTest, ReadOnlyOpenOfAnUncleanDirectoryNamesTheRemedy) {
   auto e = Engine::open(ro);
   ASSERT_FALSE(e.is_ok());
   EXPECT_EQ(e.status().code(), Code::kBusy) << e.status().to_string();
-  EXPECT_NE(e.status().message().find("recover it with `carrel --dir " + dir.path() + " recover`"),
+  EXPECT_NE(e.status().message().find("recover it with `carrel --dir '" + dir.path() + "' recover`"),
             std::string::npos)
       << e.status().to_string();
 }

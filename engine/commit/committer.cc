@@ -263,8 +263,10 @@ void Committer::commit_group(std::vector<Item>& group) {
   store::RedoLog* redo = store_.redo();
   if (redo && !redo->status().is_ok()) {
     // (9): a broken log takes no commit, and releases no output: a turn may
-    // have read a commit whose record was never written (redo.h (7)).
-    fail(live, redo->status());
+    // have read a commit whose record was never written, or one still waiting
+    // for the sync that failed (redo.h (7)). What waits fails first.
+    release_synced();
+    fail(live, redo->status(), /*every_output=*/true);
     return;
   }
   bool any_writes = false;
@@ -345,8 +347,10 @@ void Committer::commit_group(std::vector<Item>& group) {
     // Invariant (6): the held commit's meta page is not covered by this one;
     // sync explicitly, so it is released (or failed) before these fail.
     if (held_) (void)sync_and_release();
-    fail(live, s);
-    release_synced();  // (9): a broken log fails what waits
+    // (9): what a broken log leaves waiting fails first (its objects reset),
+    // and then every output here, as above.
+    release_synced();
+    fail(live, s, /*every_output=*/redo && !redo->status().is_ok());
     return;
   }
 
@@ -529,7 +533,8 @@ void Committer::release(Release& r) {
   if (r.earliest_alarm && hooks_.on_alarm_written) hooks_.on_alarm_written(*r.earliest_alarm);
 }
 
-void Committer::fail(std::vector<std::unique_ptr<CommitBatch>>& batches, const Status& s) {
+void Committer::fail(std::vector<std::unique_ptr<CommitBatch>>& batches, const Status& s,
+                     bool every_output) {
   // Invariant (4): reset every object that had writes in them.
   std::unordered_set<CommitProgress*> reset;
   for (auto& b : batches) {
@@ -539,7 +544,7 @@ void Committer::fail(std::vector<std::unique_ptr<CommitBatch>>& batches, const S
   // An outputs-only batch fails when its object was reset since it was sealed
   // (here, or by a failed sync of the held commit just before).
   for (auto& b : batches) {
-    bool failed = b->has_writes() ||
+    bool failed = every_output || b->has_writes() ||
                   (b->slot && b->slot->generation.load(std::memory_order_acquire) != b->generation);
     for (auto& out : b->outputs) out(failed ? s : Status::ok());
   }

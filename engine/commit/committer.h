@@ -52,10 +52,10 @@
 //      and one sync covers every group written while the last one ran.
 //      (6)'s holding and (8)'s linger never apply. A commit with no record (a
 //      maintenance task) is followed by a checkpoint, which covers everything
-//      waiting. A broken log fails what waits, every later commit and every
-//      later output, even of a turn that wrote nothing (it may have read a
-//      commit whose record was never written; the store then takes no new
-//      snapshot either, Store::begin_read). stop()
+//      waiting. A broken log fails what waits, then every later commit and
+//      every output sent here, even of a turn that wrote nothing (it waits on
+//      a commit whose record was never written, or whose sync failed; the
+//      store then takes no new snapshot either, Store::begin_read). stop()
 //      ends with a checkpoint and closes the log, leaving data.mdb alone.
 #pragma once
 
@@ -147,8 +147,11 @@ class Committer {
   // Joins an outputs-only group, or a commit that wrote nothing, to the held commit.
   void absorb(Release&& release);
   void release(Release& release);
-  // Invariant (4): fails `batches`, resetting every object with writes in them.
-  void fail(std::vector<std::unique_ptr<CommitBatch>>& batches, const Status& s);
+  // Invariant (4): fails `batches`, resetting every object with writes in them:
+  // every turn with writes, and an outputs-only one when its object was
+  // reset, or always with every_output (a broken log, (9)).
+  void fail(std::vector<std::unique_ptr<CommitBatch>>& batches, const Status& s,
+            bool every_output = false);
   // Invariant (7): the checkpoint at stop.
   void checkpoint_at_stop();
   // Invariant (9): the redo log's last checkpoint, and its files removed.

@@ -523,8 +523,12 @@ uint64_t RedoLog::replay_ops_per_txn() {
 
 void RedoLog::committed(uint64_t txnid) {
   if (g_hold_checkpoints.load(std::memory_order_relaxed)) return;
-  const uint64_t appended = since_begin_;
-  if (appended < kCheckpointBytes && steady_ms() - begun_ms_ < kCheckpointIdleMs) return;
+  // Invariant (6).
+  ++commits_since_begin_;
+  if (since_begin_ < kCheckpointBytes && commits_since_begin_ < kCheckpointCommits &&
+      steady_ms() - begun_ms_ < kCheckpointIdleMs) {
+    return;
+  }
   {
     MutexLock lock(mutex_);
     if (!in_flight_done_ || !broken_.is_ok()) return;
@@ -603,6 +607,7 @@ Result<RedoLog::Pending> RedoLog::begin_checkpoint(uint64_t txnid) {
   }
   since_begin_ = 0;
   begun_ms_ = steady_ms();
+  commits_since_begin_ = 0;
   return p;
 }
 
@@ -762,7 +767,7 @@ Result<std::optional<uint64_t>> durable_claim_after(int fd, const std::string& p
 Result<uint64_t> replay_redo(const Store& store, MDB_txn** txn, uint64_t base,
                              const std::function<Status(MDB_txn**)>& next_txn) {
   const uint64_t ops_per_txn = RedoLog::replay_ops_per_txn();
-  uint64_t ops_in_txn = 0;
+  uint64_t ops_in_txn = 0, bytes_in_txn = 0;
   OpenFile files[2];
   for (int i = 0; i < 2; ++i) {
     CARREL_RETURN_IF_ERROR(open_for_reading(store.dir(), RedoLog::kSegmentNames[i], &files[i]));
@@ -781,9 +786,12 @@ Result<uint64_t> replay_redo(const Store& store, MDB_txn** txn, uint64_t base,
         if (!rec) break;
         if (rec->number < expect) continue;
         if (rec->number > expect) break;
-        if (ops_in_txn >= ops_per_txn) {
+        // A record was one transaction when it was committed: it always fits
+        // one, but not beside many others, so a large one starts its own.
+        if (ops_in_txn > 0 && (ops_in_txn >= ops_per_txn ||
+                               bytes_in_txn + rec->payload.size() > RedoLog::kReplayBytesPerTxn)) {
           CARREL_RETURN_IF_ERROR(next_txn(txn));
-          ops_in_txn = 0;
+          ops_in_txn = bytes_in_txn = 0;
         }
         Result<uint64_t> ops = apply_ops(store, *txn, rec->payload);
         if (!ops.is_ok()) {
@@ -791,6 +799,7 @@ Result<uint64_t> replay_redo(const Store& store, MDB_txn** txn, uint64_t base,
                                            " in '" + f.path + "'");
         }
         ops_in_txn += *ops;
+        bytes_in_txn += rec->payload.size();
         ++expect;
         applied_here = moved = true;
       }

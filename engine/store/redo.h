@@ -50,7 +50,13 @@
 //  (6) Bounds: a segment past kSegmentBytesMax waits for the checkpoint in
 //      flight before it grows; a record is at most kRecordBytesMax; a
 //      checkpoint starts once kCheckpointBytes were appended since the last
-//      one began, or kCheckpointIdleMs passed with records it does not cover.
+//      one began, or kCheckpointCommits commits were made since then, or
+//      kCheckpointIdleMs passed with records it does not cover. (The pin
+//      keeps LMDB from reusing a page freed after it, so between two
+//      checkpoints every commit takes pages the last one did not free, and
+//      data.mdb settles near twice what one interval takes beyond the data.
+//      One-turn commits, as a single writer makes, fill 256 KiB of log only
+//      after ~1,300 of them: 80 MB for 3 MB of data before the commit cap.)
 //  (7) A failed record write, sync, data sync or slot write breaks the log:
 //      every later append fails, synced() stops, and no segment is switched,
 //      so the records after the last durable checkpoint stay for recovery at
@@ -110,6 +116,7 @@ class RedoLog {
   static constexpr const char* kCheckpointName = "redo.ckpt";
   // Invariant (6).
   static constexpr uint64_t kCheckpointBytes = uint64_t{256} << 10;
+  static constexpr uint64_t kCheckpointCommits = 128;
   static constexpr int64_t kCheckpointIdleMs = 1000;
   static constexpr uint64_t kSegmentBytesMax = uint64_t{64} << 20;
   static constexpr uint64_t kRecordBytesMax = uint64_t{160} << 20;
@@ -120,6 +127,11 @@ class RedoLog {
   // each, a transaction stays well inside LMDB's 131,072 dirty pages.
   static constexpr uint64_t kReplayOpsPerTxn = 4096;
   static_assert(kReplayOpsPerTxn * 16 < (uint64_t{1} << 17), "LMDB's dirty page bound");
+  // ... and bytes of records per recovery transaction (32 MiB: 8,192 pages of
+  // values at most, beside the operations' pages); a larger record is alone.
+  static constexpr uint64_t kReplayBytesPerTxn = uint64_t{32} << 20;
+  static_assert(kReplayOpsPerTxn * 16 + (kReplayBytesPerTxn >> 12) < (uint64_t{1} << 17),
+                "LMDB's dirty page bound");
   // The prefix of LMDB's meta page kept per checkpoint: the page header and
   // MDB_meta (mdb.c, data format 1) fit in it.
   static constexpr size_t kMetaBytes = 256;
@@ -220,6 +232,7 @@ class RedoLog {
   uint64_t next_ = 1;               // the next record's number
   uint64_t other_last_ = 0;         // the last record the other segment holds (4)
   uint64_t since_begin_ = 0;        // bytes appended since the last checkpoint began (6)
+  uint64_t commits_since_begin_ = 0;  // commits since the last checkpoint began (6)
   int64_t begun_ms_ = 0;            // when it began (steady clock)
   uint64_t next_number_ = 1;        // k of the next checkpoint
 
@@ -268,8 +281,9 @@ Status restore_meta(const std::string& dir, const RedoCheckpoint& c);
 // Invariant (5): replays records base+1, base+2, ... into *txn; returns the
 // last record replayed (base when none). A damaged record followed by later
 // valid ones is Corruption, never skipped. Once the operations applied since
-// the transaction began reach RedoLog::replay_ops_per_txn(), `next_txn`
-// commits *txn and begins the next, between two records: LMDB bounds the
+// the transaction began reach RedoLog::replay_ops_per_txn(), or the next
+// record would take its bytes past kReplayBytesPerTxn, `next_txn` commits
+// *txn and begins the next, between two records: LMDB bounds the
 // pages one write transaction may dirty, which a long log (a checkpoint that
 // could not keep up) would pass in one. Safe under the caller's pin on T: a
 // recovery cut short starts again from T (5).

@@ -238,8 +238,8 @@ Status Store::open_env(const StoreOptions& options, bool creating) {
     // Beside a live writer the page cache holds every commit; after a crash,
     // data.mdb's unsynced pages may be torn, and only recovery knows.
     return Status::busy("'" + dir_ + "' was not closed cleanly: its redo log holds commits that "
-                        "data.mdb may lack; recover it with `carrel --dir " + dir_ +
-                        " recover` (or open it for writing: the engine, or any carrel command "
+                        "data.mdb may lack; recover it with `carrel --dir '" + dir_ +
+                        "' recover` (or open it for writing: the engine, or any carrel command "
                         "that writes, recovers it first), then read it");
   }
   if (!read_only_ && redo.present) {

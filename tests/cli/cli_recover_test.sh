@@ -23,9 +23,9 @@ fresh() {
 
 # The crashed directory, made once: the writer runs TURNS turns, every reply
 # came, and it kills itself with SIGKILL.
-timeout -s KILL 120 "$WRITER" "$WORK/crashed" "$TURNS" >"$OUT" 2>"$ERR"
+timeout 120 "$WRITER" "$WORK/crashed" "$TURNS" >"$OUT" 2>"$ERR"
 RC=$?
-expect_rc 137 "the writer kills itself"
+expect_rc 137 "the writer kills itself (124: it hung)"
 CHECKS=$((CHECKS + 1))
 has_redo "$WORK/crashed" || fail "the crashed directory holds redo files"
 
@@ -33,7 +33,7 @@ has_redo "$WORK/crashed" || fail "the crashed directory holds redo files"
 fresh a
 c objects
 expect_rc 1 "objects on an unclean directory"
-expect_err "was not closed cleanly.*carrel --dir $DIR recover" "the refusal names the remedy"
+expect_err "was not closed cleanly.*carrel --dir '$DIR' recover" "the refusal names the remedy"
 c --json stats
 expect_rc 1 "--json stats on an unclean directory"
 expect_err '"code":"Busy"' "the refusal is Busy"
@@ -63,6 +63,18 @@ fresh c
 ok "kv put on an unclean directory" kv put Crash:a extra 1
 ok "the last turn after a write that recovered" kv get Crash:a "n$TURNS"
 expect_out "^$TURNS$" "the last turn's value"
+
+# A power loss may leave data.mdb's meta pages torn (they are written unsynced
+# with the log): both zeroed here. That is not damage yet: recovery writes the
+# checkpoint's meta page back, and every acknowledged turn is there.
+fresh d
+dd if=/dev/zero of="$DIR/data.mdb" bs=4096 count=2 conv=notrunc status=none
+c objects
+expect_rc 1 "objects with torn meta pages"
+expect_err "was not closed cleanly.*recover" "torn meta pages: the refusal names recover, not a backup"
+ok "recover with torn meta pages" recover
+ok "the last turn after recovering torn meta pages" kv get Crash:a "n$TURNS"
+expect_out "^$TURNS$" "the last turn's value after torn meta pages"
 
 # Beside a running engine, whose redo log is live: nothing to recover, Busy.
 DIR=$WORK/a

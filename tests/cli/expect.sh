@@ -60,7 +60,7 @@ ok() {
 # hold_engine DIR OBJ starts it (fd 9 writes its script) and returns once it
 # took the writer lock (it writes its pid into writer.lock after taking it;
 # reading that file never competes for the lock), bounded: 60 s on a loaded
-# machine. release_engine closes the script and waits: HOLDER_RC is its exit
+# machine, and a failed check when it never did. release_engine closes the script and waits: HOLDER_RC is its exit
 # code, WORK/holder.out what it printed.
 HOLDER_PID=
 HOLDER_RC=
@@ -72,8 +72,10 @@ hold_engine() {
   exec 9>"$WORK/fifo"
   for _ in $(seq 1 1200); do
     [[ "$(cat "$1/writer.lock" 2>/dev/null)" == "$HOLDER_PID" ]] && return
+    kill -0 "$HOLDER_PID" 2>/dev/null || break
     sleep 0.05
   done
+  fail "hold_engine: the holder never took $1's writer lock: $(cat "$WORK/holder.out")"
 }
 release_engine() {
   exec 9>&-

@@ -12,7 +12,7 @@
 //     an fdatasync/fsync of any descriptor of that file returns: that applies
 //     to its shadow (pwrite, then fsync) every write recorded before the sync
 //     began, and no later one (a write that lands while a sync runs may miss
-//     it; the redo log runs several syncs at once).
+//     it; the redo log's syncer syncs while the next record is written).
 // A shadow starts as a copy of its file at the file's first open. data.mdb's
 // shadow is the path given; a redo file's is that path, a dot and its name
 // (shadow.mdb.redo.0). unlink of a tracked file drops its shadow (the

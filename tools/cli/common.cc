@@ -107,6 +107,16 @@ Status check_dir(const Globals& g) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     figures = check_env_file(g.dir);
   }
+  if (!figures.is_ok() && figures.status().code() == Code::kCorruption) {
+    // After a power loss data.mdb's newest meta page may name pages the disk
+    // never got (it is written unsynced with the redo log): recovery puts the
+    // checkpoint's back (redo.h (5)), so that is not damage yet. A read-only
+    // open then names `carrel recover`; a writable one recovers.
+    auto redo = store::read_redo_state(g.dir);
+    if (redo.is_ok() && redo->needs_recovery() && !store::Store::writer_alive(g.dir)) {
+      figures = EnvFileFigures{};
+    }
+  }
   if (!figures.is_ok() && figures.status().code() == Code::kNotFound) {
     return Status::not_found(
         "'" + g.dir + "' is not a carrel engine directory (it has no data.mdb); `carrel --dir " +
@@ -126,7 +136,9 @@ Status check_dir(const Globals& g) {
 Result<store::RedoRecovery> recover_unclean(const Globals& g) {
   CARREL_ASSIGN_OR_RETURN(store::RedoState state, store::read_redo_state(g.dir));
   if (!state.present || store::Store::writer_alive(g.dir)) return store::RedoRecovery{};
-  CARREL_RETURN_IF_ERROR(check_env_tree(g.dir, state.checkpoint.txnid));
+  // The checkpoint's own copy of T's meta page: data.mdb's meta slots may
+  // have moved past T, or be torn (recovery writes T's back).
+  CARREL_RETURN_IF_ERROR(check_env_tree_at(g.dir, state.checkpoint.meta));
   CARREL_ASSIGN_OR_RETURN(auto engine, open_engine_unchecked(g, /*read_only=*/false));
   store::RedoRecovery done = store_of(*engine).recovery();
   CARREL_RETURN_IF_ERROR(engine->close());  // a clean close: data.mdb alone

@@ -49,15 +49,10 @@ struct Meta {
   uint64_t free_root = 0, main_root = 0, last_page = 0, txnid = 0;
 };
 
-Result<Meta> read_meta(int fd, uint64_t page_no, uint64_t offset, const std::string& file,
-                       const std::string& remedy) {
-  unsigned char buf[kPageHeaderBytes + kMetaBytes];
-  ssize_t n = ::pread(fd, buf, sizeof(buf), static_cast<off_t>(offset));
-  if (n < 0) return Status::io_error("read '" + file + "': " + std::strerror(errno));
+// A meta page's fields from its first kPageHeaderBytes + kMetaBytes bytes.
+Result<Meta> parse_meta(const unsigned char* buf, uint64_t page_no, const std::string& file,
+                        const std::string& remedy) {
   std::string which = "meta page " + std::to_string(page_no);
-  if (static_cast<size_t>(n) < sizeof(buf)) {
-    return Status::corruption("'" + file + "' is too short to hold LMDB's " + which + remedy);
-  }
   const unsigned char* m = buf + kPageHeaderBytes;
   if (load<uint32_t>(m) != kMdbMagic) {
     return Status::corruption("'" + file + "' is not an LMDB environment (" + which +
@@ -79,6 +74,18 @@ Result<Meta> read_meta(int fd, uint64_t page_no, uint64_t offset, const std::str
   meta.last_page = load<uint64_t>(m + 24 + 2 * kDbBytes);
   meta.txnid = load<uint64_t>(m + 24 + 2 * kDbBytes + 8);
   return meta;
+}
+
+Result<Meta> read_meta(int fd, uint64_t page_no, uint64_t offset, const std::string& file,
+                       const std::string& remedy) {
+  unsigned char buf[kPageHeaderBytes + kMetaBytes];
+  ssize_t n = ::pread(fd, buf, sizeof(buf), static_cast<off_t>(offset));
+  if (n < 0) return Status::io_error("read '" + file + "': " + std::strerror(errno));
+  if (static_cast<size_t>(n) < sizeof(buf)) {
+    return Status::corruption("'" + file + "' is too short to hold LMDB's meta page " +
+                              std::to_string(page_no) + remedy);
+  }
+  return parse_meta(buf, page_no, file, remedy);
 }
 
 // Invariant (3): a walk of the B-trees of one snapshot with pread, checking
@@ -288,6 +295,27 @@ Status check_env_tree(const std::string& dir, uint64_t txnid) {
   TreeWalker w(fd, file, m->page_bytes, m->last_page);
   CARREL_RETURN_IF_ERROR(w.walk(m->free_root, "(free pages)", /*named=*/false));
   return w.walk(m->main_root, "(main)", /*named=*/true);
+}
+
+Status check_env_tree_at(const std::string& dir, std::string_view meta_page) {
+  std::string file = dir + "/data.mdb";
+  const std::string remedy(kPageRemedy);
+  if (meta_page.size() < kPageHeaderBytes + kMetaBytes) {
+    return Status::corruption("the redo log's checkpoint holds " +
+                              std::to_string(meta_page.size()) + " bytes of a meta page; " +
+                              std::to_string(kPageHeaderBytes + kMetaBytes) + " are needed");
+  }
+  const auto* buf = reinterpret_cast<const unsigned char*>(meta_page.data());
+  CARREL_ASSIGN_OR_RETURN(Meta m, parse_meta(buf, load<uint64_t>(buf), file, remedy));
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::io_error("open '" + file + "': " + std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  TreeWalker w(fd, file, m.page_bytes, m.last_page);
+  CARREL_RETURN_IF_ERROR(w.walk(m.free_root, "(free pages)", /*named=*/false));
+  return w.walk(m.main_root, "(main)", /*named=*/true);
 }
 
 Status explain_damage(const std::string& dir, const Status& s) {

@@ -46,6 +46,10 @@ Result<EnvFileFigures> check_env_file(const std::string& dir);
 // the caller holds, so its pages stay put). OK without checking when newer
 // commits have replaced both meta pages.
 Status check_env_tree(const std::string& dir, uint64_t txnid);
+// The same walk, from a meta page kept elsewhere (the redo log's checkpoint,
+// engine/store/redo.h (3)): the tree recovery will build on, whatever
+// data.mdb's own meta pages now say.
+Status check_env_tree_at(const std::string& dir, std::string_view meta_page);
 
 // An LMDB error that means a damaged file (a Status with
 // Detail::kDamagedPage, from MDB_PAGE_NOTFOUND or MDB_CORRUPTED, or with

@@ -161,9 +161,8 @@ int cmd_recover(const Globals& g) {
   auto done = recover_dir(g);
   if (!done.is_ok()) return fail(done.status());
   if (!done->found && store::Store::writer_alive(g.dir)) {
-    return fail(Status::busy("'" + g.dir + "' is open for writing by a running engine: its redo " +
-                             "log is live, not left by a crash, and that engine keeps it; " +
-                             "nothing to recover"));
+    return fail(Status::busy("'" + g.dir + "' is open for writing by a running engine: " +
+                             "what it holds is live, not left by a crash; nothing to recover"));
   }
   JsonWriter j;
   j.begin_object().field("dir", g.dir).field("recovered", done->found);
