@@ -17,6 +17,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <functional>
+#include <optional>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -279,7 +281,13 @@ Result<EnvFileFigures> check_env_file(const std::string& dir) {
   return f;
 }
 
-Status check_env_tree(const std::string& dir, uint64_t txnid) {
+namespace {
+
+// Walks the trees `meta` names (invariant (3)); with `pick`, the meta is
+// instead the slot of data.mdb that pick chooses, or nothing is checked when
+// it chooses none.
+Status walk_trees(const std::string& dir, const std::optional<Meta>& meta,
+                  const std::function<const Meta*(const Meta&, const Meta&)>& pick) {
   std::string file = dir + "/data.mdb";
   const std::string remedy(kPageRemedy);
   int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
@@ -288,34 +296,38 @@ Status check_env_tree(const std::string& dir, uint64_t txnid) {
     int fd;
     ~Closer() { ::close(fd); }
   } closer{fd};
-  CARREL_ASSIGN_OR_RETURN(Meta m0, read_meta(fd, 0, 0, file, remedy));
-  CARREL_ASSIGN_OR_RETURN(Meta m1, read_meta(fd, 1, m0.page_bytes, file, remedy));
-  const Meta* m = m0.txnid == txnid ? &m0 : m1.txnid == txnid ? &m1 : nullptr;
-  if (m == nullptr) return Status::ok();  // newer commits replaced both metas: nothing to check
+  const Meta* m = meta ? &*meta : nullptr;
+  Meta m0, m1;
+  if (!meta) {
+    CARREL_ASSIGN_OR_RETURN(m0, read_meta(fd, 0, 0, file, remedy));
+    CARREL_ASSIGN_OR_RETURN(m1, read_meta(fd, 1, m0.page_bytes, file, remedy));
+    m = pick(m0, m1);
+    if (m == nullptr) return Status::ok();
+  }
   TreeWalker w(fd, file, m->page_bytes, m->last_page);
   CARREL_RETURN_IF_ERROR(w.walk(m->free_root, "(free pages)", /*named=*/false));
   return w.walk(m->main_root, "(main)", /*named=*/true);
 }
 
+}  // namespace
+
+Status check_env_tree(const std::string& dir, uint64_t txnid) {
+  // Newer commits may have replaced both metas: then there is nothing to check.
+  return walk_trees(dir, std::nullopt, [txnid](const Meta& m0, const Meta& m1) -> const Meta* {
+    return m0.txnid == txnid ? &m0 : m1.txnid == txnid ? &m1 : nullptr;
+  });
+}
+
 Status check_env_tree_at(const std::string& dir, std::string_view meta_page) {
-  std::string file = dir + "/data.mdb";
-  const std::string remedy(kPageRemedy);
   if (meta_page.size() < kPageHeaderBytes + kMetaBytes) {
     return Status::corruption("the redo log's checkpoint holds " +
                               std::to_string(meta_page.size()) + " bytes of a meta page; " +
                               std::to_string(kPageHeaderBytes + kMetaBytes) + " are needed");
   }
   const auto* buf = reinterpret_cast<const unsigned char*>(meta_page.data());
-  CARREL_ASSIGN_OR_RETURN(Meta m, parse_meta(buf, load<uint64_t>(buf), file, remedy));
-  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::io_error("open '" + file + "': " + std::strerror(errno));
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  TreeWalker w(fd, file, m.page_bytes, m.last_page);
-  CARREL_RETURN_IF_ERROR(w.walk(m.free_root, "(free pages)", /*named=*/false));
-  return w.walk(m.main_root, "(main)", /*named=*/true);
+  CARREL_ASSIGN_OR_RETURN(
+      Meta m, parse_meta(buf, load<uint64_t>(buf), dir + "/data.mdb", std::string(kPageRemedy)));
+  return walk_trees(dir, m, nullptr);
 }
 
 Status explain_damage(const std::string& dir, const Status& s) {
