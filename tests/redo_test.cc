@@ -63,10 +63,47 @@ Options options_at(const std::string& dir) {
   for (;;) ::pause();
 }
 
+// A writable open that must recover beside a reader: reports 'b' when it is
+// refused Busy naming its parent (the test, holding the reader) as that
+// reader, 'y' when it opened, 'n' otherwise; then waits to be killed.
+[[noreturn]] void play_recoverer(const char* dir) {
+  auto e = Engine::open(options_at(dir));
+  const std::string reader = "process " + std::to_string(::getppid()) + " has it open read-only";
+  char c = e.is_ok() ? 'y'
+           : e.status().code() == Code::kBusy &&
+                   e.status().message().find(reader) != std::string::npos
+               ? 'b'
+               : 'n';
+  (void)!::write(kReportFd, &c, 1);
+  for (;;) ::pause();
+}
+
+// A recovery held at its end: the open's checkpoint (after the replay) reports
+// 'y' and waits to be killed; 'n' if the open returns instead.
+[[noreturn]] void play_slow_recoverer(const char* dir) {
+  Options o = options_at(dir);
+  o.redo_fault_hook = [](RedoStep step) {
+    if (step == RedoStep::kCheckpoint) {
+      char c = 'y';
+      (void)!::write(kReportFd, &c, 1);
+      for (;;) ::pause();
+    }
+    return Status::ok();
+  };
+  auto e = Engine::open(o);
+  char c = 'n';
+  (void)!::write(kReportFd, &c, 1);
+  for (;;) ::pause();
+}
+
 const bool kPlaysRole = [] {
   const char* role = std::getenv(kRoleEnv);
   const char* dir = std::getenv(kDirEnv);
-  if (role != nullptr && dir != nullptr && std::string_view(role) == "writer") play_writer(dir);
+  if (role == nullptr || dir == nullptr) return false;
+  const std::string_view r(role);
+  if (r == "writer") play_writer(dir);
+  if (r == "recoverer") play_recoverer(dir);
+  if (r == "slow-recoverer") play_slow_recoverer(dir);
   return false;
 }();
 
@@ -163,6 +200,56 @@ TEST(RedoTest, ReadOnlyOpenOfAnUncleanDirectoryNamesTheRemedy) {
   EXPECT_NE(e.status().message().find("recover it with `carrel --dir '" + dir.path() + "' recover`"),
             std::string::npos)
       << e.status().to_string();
+}
+
+// store.h (4): a reader that opened beside the writer before it died keeps
+// recovery away (recovery would write over the pages of its snapshot) until
+// it closes; then every acknowledged turn is recovered.
+TEST(RedoTest, RecoveryWaitsForAReaderOpenedBesideTheWriter) {
+  TempDir dir;
+  std::unique_ptr<Engine> reader;
+  const char reported = testing::play_role(kRoleEnv, "writer", kDirEnv, dir.path(), [&] {
+    Options ro = options_at(dir.path());
+    ro.read_only = true;
+    reader = testing::open_engine(ro);
+  });
+  ASSERT_EQ(reported, 'y');
+  ASSERT_TRUE(reader);
+  auto before = reader->current_bookmark(kRef);
+  ASSERT_TRUE(before.is_ok()) << before.status().to_string();
+  EXPECT_EQ(testing::play_role(kRoleEnv, "recoverer", kDirEnv, dir.path()), 'b');
+  auto after = reader->current_bookmark(kRef);  // the reader reads on, undisturbed
+  ASSERT_TRUE(after.is_ok()) << after.status().to_string();
+  EXPECT_EQ(*after, *before);
+  ASSERT_TRUE(reader->close().is_ok());
+  reader.reset();
+  auto e = testing::open_engine(options_at(dir.path()));
+  ASSERT_TRUE(e);
+  EXPECT_TRUE(e->core()->store().recovery().found);
+  expect_turns(*e, kTurns);
+}
+
+// store.h (4): a read-only open while another process recovers the directory
+// is refused (it would read the checkpoint, without the acknowledged turns
+// the log still holds); a recovery cut short starts again at the next open.
+TEST(RedoTest, ReadOnlyOpenDuringRecoveryIsRefused) {
+  TempDir dir;
+  ASSERT_TRUE(write_then_sigkill(dir.path()));
+  Status refused;
+  const char reported = testing::play_role(kRoleEnv, "slow-recoverer", kDirEnv, dir.path(), [&] {
+    Options ro = options_at(dir.path());
+    ro.read_only = true;
+    auto r = Engine::open(ro);
+    refused = r.is_ok() ? Status::ok() : r.status();
+  });
+  ASSERT_EQ(reported, 'y');
+  EXPECT_EQ(refused.code(), Code::kBusy) << refused.to_string();
+  EXPECT_NE(refused.message().find("is being recovered from its redo log by process"),
+            std::string::npos)
+      << refused.to_string();
+  auto e = testing::open_engine(options_at(dir.path()));
+  ASSERT_TRUE(e);
+  expect_turns(*e, kTurns);
 }
 
 // redo.h (3), (5): data.mdb lost every page written after the checkpoint;

@@ -48,10 +48,10 @@ std::string kv_read(Engine& engine, const ObjectRef& ref, const std::string& key
   return s.is_ok() ? got : s.to_string();
 }
 
-bool play_role_then_sigkill(const char* role_var, const char* role, const char* dir_var,
-                            const std::string& dir) {
+char play_role(const char* role_var, const char* role, const char* dir_var,
+               const std::string& dir, const std::function<void()>& while_alive) {
   int fds[2];
-  if (::pipe(fds) != 0) return false;
+  if (::pipe(fds) != 0) return 0;
   pid_t pid = ::fork();
   if (pid == 0) {
     ::close(fds[0]);
@@ -63,14 +63,20 @@ bool play_role_then_sigkill(const char* role_var, const char* role, const char* 
   }
   ::close(fds[1]);
   char c = 0;
-  bool ok = pid > 0 && ::read(fds[0], &c, 1) == 1 && c == 'y';  // EOF if the child dies
+  if (pid > 0 && ::read(fds[0], &c, 1) != 1) c = 0;  // EOF if the child dies
   ::close(fds[0]);
   if (pid > 0) {
+    if (c != 0 && while_alive) while_alive();
     ::kill(pid, SIGKILL);
     int status = 0;
     ::waitpid(pid, &status, 0);
   }
-  return ok;
+  return c;
+}
+
+bool play_role_then_sigkill(const char* role_var, const char* role, const char* dir_var,
+                            const std::string& dir) {
+  return play_role(role_var, role, dir_var, dir) == 'y';
 }
 
 }  // namespace carrel::testing

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -46,9 +47,13 @@ std::string kv_read(Engine& engine, const ObjectRef& ref, const std::string& key
 // start threads under every sanitizer) with role_var=role and dir_var=dir in
 // its environment: a role it plays from a static initializer, reporting one
 // byte on fd kRoleReportFd ('y' for success) before it waits to be killed.
-// Waits for that byte, then kills the child with SIGKILL. Whether it
-// reported success.
+// Waits for that byte, calls while_alive (when set) with the child still
+// running, then kills the child with SIGKILL. The byte, or 0 when the child
+// died without one.
 inline constexpr int kRoleReportFd = 3;
+char play_role(const char* role_var, const char* role, const char* dir_var,
+               const std::string& dir, const std::function<void()>& while_alive = {});
+// play_role, and whether the child reported success ('y').
 bool play_role_then_sigkill(const char* role_var, const char* role, const char* dir_var,
                             const std::string& dir);
 

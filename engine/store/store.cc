@@ -226,6 +226,7 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
     store->ino_ = st.st_ino;
   }
   CARREL_RETURN_IF_ERROR(store->open_env(options, !has_data));
+  store->end_reader_exclusion();
   CARREL_RETURN_IF_ERROR(store->check_meta());
   return store;
 }
@@ -242,6 +243,7 @@ Status Store::open_env(const StoreOptions& options, bool creating) {
                         "' recover` (or open it for writing: the engine, or any carrel command "
                         "that writes, recovers it first), then read it");
   }
+  if (redo.needs_recovery() && !read_only_) CARREL_RETURN_IF_ERROR(exclude_readers());
   if (!read_only_ && redo.present) {
     recovery_.found = true;
     recovery_.checkpoint = redo.checkpoint.number;
@@ -278,6 +280,7 @@ Status Store::open_env(const StoreOptions& options, bool creating) {
     }
     return s;
   }
+  if (read_only_) CARREL_RETURN_IF_ERROR(share_with_readers());
   CARREL_ASSIGN_OR_RETURN(dead_readers_at_open_, clear_dead_readers());
   // redo.h (5): the recovered snapshot stays pinned until a fresh checkpoint
   // is durable, so an interrupted recovery starts again from it.
@@ -397,6 +400,39 @@ bool Store::writer_alive(const std::string& dir) {
   const bool alive = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
   ::close(fd);
   return alive;
+}
+
+// Invariant (4). Taken after the writer locks and before restore_meta; a
+// reader that opened in between holds its shared flock already, or will fail
+// to take it.
+Status Store::exclude_readers() {
+  const std::string path = dir_ + "/lock.mdb";  // LMDB creates it so too
+  readers_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (readers_fd_ < 0) return Status::io_error("open '" + path + "': " + errno_text(errno));
+  if (::flock(readers_fd_, LOCK_EX | LOCK_NB) == 0) return Status::ok();
+  const long pid = flock_holder(readers_fd_);
+  const std::string who = pid != 0 ? "process " + std::to_string(pid) : "another process";
+  return Status::busy("'" + dir_ + "' must be recovered from its redo log (a writer stopped "
+                      "without closing it), but " + who + " has it open read-only (a read-only "
+                      "engine, or a carrel command reading it); recovery rewinds data.mdb to "
+                      "its last checkpoint under such a reader: close it, then open the "
+                      "directory for writing again");
+}
+
+void Store::end_reader_exclusion() {
+  if (!read_only_ && readers_fd_ >= 0) ::flock(readers_fd_, LOCK_UN);
+}
+
+// Invariant (4). After mdb_env_open, which made lock.mdb; where LMDB runs
+// without one (a read-only file system), no writer can recover either.
+Status Store::share_with_readers() {
+  readers_fd_ = ::open((dir_ + "/lock.mdb").c_str(), O_RDONLY | O_CLOEXEC);
+  if (readers_fd_ < 0 || ::flock(readers_fd_, LOCK_SH | LOCK_NB) == 0) return Status::ok();
+  const long pid = flock_holder(readers_fd_);
+  const std::string who = pid != 0 ? "process " + std::to_string(pid) : "another process";
+  return Status::busy("'" + dir_ + "' is being recovered from its redo log by " + who +
+                      " (a writer stopped without closing it, and the next one replays its "
+                      "commits); open it again once that writer's open has finished");
 }
 
 Result<bool> Store::migrate_format(MDB_txn* txn) {
@@ -581,6 +617,7 @@ Store::~Store() {
   }
   if (data_fd_ >= 0) ::close(data_fd_);  // releases the flocks
   if (lock_fd_ >= 0) ::close(lock_fd_);
+  if (readers_fd_ >= 0) ::close(readers_fd_);  // after mdb_env_close: invariant (4)
   if (dev_ != 0 || ino_ != 0) {
     MutexLock lock(open_dirs().mutex);
     open_dirs().dirs.erase({dev_, ino_});

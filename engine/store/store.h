@@ -11,6 +11,17 @@
 //      engine/commit/committer.h); everyone else reads through ReadTxn.
 //  (3) The environment uses MDB_NOTLS, so a read transaction is not bound to a
 //      thread: ReadTxns are pooled, reset when released and renewed when taken.
+//  (4) Recovery (redo.h (5)) runs only while no other process has the
+//      directory open read-only. It rewinds data.mdb's meta pages to the
+//      checkpoint and replays onto pages of the commits after it: a reader's
+//      snapshot taken before the crash would be read while recovery writes
+//      over its pages, and a reader that opened mid-recovery would miss
+//      acknowledged commits. So a read-only open holds a shared flock on
+//      lock.mdb for its lifetime, and a writable open that must recover takes
+//      it exclusively until recovery ends; each side is Busy, naming the
+//      other's pid, when it cannot. That descriptor is closed only after
+//      mdb_env_close: closing any descriptor of lock.mdb drops LMDB's own
+//      fcntl locks on it (the reason for (1)).
 #pragma once
 
 #include <lmdb.h>
@@ -180,6 +191,12 @@ class Store {
   // starts the log (use_redo) or removes its files.
   Status start_redo(const RedoState& redo, bool use_redo);
   bool writer_alive() const;
+  // Invariant (4): the recovering writer's exclusive flock on lock.mdb, and
+  // its release once recovery ended (the descriptor stays open).
+  Status exclude_readers();
+  void end_reader_exclusion();
+  // Invariant (4): a reader's shared flock on lock.mdb, held until ~Store.
+  Status share_with_readers();
   void recycle(MDB_txn* txn);
 
   std::string dir_;
@@ -190,6 +207,7 @@ class Store {
   MDB_dbi dbis_[kDbCount] = {};
   int lock_fd_ = -1;
   int data_fd_ = -1;  // data.mdb, open only to hold its flock
+  int readers_fd_ = -1;  // lock.mdb, open only for the flock of invariant (4)
   int dead_readers_at_open_ = 0;
   std::unique_ptr<RedoLog> redo_;
   RedoFaultHook redo_fault_hook_;
