@@ -10,13 +10,19 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <iterator>
+#include <mutex>
+#include <optional>
 #include <string>
 
 #include "carrel/carrel.h"
+#include "engine/history/bookmark.h"
 #include "engine/loop/engine_core.h"
 #include "tests/test_util.h"
 
@@ -493,6 +499,99 @@ TEST(RedoFaultTest, FailedCheckpointBreaksTheLogAndLosesNoAcknowledgedTurn) {
   for (int i = 1; i <= acknowledged; ++i) {
     EXPECT_EQ(testing::kv_read(*e, kRef, "n" + std::to_string(i)), value) << i;
   }
+}
+
+// Holds the redo log's next segment sync once armed, until release() says
+// how it ends.
+class SyncGate {
+ public:
+  RedoFaultHook hook() {
+    return [this](RedoStep step) {
+      if (step != RedoStep::kSync) return Status::ok();
+      std::unique_lock<std::mutex> lock(mutex_);
+      if (!armed_) return Status::ok();
+      armed_ = false;
+      held_ = true;
+      cv_.notify_all();
+      cv_.wait(lock, [this] { return verdict_.has_value(); });
+      return *verdict_;
+    };
+  }
+  void arm() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    armed_ = true;
+  }
+  bool wait_held() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    return cv_.wait_for(lock, testing::kEventuallyWait, [this] { return held_; });
+  }
+  void release(Status verdict) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    verdict_ = std::move(verdict);
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool armed_ = false;
+  bool held_ = false;
+  std::optional<Status> verdict_;
+};
+
+// b = 2 is committed to LMDB and its record written, and the sync that makes
+// it durable is held; current_bookmark is asked meanwhile. Null on a failed setup.
+struct HeldCommit {
+  ~HeldCommit() { gate.release(Status::ok()); }  // a failed check never leaves the sync held
+  SyncGate gate;
+  std::unique_ptr<Engine> engine;
+  std::future<Status> turn;
+  std::future<Result<std::string>> bookmark;
+};
+std::unique_ptr<HeldCommit> hold_commit_then_ask_bookmark(const std::string& dir) {
+  auto h = std::make_unique<HeldCommit>();
+  Options o = options_at(dir);
+  o.redo_fault_hook = h->gate.hook();
+  h->engine = testing::open_engine(o);
+  if (!h->engine || !put(*h->engine, "a", "1").is_ok()) return nullptr;
+  h->gate.arm();
+  h->turn = h->engine->submit(kRef, [](Context& ctx) { return ctx.kv().put("b", "2"); });
+  if (!h->gate.wait_held()) return nullptr;
+  Engine* e = h->engine.get();
+  h->bookmark = std::async(std::launch::async, [e] { return e->current_bookmark(kRef); });
+  return h;
+}
+
+// engine_core.h: a bookmark names a durable commit only. The record cache
+// holds b's commit before its sync (committer.h (7), (9)); the bookmark
+// waits for that sync, then names it.
+TEST(RedoFaultTest, BookmarkWaitsForItsCommitToBeDurable) {
+  TempDir dir;
+  auto h = hold_commit_then_ask_bookmark(dir.path());
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->bookmark.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout)
+      << "a bookmark named a commit whose sync had not returned";
+  h->gate.release(Status::ok());
+  Result<std::string> text = h->bookmark.get();
+  ASSERT_TRUE(text.is_ok()) << text.status().to_string();
+  auto b = history::Bookmark::parse(*text);
+  ASSERT_TRUE(b.is_ok()) << b.status().to_string();
+  EXPECT_EQ(b->seq, 2u);
+  EXPECT_TRUE(h->turn.get().is_ok());
+}
+
+// ... and a commit whose sync failed is never named: the bookmark fails with it.
+TEST(RedoFaultTest, BookmarkOfACommitWhoseSyncFailedIsRefused) {
+  TempDir dir;
+  auto h = hold_commit_then_ask_bookmark(dir.path());
+  ASSERT_TRUE(h);
+  // Time for the bookmark to be asked (and, were it not held, answered) first.
+  (void)h->bookmark.wait_for(std::chrono::milliseconds(200));
+  h->gate.release(Status::io_error("injected: fdatasync failed"));
+  Result<std::string> text = h->bookmark.get();
+  EXPECT_EQ(text.status().code(), Code::kIOError)
+      << (text.is_ok() ? "named " + *text : text.status().to_string());
+  EXPECT_EQ(h->turn.get().code(), Code::kIOError);
 }
 
 }  // namespace

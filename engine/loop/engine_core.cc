@@ -24,13 +24,6 @@ namespace {
 // thread (callers running inline turns among them). Invariant (2) of engine_core.h.
 thread_local const EngineCore* tl_worker_of = nullptr;
 
-// Holds EngineCore::posts_in_progress_ for a scope (close() waits for it to drop).
-struct InProgress {
-  explicit InProgress(std::atomic<int>& n) : n_(n) { n_.fetch_add(1); }
-  ~InProgress() { n_.fetch_sub(1); }
-  std::atomic<int>& n_;
-};
-
 // Connection limits: tag counts and lengths fit the connection record's
 // 16-bit fields, and one frame fits the per-connection queue, or no frame
 // could ever be sent. (A record larger than value_bytes_max is refused when

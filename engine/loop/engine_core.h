@@ -60,6 +60,13 @@ Status check_object_ref(const ObjectRef& ref, std::string_view use);
 
 class Turn;
 
+// Holds EngineCore::posts_in_progress_ for a scope (close() waits for it to drop).
+struct InProgress {
+  explicit InProgress(std::atomic<int>& n) : n_(n) { n_.fetch_add(1); }
+  ~InProgress() { n_.fetch_sub(1); }
+  std::atomic<int>& n_;
+};
+
 class EngineCore {
  public:
   static Result<std::unique_ptr<EngineCore>> open(Options options);
@@ -96,6 +103,10 @@ class EngineCore {
   Result<std::string> call_blocking(const ObjectRef& object, Request request, CallOptions options);
   Status run_blocking(const ObjectRef& object, const std::function<Status(Context&)>& fn);
 
+  // Waits until the object's commits up to `seq` are durable: an outputs-only
+  // batch behind them, released by the committer after they are (committer.h
+  // (3)); their failure, when they fail. OK at once when none is in flight.
+  Status durable_through(const ObjectRef& object, uint64_t seq);
   // A worker is about to wait on another thread (ctx.call, restore): keep
   // Options::workers runnable. Busy when workers_blocked_extra_max are blocked.
   Status begin_blocking();
@@ -116,6 +127,9 @@ class EngineCore {
   // dead processes, counts them in EngineStats::dead_readers_cleared and
   // returns how many it freed. For tools and tests.
   Result<int> clear_dead_readers_now();
+  // Both name only durable commits: the record cache may hold a commit that
+  // still waits for its sync (committer.h (7), (9)), so they wait for it
+  // (durable_through) before they answer.
   Result<std::string> bookmark_for_time(const ObjectRef& object, UnixMs t);
   Result<std::string> current_bookmark(const ObjectRef& object);
   Status close();

@@ -10,6 +10,7 @@
 #include "engine/history/tail.h"
 #include "engine/history/undo.h"
 #include "engine/loop/engine_core.h"
+#include "engine/loop/reply_slot.h"
 #include "engine/store/cursor.h"
 #include "engine/store/keys.h"
 #include "engine/store/object_record.h"
@@ -225,12 +226,40 @@ Result<int> EngineCore::clear_dead_readers_now() {
   return cleared;
 }
 
+Status EngineCore::durable_through(const ObjectRef& object, uint64_t seq) {
+  const ObjectId& id = object.id;
+  std::shared_ptr<ObjectSlot> slot;
+  {
+    Shard& shard = shards_[std::hash<ObjectId>()(id) % kShards];
+    MutexLock lock(shard.mutex);
+    auto it = shard.slots.find(id);
+    if (it != shard.slots.end()) slot = it->second;
+  }
+  // No slot: evicted, which needs every commit durable (object.h (3)).
+  if (!slot || slot->durable_seq.load(std::memory_order_acquire) >= seq) return Status::ok();
+  // As post_checked: close() waits for this, so the committer takes the batch.
+  InProgress in_progress(posts_in_progress_);
+  if (closing_.load()) return Status::aborted("engine is closing");
+  auto batch = std::make_unique<CommitBatch>();
+  batch->slot = slot;
+  batch->object = object;
+  batch->generation = slot->generation.load(std::memory_order_acquire);
+  ReplySlot<Status> done;
+  batch->outputs.push_back([&done](const Status& s) { done.fill(s); });
+  CARREL_RETURN_IF_ERROR(begin_blocking());
+  committer_->submit(std::move(batch));
+  Status s = done.wait();
+  end_blocking();
+  return s;
+}
+
 Result<std::string> EngineCore::current_bookmark(const ObjectRef& object) {
   CARREL_RETURN_IF_ERROR(check_open());
   CARREL_ASSIGN_OR_RETURN(auto txn, store_->begin_read());
   CARREL_ASSIGN_OR_RETURN(auto found, records_->get(txn, object.id));
   if (!found) return Status::not_found("object " + object.label() + " has never committed");
   const store::ObjectRecord& rec = *found;
+  CARREL_RETURN_IF_ERROR(durable_through(object, rec.last_seq));
   return history::Bookmark{rec.last_commit_ms, rec.last_seq, object.id}.to_string();
 }
 
@@ -240,6 +269,7 @@ Result<std::string> EngineCore::bookmark_for_time(const ObjectRef& object, UnixM
   if (!found.first) return Status::not_found("object " + object.label() + " has never committed");
   const store::ObjectRecord& rec = *found.first;
   store::ReadTxn& txn = found.second;
+  CARREL_RETURN_IF_ERROR(durable_through(object, rec.last_seq));
   if (rec.last_commit_ms <= t) {
     return history::Bookmark{rec.last_commit_ms, rec.last_seq, object.id}.to_string();
   }
