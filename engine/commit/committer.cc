@@ -15,7 +15,13 @@ namespace carrel::detail {
 namespace {
 // Committer::release_before_sync_for_tests: read by each committer at construction.
 std::atomic<bool> g_release_before_sync{false};
+// The committer whose thread this is (Committer::on_committer_thread).
+thread_local const Committer* tl_committer = nullptr;
 }  // namespace
+
+bool Committer::on_committer_thread() const {
+  return tl_committer == this;
+}
 
 void Committer::release_before_sync_for_tests(bool on) {
   g_release_before_sync.store(on);
@@ -103,6 +109,7 @@ void Committer::stop() {
 }
 
 void Committer::run() {
+  tl_committer = this;
   std::vector<Item> group;
   store::RedoLog* const redo = store_.redo();
   for (;;) {

@@ -116,6 +116,9 @@ class Committer {
   void submit_task(MaintenanceTask task, std::function<void(const Status&)> done);
   // Commits everything queued, then stops the thread. Idempotent.
   void stop();
+  // The caller is this committer's thread (outputs run there): it must never
+  // wait for a commit.
+  bool on_committer_thread() const;
 
  private:
   struct Item {

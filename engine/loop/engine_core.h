@@ -103,10 +103,23 @@ class EngineCore {
   Result<std::string> call_blocking(const ObjectRef& object, Request request, CallOptions options);
   Status run_blocking(const ObjectRef& object, const std::function<Status(Context&)>& fn);
 
+  // The object's slot (null when it has none) and its generation, taken
+  // before the record whose commit durable_through waits for: a commit that
+  // fails after this bumps the generation past the one stamped.
+  struct SlotWatch {
+    std::shared_ptr<ObjectSlot> slot;
+    uint64_t generation = 0;
+  };
+  SlotWatch watch_slot(const ObjectId& id);
+  // After the record was read: `before`, or a fresh look when the object had
+  // no slot then (it may have been activated, and committed, since).
+  SlotWatch rewatch(const ObjectId& id, const SlotWatch& before);
   // Waits until the object's commits up to `seq` are durable: an outputs-only
   // batch behind them, released by the committer after they are (committer.h
   // (3)); their failure, when they fail. OK at once when none is in flight.
-  Status durable_through(const ObjectRef& object, uint64_t seq);
+  // Deadlock on the committer's own thread (a call_async reply, the commit
+  // hook), which would wait for itself.
+  Status durable_through(const ObjectRef& object, const SlotWatch& watch, uint64_t seq);
   // A worker is about to wait on another thread (ctx.call, restore): keep
   // Options::workers runnable. Busy when workers_blocked_extra_max are blocked.
   Status begin_blocking();

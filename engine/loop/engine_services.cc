@@ -226,24 +226,42 @@ Result<int> EngineCore::clear_dead_readers_now() {
   return cleared;
 }
 
-Status EngineCore::durable_through(const ObjectRef& object, uint64_t seq) {
-  const ObjectId& id = object.id;
-  std::shared_ptr<ObjectSlot> slot;
-  {
-    Shard& shard = shards_[std::hash<ObjectId>()(id) % kShards];
-    MutexLock lock(shard.mutex);
-    auto it = shard.slots.find(id);
-    if (it != shard.slots.end()) slot = it->second;
-  }
-  // No slot: evicted, which needs every commit durable (object.h (3)).
+EngineCore::SlotWatch EngineCore::watch_slot(const ObjectId& id) {
+  SlotWatch w;
+  Shard& shard = shards_[std::hash<ObjectId>()(id) % kShards];
+  MutexLock lock(shard.mutex);
+  auto it = shard.slots.find(id);
+  if (it == shard.slots.end()) return w;
+  w.slot = it->second;
+  w.generation = w.slot->generation.load(std::memory_order_acquire);
+  return w;
+}
+
+EngineCore::SlotWatch EngineCore::rewatch(const ObjectId& id, const SlotWatch& before) {
+  return before.slot ? before : watch_slot(id);
+}
+
+Status EngineCore::durable_through(const ObjectRef& object, const SlotWatch& watch,
+                                   uint64_t seq) {
+  // No slot after the record was read: no commit of the object is in flight
+  // (object.h (3): a slot goes only once its commits are durable, or failed;
+  // a failed one never reached the record cache, or broke the redo log, and
+  // then no snapshot is taken at all, redo.h (7)).
+  const std::shared_ptr<ObjectSlot>& slot = watch.slot;
   if (!slot || slot->durable_seq.load(std::memory_order_acquire) >= seq) return Status::ok();
+  if (committer_->on_committer_thread()) {
+    return Status::deadlock("the bookmark of " + object.label() +
+                            " waits for a commit still in flight, and this is the committer's "
+                            "thread (a call_async reply or the commit hook), which must make "
+                            "it: ask from another thread");
+  }
   // As post_checked: close() waits for this, so the committer takes the batch.
   InProgress in_progress(posts_in_progress_);
   if (closing_.load()) return Status::aborted("engine is closing");
   auto batch = std::make_unique<CommitBatch>();
   batch->slot = slot;
   batch->object = object;
-  batch->generation = slot->generation.load(std::memory_order_acquire);
+  batch->generation = watch.generation;
   ReplySlot<Status> done;
   batch->outputs.push_back([&done](const Status& s) { done.fill(s); });
   CARREL_RETURN_IF_ERROR(begin_blocking());
@@ -255,21 +273,23 @@ Status EngineCore::durable_through(const ObjectRef& object, uint64_t seq) {
 
 Result<std::string> EngineCore::current_bookmark(const ObjectRef& object) {
   CARREL_RETURN_IF_ERROR(check_open());
+  const SlotWatch watch = watch_slot(object.id);  // before the record
   CARREL_ASSIGN_OR_RETURN(auto txn, store_->begin_read());
   CARREL_ASSIGN_OR_RETURN(auto found, records_->get(txn, object.id));
   if (!found) return Status::not_found("object " + object.label() + " has never committed");
   const store::ObjectRecord& rec = *found;
-  CARREL_RETURN_IF_ERROR(durable_through(object, rec.last_seq));
+  CARREL_RETURN_IF_ERROR(durable_through(object, rewatch(object.id, watch), rec.last_seq));
   return history::Bookmark{rec.last_commit_ms, rec.last_seq, object.id}.to_string();
 }
 
 Result<std::string> EngineCore::bookmark_for_time(const ObjectRef& object, UnixMs t) {
   CARREL_RETURN_IF_ERROR(check_open());
+  const SlotWatch watch = watch_slot(object.id);  // before the record
   CARREL_ASSIGN_OR_RETURN(auto found, record_and_snapshot(object.id));
   if (!found.first) return Status::not_found("object " + object.label() + " has never committed");
   const store::ObjectRecord& rec = *found.first;
   store::ReadTxn& txn = found.second;
-  CARREL_RETURN_IF_ERROR(durable_through(object, rec.last_seq));
+  CARREL_RETURN_IF_ERROR(durable_through(object, rewatch(object.id, watch), rec.last_seq));
   if (rec.last_commit_ms <= t) {
     return history::Bookmark{rec.last_commit_ms, rec.last_seq, object.id}.to_string();
   }

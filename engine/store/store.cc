@@ -232,18 +232,27 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
 }
 
 Status Store::open_env(const StoreOptions& options, bool creating) {
-  if (!read_only_) CARREL_RETURN_IF_ERROR(lock_for_writing());
+  // Invariant (4): the writer excludes readers before it reads the redo
+  // state, so none opens between its decision and its recovery.
+  bool readers_excluded = false;
+  if (!read_only_) {
+    CARREL_RETURN_IF_ERROR(lock_for_writing());
+    CARREL_ASSIGN_OR_RETURN(readers_excluded, exclude_readers());
+  }
   // redo.h (5): what the redo files ask of this open, before LMDB reads a meta page.
   CARREL_ASSIGN_OR_RETURN(RedoState redo, read_redo_state(dir_));
-  if (redo.needs_recovery() && read_only_ && !writer_alive()) {
-    // Beside a live writer the page cache holds every commit; after a crash,
-    // data.mdb's unsynced pages may be torn, and only recovery knows.
-    return Status::busy("'" + dir_ + "' was not closed cleanly: its redo log holds commits that "
-                        "data.mdb may lack; recover it with `carrel --dir '" + dir_ +
-                        "' recover` (or open it for writing: the engine, or any carrel command "
-                        "that writes, recovers it first), then read it");
+  CARREL_RETURN_IF_ERROR(refuse_unrecovered(redo));
+  if (read_only_) {
+    // Invariant (4): then again under the shared flock, since a recovery
+    // that began after the first look may have died halfway.
+    CARREL_RETURN_IF_ERROR(share_with_readers());
+    CARREL_ASSIGN_OR_RETURN(redo, read_redo_state(dir_));
+    CARREL_RETURN_IF_ERROR(refuse_unrecovered(redo));
+  } else if (redo.needs_recovery() && !readers_excluded) {
+    return recovery_blocked();
+  } else if (!redo.needs_recovery()) {
+    end_reader_exclusion();  // nothing to recover: readers may come at once
   }
-  if (redo.needs_recovery() && !read_only_) CARREL_RETURN_IF_ERROR(exclude_readers());
   if (!read_only_ && redo.present) {
     recovery_.found = true;
     recovery_.checkpoint = redo.checkpoint.number;
@@ -280,7 +289,6 @@ Status Store::open_env(const StoreOptions& options, bool creating) {
     }
     return s;
   }
-  if (read_only_) CARREL_RETURN_IF_ERROR(share_with_readers());
   CARREL_ASSIGN_OR_RETURN(dead_readers_at_open_, clear_dead_readers());
   // redo.h (5): the recovered snapshot stays pinned until a fresh checkpoint
   // is durable, so an interrupted recovery starts again from it.
@@ -402,37 +410,56 @@ bool Store::writer_alive(const std::string& dir) {
   return alive;
 }
 
-// Invariant (4). Taken after the writer locks and before restore_meta; a
-// reader that opened in between holds its shared flock already, or will fail
-// to take it.
-Status Store::exclude_readers() {
-  const std::string path = dir_ + "/lock.mdb";  // LMDB creates it so too
+namespace {
+std::string flock_holder_text(int fd) {
+  const long pid = flock_holder(fd);
+  return pid != 0 ? "process " + std::to_string(pid) : "another process";
+}
+}  // namespace
+
+Status Store::refuse_unrecovered(const RedoState& redo) const {
+  if (!read_only_ || !redo.needs_recovery() || writer_alive()) return Status::ok();
+  // Beside a live writer the page cache holds every commit; after a crash,
+  // data.mdb's unsynced pages may be torn, and only recovery knows.
+  return Status::busy("'" + dir_ + "' was not closed cleanly: its redo log holds commits that "
+                      "data.mdb may lack; recover it with `carrel --dir '" + dir_ +
+                      "' recover` (or open it for writing: the engine, or any carrel command "
+                      "that writes, recovers it first), then read it");
+}
+
+// Invariant (4). lock.mdb is made as LMDB makes it; false when a reader
+// holds its shared flock.
+Result<bool> Store::exclude_readers() {
+  const std::string path = dir_ + "/lock.mdb";
   readers_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (readers_fd_ < 0) return Status::io_error("open '" + path + "': " + errno_text(errno));
-  if (::flock(readers_fd_, LOCK_EX | LOCK_NB) == 0) return Status::ok();
-  const long pid = flock_holder(readers_fd_);
-  const std::string who = pid != 0 ? "process " + std::to_string(pid) : "another process";
+  if (::flock(readers_fd_, LOCK_EX | LOCK_NB) == 0) return true;
+  if (errno != EWOULDBLOCK) return Status::io_error("flock '" + path + "': " + errno_text(errno));
+  return false;
+}
+
+Status Store::recovery_blocked() const {
   return Status::busy("'" + dir_ + "' must be recovered from its redo log (a writer stopped "
-                      "without closing it), but " + who + " has it open read-only (a read-only "
-                      "engine, or a carrel command reading it); recovery rewinds data.mdb to "
-                      "its last checkpoint under such a reader: close it, then open the "
-                      "directory for writing again");
+                      "without closing it), but " + flock_holder_text(readers_fd_) +
+                      " has it open read-only (a read-only engine, or a carrel command "
+                      "reading it); recovery rewinds data.mdb to its last checkpoint under "
+                      "such a reader: close it, then open the directory for writing again");
 }
 
 void Store::end_reader_exclusion() {
   if (!read_only_ && readers_fd_ >= 0) ::flock(readers_fd_, LOCK_UN);
 }
 
-// Invariant (4). After mdb_env_open, which made lock.mdb; where LMDB runs
-// without one (a read-only file system), no writer can recover either.
+// Invariant (4). Before LMDB reads a meta page. lock.mdb is made here as
+// mdb_env_open would make it next; where it cannot be (a read-only file
+// system) no writer can recover either.
 Status Store::share_with_readers() {
-  readers_fd_ = ::open((dir_ + "/lock.mdb").c_str(), O_RDONLY | O_CLOEXEC);
+  readers_fd_ = ::open((dir_ + "/lock.mdb").c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
   if (readers_fd_ < 0 || ::flock(readers_fd_, LOCK_SH | LOCK_NB) == 0) return Status::ok();
-  const long pid = flock_holder(readers_fd_);
-  const std::string who = pid != 0 ? "process " + std::to_string(pid) : "another process";
-  return Status::busy("'" + dir_ + "' is being recovered from its redo log by " + who +
-                      " (a writer stopped without closing it, and the next one replays its "
-                      "commits); open it again once that writer's open has finished");
+  return Status::busy("'" + dir_ + "' is being opened for writing by " +
+                      flock_holder_text(readers_fd_) +
+                      ", which first recovers it from its redo log when a writer stopped "
+                      "without closing it; open it again once that open has finished");
 }
 
 Result<bool> Store::migrate_format(MDB_txn* txn) {

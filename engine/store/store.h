@@ -17,9 +17,11 @@
 //      snapshot taken before the crash would be read while recovery writes
 //      over its pages, and a reader that opened mid-recovery would miss
 //      acknowledged commits. So a read-only open holds a shared flock on
-//      lock.mdb for its lifetime, and a writable open that must recover takes
-//      it exclusively until recovery ends; each side is Busy, naming the
-//      other's pid, when it cannot. That descriptor is closed only after
+//      lock.mdb for its lifetime, taken before LMDB reads a meta page, and
+//      looks at the redo state again under it; a writable open takes it
+//      exclusively before it reads the redo state and keeps it until
+//      recovery ended (or it found none needed); each side is Busy, naming
+//      the other's pid, when it cannot. That descriptor is closed only after
 //      mdb_env_close: closing any descriptor of lock.mdb drops LMDB's own
 //      fcntl locks on it (the reason for (1)).
 #pragma once
@@ -191,12 +193,16 @@ class Store {
   // starts the log (use_redo) or removes its files.
   Status start_redo(const RedoState& redo, bool use_redo);
   bool writer_alive() const;
-  // Invariant (4): the recovering writer's exclusive flock on lock.mdb, and
-  // its release once recovery ended (the descriptor stays open).
-  Status exclude_readers();
+  // Invariant (4): the writer's exclusive flock on lock.mdb (false: a reader
+  // holds it), the Busy naming that reader, and the flock's release once no
+  // recovery is needed or recovery ended (the descriptor stays open).
+  Result<bool> exclude_readers();
+  Status recovery_blocked() const;
   void end_reader_exclusion();
   // Invariant (4): a reader's shared flock on lock.mdb, held until ~Store.
   Status share_with_readers();
+  // A read-only open of a directory that needs recovery, with no writer alive: Busy.
+  Status refuse_unrecovered(const RedoState& redo) const;
   void recycle(MDB_txn* txn);
 
   std::string dir_;

@@ -104,9 +104,12 @@ class Engine {
   Status run(const ObjectRef& object, const std::function<Status(Context&)>& fn);
   std::future<Status> submit(const ObjectRef& object, std::function<Status(Context&)> fn);
 
-  // The object's latest bookmark; NotFound when it never committed.
+  // The object's latest bookmark; NotFound when it never committed. Names a
+  // durable commit only: waits while the object's last commit waits for its
+  // sync, and fails if that fails (Deadlock when called on the thread that
+  // must make it: a call_async reply or the commit hook).
   Result<std::string> current_bookmark(const ObjectRef& object);
-  // The bookmark of the last commit at or before time t.
+  // The bookmark of the last commit at or before time t; waits as current_bookmark does.
   Result<std::string> bookmark_for_time(const ObjectRef& object, UnixMs t);
   // Restores KV, SQL and alarms to the bookmark as one commit and returns the
   // bookmark that undoes the restore. The object's handler restarts (on_start).

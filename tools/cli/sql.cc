@@ -361,7 +361,9 @@ int cmd_sql(const Globals& g, const std::string& obj, const std::optional<std::s
   if (!engine.is_ok() && engine.status().code() == Code::kBusy) {
     Status busy = engine.status();
     engine = open_engine(g, /*read_only=*/true);
-    if (!engine.is_ok()) return fail(engine.status());
+    // Busy with no writer alive: a reader kept the writable open from
+    // recovering the directory (store.h (4)), which is the reason to show.
+    if (!engine.is_ok()) return fail(store::Store::writer_alive(g.dir) ? engine.status() : busy);
     store::Store& store = store_of(**engine);
     if (!repl) {
       std::string text_bytes = query.value_or("");
