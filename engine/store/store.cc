@@ -452,10 +452,12 @@ void Store::end_reader_exclusion() {
 
 // Invariant (4). Before LMDB reads a meta page. lock.mdb is made here as
 // mdb_env_open would make it next; where it cannot be (a read-only file
-// system) no writer can recover either.
+// system), no writer can recover either, and the reader goes on unlocked.
 Status Store::share_with_readers() {
   readers_fd_ = ::open((dir_ + "/lock.mdb").c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
   if (readers_fd_ < 0 || ::flock(readers_fd_, LOCK_SH | LOCK_NB) == 0) return Status::ok();
+  // A file system without flock has no writer either (invariant (1) needs it).
+  if (errno != EWOULDBLOCK) return Status::ok();
   return Status::busy("'" + dir_ + "' is being opened for writing by " +
                       flock_holder_text(readers_fd_) +
                       ", which first recovers it from its redo log when a writer stopped "
