@@ -273,7 +273,7 @@ std::string stored_format(Engine& engine) {
 }
 
 // store.cc kFormatValue: a carrel-3 directory (fixed-width records) opens
-// read-only as it is, and a writable open migrates it to carrel-5 by its
+// read-only as it is, and a writable open migrates it to carrel-6 by its
 // format key alone; the old records restore as before, beside new ones.
 TEST_F(EngineHistoryTest, Carrel3DirectoryReadsAsItIsAndMigratesAtWritableOpen) {
   open();
@@ -299,7 +299,7 @@ TEST_F(EngineHistoryTest, Carrel3DirectoryReadsAsItIsAndMigratesAtWritableOpen) 
     EXPECT_EQ(stored_format(**reader), "carrel-3");  // a reader changes nothing
   }
   open();
-  EXPECT_EQ(stored_format(*engine_), "carrel-5");
+  EXPECT_EQ(stored_format(*engine_), "carrel-6");
   EXPECT_EQ(engine_->core()->store().migrated_from(), "carrel-3");
   EXPECT_TRUE(snapshot(ref) == snaps.back());
   clock_->advance_ms(5);

@@ -24,6 +24,7 @@
 #include "carrel/carrel.h"
 #include "engine/history/bookmark.h"
 #include "engine/loop/engine_core.h"
+#include "tests/store_probe.h"
 #include "tests/test_util.h"
 
 namespace carrel {
@@ -328,6 +329,120 @@ TEST(RedoTest, OpenWithoutTheLogRecoversAndRemovesIt) {
   ASSERT_TRUE(e);
   EXPECT_FALSE(has_redo_files(dir.path()));
   expect_turns(*e, kTurns);
+}
+
+// The mark of redo.h (9) as data.mdb holds it, read by a plain open (no log).
+std::optional<std::string> redo_mark(const std::string& dir) {
+  Options plain = options_at(dir);
+  plain.redo_log = false;
+  plain.read_only = true;
+  auto e = testing::open_engine(plain);
+  if (!e) return "(cannot open)";
+  return testing::read_db(*e, store::Db::kMeta, std::string(store::kRedoMarkKey));
+}
+
+void expect_lost(const Result<std::unique_ptr<Engine>>& e, const std::string& what) {
+  ASSERT_FALSE(e.is_ok());
+  EXPECT_EQ(e.status().code(), Code::kCorruption) << e.status().to_string();
+  for (const std::string& part : {"lost part of its redo log: " + what,
+                                  std::string("recover --discard-lost-redo")}) {
+    EXPECT_NE(e.status().message().find(part), std::string::npos) << e.status().to_string();
+  }
+}
+
+// redo.h (9): the mark is in data.mdb while the log is in use, and gone once
+// a clean close (or an open without the log) removed the files.
+TEST(RedoTest, MarkIsHeldExactlyWhileTheLogIsInUse) {
+  const std::string mark(store::kRedoMarkKey);
+  TempDir dir;
+  {
+    auto e = testing::open_engine(options_at(dir.path()));
+    ASSERT_TRUE(e);
+    EXPECT_TRUE(testing::read_db(*e, store::Db::kMeta, mark).has_value());
+    ASSERT_TRUE(e->close().is_ok());
+  }
+  EXPECT_FALSE(redo_mark(dir.path()).has_value());
+  TempDir other;
+  ASSERT_TRUE(write_then_sigkill(other.path()));
+  Options o = options_at(other.path());
+  o.redo_log = false;
+  auto e = testing::open_engine(o);
+  ASSERT_TRUE(e);
+  EXPECT_FALSE(has_redo_files(other.path()));
+  EXPECT_FALSE(testing::read_db(*e, store::Db::kMeta, mark).has_value());
+}
+
+// redo.h (9): redo files an operator removed are found, not taken for a
+// directory closed cleanly, by a writable and by a read-only open. (Before
+// the mark, the writable open took data.mdb alone: after a power loss, the
+// checkpoint's state without the 100 acknowledged turns.)
+TEST(RedoTest, RemovedRedoFilesAreFoundNotTakenForACleanDirectory) {
+  TempDir dir;
+  ASSERT_TRUE(write_then_sigkill(dir.path()));
+  lose_unsynced_pages(dir.path());
+  for (const char* f : {"/redo.ckpt", "/redo.0", "/redo.1"}) fs::remove(dir.path() + f);
+  expect_lost(Engine::open(options_at(dir.path())), "redo.ckpt is missing");
+  Options ro = options_at(dir.path());
+  ro.read_only = true;
+  expect_lost(Engine::open(ro), "redo.ckpt is missing");
+}
+
+// redo.h (9): a redo.ckpt with neither slot valid, beside records, is damage
+// (before, it read as no log at all, and the open removed the records).
+TEST(RedoTest, DamagedCheckpointFileBesideRecordsIsCorruption) {
+  TempDir dir;
+  ASSERT_TRUE(write_then_sigkill(dir.path()));
+  zero_bytes(dir.path() + "/redo.ckpt", 0, 2 * store::RedoLog::kSlotBytes);
+  expect_lost(Engine::open(options_at(dir.path())), "redo.ckpt holds no valid checkpoint");
+  EXPECT_GT(records_end(dir.path() + "/redo.0"), 0u) << "the records are left for the operator";
+}
+
+// redo.h (9): a segment missing beside a valid checkpoint is damage, not an
+// empty log (its records would be dropped, and the checkpoint's state taken).
+TEST(RedoTest, MissingSegmentBesideAValidCheckpointIsCorruption) {
+  TempDir dir;
+  ASSERT_TRUE(write_then_sigkill(dir.path()));
+  fs::remove(dir.path() + "/redo.0");
+  expect_lost(Engine::open(options_at(dir.path())), "redo.0 is missing beside a valid redo.ckpt");
+}
+
+// redo.h (9): told to discard a lost log, a writable open takes data.mdb as
+// it was last written (after a process death, the page cache kept every
+// turn), says what it gave up, and leaves a directory later opens accept.
+TEST(RedoTest, DiscardingALostLogTakesDataMdbAsItWasLastWritten) {
+  TempDir dir;
+  ASSERT_TRUE(write_then_sigkill(dir.path()));
+  for (const char* f : {"/redo.ckpt", "/redo.0", "/redo.1"}) fs::remove(dir.path() + f);
+  Options o = options_at(dir.path());
+  o.discard_lost_redo_log = true;
+  {
+    auto e = testing::open_engine(o);
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->core()->store().recovery().discarded,
+              "redo.ckpt is missing while data.mdb says a redo log was in use");
+    expect_turns(*e, kTurns);
+    ASSERT_TRUE(e->close().is_ok());
+  }
+  auto again = testing::open_engine(options_at(dir.path()));
+  ASSERT_TRUE(again);
+  EXPECT_TRUE(again->core()->store().recovery().discarded.empty());
+  expect_turns(*again, kTurns);
+}
+
+// redo.h (9): a log cut short between its mark and its first checkpoint (here
+// the checkpoint fails) has no record yet: the next open is no loss.
+TEST(RedoTest, LogCutShortBeforeItsFirstCheckpointIsNotALoss) {
+  TempDir dir;
+  Options failing = options_at(dir.path());
+  failing.redo_fault_hook = [](RedoStep step) {
+    return step == RedoStep::kCheckpoint ? Status::io_error("injected") : Status::ok();
+  };
+  ASSERT_FALSE(Engine::open(failing).is_ok());
+  ASSERT_TRUE(fs::exists(dir.path() + "/redo.ckpt"));
+  EXPECT_TRUE(redo_mark(dir.path()).has_value());
+  auto e = testing::open_engine(options_at(dir.path()));
+  ASSERT_TRUE(e);
+  ASSERT_TRUE(e->run(kRef, [](Context& ctx) { return ctx.kv().put("k", "v"); }).is_ok());
 }
 
 // redo.h (6): checkpoints follow the bytes appended, and the segments are

@@ -256,7 +256,7 @@ TEST(StoreOpenTest, OtherFormatVersionIsCorruption) {
 }
 
 // carrel-1 kept history per object; carrel-2's log held whole page
-// before-images and every commit rewrote its object record; carrel-5 reads
+// before-images and every commit rewrote its object record; carrel-6 reads
 // only its own layout. The error names both formats and the way across
 // (export, then import).
 TEST(StoreOpenTest, OlderFormatIsRefusedNamingBothVersionsAndTheRemedy) {
@@ -269,7 +269,7 @@ TEST(StoreOpenTest, OlderFormatIsRefusedNamingBothVersionsAndTheRemedy) {
       auto e = Engine::open(o);
       ASSERT_FALSE(e.is_ok());
       EXPECT_EQ(e.status().code(), Code::kInvalidArgument) << e.status().to_string();
-      for (const char* part : {older, "carrel-5", "carrel export", "import"}) {
+      for (const char* part : {older, "carrel-6", "carrel export", "import"}) {
         EXPECT_TRUE(contains(e.status(), part)) << part << ": " << e.status().to_string();
       }
     }

@@ -562,6 +562,8 @@ Status RedoLog::close() {
     durable_pin_ = nullptr;
   }
   if (pin) mdb_txn_abort(pin);
+  // Invariant (9): data.mdb stops saying it needs the log before the files go.
+  CARREL_RETURN_IF_ERROR(write_redo_mark(store_, false));
   return remove_redo_files(store_.dir());
 }
 
@@ -663,15 +665,34 @@ void RedoLog::checkpointer_main() {
 
 Result<RedoState> read_redo_state(const std::string& dir) {
   RedoState out;
+  {
+    OpenFile f;
+    CARREL_RETURN_IF_ERROR(open_for_reading(dir, RedoLog::kCheckpointName, &f));
+    out.checkpoint_file = f.fd >= 0;
+  }
   CARREL_ASSIGN_OR_RETURN(std::optional<RedoCheckpoint> c, read_slots(dir));
-  if (!c) return out;
+  if (!c) {
+    // Invariant (9): whether a segment holds a record all the same (each
+    // segment's records start at offset 0).
+    for (const char* name : RedoLog::kSegmentNames) {
+      OpenFile f;
+      CARREL_RETURN_IF_ERROR(open_for_reading(dir, name, &f));
+      if (f.fd < 0) continue;
+      CARREL_ASSIGN_OR_RETURN(std::optional<Record> first, read_record_at(f.fd, f.path, 0));
+      out.segment_records |= first.has_value();
+    }
+    return out;
+  }
   out.present = true;
   out.checkpoint = std::move(*c);
   CARREL_ASSIGN_OR_RETURN(out.newest_meta_txnid, newest_meta_txnid(dir));
   for (const char* name : RedoLog::kSegmentNames) {
     OpenFile f;
     CARREL_RETURN_IF_ERROR(open_for_reading(dir, name, &f));
-    if (f.fd < 0) continue;
+    if (f.fd < 0) {
+      if (out.missing_segment.empty()) out.missing_segment = name;  // (9)
+      continue;
+    }
     SegmentReader r(f.fd, f.path);
     for (;;) {
       CARREL_ASSIGN_OR_RETURN(auto rec, r.next());
@@ -835,6 +856,48 @@ Status remove_redo_files(const std::string& dir) {
     }
   }
   return removed ? sync_dir(dir) : Status::ok();
+}
+
+Status create_redo_files(const std::string& dir) {
+  for (const char* name :
+       {RedoLog::kSegmentNames[0], RedoLog::kSegmentNames[1], RedoLog::kCheckpointName}) {
+    const std::string path = dir + "/" + name;
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return Status::io_error("create '" + path + "': " + errno_text());
+    ::close(fd);
+  }
+  return sync_dir(dir);
+}
+
+Status write_redo_mark(const Store& store, bool on) {
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(store.env(), nullptr, 0, &txn);
+  if (rc != 0) return from_mdb(rc, "begin the redo log mark's transaction");
+  MDB_val k = to_val(kRedoMarkKey);
+  MDB_val v = to_val(std::string_view("1"));
+  rc = on ? mdb_put(txn, store.dbi(Db::kMeta), &k, &v, 0)
+          : mdb_del(txn, store.dbi(Db::kMeta), &k, nullptr);
+  if (rc != 0 && !(rc == MDB_NOTFOUND && !on)) {
+    mdb_txn_abort(txn);
+    return from_mdb(rc, on ? "write the redo log mark" : "delete the redo log mark");
+  }
+  CARREL_RETURN_IF_ERROR(store.commit_status(mdb_txn_commit(txn), "commit the redo log mark", 0));
+  rc = mdb_env_sync(store.env(), 1);
+  if (rc != 0) return from_mdb(rc, "sync '" + store.dir() + "/data.mdb' after the redo log mark");
+  return Status::ok();
+}
+
+std::string lost_redo_files(const RedoState& state, bool marked) {
+  if (state.present && !state.missing_segment.empty()) {
+    return state.missing_segment + " is missing beside a valid redo.ckpt";
+  }
+  if (!state.present && state.checkpoint_file && state.segment_records) {
+    return "redo.ckpt holds no valid checkpoint while redo.0 or redo.1 holds records";
+  }
+  if (!state.present && !state.checkpoint_file && marked) {
+    return "redo.ckpt is missing while data.mdb says a redo log was in use";
+  }
+  return "";
 }
 
 }  // namespace carrel::store

@@ -70,6 +70,20 @@
 //      (reserve(), in steps of kReserveBytes, or just the record's when the
 //      disk has less): a full disk fails the commit, and writes resume when
 //      space returns.
+//  (9) The mark. While a log is in use, data.mdb's meta database holds
+//      kRedoMarkKey, so data.mdb itself says it is not the whole state. A log
+//      creates its files and syncs the directory, then commits the mark and
+//      syncs data.mdb, and only then writes its first checkpoint; a closing
+//      log (or an open without the log, after its recovery) commits the mark's
+//      deletion and syncs data.mdb before it removes the files. So files an
+//      operator removed or damaged are found at the next open (lost_redo_files):
+//      the mark with no redo.ckpt; a redo.ckpt with no valid slot beside a
+//      segment that holds a record (a log cut short between its mark and its
+//      first checkpoint has no record yet); a valid checkpoint with a segment
+//      missing. The open is refused with Corruption naming what is missing,
+//      unless it was told to discard the log (Options::discard_lost_redo_log):
+//      then data.mdb as it was last written is the state, the mark is deleted
+//      and the files removed.
 #pragma once
 
 #include <lmdb.h>
@@ -266,6 +280,10 @@ struct RedoState {
   RedoCheckpoint checkpoint;
   uint64_t newest_meta_txnid = 0;  // data.mdb's newest meta page
   bool records_after = false;      // a segment holds record checkpoint.base + 1
+  // Invariant (9): what the files say of themselves.
+  bool checkpoint_file = false;      // redo.ckpt exists (valid or not)
+  bool segment_records = false;      // without a valid checkpoint: a segment holds a record
+  std::string missing_segment;       // with one: the name of a segment that is missing
   // data.mdb alone is not the state: recovery must run before any read.
   bool needs_recovery() const {
     return present && (records_after || newest_meta_txnid != checkpoint.txnid);
@@ -296,5 +314,16 @@ std::string encode_redo_slot(const RedoCheckpoint& c);
 // Removes the redo files (a store opened without the log after recovery):
 // redo.ckpt first, then the directory is synced.
 Status remove_redo_files(const std::string& dir);
+// Invariant (9): creates the files a new log writes (empty) and syncs the directory.
+Status create_redo_files(const std::string& dir);
+// Invariant (9): the key of the mark in the meta database.
+inline constexpr std::string_view kRedoMarkKey = "redo_log";
+// Invariant (9): commits the mark (on) or its deletion in a write transaction
+// of its own and syncs data.mdb. The writing thread's, with no other write
+// transaction open.
+Status write_redo_mark(const Store& store, bool on);
+// Invariant (9): what of the log is lost, given what the files say and whether
+// data.mdb holds the mark; empty when nothing is.
+std::string lost_redo_files(const RedoState& state, bool marked);
 
 }  // namespace carrel::store

@@ -44,8 +44,15 @@ constexpr std::string_view kFormatKey = "format";
 // directory's state is data.mdb together with redo.ckpt and the segments, so
 // a build that knows only data.mdb must not open it. carrel-4 (and carrel-3)
 // directories migrate in place by this key: they have no redo files yet.
-constexpr std::string_view kFormatValue = "carrel-5";
-constexpr std::string_view kMigratedFormats[] = {"carrel-3", "carrel-4"};
+// carrel-6: while the redo log is in use, the meta database holds its mark
+// (redo.h (9)), so an open finds redo files that were removed or damaged
+// instead of taking data.mdb alone for the state. A build that knows no mark
+// must not open it: it would close the log and leave the mark, and the next
+// open would take that clean directory for one that lost its log. carrel-5
+// directories migrate in place by this key: the first log this build starts
+// in one writes the mark.
+constexpr std::string_view kFormatValue = "carrel-6";
+constexpr std::string_view kMigratedFormats[] = {"carrel-3", "carrel-4", "carrel-5"};
 constexpr std::string_view kOlderFormats[] = {"carrel-1", "carrel-2"};
 constexpr std::string_view kPageBytesKey = "sql_page_bytes";
 constexpr unsigned kMaxReaders = 1024;
@@ -253,6 +260,14 @@ Status Store::open_env(const StoreOptions& options, bool creating) {
   } else if (!redo.needs_recovery()) {
     end_reader_exclusion();  // nothing to recover: readers may come at once
   }
+  // redo.h (9): files lost before anything acts on them. A reader beside a
+  // live writer reads what that writer wrote, whatever the files say.
+  const bool check_lost = !read_only_ || !writer_alive();
+  if (std::string lost = check_lost ? lost_redo_files(redo, false) : ""; !lost.empty()) {
+    if (read_only_ || !options.discard_lost_redo_log) return refuse_lost(lost);
+    recovery_.discarded = lost;
+    redo = RedoState{};  // data.mdb as it was last written
+  }
   if (!read_only_ && redo.present) {
     recovery_.found = true;
     recovery_.checkpoint = redo.checkpoint.number;
@@ -342,6 +357,25 @@ Status Store::open_env(const StoreOptions& options, bool creating) {
       return from_mdb(rc, "write engine format");
     }
   }
+  // redo.h (9): the mark without redo.ckpt is a log whose files were removed.
+  bool marked = false;
+  if (!creating) {
+    MDB_val k = to_val(kRedoMarkKey), v;
+    rc = mdb_get(txn, dbis_[static_cast<size_t>(Db::kMeta)], &k, &v);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+      mdb_txn_abort(txn);
+      return from_mdb(rc, "read the redo log mark");
+    }
+    marked = rc == 0;
+  }
+  if (std::string lost = marked && check_lost ? lost_redo_files(redo, true) : "";
+      !lost.empty()) {
+    if (read_only_ || !options.discard_lost_redo_log) {
+      mdb_txn_abort(txn);
+      return refuse_lost(lost);
+    }
+    recovery_.discarded = lost;
+  }
   bool migrating = false;
   if (!creating && !read_only_) {
     CARREL_ASSIGN_OR_RETURN(migrating, migrate_format(txn));
@@ -354,11 +388,12 @@ Status Store::open_env(const StoreOptions& options, bool creating) {
     rc = mdb_env_sync(env_, 1);
   }
   CARREL_RETURN_IF_ERROR(commit_status(rc, "commit database handles", 0));
-  if (read_only_ || (!redo.present && !use_redo)) return Status::ok();
-  return start_redo(redo, use_redo);
+  if (read_only_) return Status::ok();
+  if (!redo.present && !use_redo && !marked && recovery_.discarded.empty()) return Status::ok();
+  return start_redo(redo, use_redo, marked);
 }
 
-Status Store::start_redo(const RedoState& redo, bool use_redo) {
+Status Store::start_redo(const RedoState& redo, bool use_redo, bool marked) {
   // redo.h (5): the commits after the checkpoint, in as few transactions as
   // LMDB's dirty page bound allows (replay_redo), all under open_env's pin.
   uint64_t last = 0;
@@ -386,10 +421,18 @@ Status Store::start_redo(const RedoState& redo, bool use_redo) {
   }
   int rc = mdb_env_sync(env_, 1);
   if (rc != 0) return from_mdb(rc, "sync '" + dir_ + "/data.mdb' after redo log recovery");
-  if (!use_redo) return remove_redo_files(dir_);  // data.mdb alone is the state now
+  if (!use_redo) {
+    // data.mdb alone is the state now; redo.h (9): it says so before the files go.
+    if (marked) CARREL_RETURN_IF_ERROR(write_redo_mark(*this, false));
+    return remove_redo_files(dir_);
+  }
   // A log that starts without a checkpoint must not meet records of an
   // earlier one (numbers restart at 1).
-  if (!redo.present) CARREL_RETURN_IF_ERROR(remove_redo_files(dir_));
+  if (!redo.present) {
+    CARREL_RETURN_IF_ERROR(remove_redo_files(dir_));
+    CARREL_RETURN_IF_ERROR(create_redo_files(dir_));  // (9): the files, then the mark
+  }
+  if (!marked) CARREL_RETURN_IF_ERROR(write_redo_mark(*this, true));
   MDB_envinfo info{};
   rc = mdb_env_info(env_, &info);
   if (rc != 0) return from_mdb(rc, "mdb_env_info");
@@ -416,6 +459,16 @@ std::string flock_holder_text(int fd) {
   return pid != 0 ? "process " + std::to_string(pid) : "another process";
 }
 }  // namespace
+
+Status Store::refuse_lost(const std::string& lost) const {
+  return Status::corruption(
+      "'" + dir_ + "' lost part of its redo log: " + lost +
+      ". data.mdb alone may lack commits acknowledged after the log's last checkpoint, and its "
+      "pages past that checkpoint may be torn. Put back redo.ckpt, redo.0 and redo.1 if they were "
+      "moved; otherwise `carrel --dir '" + dir_ +
+      "' recover --discard-lost-redo` takes data.mdb as it was last written (the commits only "
+      "the log held are lost), and `carrel verify` then checks it");
+}
 
 Status Store::refuse_unrecovered(const RedoState& redo) const {
   if (!read_only_ || !redo.needs_recovery() || writer_alive()) return Status::ok();
@@ -617,9 +670,9 @@ Status Store::copy_compact(const std::string& dest_dir,
   int rc = mdb_env_copyfd2(env_, fd, MDB_CP_COMPACT);
   if (on_copy_fd) on_copy_fd(-1);
   Status s = from_mdb(rc, "copy engine to '" + partial + "'");
-  if (s.is_ok() && ::fsync(fd) != 0)
-    s = Status::io_error("fsync '" + partial + "': " + errno_text(errno));
   ::close(fd);
+  // redo.h (9): the copy is data.mdb alone, so it must not say a log is in use.
+  if (s.is_ok()) s = delete_mark_in_copy(partial);
   if (s.is_ok() && ::rename(partial.c_str(), (dest_dir + "/data.mdb").c_str()) != 0) {
     s = Status::io_error("rename '" + partial + "' to data.mdb: " + errno_text(errno));
   }
@@ -632,6 +685,40 @@ Status Store::copy_compact(const std::string& dest_dir,
     s = Status::io_error("fsync '" + dest_dir + "': " + errno_text(errno));
   if (dfd >= 0) ::close(dfd);
   return s;
+}
+
+Status Store::delete_mark_in_copy(const std::string& path) {
+  MDB_env* env = nullptr;
+  int rc = mdb_env_create(&env);
+  if (rc != 0) return from_mdb(rc, "mdb_env_create");
+  struct Close {
+    MDB_env* e;
+    ~Close() { mdb_env_close(e); }
+  } close_env{env};
+  mdb_env_set_maxdbs(env, kDbCount + 2);
+  // No lock file: nothing else knows of the copy before its rename.
+  rc = mdb_env_open(env, path.c_str(), MDB_NOSUBDIR | MDB_NOLOCK, 0644);
+  if (rc != 0) return from_mdb(rc, "open the copy '" + path + "'");
+  MDB_txn* txn = nullptr;
+  rc = mdb_txn_begin(env, nullptr, 0, &txn);
+  if (rc != 0) return from_mdb(rc, "begin a transaction on the copy '" + path + "'");
+  MDB_dbi meta;
+  const std::string name(db_name(Db::kMeta));
+  rc = mdb_dbi_open(txn, name.c_str(), 0, &meta);
+  MDB_val k = to_val(kRedoMarkKey);
+  if (rc == 0) rc = mdb_del(txn, meta, &k, nullptr);
+  if (rc == MDB_NOTFOUND) {
+    mdb_txn_abort(txn);
+  } else if (rc != 0) {
+    mdb_txn_abort(txn);
+    return from_mdb(rc, "delete the redo log mark in the copy '" + path + "'");
+  } else if ((rc = mdb_txn_commit(txn)) != 0) {
+    return from_mdb(rc, "commit the copy '" + path + "'");
+  }
+  // The copy's pages and meta page, on disk before its rename.
+  rc = mdb_env_sync(env, 1);
+  if (rc != 0) return from_mdb(rc, "sync the copy '" + path + "'");
+  return Status::ok();
 }
 
 Store::~Store() {

@@ -105,6 +105,9 @@ struct StoreOptions {
   bool redo_log = false;
   // Fault injection into the redo log's file operations (Options::redo_fault_hook).
   RedoFaultHook redo_fault_hook;
+  // redo.h (9): a writable open of a directory whose redo files were lost
+  // opens data.mdb as it was last written instead of refusing.
+  bool discard_lost_redo_log = false;
 };
 
 class RedoLog;
@@ -119,6 +122,9 @@ struct RedoRecovery {
   bool meta_restored = false;  // T's meta page was written back (data.mdb had a newer one)
   uint64_t records = 0;        // records replayed after the checkpoint
   uint64_t transactions = 0;   // write transactions the replay took (redo.h replay_redo)
+  // redo.h (9): what of the log was lost, when StoreOptions::discard_lost_redo_log
+  // let the open go on without it (empty otherwise).
+  std::string discarded;
 };
 
 class Store {
@@ -191,7 +197,12 @@ class Store {
   Result<bool> migrate_format(MDB_txn* txn);
   // redo.h (5): replays what the redo log holds past its checkpoint, then
   // starts the log (use_redo) or removes its files.
-  Status start_redo(const RedoState& redo, bool use_redo);
+  Status start_redo(const RedoState& redo, bool use_redo, bool marked);
+  // redo.h (9): Corruption naming what of the log is lost, or ok (lost is empty).
+  Status refuse_lost(const std::string& lost) const;
+  // redo.h (9): a copy (copy_compact) of a directory whose log is in use
+  // holds the mark; this deletes it and syncs the copy.
+  static Status delete_mark_in_copy(const std::string& path);
   bool writer_alive() const;
   // Invariant (4): the writer's exclusive flock on lock.mdb (false: a reader
   // holds it), the Busy naming that reader, and the flock's release once no

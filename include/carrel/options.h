@@ -84,6 +84,12 @@ struct Options {
   // writable open; a clean close leaves data.mdb alone. defer_meta_sync has
   // no effect with it.
   bool redo_log = true;
+  // A directory whose redo files were removed or damaged while the log was in
+  // use (engine/store/redo.h (9)) is refused, Corruption naming what is
+  // missing. Set, a writable open takes data.mdb as it was last written
+  // instead: the commits only the log held are lost. For operators (`carrel
+  // recover --discard-lost-redo`), never for a normal open.
+  bool discard_lost_redo_log = false;
 
   // Address space reserved for the LMDB map (not disk). Hitting it is NoSpace.
   uint64_t map_bytes_max = uint64_t{64} << 30;

@@ -76,6 +76,37 @@ ok "recover with torn meta pages" recover
 ok "the last turn after recovering torn meta pages" kv get Crash:a "n$TURNS"
 expect_out "^$TURNS$" "the last turn's value after torn meta pages"
 
+# redo.h (9): redo files removed by hand are found, not taken for a clean
+# directory; recover names the loss and the flag that accepts it.
+fresh e
+rm -f "$DIR/redo.ckpt" "$DIR/redo.0" "$DIR/redo.1"
+c recover
+expect_rc 1 "recover with the redo files removed"
+expect_err "lost part of its redo log: redo.ckpt is missing.*recover --discard-lost-redo" \
+  "the refusal names what is missing and the remedy"
+c objects
+expect_rc 1 "objects with the redo files removed"
+expect_err "lost part of its redo log" "a read-only command is refused too"
+c kv put Crash:a extra 1
+expect_rc 1 "kv put with the redo files removed"
+expect_err "lost part of its redo log" "a command that writes is refused too"
+ok "recover --discard-lost-redo" recover --discard-lost-redo
+expect_out "^discarded the lost redo log of $DIR \(redo.ckpt is missing.*verify" \
+  "recover --discard-lost-redo says what it gave up"
+ok "objects after discarding the lost log" objects
+ok "verify after discarding the lost log" verify
+expect_out "no problems found" "verify after discarding: nothing found"
+ok "recover after discarding" recover
+expect_out "was closed cleanly: nothing to recover" "after discarding the directory is clean"
+
+# A damaged redo.ckpt beside records is not taken for an absent one.
+fresh f
+dd if=/dev/zero of="$DIR/redo.ckpt" bs=4096 count=2 conv=notrunc status=none
+c recover
+expect_rc 1 "recover with redo.ckpt zeroed"
+expect_err "redo.ckpt holds no valid checkpoint while redo.0 or redo.1 holds records" \
+  "a zeroed redo.ckpt is named"
+
 # Beside a running engine, whose redo log is live: nothing to recover, Busy.
 DIR=$WORK/a
 hold_engine "$DIR" Crash:a

@@ -49,8 +49,11 @@ store::Store& store_of(Engine& engine);
 // `carrel recover`'s work, and the first step of every command that writes:
 // a directory the redo log left unclean is recovered by a writable open and
 // closed cleanly (engine/store/redo.h (5)). Nothing is done to a clean
-// directory or one an engine has open (found is false).
-Result<store::RedoRecovery> recover_dir(const Globals& g);
+// directory or one an engine has open (found is false). A directory whose
+// redo files were lost (engine/store/redo.h (9)) is refused, Corruption
+// naming what is missing; with discard_lost_redo, data.mdb as it was last
+// written becomes the state (RedoRecovery::discarded says what was lost).
+Result<store::RedoRecovery> recover_dir(const Globals& g, bool discard_lost_redo);
 
 // OBJ arguments (docs/cli.md, "Naming an object"): CLASS:NAME, CLASS:#ID,
 // a bare ID, each ID also as a unique prefix; a NAME as printed (escaped, or
@@ -90,7 +93,7 @@ Result<Inspection> inspect(const Globals& g, const std::string* obj);
 
 // Commands. Each returns the process exit code.
 int cmd_init(const Globals& g);
-int cmd_recover(const Globals& g);
+int cmd_recover(const Globals& g, bool discard_lost_redo);
 int cmd_objects(const Globals& g, const std::optional<std::string>& class_name,
                 std::optional<size_t> limit);
 int cmd_show(const Globals& g, const std::string& obj);

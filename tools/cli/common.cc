@@ -63,9 +63,11 @@ int fail_usage(const std::string& message, const std::string& help) {
 
 namespace {
 
-Result<std::unique_ptr<Engine>> open_engine_unchecked(const Globals& g, bool read_only) {
+Result<std::unique_ptr<Engine>> open_engine_unchecked(const Globals& g, bool read_only,
+                                                      bool discard_lost_redo = false) {
   Options o;
   o.dir = g.dir;
+  o.discard_lost_redo_log = discard_lost_redo;
   o.create_if_missing = false;
   o.read_only = read_only;
   // One worker is plenty for one command's turns, and on a shared machine the
@@ -136,6 +138,11 @@ Status check_dir(const Globals& g) {
 Result<store::RedoRecovery> recover_unclean(const Globals& g) {
   CARREL_ASSIGN_OR_RETURN(store::RedoState state, store::read_redo_state(g.dir));
   if (!state.present || store::Store::writer_alive(g.dir)) return store::RedoRecovery{};
+  // redo.h (9): a segment missing beside the checkpoint; the writable open
+  // refuses it, naming what is lost.
+  if (!store::lost_redo_files(state, /*marked=*/true).empty()) {
+    return open_engine_unchecked(g, /*read_only=*/false).status();
+  }
   // The checkpoint's own copy of T's meta page: data.mdb's meta slots may
   // have moved past T, or be torn (recovery writes T's back).
   CARREL_RETURN_IF_ERROR(check_env_tree_at(g.dir, state.checkpoint.meta));
@@ -147,9 +154,31 @@ Result<store::RedoRecovery> recover_unclean(const Globals& g) {
 
 }  // namespace
 
-Result<store::RedoRecovery> recover_dir(const Globals& g) {
+Result<store::RedoRecovery> recover_dir(const Globals& g, bool discard_lost_redo) {
   CARREL_RETURN_IF_ERROR(check_dir(g));
-  return recover_unclean(g);
+  if (store::Store::writer_alive(g.dir)) return store::RedoRecovery{};
+  CARREL_ASSIGN_OR_RETURN(store::RedoState state, store::read_redo_state(g.dir));
+  // A whole log (nothing lost) is recovered as always, from its checkpoint.
+  if (discard_lost_redo && !(state.present && store::lost_redo_files(state, true).empty())) {
+    // redo.h (9): data.mdb as it was last written becomes the state, so its
+    // newest snapshot is checked page by page before the open writes to it
+    // (env_check.h (3)).
+    CARREL_ASSIGN_OR_RETURN(EnvFileFigures figures, check_env_file(g.dir));
+    CARREL_RETURN_IF_ERROR(check_env_tree(g.dir, figures.txnid));
+    CARREL_ASSIGN_OR_RETURN(auto engine, open_engine_unchecked(g, /*read_only=*/false,
+                                                              /*discard_lost_redo=*/true));
+    store::RedoRecovery done = store_of(*engine).recovery();
+    CARREL_RETURN_IF_ERROR(engine->close());
+    return done;
+  }
+  CARREL_ASSIGN_OR_RETURN(store::RedoRecovery done, recover_unclean(g));
+  if (!done.found) {
+    // Nothing to replay; a read-only open still refuses a directory whose
+    // redo files were lost (redo.h (9)), and that is what to report.
+    CARREL_ASSIGN_OR_RETURN(auto probe, open_engine_unchecked(g, /*read_only=*/true));
+    CARREL_RETURN_IF_ERROR(probe->close());
+  }
+  return done;
 }
 
 Result<std::unique_ptr<Engine>> open_engine(const Globals& g, bool read_only) {

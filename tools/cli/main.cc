@@ -199,7 +199,11 @@ int run_main(int argc, char** argv) {
 
   auto* recover = app.add_subcommand(
       "recover", "recover a directory an engine's crash left unclean (replays its redo log)");
-  recover->callback([&] { run = [&] { return cli::cmd_recover(g); }; });
+  bool discard_lost_redo = false;
+  recover->add_flag("--discard-lost-redo", discard_lost_redo,
+                    "when the redo files were removed or damaged: take data.mdb as it was last "
+                    "written (the commits only the log held are lost)");
+  recover->callback([&] { run = [&] { return cli::cmd_recover(g, discard_lost_redo); }; });
 
   auto* stats = app.add_subcommand("stats", "engine-wide figures");
   stats->callback([&] { run = [&] { return cli::cmd_stats(g); }; });

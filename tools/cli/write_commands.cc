@@ -157,8 +157,8 @@ int cmd_init(const Globals& g) {
   return kExitOk;
 }
 
-int cmd_recover(const Globals& g) {
-  auto done = recover_dir(g);
+int cmd_recover(const Globals& g, bool discard_lost_redo) {
+  auto done = recover_dir(g, discard_lost_redo);
   if (!done.is_ok()) return fail(done.status());
   if (!done->found && store::Store::writer_alive(g.dir)) {
     return fail(Status::busy("'" + g.dir + "' is open for writing by a running engine: " +
@@ -177,6 +177,12 @@ int cmd_recover(const Globals& g) {
            (done->meta_restored ? ", after setting data.mdb back to that checkpoint's meta page"
                                 : "") +
            "; the directory is data.mdb alone now";
+  }
+  if (!done->discarded.empty()) {
+    j.field("discarded_lost_redo", done->discarded);
+    text = "discarded the lost redo log of " + g.dir + " (" + done->discarded +
+           "): data.mdb as it was last written is the state, and the commits only the log held "
+           "are lost; `carrel --dir '" + g.dir + "' verify` checks what remains";
   }
   print_done(g, text, j);
   return kExitOk;
