@@ -429,17 +429,73 @@ TEST(RedoTest, DiscardingALostLogTakesDataMdbAsItWasLastWritten) {
   expect_turns(*again, kTurns);
 }
 
+// redo.h (9): with a valid checkpoint and the segment that held the records
+// gone, discarding recovers the checkpoint's state (data.mdb past it is not
+// trusted after a power loss) and the directory opens normally afterwards.
+TEST(RedoTest, DiscardingAMissingSegmentRecoversTheCheckpoint) {
+  TempDir dir;
+  ASSERT_TRUE(write_then_sigkill(dir.path()));
+  lose_unsynced_pages(dir.path());
+  ASSERT_GT(records_end(dir.path() + "/redo.0"), 0u);
+  fs::remove(dir.path() + "/redo.0");
+  Options o = options_at(dir.path());
+  o.discard_lost_redo_log = true;
+  {
+    auto e = testing::open_engine(o);
+    ASSERT_TRUE(e);
+    const store::RedoRecovery& r = e->core()->store().recovery();
+    EXPECT_TRUE(r.found);
+    EXPECT_EQ(r.records, 0u);
+    EXPECT_EQ(r.discarded, "redo.0 is missing beside a valid redo.ckpt");
+    EXPECT_EQ(testing::kv_read(*e, kRef, "k"), "(absent)");  // the checkpoint preceded turn 1
+    ASSERT_TRUE(e->run(kRef, [](Context& ctx) { return ctx.kv().put("k", "after"); }).is_ok());
+    ASSERT_TRUE(e->close().is_ok());
+  }
+  auto again = testing::open_engine(options_at(dir.path()));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(testing::kv_read(*again, kRef, "k"), "after");
+}
+
+// redo.h (9): a damaged redo.ckpt beside records, discarded in nosync mode:
+// the report names the damage (not a missing file), and neither the mark nor
+// the files are left for later opens to trip on.
+TEST(RedoTest, DiscardingADamagedCheckpointInNosyncModeLeavesAPlainDirectory) {
+  TempDir dir;
+  ASSERT_TRUE(write_then_sigkill(dir.path()));
+  zero_bytes(dir.path() + "/redo.ckpt", 0, 2 * store::RedoLog::kSlotBytes);
+  Options o = options_at(dir.path());
+  o.durability = Durability::kNoSync;
+  o.discard_lost_redo_log = true;
+  {
+    auto e = testing::open_engine(o);
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->core()->store().recovery().discarded,
+              "redo.ckpt holds no valid checkpoint while redo.0 or redo.1 holds records");
+    expect_turns(*e, kTurns);  // a process death: the page cache kept every turn
+    EXPECT_FALSE(testing::read_db(*e, store::Db::kMeta, std::string(store::kRedoMarkKey)));
+    ASSERT_TRUE(e->close().is_ok());
+  }
+  EXPECT_FALSE(has_redo_files(dir.path()));
+  auto again = testing::open_engine(options_at(dir.path()));
+  ASSERT_TRUE(again);
+  expect_turns(*again, kTurns);
+}
+
 // redo.h (9): a log cut short between its mark and its first checkpoint (here
-// the checkpoint fails) has no record yet: the next open is no loss.
+// the checkpoint fails, at two opens in a row: the second starts from the
+// first's leftovers) has no record yet: the next open is no loss.
 TEST(RedoTest, LogCutShortBeforeItsFirstCheckpointIsNotALoss) {
   TempDir dir;
   Options failing = options_at(dir.path());
   failing.redo_fault_hook = [](RedoStep step) {
     return step == RedoStep::kCheckpoint ? Status::io_error("injected") : Status::ok();
   };
-  ASSERT_FALSE(Engine::open(failing).is_ok());
-  ASSERT_TRUE(fs::exists(dir.path() + "/redo.ckpt"));
-  EXPECT_TRUE(redo_mark(dir.path()).has_value());
+  for (int round = 0; round < 2; ++round) {
+    auto cut = Engine::open(failing);
+    ASSERT_FALSE(cut.is_ok());
+    EXPECT_NE(cut.status().message().find("injected"), std::string::npos) << cut.status().to_string();
+    ASSERT_TRUE(fs::exists(dir.path() + "/redo.ckpt"));
+  }
   auto e = testing::open_engine(options_at(dir.path()));
   ASSERT_TRUE(e);
   ASSERT_TRUE(e->run(kRef, [](Context& ctx) { return ctx.kv().put("k", "v"); }).is_ok());

@@ -845,7 +845,8 @@ Result<uint64_t> replay_redo(const Store& store, MDB_txn** txn, uint64_t base,
 
 Status remove_redo_files(const std::string& dir) {
   bool removed = false;
-  // redo.ckpt first: segments without it are never read.
+  // redo.ckpt first, durably: segments without it are never read, and a
+  // segment gone beside a valid redo.ckpt would be a lost one (9).
   for (const char* name :
        {RedoLog::kCheckpointName, RedoLog::kSegmentNames[0], RedoLog::kSegmentNames[1]}) {
     std::string path = dir + "/" + name;
@@ -854,17 +855,23 @@ Status remove_redo_files(const std::string& dir) {
     } else if (errno != ENOENT) {
       return Status::io_error("remove '" + path + "': " + errno_text());
     }
+    if (removed && std::string_view(name) == RedoLog::kCheckpointName) {
+      CARREL_RETURN_IF_ERROR(sync_dir(dir));
+    }
   }
   return removed ? sync_dir(dir) : Status::ok();
 }
 
-Status create_redo_files(const std::string& dir) {
+Status reset_redo_files(const std::string& dir) {
   for (const char* name :
-       {RedoLog::kSegmentNames[0], RedoLog::kSegmentNames[1], RedoLog::kCheckpointName}) {
+       {RedoLog::kCheckpointName, RedoLog::kSegmentNames[0], RedoLog::kSegmentNames[1]}) {
     const std::string path = dir + "/" + name;
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) return Status::io_error("create '" + path + "': " + errno_text());
+    const bool ok = ::ftruncate(fd, 0) == 0 && ::fdatasync(fd) == 0;
+    const std::string e = errno_text();
     ::close(fd);
+    if (!ok) return Status::io_error("empty '" + path + "': " + e);
   }
   return sync_dir(dir);
 }
@@ -881,10 +888,9 @@ Status write_redo_mark(const Store& store, bool on) {
     mdb_txn_abort(txn);
     return from_mdb(rc, on ? "write the redo log mark" : "delete the redo log mark");
   }
-  CARREL_RETURN_IF_ERROR(store.commit_status(mdb_txn_commit(txn), "commit the redo log mark", 0));
-  rc = mdb_env_sync(store.env(), 1);
-  if (rc != 0) return from_mdb(rc, "sync '" + store.dir() + "/data.mdb' after the redo log mark");
-  return Status::ok();
+  // In order: without a checkpoint to rewind to, a meta page kept without
+  // its pages would be a torn data.mdb.
+  return store.commit_status(store.commit_durably(txn), "commit the redo log mark", 0);
 }
 
 std::string lost_redo_files(const RedoState& state, bool marked) {

@@ -76,14 +76,20 @@
 //      syncs data.mdb, and only then writes its first checkpoint; a closing
 //      log (or an open without the log, after its recovery) commits the mark's
 //      deletion and syncs data.mdb before it removes the files. So files an
-//      operator removed or damaged are found at the next open (lost_redo_files):
+//      operator removed or damaged are found at the next open (lost_redo_files;
+//      a read-only open with no writer alive looks twice, since a writer
+//      starting or closing beside it changes what one look reads):
 //      the mark with no redo.ckpt; a redo.ckpt with no valid slot beside a
 //      segment that holds a record (a log cut short between its mark and its
 //      first checkpoint has no record yet); a valid checkpoint with a segment
 //      missing. The open is refused with Corruption naming what is missing,
 //      unless it was told to discard the log (Options::discard_lost_redo_log):
-//      then data.mdb as it was last written is the state, the mark is deleted
-//      and the files removed.
+//      then a valid checkpoint is recovered with the records that follow it
+//      without a gap, or, with none valid, data.mdb as it was last written is
+//      the state. A new log empties the files in place (reset_redo_files), so
+//      with the mark set redo.ckpt never goes missing; the mark is committed
+//      with LMDB's ordered sync (Store::commit_durably), since a fresh log has
+//      no checkpoint to rewind a torn commit to.
 #pragma once
 
 #include <lmdb.h>
@@ -314,8 +320,9 @@ std::string encode_redo_slot(const RedoCheckpoint& c);
 // Removes the redo files (a store opened without the log after recovery):
 // redo.ckpt first, then the directory is synced.
 Status remove_redo_files(const std::string& dir);
-// Invariant (9): creates the files a new log writes (empty) and syncs the directory.
-Status create_redo_files(const std::string& dir);
+// Invariant (9): the files a new log writes, created or emptied in place
+// (each synced), then the directory synced.
+Status reset_redo_files(const std::string& dir);
 // Invariant (9): the key of the mark in the meta database.
 inline constexpr std::string_view kRedoMarkKey = "redo_log";
 // Invariant (9): commits the mark (on) or its deletion in a write transaction

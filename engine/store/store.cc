@@ -10,11 +10,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 #include <utility>
 
 #include "engine/store/keys.h"
@@ -260,13 +262,13 @@ Status Store::open_env(const StoreOptions& options, bool creating) {
   } else if (!redo.needs_recovery()) {
     end_reader_exclusion();  // nothing to recover: readers may come at once
   }
-  // redo.h (9): files lost before anything acts on them. A reader beside a
-  // live writer reads what that writer wrote, whatever the files say.
-  const bool check_lost = !read_only_ || !writer_alive();
-  if (std::string lost = check_lost ? lost_redo_files(redo, false) : ""; !lost.empty()) {
-    if (read_only_ || !options.discard_lost_redo_log) return refuse_lost(lost);
+  // redo.h (9): a writer finds lost files before anything acts on them (a
+  // reader looks once LMDB is open: check_lost_for_reader). Told to discard,
+  // it recovers from a valid checkpoint with what the surviving segment holds
+  // after it, or takes data.mdb as it was last written when none is valid.
+  if (std::string lost = read_only_ ? "" : lost_redo_files(redo, false); !lost.empty()) {
+    if (!options.discard_lost_redo_log) return refuse_lost(lost);
     recovery_.discarded = lost;
-    redo = RedoState{};  // data.mdb as it was last written
   }
   if (!read_only_ && redo.present) {
     recovery_.found = true;
@@ -368,27 +370,25 @@ Status Store::open_env(const StoreOptions& options, bool creating) {
     }
     marked = rc == 0;
   }
-  if (std::string lost = marked && check_lost ? lost_redo_files(redo, true) : "";
+  if (std::string lost = marked && !read_only_ ? lost_redo_files(redo, true) : "";
       !lost.empty()) {
-    if (read_only_ || !options.discard_lost_redo_log) {
+    if (!options.discard_lost_redo_log) {
       mdb_txn_abort(txn);
       return refuse_lost(lost);
     }
-    recovery_.discarded = lost;
+    if (recovery_.discarded.empty()) recovery_.discarded = lost;
   }
   bool migrating = false;
   if (!creating && !read_only_) {
     CARREL_ASSIGN_OR_RETURN(migrating, migrate_format(txn));
   }
-  rc = mdb_txn_commit(txn);
-  // MDB_NOMETASYNC left the creation's (or the migration's) meta page
-  // unsynced: sync it, so a directory that open() returned survives a power
-  // loss.
-  if (rc == 0 && (creating || migrating) && options.sync && !read_only_) {
-    rc = mdb_env_sync(env_, 1);
-  }
+  // A creation or migration in sync mode is made durable before open()
+  // returns, in order (pages, then the meta page), so a power loss cannot
+  // keep a meta page whose pages it lost: no checkpoint covers it yet.
+  rc = (creating || migrating) && options.sync && !read_only_ ? commit_durably(txn)
+                                                               : mdb_txn_commit(txn);
   CARREL_RETURN_IF_ERROR(commit_status(rc, "commit database handles", 0));
-  if (read_only_) return Status::ok();
+  if (read_only_) return check_lost_for_reader(redo, marked);
   if (!redo.present && !use_redo && !marked && recovery_.discarded.empty()) return Status::ok();
   return start_redo(redo, use_redo, marked);
 }
@@ -428,10 +428,10 @@ Status Store::start_redo(const RedoState& redo, bool use_redo, bool marked) {
   }
   // A log that starts without a checkpoint must not meet records of an
   // earlier one (numbers restart at 1).
-  if (!redo.present) {
-    CARREL_RETURN_IF_ERROR(remove_redo_files(dir_));
-    CARREL_RETURN_IF_ERROR(create_redo_files(dir_));  // (9): the files, then the mark
-  }
+  // redo.h (9): the files exist (and are empty) before the mark is set; with
+  // the mark set they are emptied in place, never removed, so no crash leaves
+  // the mark without redo.ckpt.
+  if (!redo.present) CARREL_RETURN_IF_ERROR(reset_redo_files(dir_));
   if (!marked) CARREL_RETURN_IF_ERROR(write_redo_mark(*this, true));
   MDB_envinfo info{};
   rc = mdb_env_info(env_, &info);
@@ -460,14 +460,54 @@ std::string flock_holder_text(int fd) {
 }
 }  // namespace
 
+int Store::commit_durably(MDB_txn* txn) const {
+  unsigned flags = 0;
+  mdb_env_get_flags(env_, &flags);
+  const unsigned lazy = flags & (MDB_NOSYNC | MDB_NOMETASYNC);
+  // The committer's own commits never run beside this (committer.h (1)): it
+  // is called at open, before the committer starts, and on its thread.
+  if (lazy != 0) mdb_env_set_flags(env_, lazy, 0);
+  const int rc = mdb_txn_commit(txn);
+  if (lazy != 0) mdb_env_set_flags(env_, lazy, 1);
+  return rc;
+}
+
+Result<bool> Store::read_mark() const {
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn);
+  if (rc != 0) return from_mdb(rc, "begin a read transaction for the redo log mark");
+  MDB_val k = to_val(kRedoMarkKey), v;
+  rc = mdb_get(txn, dbis_[static_cast<size_t>(Db::kMeta)], &k, &v);
+  mdb_txn_abort(txn);
+  if (rc != 0 && rc != MDB_NOTFOUND) return from_mdb(rc, "read the redo log mark");
+  return rc == 0;
+}
+
+Status Store::check_lost_for_reader(const RedoState& redo, bool marked) const {
+  // redo.h (9): a writer starting or closing beside a reader changes the
+  // files and the mark between what one look reads (the files first, the mark
+  // later), and it holds the writer lock from before its first change to
+  // after its last. So a loss counts only when two looks, with no writer
+  // alive after either, agree.
+  std::string lost = lost_redo_files(redo, marked);
+  if (lost.empty() || writer_alive()) return Status::ok();
+  std::this_thread::sleep_for(std::chrono::milliseconds(kSecondLookMs));
+  CARREL_ASSIGN_OR_RETURN(RedoState again, read_redo_state(dir_));
+  CARREL_ASSIGN_OR_RETURN(bool marked_again, read_mark());
+  lost = lost_redo_files(again, marked_again);
+  if (lost.empty() || writer_alive()) return Status::ok();
+  return refuse_lost(lost);
+}
+
 Status Store::refuse_lost(const std::string& lost) const {
   return Status::corruption(
       "'" + dir_ + "' lost part of its redo log: " + lost +
       ". data.mdb alone may lack commits acknowledged after the log's last checkpoint, and its "
       "pages past that checkpoint may be torn. Put back redo.ckpt, redo.0 and redo.1 if they were "
       "moved; otherwise `carrel --dir '" + dir_ +
-      "' recover --discard-lost-redo` takes data.mdb as it was last written (the commits only "
-      "the log held are lost), and `carrel verify` then checks it");
+      "' recover --discard-lost-redo` (Options::discard_lost_redo_log in a program) recovers "
+      "what remains and accepts the loss of the rest, and `carrel --dir '" + dir_ +
+      "' verify` then checks it");
 }
 
 Status Store::refuse_unrecovered(const RedoState& redo) const {

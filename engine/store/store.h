@@ -170,6 +170,11 @@ class Store {
   // also when LMDB reports it as EIO (a short write) and the file system has
   // less free space than the commit needed.
   Status commit_status(int rc, std::string_view what, uint64_t bytes) const;
+  // mdb_txn_commit as LMDB's default does it, whatever the environment's
+  // flags: the pages synced, then the meta page written and synced. For
+  // commits nothing else makes durable (creation, migration, the redo log's
+  // mark: redo.h (9)). Only where no other write transaction can run.
+  int commit_durably(MDB_txn* txn) const;
 
   // Copies the environment with compaction to dest_dir (created, must be
   // empty but for a leftover kBackupPartialFile, which is removed).
@@ -200,6 +205,12 @@ class Store {
   Status start_redo(const RedoState& redo, bool use_redo, bool marked);
   // redo.h (9): Corruption naming what of the log is lost, or ok (lost is empty).
   Status refuse_lost(const std::string& lost) const;
+  // redo.h (9): a read-only open's look at the files and the mark, and a
+  // second one kSecondLookMs later when the first finds a loss.
+  Status check_lost_for_reader(const RedoState& redo, bool marked) const;
+  static constexpr int kSecondLookMs = 20;
+  // The mark, in a read transaction of its own.
+  Result<bool> read_mark() const;
   // redo.h (9): a copy (copy_compact) of a directory whose log is in use
   // holds the mark; this deletes it and syncs the copy.
   static Status delete_mark_in_copy(const std::string& path);

@@ -91,7 +91,7 @@ c kv put Crash:a extra 1
 expect_rc 1 "kv put with the redo files removed"
 expect_err "lost part of its redo log" "a command that writes is refused too"
 ok "recover --discard-lost-redo" recover --discard-lost-redo
-expect_out "^discarded the lost redo log of $DIR \(redo.ckpt is missing.*verify" \
+expect_out "^accepted the loss of part of the redo log of $DIR \(redo.ckpt is missing.*data.mdb as it was last written is the state.*verify" \
   "recover --discard-lost-redo says what it gave up"
 ok "objects after discarding the lost log" objects
 ok "verify after discarding the lost log" verify
@@ -106,6 +106,21 @@ c recover
 expect_rc 1 "recover with redo.ckpt zeroed"
 expect_err "redo.ckpt holds no valid checkpoint while redo.0 or redo.1 holds records" \
   "a zeroed redo.ckpt is named"
+ok "recover --discard-lost-redo with redo.ckpt zeroed" recover --discard-lost-redo
+expect_out "\(redo.ckpt holds no valid checkpoint" "the report names the damage found, not a missing file"
+ok "verify after discarding a zeroed redo.ckpt" verify
+
+# A segment missing beside a valid checkpoint: discarding recovers the
+# checkpoint and what the surviving segment holds after it.
+fresh g
+rm -f "$DIR/redo.1"
+c recover
+expect_rc 1 "recover with redo.1 removed"
+expect_err "redo.1 is missing beside a valid redo.ckpt" "the missing segment is named"
+ok "recover --discard-lost-redo with redo.1 removed" recover --discard-lost-redo
+expect_out "recovered checkpoint [0-9]+ and [0-9]+ record\(s\) after it" "the checkpoint is recovered"
+ok "the last turn after discarding an empty segment" kv get Crash:a "n$TURNS"
+expect_out "^$TURNS$" "the records redo.0 held are replayed"
 
 # Beside a running engine, whose redo log is live: nothing to recover, Busy.
 DIR=$WORK/a

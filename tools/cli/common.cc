@@ -160,11 +160,15 @@ Result<store::RedoRecovery> recover_dir(const Globals& g, bool discard_lost_redo
   CARREL_ASSIGN_OR_RETURN(store::RedoState state, store::read_redo_state(g.dir));
   // A whole log (nothing lost) is recovered as always, from its checkpoint.
   if (discard_lost_redo && !(state.present && store::lost_redo_files(state, true).empty())) {
-    // redo.h (9): data.mdb as it was last written becomes the state, so its
-    // newest snapshot is checked page by page before the open writes to it
-    // (env_check.h (3)).
-    CARREL_ASSIGN_OR_RETURN(EnvFileFigures figures, check_env_file(g.dir));
-    CARREL_RETURN_IF_ERROR(check_env_tree(g.dir, figures.txnid));
+    // redo.h (9): the open builds on the valid checkpoint's snapshot when
+    // there is one, else on data.mdb as it was last written; that snapshot is
+    // checked page by page before the open writes to it (env_check.h (3)).
+    if (state.present) {
+      CARREL_RETURN_IF_ERROR(check_env_tree_at(g.dir, state.checkpoint.meta));
+    } else {
+      CARREL_ASSIGN_OR_RETURN(EnvFileFigures figures, check_env_file(g.dir));
+      CARREL_RETURN_IF_ERROR(check_env_tree(g.dir, figures.txnid));
+    }
     CARREL_ASSIGN_OR_RETURN(auto engine, open_engine_unchecked(g, /*read_only=*/false,
                                                               /*discard_lost_redo=*/true));
     store::RedoRecovery done = store_of(*engine).recovery();

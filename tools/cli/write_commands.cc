@@ -180,9 +180,13 @@ int cmd_recover(const Globals& g, bool discard_lost_redo) {
   }
   if (!done->discarded.empty()) {
     j.field("discarded_lost_redo", done->discarded);
-    text = "discarded the lost redo log of " + g.dir + " (" + done->discarded +
-           "): data.mdb as it was last written is the state, and the commits only the log held "
-           "are lost; `carrel --dir '" + g.dir + "' verify` checks what remains";
+    text = "accepted the loss of part of the redo log of " + g.dir + " (" + done->discarded +
+           "): " +
+           (done->found ? "recovered checkpoint " + std::to_string(done->checkpoint) + " and " +
+                              std::to_string(done->records) + " record(s) after it"
+                        : std::string("data.mdb as it was last written is the state")) +
+           ", and the commits only the lost files held are gone; `carrel --dir '" + g.dir +
+           "' verify` checks what remains";
   }
   print_done(g, text, j);
   return kExitOk;
