@@ -100,6 +100,20 @@ uint64_t meta_u64(Engine& e, std::string_view key) {
   return raw && raw->size() == 8 ? store::read_u64(*raw, 0) : 0;
 }
 
+// history/undo.h (1): the number the next log record takes, as the committer
+// derives it (the log's last record, or meta.next_log_no's floor).
+uint64_t next_log_no(Engine& e) {
+  uint64_t out = 0;
+  testing::with_store(e, [&](store::Store& st) {
+    auto txn = st.begin_read();
+    ASSERT_TRUE(txn.is_ok()) << txn.status().to_string();
+    auto next = history::next_log_no(txn->get(), st);
+    ASSERT_TRUE(next.is_ok()) << next.status().to_string();
+    out = *next;
+  });
+  return out;
+}
+
 // The child of the SIGKILL test: writes, reports on fd 3 once every turn is
 // durable, and waits to be killed with its commits in the log tail only.
 constexpr const char* kRoleEnv = "CARREL_RECORDS_TEST_ROLE";
@@ -132,7 +146,7 @@ TEST(RecordCacheTest, CountsAreExactAfterSigkillWithCommitsSinceTheCheckpoint) {
   auto e = Engine::open(options_at(dir.path(), clock));
   ASSERT_TRUE(e.is_ok()) << e.status().to_string();
   // The killed engine left a tail: commits after each object's creation.
-  EXPECT_LT(meta_u64(**e, history::kCheckpointLogKey), meta_u64(**e, "next_log_no"));
+  EXPECT_LT(meta_u64(**e, history::kCheckpointLogKey), next_log_no(**e));
   EXPECT_EQ((*e)->core()->records().dirty_count(), static_cast<size_t>(kObjects));
   // The stored records are behind: the tail is what makes them exact.
   auto stored = testing::read_db(**e, store::Db::kObjects, std::string(object_no(0).id.raw()));
@@ -163,7 +177,7 @@ TEST(RecordCacheTest, CloseWritesEveryRecordAndLeavesNoTail) {
   }
   auto e = Engine::open(options_at(dir.path(), clock));
   ASSERT_TRUE(e.is_ok()) << e.status().to_string();
-  EXPECT_EQ(meta_u64(**e, history::kCheckpointLogKey), meta_u64(**e, "next_log_no"));
+  EXPECT_EQ(meta_u64(**e, history::kCheckpointLogKey), next_log_no(**e));
   EXPECT_EQ((*e)->core()->records().dirty_count(), 0u);
   auto stored = testing::read_db(**e, store::Db::kObjects, std::string(object_no(3).id.raw()));
   ASSERT_TRUE(stored.has_value());
@@ -223,7 +237,7 @@ TEST(RecordCacheTest, RetentionDoesNotPrunePastTheCheckpoint) {
     auto log = testing::scan_db(**e, store::Db::kHistory);
     ASSERT_FALSE(log.empty());
     EXPECT_EQ(store::read_u64(log.front().first, 0), std::max<uint64_t>(tail_no, 1));
-    EXPECT_EQ(log.size(), meta_u64(**e, "next_log_no") - std::max<uint64_t>(tail_no, 1));
+    EXPECT_EQ(log.size(), next_log_no(**e) - std::max<uint64_t>(tail_no, 1));
     expect_records_match_data(**e);
     ASSERT_TRUE((*e)->close().is_ok());
   }

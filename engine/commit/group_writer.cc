@@ -17,7 +17,6 @@ namespace {
 
 using store::Db;
 constexpr std::string_view kNextMessageKey = "next_message_no";
-constexpr std::string_view kNextLogKey = "next_log_no";
 constexpr uint8_t kMessageVersion = 1;
 
 // A meta counter (u64 BE), or first when absent.
@@ -300,8 +299,7 @@ Result<uint64_t> GroupWriter::next_message_no() {
 
 Result<uint64_t> GroupWriter::next_log_no() {
   if (!log_no_) {
-    CARREL_ASSIGN_OR_RETURN(auto raw, get_raw(Db::kMeta, kNextLogKey));
-    CARREL_ASSIGN_OR_RETURN(log_no_, decode_counter(raw, kNextLogKey, 1));
+    CARREL_ASSIGN_OR_RETURN(log_no_, history::next_log_no(txn_, store_));  // undo.h (1)
   }
   return (*log_no_)++;
 }
@@ -428,6 +426,9 @@ Status GroupWriter::write_checkpoint() {
   std::string v;
   store::append_u64(&v, next);
   CARREL_RETURN_IF_ERROR(put_raw(Db::kMeta, history::kCheckpointLogKey, v));
+  // undo.h (1): the floor for the next log number, so retention, which may
+  // delete every record before this one, never lets a number be used twice.
+  CARREL_RETURN_IF_ERROR(put_raw(Db::kMeta, history::kNextLogKey, v));
   checkpoint_no_ = next;
   return Status::ok();
 }
@@ -445,11 +446,6 @@ Status GroupWriter::finish(bool checkpoint) {
     std::string v;
     store::append_u64(&v, *message_no_);
     CARREL_RETURN_IF_ERROR(put_raw(Db::kMeta, kNextMessageKey, v));
-  }
-  if (log_no_) {
-    std::string v;
-    store::append_u64(&v, *log_no_);
-    CARREL_RETURN_IF_ERROR(put_raw(Db::kMeta, kNextLogKey, v));
   }
   return Status::ok();
 }

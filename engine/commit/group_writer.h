@@ -13,7 +13,8 @@
 //  (4) Each batch with writes appends one log record under the next log
 //      number (with undo entries when history is kept, history/undo.h (8)),
 //      and the object record's log_no names it (0 with history off;
-//      engine/history/undo.h (1), (3)); meta.next_log_no is written at finish().
+//      engine/history/undo.h (1), (3)); meta.next_log_no is written only at
+//      a checkpoint (undo.h (1)), so a commit dirties no `meta` page.
 //  (5) write() descends the tree once per key: a cursor positioned by the
 //      before-image's lookup does the put (MDB_CURRENT) or delete. Its cursors
 //      belong to the write transaction, which frees them when it ends.

@@ -20,6 +20,31 @@ Result<uint64_t> checkpoint_log_no(MDB_txn* txn, const store::Store& store) {
   return store::read_u64(store::from_val(v), 0);
 }
 
+Result<uint64_t> next_log_no(MDB_txn* txn, const store::Store& store) {
+  MDB_val k = store::to_val(kNextLogKey), v;
+  int rc = mdb_get(txn, store.dbi(store::Db::kMeta), &k, &v);
+  uint64_t next = 1;
+  if (rc == 0) {
+    if (v.mv_size != 8) {
+      return Status::corruption("meta.next_log_no is " + std::to_string(v.mv_size) +
+                                " bytes, not 8; run `carrel verify`");
+    }
+    next = store::read_u64(store::from_val(v), 0);
+  } else if (rc != MDB_NOTFOUND) {
+    return store::from_mdb(rc, "read meta.next_log_no");
+  }
+  MDB_cursor* c = nullptr;
+  rc = mdb_cursor_open(txn, store.dbi(store::Db::kHistory), &c);
+  if (rc != 0) return store::from_mdb(rc, "open a cursor on the history log");
+  MDB_val lk, lv;
+  rc = mdb_cursor_get(c, &lk, &lv, MDB_LAST);
+  mdb_cursor_close(c);
+  if (rc == MDB_NOTFOUND) return next;
+  if (rc != 0) return store::from_mdb(rc, "read the history log's last record");
+  CARREL_ASSIGN_OR_RETURN(uint64_t last, store::decode_u64_key(store::from_val(lk), "history"));
+  return std::max(next, last + 1);
+}
+
 Status apply_to_record(store::ObjectRecord& r, uint64_t no, const LogRecord& s, bool* applied) {
   const LogHeader& h = s.header;
   if (applied != nullptr) *applied = false;

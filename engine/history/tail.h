@@ -42,6 +42,14 @@ constexpr std::string_view kCheckpointLogKey = "checkpoint_log_no";
 // meta.checkpoint_log_no in txn; 1 (the whole log) when never written.
 Result<uint64_t> checkpoint_log_no(MDB_txn* txn, const store::Store& store);
 
+// meta key of a floor for the next log number, written at checkpoints
+// (undo.h (1)).
+constexpr std::string_view kNextLogKey = "next_log_no";
+// undo.h (1): the number the next log record takes in txn: one past the
+// log's last record, or meta.next_log_no when that is larger (1 when neither
+// exists). A malformed meta value or log key is Corruption.
+Result<uint64_t> next_log_no(MDB_txn* txn, const store::Store& store);
+
 // Applies one log record (its summary) under log number no onto r
 // (invariant (2)); *applied tells whether it changed r.
 Status apply_to_record(store::ObjectRecord& r, uint64_t no, const LogRecord& summary,

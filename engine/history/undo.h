@@ -3,8 +3,13 @@
 //
 // Invariants:
 //  (1) Log numbers grow with commit order: a record is appended (MDB_APPEND)
-//      under the number meta.next_log_no names, so one group commit's records
+//      under the next number (tail.h next_log_no: one past the log's last
+//      record, or meta.next_log_no when larger), so one group commit's records
 //      share the log's tail pages, and the log's head is its oldest record.
+//      meta.next_log_no is written only at checkpoints (equal to
+//      meta.checkpoint_log_no then), not per commit: it matters only when
+//      retention deleted the whole log, which it does only below that
+//      checkpoint (tail.h (1)), so no number is ever used twice.
 //  (2) A record holds, for every LMDB key its commit changed, the value that
 //      key had before the commit (or its absence), captured on first touch.
 //  (3) An object's records form a chain, newest first: the object record's

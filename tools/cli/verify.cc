@@ -414,12 +414,20 @@ Status Verifier::run() {
               std::to_string(it->second.no) + " (seq " + std::to_string(it->second.seq) + ")");
     }
   }
-  if (last_no != 0) {
-    auto next = txn_.get(Db::kMeta, "next_log_no");
-    if (!next.is_ok() || !*next || (*next)->size() != 8 || store::read_u64(**next, 0) <= last_no) {
-      problem("meta: next_log_no is missing or not past the log's last record " +
-              std::to_string(last_no));
+  // history/undo.h (1): meta.next_log_no is a floor written at checkpoints;
+  // below meta.checkpoint_log_no, retention could let a number be used twice.
+  if (auto next = txn_.get(Db::kMeta, std::string(history::kNextLogKey)); !next.is_ok()) {
+    problem("meta: next_log_no cannot be read: " + next.status().message());
+  } else if (*next) {
+    auto tail_no = history::checkpoint_log_no(txn_.get(), store_);
+    if ((*next)->size() != 8) {
+      problem("meta: next_log_no is " + std::to_string((*next)->size()) + " bytes, not 8");
+    } else if (tail_no.is_ok() && store::read_u64(**next, 0) < *tail_no) {
+      problem("meta: next_log_no " + std::to_string(store::read_u64(**next, 0)) +
+              " is below checkpoint_log_no " + std::to_string(*tail_no));
     }
+  } else if (last_no != 0 && history::checkpoint_log_no(txn_.get(), store_).value_or(1) > 1) {
+    problem("meta: next_log_no is missing though a checkpoint wrote checkpoint_log_no");
   }
   for (Db db : {Db::kOutbox, Db::kMeta}) {
     CARREL_RETURN_IF_ERROR(walk(db, [](std::string_view, std::string_view) {}));
