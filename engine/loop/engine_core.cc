@@ -255,8 +255,8 @@ Status EngineCore::post_checked(Event event) {
                  "engine_core.h (4): the entry that took the event checked its object");
   // close() waits for posts in progress before it stops the workers, so an
   // event accepted here always finds a worker (seq_cst pairs with close()).
-  InProgress in_progress(posts_in_progress_);
-  if (closing_.load()) {
+  InProgress in_progress(posts_in_progress_, closing_);
+  if (!in_progress.open()) {
     return Status::aborted("engine is closing; event for " + event.object.label() + " not accepted");
   }
   if (options_.read_only) return Status::aborted("engine is open read-only");
@@ -316,8 +316,8 @@ void EngineCore::release_inline(std::shared_ptr<ObjectSlot> slot) {
 }
 
 bool EngineCore::run_inline(Event& event) {
-  InProgress in_progress(posts_in_progress_);  // invariant (1)
-  if (closing_.load() || options_.read_only) return false;
+  InProgress in_progress(posts_in_progress_, closing_);  // invariant (1)
+  if (!in_progress.open() || options_.read_only) return false;
   std::shared_ptr<ObjectSlot> slot = claim_idle(event.object.id);
   if (!slot) return false;
   counters_.turns_inline.fetch_add(1, std::memory_order_relaxed);

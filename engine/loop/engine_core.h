@@ -60,11 +60,25 @@ Status check_object_ref(const ObjectRef& ref, std::string_view use);
 
 class Turn;
 
-// Holds EngineCore::posts_in_progress_ for a scope (close() waits for it to drop).
-struct InProgress {
-  explicit InProgress(std::atomic<int>& n) : n_(n) { n_.fetch_add(1); }
+// Holds EngineCore::posts_in_progress_ for a scope, and says whether the
+// engine was still open once it held it: close() sets closing_ and then
+// waits for the count to drop (both seq_cst), so a holder that saw open()
+// hands its event, batch or task to workers and a committer that take it.
+// Every entry that posts work takes one first and checks open() before it.
+class InProgress {
+ public:
+  InProgress(std::atomic<int>& n, const std::atomic<bool>& closing) : n_(n) {
+    n_.fetch_add(1);
+    open_ = !closing.load();
+  }
   ~InProgress() { n_.fetch_sub(1); }
+  InProgress(const InProgress&) = delete;
+  InProgress& operator=(const InProgress&) = delete;
+  bool open() const { return open_; }
+
+ private:
   std::atomic<int>& n_;
+  bool open_ = false;
 };
 
 class EngineCore {

@@ -212,8 +212,8 @@ Status EngineCore::prune_history_now() {
   CARREL_RETURN_IF_ERROR(check_open());
   // As post_checked: close() waits for this, so the committer takes the task
   // (after it stopped, the task would wait in its queue forever).
-  InProgress in_progress(posts_in_progress_);
-  if (closing_.load()) return Status::aborted("engine is closing");
+  InProgress in_progress(posts_in_progress_, closing_);
+  if (!in_progress.open()) return Status::aborted("engine is closing");
   auto promise = std::make_shared<std::promise<Status>>();
   auto future = promise->get_future();
   int64_t cutoff = prune_cutoff(clock().now_ms(), options_.history_retention_ms);
@@ -260,8 +260,8 @@ Status EngineCore::durable_through(const ObjectRef& object, const SlotWatch& wat
                             "it: ask from another thread");
   }
   // As post_checked: close() waits for this, so the committer takes the batch.
-  InProgress in_progress(posts_in_progress_);
-  if (closing_.load()) return Status::aborted("engine is closing");
+  InProgress in_progress(posts_in_progress_, closing_);
+  if (!in_progress.open()) return Status::aborted("engine is closing");
   auto batch = std::make_unique<CommitBatch>();
   batch->slot = slot;
   batch->object = object;
