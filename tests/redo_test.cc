@@ -103,6 +103,19 @@ Options options_at(const std::string& dir) {
   for (;;) ::pause();
 }
 
+// Discards a lost log, writes k = "after" (durable: its reply came), reports
+// 'y' and waits to be killed; 'n' when any of it failed.
+[[noreturn]] void play_discarder(const char* dir) {
+  Options o = options_at(dir);
+  o.discard_lost_redo_log = true;
+  auto e = Engine::open(o);
+  bool ok = e.is_ok() &&
+            (*e)->run(kRef, [](Context& ctx) { return ctx.kv().put("k", "after"); }).is_ok();
+  char c = ok ? 'y' : 'n';
+  (void)!::write(kReportFd, &c, 1);
+  for (;;) ::pause();
+}
+
 const bool kPlaysRole = [] {
   const char* role = std::getenv(kRoleEnv);
   const char* dir = std::getenv(kDirEnv);
@@ -111,6 +124,7 @@ const bool kPlaysRole = [] {
   if (r == "writer") play_writer(dir);
   if (r == "recoverer") play_recoverer(dir);
   if (r == "slow-recoverer") play_slow_recoverer(dir);
+  if (r == "discarder") play_discarder(dir);
   return false;
 }();
 
@@ -454,6 +468,55 @@ TEST(RedoTest, DiscardingAMissingSegmentRecoversTheCheckpoint) {
   auto again = testing::open_engine(options_at(dir.path()));
   ASSERT_TRUE(again);
   EXPECT_EQ(testing::kv_read(*again, kRef, "k"), "after");
+}
+
+// redo.h (2): records the replay left behind (here: a segment beside a lost
+// one holds records past the gap) are never read as the new log's. The new
+// log numbers its records past them; before, it restarted after the replay,
+// and the recovery after its crash ran on into the discarded records.
+TEST(RedoTest, RecordsLeftBehindByARecoveryAreNotReplayedLater) {
+  TempDir dir;
+  ASSERT_TRUE(write_then_sigkill(dir.path()));
+  lose_unsynced_pages(dir.path());
+  // redo.1 as after a segment switch: records 2.. from offset 0; redo.0,
+  // which held record 1, is lost.
+  const std::string seg0 = dir.path() + "/redo.0";
+  std::string bytes;
+  {
+    std::ifstream f(seg0, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  }
+  ASSERT_GT(bytes.size(), 24u);
+  uint32_t len = 0;  // header: magic u32, number u64, durable u64, length u32 (big-endian)
+  for (int i = 20; i < 24; ++i) len = (len << 8) | static_cast<unsigned char>(bytes[i]);
+  const size_t second = 24 + size_t{len} + 8;  // the header, the payload, the checksum
+  ASSERT_LT(second, bytes.size());
+  std::ofstream(dir.path() + "/redo.1", std::ios::binary | std::ios::trunc) << bytes.substr(second);
+  fs::remove(seg0);
+  ASSERT_EQ(testing::play_role(kRoleEnv, "discarder", kDirEnv, dir.path()), 'y');
+  auto e = testing::open_engine(options_at(dir.path()));
+  ASSERT_TRUE(e);
+  EXPECT_EQ(testing::kv_read(*e, kRef, "k"), "after");
+  EXPECT_EQ(testing::kv_read(*e, kRef, "n50"), "(absent)");
+}
+
+// redo.h (9): without the mark, data.mdb was closed whole, so files left by
+// a close cut short (and an empty redo.ckpt beside them) are garbage, not a
+// loss: the open goes on.
+TEST(RedoTest, LeftoversWithoutTheMarkAreNotALoss) {
+  TempDir dir;
+  ASSERT_TRUE(write_then_sigkill(dir.path()));
+  fs::copy_file(dir.path() + "/redo.0", dir.path() + "/redo.0.keep");
+  {
+    auto e = testing::open_engine(options_at(dir.path()));
+    ASSERT_TRUE(e);
+    ASSERT_TRUE(e->close().is_ok());
+  }
+  fs::rename(dir.path() + "/redo.0.keep", dir.path() + "/redo.0");
+  std::ofstream(dir.path() + "/redo.ckpt").close();
+  auto e = testing::open_engine(options_at(dir.path()));
+  ASSERT_TRUE(e);
+  expect_turns(*e, kTurns);
 }
 
 // redo.h (9): a damaged redo.ckpt beside records, discarded in nosync mode:

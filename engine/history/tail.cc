@@ -33,6 +33,10 @@ Result<uint64_t> next_log_no(MDB_txn* txn, const store::Store& store) {
   } else if (rc != MDB_NOTFOUND) {
     return store::from_mdb(rc, "read meta.next_log_no");
   }
+  // The tail is read from checkpoint_log_no on (invariant (1)): a number
+  // below it would never be read back, whatever meta.next_log_no says.
+  CARREL_ASSIGN_OR_RETURN(uint64_t tail_no, checkpoint_log_no(txn, store));
+  next = std::max(next, tail_no);
   MDB_cursor* c = nullptr;
   rc = mdb_cursor_open(txn, store.dbi(store::Db::kHistory), &c);
   if (rc != 0) return store::from_mdb(rc, "open a cursor on the history log");

@@ -8,6 +8,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -761,26 +762,40 @@ Result<uint64_t> apply_ops(const Store& store, MDB_txn* txn, std::string_view op
   return applied;
 }
 
-// After a segment's records ended at byte `from`: the highest record that a
-// valid record after it says was durable when it was written (2), if any.
-Result<std::optional<uint64_t>> durable_claim_after(int fd, const std::string& path,
-                                                    uint64_t from) {
+// Every valid record found at or after byte `from` of a segment, wherever it
+// starts (the bytes between may be torn or stale): the highest durable
+// claim (2) among them, and the highest number.
+struct Found {
+  std::optional<uint64_t> claim;
+  uint64_t highest = 0;
+};
+Result<Found> records_from(int fd, const std::string& path, uint64_t from) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) return Status::io_error("stat '" + path + "': " + errno_text());
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   constexpr size_t kChunk = size_t{1} << 20;
   std::string magic;
   Writer(&magic).u32(kRecordMagic);
-  std::optional<uint64_t> claim;
-  for (uint64_t at = from + 1; at + kHeaderBytes <= size; at += kChunk) {
+  Found found;
+  for (uint64_t at = from; at + kHeaderBytes <= size; at += kChunk) {
     CARREL_ASSIGN_OR_RETURN(std::string chunk, pread_some(fd, kChunk + 3, at, path));
     for (size_t i = chunk.find(magic); i != std::string::npos && i < kChunk;
          i = chunk.find(magic, i + 1)) {
       CARREL_ASSIGN_OR_RETURN(std::optional<Record> rec, read_record_at(fd, path, at + i));
-      if (rec && (!claim || rec->durable > *claim)) claim = rec->durable;
+      if (!rec) continue;
+      if (!found.claim || rec->durable > *found.claim) found.claim = rec->durable;
+      found.highest = std::max(found.highest, rec->number);
     }
   }
-  return claim;
+  return found;
+}
+
+// After a segment's records ended at byte `from`: the highest record that a
+// valid record after it says was durable when it was written (2), if any.
+Result<std::optional<uint64_t>> durable_claim_after(int fd, const std::string& path,
+                                                    uint64_t from) {
+  CARREL_ASSIGN_OR_RETURN(Found found, records_from(fd, path, from + 1));
+  return found.claim;
 }
 
 }  // namespace
@@ -843,6 +858,18 @@ Result<uint64_t> replay_redo(const Store& store, MDB_txn** txn, uint64_t base,
   return expect - 1;
 }
 
+Result<uint64_t> highest_redo_record(const std::string& dir) {
+  uint64_t highest = 0;
+  for (const char* name : RedoLog::kSegmentNames) {
+    OpenFile f;
+    CARREL_RETURN_IF_ERROR(open_for_reading(dir, name, &f));
+    if (f.fd < 0) continue;
+    CARREL_ASSIGN_OR_RETURN(Found found, records_from(f.fd, f.path, 0));
+    highest = std::max(highest, found.highest);
+  }
+  return highest;
+}
+
 Status remove_redo_files(const std::string& dir) {
   bool removed = false;
   // redo.ckpt first, durably: segments without it are never read, and a
@@ -863,8 +890,10 @@ Status remove_redo_files(const std::string& dir) {
 }
 
 Status reset_redo_files(const std::string& dir) {
+  // The segments first: an empty redo.ckpt beside records would read as a
+  // damaged one (9).
   for (const char* name :
-       {RedoLog::kCheckpointName, RedoLog::kSegmentNames[0], RedoLog::kSegmentNames[1]}) {
+       {RedoLog::kSegmentNames[0], RedoLog::kSegmentNames[1], RedoLog::kCheckpointName}) {
     const std::string path = dir + "/" + name;
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) return Status::io_error("create '" + path + "': " + errno_text());
@@ -897,7 +926,9 @@ std::string lost_redo_files(const RedoState& state, bool marked) {
   if (state.present && !state.missing_segment.empty()) {
     return state.missing_segment + " is missing beside a valid redo.ckpt";
   }
-  if (!state.present && state.checkpoint_file && state.segment_records) {
+  // Without the mark, data.mdb was closed with everything in it (the mark's
+  // deletion is durable before any file goes): leftovers are garbage.
+  if (!state.present && state.checkpoint_file && state.segment_records && marked) {
     return "redo.ckpt holds no valid checkpoint while redo.0 or redo.1 holds records";
   }
   if (!state.present && !state.checkpoint_file && marked) {

@@ -79,10 +79,11 @@
 //      operator removed or damaged are found at the next open (lost_redo_files;
 //      a read-only open with no writer alive looks twice, since a writer
 //      starting or closing beside it changes what one look reads):
-//      the mark with no redo.ckpt; a redo.ckpt with no valid slot beside a
-//      segment that holds a record (a log cut short between its mark and its
-//      first checkpoint has no record yet); a valid checkpoint with a segment
-//      missing. The open is refused with Corruption naming what is missing,
+//      the mark with no redo.ckpt; the mark and a redo.ckpt with no valid slot
+//      beside a segment that holds a record (a log cut short between its mark
+//      and its first checkpoint has no record yet); a valid checkpoint with a
+//      segment missing. Without the mark, leftover files are garbage: data.mdb
+//      was closed whole. The open is refused with Corruption naming what is missing,
 //      unless it was told to discard the log (Options::discard_lost_redo_log):
 //      then a valid checkpoint is recovered with the records that follow it
 //      without a gap, or, with none valid, data.mdb as it was last written is
@@ -320,6 +321,11 @@ std::string encode_redo_slot(const RedoCheckpoint& c);
 // Removes the redo files (a store opened without the log after recovery):
 // redo.ckpt first, then the directory is synced.
 Status remove_redo_files(const std::string& dir);
+// Invariant (2): the highest-numbered valid record either segment holds,
+// wherever in it (0: none). A log started after recovery numbers its records
+// past it, so a record left behind (after a torn one, or in a segment beside a
+// lost one) is never read as one of the new log's.
+Result<uint64_t> highest_redo_record(const std::string& dir);
 // Invariant (9): the files a new log writes, created or emptied in place
 // (each synced), then the directory synced.
 Status reset_redo_files(const std::string& dir);

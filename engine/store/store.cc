@@ -436,6 +436,13 @@ Status Store::start_redo(const RedoState& redo, bool use_redo, bool marked) {
   MDB_envinfo info{};
   rc = mdb_env_info(env_, &info);
   if (rc != 0) return from_mdb(rc, "mdb_env_info");
+  // redo.h (2): records past the replay (a torn record's successors, or a
+  // segment's beside a lost one) were not replayed; the new log's numbers
+  // start past them, so none is ever taken for a record of the new log.
+  if (redo.present) {
+    CARREL_ASSIGN_OR_RETURN(uint64_t highest, highest_redo_record(dir_));
+    last = std::max(last, highest);
+  }
   CARREL_ASSIGN_OR_RETURN(redo_, RedoLog::start(*this, redo.present ? redo.checkpoint.number + 1 : 1,
                                                 info.me_last_txnid, last));
   return Status::ok();

@@ -355,13 +355,12 @@ Status Verifier::run() {
     uint64_t no = 0, seq = 0;
   };
   std::map<ObjectId, ChainEnd> newest;
-  uint64_t first_no = 0, last_no = 0;
+  uint64_t first_no = 0;
   CARREL_RETURN_IF_ERROR(walk(Db::kHistory, [&](std::string_view k, std::string_view v) {
     auto key_no = store::decode_u64_key(k, "history");
     if (!key_no.is_ok()) return history_problem("", key_no.status());
     uint64_t no = *key_no;
     if (first_no == 0) first_no = no;
-    last_no = no;
     auto rec = history::LogRecord::decode_header(v);
     if (!rec.is_ok()) {
       return problem("history: record " + std::to_string(no) + ": " + rec.status().message());
@@ -426,7 +425,7 @@ Status Verifier::run() {
       problem("meta: next_log_no " + std::to_string(store::read_u64(**next, 0)) +
               " is below checkpoint_log_no " + std::to_string(*tail_no));
     }
-  } else if (last_no != 0 && history::checkpoint_log_no(txn_.get(), store_).value_or(1) > 1) {
+  } else if (history::checkpoint_log_no(txn_.get(), store_).value_or(1) > 1) {
     problem("meta: next_log_no is missing though a checkpoint wrote checkpoint_log_no");
   }
   for (Db db : {Db::kOutbox, Db::kMeta}) {
