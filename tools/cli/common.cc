@@ -138,14 +138,11 @@ Status check_dir(const Globals& g) {
 Result<store::RedoRecovery> recover_unclean(const Globals& g) {
   CARREL_ASSIGN_OR_RETURN(store::RedoState state, store::read_redo_state(g.dir));
   if (!state.present || store::Store::writer_alive(g.dir)) return store::RedoRecovery{};
-  // redo.h (9): a segment missing beside the checkpoint; the writable open
-  // refuses it, naming what is lost.
-  if (!store::lost_redo_files(state, /*marked=*/true).empty()) {
-    return open_engine_unchecked(g, /*read_only=*/false).status();
-  }
   // The checkpoint's own copy of T's meta page: data.mdb's meta slots may
   // have moved past T, or be torn (recovery writes T's back).
   CARREL_RETURN_IF_ERROR(check_env_tree_at(g.dir, state.checkpoint.meta));
+  // A segment missing beside the checkpoint: this open refuses it, naming
+  // what is lost (redo.h (9)).
   CARREL_ASSIGN_OR_RETURN(auto engine, open_engine_unchecked(g, /*read_only=*/false));
   store::RedoRecovery done = store_of(*engine).recovery();
   CARREL_RETURN_IF_ERROR(engine->close());  // a clean close: data.mdb alone
