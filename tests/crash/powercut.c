@@ -48,8 +48,9 @@ enum { kMaxFd = 4096, kUntracked = 0, kTracked = 1, kTrackedSync = 2 };
 
 struct pending {
   unsigned long long number;  // the file's writes recorded before this one, plus one
-  off_t offset;
+  off_t offset;               // a truncation: the length it left
   size_t length;
+  int truncation;             // an ftruncate, not a write
   struct pending* next;
   unsigned char bytes[];
 };
@@ -221,6 +222,7 @@ static void record(int fd, const struct iovec* iov, int iovcnt, size_t n, off_t 
   if (!p) die("malloc");
   p->offset = off;
   p->length = n;
+  p->truncation = 0;
   p->next = NULL;
   size_t done = 0;
   for (int i = 0; i < iovcnt && done < n; ++i) {
@@ -273,7 +275,10 @@ static void synced(int fd, unsigned long long upto) {
     struct pending* p = f->head;
     f->head = p->next;
     if (!f->head) f->tail = &f->head;
-    if (!ignore_sync) write_all(f->shadow_fd, p->bytes, p->length, p->offset);
+    if (!ignore_sync && p->truncation && REAL(ftruncate)(f->shadow_fd, p->offset) != 0) {
+      die("ftruncate the shadow file");
+    }
+    if (!ignore_sync && !p->truncation) write_all(f->shadow_fd, p->bytes, p->length, p->offset);
     free(p);
   }
   if (!ignore_sync && REAL(fsync)(f->shadow_fd) != 0) die("fsync the shadow file");
@@ -411,7 +416,26 @@ int msync(void* addr, size_t n, int flags) {
   return REAL(msync)(addr, n, flags);
 }
 
+// A truncation is pending like a write, in order with them, until a sync
+// covers it (the redo log empties its files in place: redo.h (9)).
 int ftruncate(int fd, off_t length) {
-  if (is_tracked(fd)) fprintf(stderr, "carrel-powercut: ftruncate of a tracked file is not modelled\n");
-  return REAL(ftruncate)(fd, length);
+  int rc = REAL(ftruncate)(fd, length);
+  if (rc != 0 || !is_tracked(fd)) return rc;
+  struct pending* p = malloc(sizeof *p);
+  if (!p) die("malloc");
+  p->offset = length;
+  p->length = 0;
+  p->truncation = 1;
+  p->next = NULL;
+  pthread_mutex_lock(&mutex);
+  struct file* f = &files[file_of[fd]];
+  if (!tracked[fd]) {  // unlinked meanwhile
+    free(p);
+  } else {
+    p->number = ++f->recorded;
+    *f->tail = p;
+    f->tail = &p->next;
+  }
+  pthread_mutex_unlock(&mutex);
+  return 0;
 }
