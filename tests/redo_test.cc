@@ -894,5 +894,163 @@ TEST(RedoFaultTest, BookmarkOnTheCommitterThreadIsRefusedNotAHang) {
   EXPECT_TRUE(other.get().is_ok());
 }
 
+// ---- how groups gather while the log syncs (committer.h (9)) -------------
+
+// Holds each armed sync of the redo log's segment until its release: unlike
+// SyncGate, it may be armed again.
+class SyncHolds {
+ public:
+  RedoFaultHook hook() {
+    return [this](RedoStep step) {
+      if (step != RedoStep::kSync) return Status::ok();
+      std::unique_lock<std::mutex> lock(mutex_);
+      if (armed_ == held_) return Status::ok();
+      const int mine = ++held_;
+      cv_.notify_all();
+      cv_.wait(lock, [&] { return released_ >= mine; });
+      return Status::ok();
+    };
+  }
+  void arm() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++armed_;
+  }
+  // The n-th armed sync is being held.
+  bool wait_held(int n) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    return cv_.wait_for(lock, testing::kEventuallyWait, [&] { return held_ >= n; });
+  }
+  void release_all() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    released_ = held_ = armed_;
+    cv_.notify_all();
+  }
+  void release(int n) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    released_ = n;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  int armed_ = 0;
+  int held_ = 0;
+  int released_ = 0;
+};
+
+// The turns of each commit, as the commit hook saw them.
+class GroupSizes {
+ public:
+  CommitHook hook() {
+    return [this](const CommitInfo& info) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      sizes_.push_back(info.turns);
+      cv_.notify_all();
+      return Status::ok();
+    };
+  }
+  // The n-th commit's turns; 0 when it did not come in time.
+  size_t wait_for(size_t n, std::chrono::milliseconds within = testing::kEventuallyWait) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (!cv_.wait_for(lock, within, [&] { return sizes_.size() >= n; })) return 0;
+    return sizes_[n - 1];
+  }
+  size_t count() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return sizes_.size();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<size_t> sizes_;
+};
+
+// Commits a group of three while a sync is held, so that the next group
+// gathers up to three; `holds` then holds the sync of that group (the
+// third hold). Null on a failed setup.
+struct GatherSetup {
+  GatherSetup() { store::RedoLog::hold_checkpoints_for_tests(true); }
+  ~GatherSetup() {
+    holds.release_all();  // a failed check never leaves a sync held
+    for (auto& t : turns) {
+      if (t.valid()) (void)t.wait_for(testing::kEventuallyWait);
+    }
+    engine.reset();
+    store::RedoLog::hold_checkpoints_for_tests(false);
+  }
+  std::future<Status> submit(int i) {
+    return engine->submit(ObjectRef::named("Gather", std::to_string(i)),
+                          [](Context& ctx) { return ctx.kv().put("k", "v"); });
+  }
+  TempDir dir;
+  SyncHolds holds;
+  GroupSizes groups;
+  std::unique_ptr<Engine> engine;
+  std::vector<std::future<Status>> turns;
+  size_t first_after = 0;  // the number of the commit after the group of three
+};
+
+std::unique_ptr<GatherSetup> commit_a_group_of_three() {
+  auto g = std::make_unique<GatherSetup>();
+  Options o = options_at(g->dir.path());
+  o.redo_fault_hook = g->holds.hook();
+  o.commit_hook = g->groups.hook();
+  g->engine = testing::open_engine(o);
+  if (!g->engine) return nullptr;
+  const size_t before = g->groups.count();
+  g->holds.arm();
+  g->turns.push_back(g->submit(0));  // its sync is held
+  if (!g->holds.wait_held(1) || g->groups.wait_for(before + 1) != 1) return nullptr;
+  g->turns.push_back(g->submit(1));  // commits alone, and its record waits for a sync
+  if (g->groups.wait_for(before + 2) != 1) return nullptr;
+  for (int i = 2; i <= 4; ++i) g->turns.push_back(g->submit(i));  // these gather
+  // Time for them to queue; were they committed meanwhile, the check below fails.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  g->holds.arm();
+  g->holds.release(1);  // the next sync begins with turn 1 and is held
+  if (!g->holds.wait_held(2) || g->groups.wait_for(before + 3) != 3) return nullptr;
+  g->holds.arm();
+  g->holds.release(2);  // the sync of the group of three begins, and is held
+  if (!g->holds.wait_held(3)) return nullptr;
+  g->first_after = before + 4;
+  return g;
+}
+
+// While the sync runs, a group gathers until as many batches wait as the
+// last group held, rather than committing the first one that arrives.
+TEST(RedoGroupTest, WhileASyncRunsTheNextGroupGathersAsManyAsTheLastOne) {
+  auto g = commit_a_group_of_three();
+  ASSERT_TRUE(g);
+  g->turns.push_back(g->submit(5));
+  EXPECT_EQ(g->groups.wait_for(g->first_after, std::chrono::milliseconds(200)), 0u)
+      << "a lone batch was committed while the sync ran and fewer waited than the last group";
+  g->turns.push_back(g->submit(6));
+  g->turns.push_back(g->submit(7));
+  EXPECT_EQ(g->groups.wait_for(g->first_after), 3u);
+  g->holds.release_all();
+  for (auto& t : g->turns) {
+    ASSERT_EQ(t.wait_for(testing::kEventuallyWait), std::future_status::ready);
+    EXPECT_TRUE(t.get().is_ok());
+  }
+}
+
+// ... and the gathering lasts no longer than the sync: when it returns, what
+// waits commits, however few.
+TEST(RedoGroupTest, TheGatheringEndsWhenTheSyncReturns) {
+  auto g = commit_a_group_of_three();
+  ASSERT_TRUE(g);
+  g->turns.push_back(g->submit(5));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  g->holds.release(3);
+  EXPECT_EQ(g->groups.wait_for(g->first_after), 1u);
+  g->holds.release_all();
+  for (auto& t : g->turns) {
+    ASSERT_EQ(t.wait_for(testing::kEventuallyWait), std::future_status::ready);
+    EXPECT_TRUE(t.get().is_ok());
+  }
+}
+
 }  // namespace
 }  // namespace carrel

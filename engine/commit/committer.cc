@@ -123,9 +123,12 @@ void Committer::run() {
       synced_moved_ = false;
       linger();
       // Invariant (9): while a written group waits for a sync that has not
-      // begun, the next group gathers; each sync (begun or done) wakes this.
+      // begun, or a sync runs and fewer batches wait than the last group
+      // held, the next group gathers; each sync (begun or done) wakes this.
       while (!stopping_ && !queue_.empty() && queue_.front().batch && redo &&
-             redo->backlogged() && queue_.size() < kGroupBatchesMax) {
+             queue_.size() < kGroupBatchesMax &&
+             (redo->backlogged() ||
+              (redo->sync_in_flight() && queue_.size() < last_group_batches_))) {
         cv_.wait(mutex_);
       }
       if (!queue_.empty() && !queue_.front().batch) {
@@ -158,6 +161,7 @@ void Committer::run() {
     }
     if (group.front().batch && !linger_) {
       commit_group(group);
+      last_group_batches_ = group.size();
     } else if (group.front().batch) {
       // Invariant (8): what the next linger is measured against.
       const auto begin = std::chrono::steady_clock::now();

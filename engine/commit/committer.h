@@ -49,7 +49,15 @@
 //      the record is written (not synced) and the commit's Release waits in
 //      `waiting_`, in commit order, until the log's syncer thread covered its
 //      record (redo.h (1)): the committer goes on to the next group at once,
-//      and one sync covers every group written while the last one ran.
+//      and one sync covers every group written while the last one ran. The
+//      next group gathers while a written record waits for a sync to begin,
+//      and while a sync runs with fewer batches queued than the last group
+//      held (bounded by that sync; after a group of one, never): a group
+//      then holds what arrived during the whole sync, not what arrived by
+//      the time it began.
+//      Measured (kv-write sync, 1000 objects, 64 clients): 15 -> 22 turns a
+//      group, ioB/turn 9.5 -> 8.6 KB (1.37x -> 1.28x lmdb-raw's at the same
+//      batch), throughput within noise.
 //      (6)'s holding and (8)'s linger never apply. A commit with no record (a
 //      maintenance task) is followed by a checkpoint, which covers everything
 //      waiting. A broken log fails what waits, then every later commit and
@@ -188,7 +196,7 @@ class Committer {
   uint64_t synced_number_ = 0;      // committer thread only: commits up to it are durable (6)
   std::optional<Release> held_;     // committer thread only: the commit (6) waits on
   const bool linger_;               // Options::group_commit_linger, sync mode only (8)
-  size_t last_group_batches_ = 0;   // committer thread only: the last commit's batches (8)
+  size_t last_group_batches_ = 0;   // committer thread only: the last commit's batches (8), (9)
   int64_t last_commit_us_ = 0;      // committer thread only: how long it took (8)
 
   Mutex mutex_;

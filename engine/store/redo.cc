@@ -421,6 +421,11 @@ bool RedoLog::backlogged() const {
   return broken_.is_ok() && written_ > syncing_;
 }
 
+bool RedoLog::sync_in_flight() const {
+  MutexLock lock(mutex_);
+  return broken_.is_ok() && syncing_ > synced_;
+}
+
 uint64_t RedoLog::synced() const {
   MutexLock lock(mutex_);
   return synced_;

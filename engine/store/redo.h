@@ -189,6 +189,8 @@ class RedoLog {
   // A written record waits for a sync that has not begun: another commit
   // now would only join it (committer.h (9) waits instead). False when broken.
   bool backlogged() const;
+  // A sync has begun and not yet returned.
+  bool sync_in_flight() const;
   // Called on the syncer thread when a sync begins and after it moved
   // synced(), and when the log breaks; set before the first append, cleared before the
   // callee goes away.
