@@ -980,6 +980,14 @@ struct GatherSetup {
     engine.reset();
     store::RedoLog::hold_checkpoints_for_tests(false);
   }
+  // Lets every held sync go; then every turn submitted must have succeeded.
+  void release_and_expect_every_turn_ok() {
+    holds.release_all();
+    for (auto& t : turns) {
+      ASSERT_EQ(t.wait_for(testing::kEventuallyWait), std::future_status::ready);
+      EXPECT_TRUE(t.get().is_ok());
+    }
+  }
   std::future<Status> submit(int i) {
     return engine->submit(ObjectRef::named("Gather", std::to_string(i)),
                           [](Context& ctx) { return ctx.kv().put("k", "v"); });
@@ -1006,8 +1014,8 @@ std::unique_ptr<GatherSetup> commit_a_group_of_three() {
   g->turns.push_back(g->submit(1));  // commits alone, and its record waits for a sync
   if (g->groups.wait_for(before + 2) != 1) return nullptr;
   for (int i = 2; i <= 4; ++i) g->turns.push_back(g->submit(i));  // these gather
-  // Time for them to queue; were they committed meanwhile, the check below fails.
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  detail::Committer& committer = g->engine->core()->committer();
+  if (!testing::eventually([&] { return committer.queued() == 3; })) return nullptr;
   g->holds.arm();
   g->holds.release(1);  // the next sync begins with turn 1 and is held
   if (!g->holds.wait_held(2) || g->groups.wait_for(before + 3) != 3) return nullptr;
@@ -1029,15 +1037,12 @@ TEST(RedoGroupTest, WhileASyncRunsTheNextGroupGathersAsManyAsTheLastOne) {
   g->turns.push_back(g->submit(6));
   g->turns.push_back(g->submit(7));
   EXPECT_EQ(g->groups.wait_for(g->first_after), 3u);
-  g->holds.release_all();
-  for (auto& t : g->turns) {
-    ASSERT_EQ(t.wait_for(testing::kEventuallyWait), std::future_status::ready);
-    EXPECT_TRUE(t.get().is_ok());
-  }
+  g->release_and_expect_every_turn_ok();
 }
 
 // ... and the gathering lasts no longer than the sync: when it returns, what
-// waits commits, however few.
+// waits commits, however few (a liveness rule: it held before the gathering
+// too).
 TEST(RedoGroupTest, TheGatheringEndsWhenTheSyncReturns) {
   auto g = commit_a_group_of_three();
   ASSERT_TRUE(g);
@@ -1045,11 +1050,28 @@ TEST(RedoGroupTest, TheGatheringEndsWhenTheSyncReturns) {
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   g->holds.release(3);
   EXPECT_EQ(g->groups.wait_for(g->first_after), 1u);
-  g->holds.release_all();
-  for (auto& t : g->turns) {
-    ASSERT_EQ(t.wait_for(testing::kEventuallyWait), std::future_status::ready);
-    EXPECT_TRUE(t.get().is_ok());
-  }
+  g->release_and_expect_every_turn_ok();
+}
+
+// ... and while it gathers, what an earlier sync made durable is released at
+// once, not held until the next sync returns.
+TEST(RedoGroupTest, WhatASyncCoveredIsReleasedWhileTheNextGroupGathers) {
+  auto g = commit_a_group_of_three();
+  ASSERT_TRUE(g);
+  // Turns 5-7 fill a group (3) that commits while the sync of 2-4 is held.
+  for (int i = 5; i <= 7; ++i) g->turns.push_back(g->submit(i));
+  ASSERT_EQ(g->groups.wait_for(g->first_after), 3u);
+  detail::Committer& committer = g->engine->core()->committer();
+  g->turns.push_back(g->submit(8));  // alone: it gathers behind the next sync
+  ASSERT_TRUE(testing::eventually([&] { return committer.queued() == 1; }));
+  g->holds.arm();
+  g->holds.release(3);  // 2-4 are durable; the sync of 5-7 begins, and is held
+  ASSERT_TRUE(g->holds.wait_held(4));
+  // g->turns[2] is turn 2's. Its release takes milliseconds; held, it came
+  // ~10 s later.
+  EXPECT_EQ(g->turns[2].wait_for(std::chrono::seconds(3)), std::future_status::ready)
+      << "turn 2's sync returned, but its reply waits for the next one";
+  g->release_and_expect_every_turn_ok();
 }
 
 }  // namespace

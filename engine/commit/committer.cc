@@ -19,6 +19,11 @@ std::atomic<bool> g_release_before_sync{false};
 thread_local const Committer* tl_committer = nullptr;
 }  // namespace
 
+size_t Committer::queued() const {
+  MutexLock lock(mutex_);
+  return queue_.size();
+}
+
 bool Committer::on_committer_thread() const {
   return tl_committer == this;
 }
@@ -45,6 +50,7 @@ EngineStats Counters::snapshot() const {
   s.alarms_failed = r(alarms_failed);
   s.messages_delivered = r(messages_delivered);
   s.turns_inline = r(turns_inline);
+  s.commits_on_caller = r(commits_on_caller);
   s.dead_readers_cleared = r(dead_readers_cleared);
   return s;
 }
@@ -90,6 +96,45 @@ void Committer::submit(std::unique_ptr<CommitBatch> batch) {
   cv_.notify_one();
 }
 
+void Committer::submit_or_commit_here(std::unique_ptr<CommitBatch> batch) {
+  if (sync_ || hook_ || on_committer_thread()) {  // invariant (10)
+    submit(std::move(batch));
+    return;
+  }
+  {
+    MutexLock lock(mutex_);
+    // Invariant (10): only while callers come one at a time; under load
+    // the thread's groups batch them.
+    if (role_taken_ || stopping_ || !queue_.empty() || last_group_batches_ > 1) {
+      queue_.push_back(Item{std::move(batch), {}, {}});
+      lock.unlock();
+      cv_.notify_one();
+      return;
+    }
+    role_taken_ = true;  // invariant (1)
+  }
+  std::vector<Item> group;
+  group.push_back(Item{std::move(batch), {}, {}});
+  counters_.commits_on_caller.fetch_add(1, std::memory_order_relaxed);
+  tl_committer = this;
+  commit_group(group);
+  tl_committer = nullptr;
+  free_role(1);
+}
+
+void Committer::free_role(size_t group_batches) {
+  bool wake;
+  {
+    MutexLock lock(mutex_);
+    role_taken_ = false;
+    if (group_batches > 0) last_group_batches_ = group_batches;
+    // The thread waits while the role is taken only when it has work; an
+    // idle one is not woken for nothing (a futex wake of another core).
+    wake = !queue_.empty() || stopping_ || synced_moved_;
+  }
+  if (wake) cv_.notify_one();
+}
+
 void Committer::submit_task(MaintenanceTask task, std::function<void(const Status&)> done) {
   {
     MutexLock lock(mutex_);
@@ -119,19 +164,32 @@ void Committer::run() {
       MutexLock lock(mutex_);
       // Invariant (6): a held commit waits for the next group only while one is queued.
       // Invariant (9): a sync of the redo log wakes it to release what it covers.
-      while (!stopping_ && queue_.empty() && !held_ && !synced_moved_) cv_.wait(mutex_);
+      // Invariant (1): a caller holding the role (10) hands it back, then notifies.
+      while ((!stopping_ && queue_.empty() && !held_ && !synced_moved_) || role_taken_) {
+        cv_.wait(mutex_);
+      }
       synced_moved_ = false;
       linger();
       // Invariant (9): while a written group waits for a sync that has not
       // begun, or a sync runs and fewer batches wait than the last group
       // held, the next group gathers; each sync (begun or done) wakes this.
+      // A sync that returned meanwhile first releases what it covered.
+      bool release_first = false;
       while (!stopping_ && !queue_.empty() && queue_.front().batch && redo &&
              queue_.size() < kGroupBatchesMax &&
              (redo->backlogged() ||
               (redo->sync_in_flight() && queue_.size() < last_group_batches_))) {
+        if (synced_moved_) {
+          synced_moved_ = false;
+          release_first = true;
+          break;
+        }
         cv_.wait(mutex_);
       }
-      if (!queue_.empty() && !queue_.front().batch) {
+      role_taken_ = true;  // invariant (1): free_role() at the end of this round
+      if (release_first) {
+        // Takes no group: the next round gathers again.
+      } else if (!queue_.empty() && !queue_.front().batch) {
         group.push_back(std::move(queue_.front()));
         queue_.pop_front();
       } else {
@@ -145,34 +203,40 @@ void Committer::run() {
         }
       }
       stopping = stopping_;
+      // The gathering above ended on a sync, not on a group: not the stop's turn yet.
+      if (release_first) stopping = false;
     }
     release_synced();
     if (group.empty()) {
-      if (!held_ && !stopping) continue;  // woken by a sync of the redo log (9)
+      if (!held_ && !stopping) {  // woken by a sync of the redo log (9)
+        free_role(0);
+        continue;
+      }
       if (!held_) {  // stopping: everything queued is committed, synced and released
         checkpoint_at_stop();
         close_redo();
-        return;
+        return;  // the role stays taken: no caller commits after the stop (10)
       }
       // Invariant (6): nothing waits to cover the held commit, so sync now. A
       // failure reaches the held turns' callers; nobody else is waiting on it.
       (void)sync_and_release();
+      free_role(0);
       continue;
     }
+    const size_t batches = group.front().batch ? group.size() : 0;  // commit_group takes them
     if (group.front().batch && !linger_) {
       commit_group(group);
-      last_group_batches_ = group.size();
     } else if (group.front().batch) {
       // Invariant (8): what the next linger is measured against.
       const auto begin = std::chrono::steady_clock::now();
       commit_group(group);
-      last_group_batches_ = group.size();
       last_commit_us_ = std::chrono::duration_cast<std::chrono::microseconds>(
                             std::chrono::steady_clock::now() - begin)
                             .count();
     } else {
       run_task(group.front());
     }
+    free_role(batches);
   }
 }
 

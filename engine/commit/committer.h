@@ -1,7 +1,11 @@
-// The committer: the one thread that writes to LMDB.
+// The committer: the one role that writes to LMDB.
 //
 // Invariants:
-//  (1) Only the committer thread begins LMDB write transactions.
+//  (1) Only the holder of the committer role begins LMDB write transactions:
+//      the committer thread, or a caller committing its own batch (10). The
+//      role is taken under mutex_ with the group it commits, and handed back
+//      under it; what the comments below call committer-thread-only state
+//      belongs to the role's holder.
 //  (2) Group commit: each write transaction takes every batch waiting when it
 //      begins (up to kGroupBatchesMax / kGroupBytesMax), from all objects, and
 //      commits them with one fsync (sync mode). The batch is whatever queued
@@ -65,6 +69,20 @@
 //      a commit whose record was never written, or whose sync failed; the
 //      store then takes no new snapshot either, Store::begin_read). stop()
 //      ends with a checkpoint and closes the log, leaving data.mdb alone.
+//  (10) Commit on the caller's thread (nosync, no Options::commit_hook). A
+//      caller that waits for its own turn's reply (Engine::run,
+//      call_blocking: submit_or_commit_here) commits its batch itself when
+//      the role is free, nothing is queued and the last group held one batch
+//      (callers come one at a time; under load the thread's groups batch
+//      them, and a caller's commit of one would halve them): a group of one, in queue
+//      order (5) since nothing waits before it, released on that thread, so
+//      neither the committer nor the caller sleeps and wakes for it. Handing
+//      a turn to an idle committer cost two cross-thread wakes, most of a
+//      one-insert turn on a 2-core VM. Sync mode keeps the thread: a sync
+//      commit's release waits for the log's syncer (9) or the next commit
+//      (6), which the committer thread follows. The commit hook, documented
+//      to run on the committer's thread, keeps that too. The caller counts as
+//      the committer's thread while it holds the role (on_committer_thread).
 #pragma once
 
 #include <deque>
@@ -120,13 +138,19 @@ class Committer {
   void start();
   // Thread-safe. The batch's outputs run on the committer thread.
   void submit(std::unique_ptr<CommitBatch> batch);
+  // Invariant (10): commits the batch on this thread when the role is free
+  // and nothing is queued (nosync, no commit hook); its outputs then run
+  // here before this returns. Otherwise as submit().
+  void submit_or_commit_here(std::unique_ptr<CommitBatch> batch);
   // Thread-safe. Runs in its own write transaction; done gets the result.
   void submit_task(MaintenanceTask task, std::function<void(const Status&)> done);
   // Commits everything queued, then stops the thread. Idempotent.
   void stop();
-  // The caller is this committer's thread (outputs run there): it must never
-  // wait for a commit.
+  // The caller is this committer's thread (outputs run there), or holds the
+  // role (10): it must never wait for a commit.
   bool on_committer_thread() const;
+  // Thread-safe: batches and tasks waiting for the role (tests, stats).
+  size_t queued() const;
 
  private:
   struct Item {
@@ -142,6 +166,9 @@ class Committer {
     std::optional<int64_t> earliest_alarm;
   };
   void run();
+  // Invariant (1): hands the role back and lets the thread take what queued;
+  // a round that committed batches records how many (8), (9), (10).
+  void free_role(size_t group_batches);
   // Invariant (8): waits (mutex_ held) while the queue is shorter than the last group.
   void linger() REQUIRES(mutex_);
   void commit_group(std::vector<Item>& group);
@@ -196,13 +223,14 @@ class Committer {
   uint64_t synced_number_ = 0;      // committer thread only: commits up to it are durable (6)
   std::optional<Release> held_;     // committer thread only: the commit (6) waits on
   const bool linger_;               // Options::group_commit_linger, sync mode only (8)
-  size_t last_group_batches_ = 0;   // committer thread only: the last commit's batches (8), (9)
   int64_t last_commit_us_ = 0;      // committer thread only: how long it took (8)
 
-  Mutex mutex_;
+  mutable Mutex mutex_;
   CondVar cv_;
   std::deque<Item> queue_ GUARDED_BY(mutex_);
   bool stopping_ GUARDED_BY(mutex_) = false;
+  bool role_taken_ GUARDED_BY(mutex_) = false;  // invariant (1)
+  size_t last_group_batches_ GUARDED_BY(mutex_) = 0;  // the last commit's batches (8), (9), (10)
   bool synced_moved_ GUARDED_BY(mutex_) = false;  // (9): the redo log synced since the last look
   std::thread thread_;
 };

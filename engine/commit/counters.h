@@ -14,7 +14,7 @@ struct Counters {
   std::atomic<uint64_t> fsyncs{0}, bytes_written{0};
   std::atomic<uint64_t> active_objects{0}, evictions{0}, mailbox_rejections{0};
   std::atomic<uint64_t> alarms_delivered{0}, alarms_failed{0}, messages_delivered{0};
-  std::atomic<uint64_t> turns_inline{0};
+  std::atomic<uint64_t> turns_inline{0}, commits_on_caller{0};
   std::atomic<uint64_t> dead_readers_cleared{0};
 
   EngineStats snapshot() const;

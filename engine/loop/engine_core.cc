@@ -321,6 +321,7 @@ bool EngineCore::run_inline(Event& event) {
   std::shared_ptr<ObjectSlot> slot = claim_idle(event.object.id);
   if (!slot) return false;
   counters_.turns_inline.fetch_add(1, std::memory_order_relaxed);
+  event.on_caller_thread = true;
   run_event(slot, event);  // invariant (3)
   release_inline(std::move(slot));
   return true;

@@ -60,6 +60,9 @@ struct Event {
   uint64_t message_no = 0;                     // kMessage
   uint64_t restore_seq = 0;                    // kRestore
   int64_t restore_time_ms = 0;                 // kRestore: the bookmark's time, checked
+  // Run on the thread of the caller that waits for its reply (run_inline):
+  // the turn's commits may run there too (committer.h (10)).
+  bool on_caller_thread = false;
 };
 
 // KV and alarm writes of sealed commits that are not yet durable

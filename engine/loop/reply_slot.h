@@ -13,7 +13,8 @@
 //  (3) The waiter sleeps only after it marked the word kSleeping, and fill()
 //      wakes only when it found that mark: a reply that arrives before the
 //      waiter gives up costs no system call on either side.
-//  (4) A waiter that slept yields once after it woke. Its filler is usually
+//  (4) A waiter that marked the word (slept, or was about to) yields once
+//      when it sees the value. Its filler is usually
 //      the committer, in the middle of releasing a group; with more runnable
 //      threads than cores the woken caller would otherwise preempt it there
 //      and run its next turn while the serial part of the engine waits.
@@ -49,6 +50,10 @@ class ReplySlot {
   ReplySlot& operator=(const ReplySlot&) = delete;
 
   void fill(T value) {
+    // Checked before the write: a second fill must not overwrite a value the
+    // waiter may be moving out.
+    CARREL_ASSERT(state_.load(std::memory_order_relaxed) != kFilled,
+                  "reply_slot.h (1): a reply slot is filled exactly once");
     // Only this call writes value_; the waiter reads it after the exchange
     // below, which orders the write before that read (release -> acquire).
     value_.emplace(std::move(value));
@@ -66,12 +71,12 @@ class ReplySlot {
     // Sleeps only while the word still reads kSleeping; a wake with the word
     // unchanged (spurious, or a stale one meant for this address's last user)
     // loops back into the wait.
-    const bool slept = s != kFilled;
+    const bool marked = s != kFilled;  // it went to sleep, or was about to
     while (s != kFilled) {
       futex(&state_, FUTEX_WAIT_PRIVATE, kSleeping);
       s = state_.load(std::memory_order_acquire);
     }
-    if (slept) sched_yield();  // invariant (4)
+    if (marked) sched_yield();  // invariant (4)
     return std::move(*value_);
   }
 

@@ -373,7 +373,11 @@ void Turn::release_after_durable(std::unique_ptr<CommitBatch> batch,
   // Output gate for a turn that wrote nothing but read state still in flight.
   if (!batch) batch = output_batch();
   for (auto& out : outputs) batch->outputs.push_back(std::move(out));
-  core_.committer().submit(std::move(batch));
+  if (event_.on_caller_thread) {
+    core_.committer().submit_or_commit_here(std::move(batch));  // committer.h (10)
+  } else {
+    core_.committer().submit(std::move(batch));
+  }
 }
 
 Status Turn::wait_durable(std::unique_ptr<CommitBatch> batch) {

@@ -77,9 +77,11 @@ struct ConnectionClose {
   std::string reason;
 };
 
-// The embedder's side of the sockets. The engine calls it on its own threads
-// (the committer's, after a commit is durable); calls must not block. For one
-// connection, calls come in the order the object's turns committed.
+// The embedder's side of the sockets. The engine calls it after a commit is
+// durable, on the thread that made the commit: the committer's, or (nosync)
+// that of an Engine::run or call_blocking caller whose turn's commit it made
+// itself. Calls must not block. For one connection, calls come in the order
+// the object's turns committed.
 class ConnectionTransport {
  public:
   virtual ~ConnectionTransport() = default;

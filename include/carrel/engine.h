@@ -45,6 +45,9 @@ struct EngineStats {
   uint64_t alarms_failed = 0;
   uint64_t messages_delivered = 0;
   uint64_t turns_inline = 0;  // of turns_run: run on the caller's thread (docs/loop.md)
+  // Of commits: made on the thread of the caller waiting for its turn's reply
+  // (nosync, when the committer was idle; docs/loop.md).
+  uint64_t commits_on_caller = 0;
   // LMDB reader slots of dead processes (a killed CLI reader, say) freed, at
   // open and by the janitor's periodic check, so their pinned pages are reused.
   uint64_t dead_readers_cleared = 0;

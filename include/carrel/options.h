@@ -33,7 +33,7 @@ struct CommitInfo {
 };
 
 // Called by the committer thread after a group's writes and before the LMDB
-// commit. A non-ok Status aborts the write transaction and fails every turn in
+// commit (with a hook set, every commit is made on that thread). A non-ok Status aborts the write transaction and fails every turn in
 // it, exactly as a real I/O error would. May block (to delay commits in tests).
 using CommitHook = std::function<Status(const CommitInfo&)>;
 
