@@ -1461,6 +1461,12 @@ TEST(LoopMailbox, EventsLeaveInArrivalOrderAcrossCompaction) {
 
 // ---- commits made on the caller's thread (committer.h (10)) ---------------
 
+Options nosync_in(const testing::TempDir& dir) {
+  Options o = options_in(dir);
+  o.durability = Durability::kNoSync;
+  return o;
+}
+
 Status increment(Context& ctx) {
   CARREL_ASSIGN_OR_RETURN(auto v, ctx.kv().get("n"));
   int n = v ? std::stoi(*v) : 0;
@@ -1470,8 +1476,7 @@ Status increment(Context& ctx) {
 // A caller alone, nosync: its turn's commit is made on its own thread.
 TEST(LoopCommitOnCaller, ALoneCallersNosyncCommitsAreMadeOnItsThread) {
   testing::TempDir dir;
-  Options o = options_in(dir);
-  o.durability = Durability::kNoSync;
+  Options o = nosync_in(dir);
   auto e = open_engine(o);
   ASSERT_TRUE(e);
   auto ref = ObjectRef::named("Solo", "s");
@@ -1500,8 +1505,7 @@ TEST(LoopCommitOnCaller, SyncModeNeverCommitsOnTheCaller) {
 // set, no caller commits.
 TEST(LoopCommitOnCaller, ACommitHookKeepsCommitsOnTheCommitterThread) {
   testing::TempDir dir;
-  Options o = options_in(dir);
-  o.durability = Durability::kNoSync;
+  Options o = nosync_in(dir);
   auto hook_thread = std::make_shared<std::thread::id>();
   o.commit_hook = [hook_thread](const CommitInfo&) {
     *hook_thread = std::this_thread::get_id();
@@ -1511,7 +1515,37 @@ TEST(LoopCommitOnCaller, ACommitHookKeepsCommitsOnTheCommitterThread) {
   ASSERT_TRUE(e);
   ASSERT_TRUE(e->run(ObjectRef::named("Solo", "s"), increment).is_ok());
   EXPECT_EQ(e->stats().commits_on_caller, 0u);
+  EXPECT_NE(*hook_thread, std::thread::id{}) << "the hook never ran";
   EXPECT_NE(*hook_thread, std::this_thread::get_id());
+}
+
+// A caller's own commit delivers what its turn sent, from the caller's
+// thread: to another object, and to the object the caller still holds.
+TEST(LoopCommitOnCaller, MessagesSentByACallersCommitAreDelivered) {
+  testing::TempDir dir;
+  Options o = nosync_in(dir);
+  auto e = open_engine(o);
+  ASSERT_TRUE(e);
+  auto bad = std::make_shared<std::atomic<int>>(0);
+  auto probe = std::make_shared<Probe>();
+  ASSERT_TRUE(register_scripted(*e, "Receiver", probe, receiver_script(bad)).is_ok());
+  auto self = ObjectRef::named("Receiver", "self");
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(e->run(self, [i](Context& ctx) -> Status {
+                   CARREL_RETURN_IF_ERROR(ctx.send(ObjectRef::named("Receiver", "other"), "inc",
+                                                   "o" + std::to_string(i)));
+                   return ctx.send(ObjectRef::named("Receiver", "self"), "inc",
+                                   "s" + std::to_string(i));
+                 }).is_ok());
+  }
+  EXPECT_GT(e->stats().commits_on_caller, 0u) << "no caller took the role";
+  ASSERT_TRUE(eventually([&] { return e->stats().messages_delivered >= 10; }))
+      << "delivered " << e->stats().messages_delivered;
+  EXPECT_EQ(e->stats().messages_delivered, 10u);
+  auto other_count = e->stub("Receiver", "other").call("get", "");
+  auto self_count = e->stub("Receiver", "self").call("get", "");
+  EXPECT_EQ(value_or_error(reply_of(other_count)), "5");
+  EXPECT_EQ(value_or_error(reply_of(self_count)), "5");
 }
 
 // Callers that commit themselves and the committer thread taking what queued
@@ -1519,8 +1553,7 @@ TEST(LoopCommitOnCaller, ACommitHookKeepsCommitsOnTheCommitterThread) {
 // or reordered, on a shared object and on each caller's own.
 TEST(LoopCommitOnCaller, CallersAndTheCommitterThreadHandTheRoleOverLosingNothing) {
   testing::TempDir dir;
-  Options o = options_in(dir);
-  o.durability = Durability::kNoSync;
+  Options o = nosync_in(dir);
   constexpr int kThreads = 4;
   constexpr int kTurns = 150;
   {
@@ -1543,7 +1576,9 @@ TEST(LoopCommitOnCaller, CallersAndTheCommitterThreadHandTheRoleOverLosingNothin
       ASSERT_TRUE(ready(c));
       EXPECT_EQ(c.get(), 2 * kTurns);
     }
-    EXPECT_GT(e->stats().commits_on_caller, 0u) << "the path under test was not taken";
+    EngineStats st = e->stats();
+    EXPECT_GT(st.commits_on_caller, 0u) << "no caller took the role";
+    EXPECT_GT(st.commits, st.commits_on_caller) << "the thread never took it back";
   }
   auto e = open_engine(o);  // what reached data.mdb
   ASSERT_TRUE(e);

@@ -7,6 +7,7 @@
 #include <set>
 #include <string>
 #include <unordered_set>
+#include <utility>
 
 #include "engine/base/check.h"
 #include "engine/commit/group_writer.h"
@@ -115,10 +116,20 @@ void Committer::submit_or_commit_here(std::unique_ptr<CommitBatch> batch) {
   }
   std::vector<Item> group;
   group.push_back(Item{std::move(batch), {}, {}});
-  counters_.commits_on_caller.fetch_add(1, std::memory_order_relaxed);
-  tl_committer = this;
-  commit_group(group);
-  tl_committer = nullptr;
+  const uint64_t commits = counters_.commits.load(std::memory_order_relaxed);
+  // noexcept: an exception out of a commit (an output's callback, say) ends
+  // the process here as it does on the committer thread, rather than leaving
+  // the role taken and the engine hung. The previous value is restored: this
+  // thread may hold another engine's role (an output calling Engine::run).
+  [&]() noexcept {
+    const Committer* outer = std::exchange(tl_committer, this);
+    commit_group(group);
+    tl_committer = outer;
+  }();
+  // Only a commit that wrote counts (the role excludes any other meanwhile).
+  if (counters_.commits.load(std::memory_order_relaxed) != commits) {
+    counters_.commits_on_caller.fetch_add(1, std::memory_order_relaxed);
+  }
   free_role(1);
 }
 
@@ -165,7 +176,7 @@ void Committer::run() {
       // Invariant (6): a held commit waits for the next group only while one is queued.
       // Invariant (9): a sync of the redo log wakes it to release what it covers.
       // Invariant (1): a caller holding the role (10) hands it back, then notifies.
-      while ((!stopping_ && queue_.empty() && !held_ && !synced_moved_) || role_taken_) {
+      while (role_taken_ || (!stopping_ && queue_.empty() && !held_ && !synced_moved_)) {
         cv_.wait(mutex_);
       }
       synced_moved_ = false;

@@ -136,7 +136,8 @@ class Committer {
   ~Committer();
 
   void start();
-  // Thread-safe. The batch's outputs run on the committer thread.
+  // Thread-safe. The batch's outputs run on the committer thread (or on a
+  // caller's, when its own batch commits there first: (10)).
   void submit(std::unique_ptr<CommitBatch> batch);
   // Invariant (10): commits the batch on this thread when the role is free
   // and nothing is queued (nosync, no commit hook); its outputs then run

@@ -9,7 +9,9 @@
 //      `objects`) and handed to the cache after the commit; `objects` is
 //      written at finish() only for objects this group creates and at a
 //      checkpoint (records.h (3), (5)).
-//  (3) A GroupWriter is used by the committer thread only.
+//  (3) A GroupWriter is used by the holder of the committer role only
+//      (committer.h (1)): the committer thread, or a caller committing its
+//      own batch (committer.h (10)).
 //  (4) Each batch with writes appends one log record under the next log
 //      number (with undo entries when history is kept, history/undo.h (8)),
 //      and the object record's log_no names it (0 with history off;

@@ -321,7 +321,9 @@ bool EngineCore::run_inline(Event& event) {
   std::shared_ptr<ObjectSlot> slot = claim_idle(event.object.id);
   if (!slot) return false;
   counters_.turns_inline.fetch_add(1, std::memory_order_relaxed);
-  event.on_caller_thread = true;
+  // An unconfirmed caller has its reply before the commit (turn_events.cc):
+  // it does not wait for it, so it does not make it either.
+  event.on_caller_thread = !event.allow_unconfirmed;
   run_event(slot, event);  // invariant (3)
   release_inline(std::move(slot));
   return true;
