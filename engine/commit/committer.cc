@@ -130,15 +130,15 @@ void Committer::submit_or_commit_here(std::unique_ptr<CommitBatch> batch) {
   if (counters_.commits.load(std::memory_order_relaxed) != commits) {
     counters_.commits_on_caller.fetch_add(1, std::memory_order_relaxed);
   }
-  free_role(1);
+  free_role();
 }
 
-void Committer::free_role(size_t group_batches) {
+void Committer::free_role() {
   bool wake;
   {
     MutexLock lock(mutex_);
     role_taken_ = false;
-    if (group_batches > 0) last_group_batches_ = group_batches;
+    last_group_batches_ = 1;  // its group of one
     // The thread waits while the role is taken only when it has work; an
     // idle one is not woken for nothing (a futex wake of another core).
     wake = !queue_.empty() || stopping_ || synced_moved_;
@@ -168,11 +168,20 @@ void Committer::run() {
   tl_committer = this;
   std::vector<Item> group;
   store::RedoLog* const redo = store_.redo();
+  bool holds_role = false;
+  size_t committed_batches = 0;  // the last round's group, 0 for none (8), (9), (10)
   for (;;) {
     group.clear();
     bool stopping = false;
     {
       MutexLock lock(mutex_);
+      // Invariant (1): the role the last round took goes back here, in the
+      // lock this round takes anyway.
+      if (holds_role) {
+        role_taken_ = false;
+        if (committed_batches > 0) last_group_batches_ = committed_batches;
+        holds_role = false;
+      }
       // Invariant (6): a held commit waits for the next group only while one is queued.
       // Invariant (9): a sync of the redo log wakes it to release what it covers.
       // Invariant (1): a caller holding the role (10) hands it back, then notifies.
@@ -197,7 +206,8 @@ void Committer::run() {
         }
         cv_.wait(mutex_);
       }
-      role_taken_ = true;  // invariant (1): free_role() at the end of this round
+      role_taken_ = holds_role = true;  // invariant (1): given back next round
+      committed_batches = 0;
       if (release_first) {
         // Takes no group: the next round gathers again.
       } else if (!queue_.empty() && !queue_.front().batch) {
@@ -214,15 +224,10 @@ void Committer::run() {
         }
       }
       stopping = stopping_;
-      // The gathering above ended on a sync, not on a group: not the stop's turn yet.
-      if (release_first) stopping = false;
     }
     release_synced();
     if (group.empty()) {
-      if (!held_ && !stopping) {  // woken by a sync of the redo log (9)
-        free_role(0);
-        continue;
-      }
+      if (!held_ && !stopping) continue;  // woken by a sync of the redo log (9)
       if (!held_) {  // stopping: everything queued is committed, synced and released
         checkpoint_at_stop();
         close_redo();
@@ -231,10 +236,9 @@ void Committer::run() {
       // Invariant (6): nothing waits to cover the held commit, so sync now. A
       // failure reaches the held turns' callers; nobody else is waiting on it.
       (void)sync_and_release();
-      free_role(0);
       continue;
     }
-    const size_t batches = group.front().batch ? group.size() : 0;  // commit_group takes them
+    committed_batches = group.front().batch ? group.size() : 0;  // commit_group takes them
     if (group.front().batch && !linger_) {
       commit_group(group);
     } else if (group.front().batch) {
@@ -247,7 +251,6 @@ void Committer::run() {
     } else {
       run_task(group.front());
     }
-    free_role(batches);
   }
 }
 

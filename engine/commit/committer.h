@@ -167,9 +167,10 @@ class Committer {
     std::optional<int64_t> earliest_alarm;
   };
   void run();
-  // Invariant (1): hands the role back and lets the thread take what queued;
-  // a round that committed batches records how many (8), (9), (10).
-  void free_role(size_t group_batches);
+  // Invariant (1): a caller hands the role back and lets the thread take what
+  // queued; its group of one is the last group (10). (The thread gives the
+  // role back when it takes its lock for the next round.)
+  void free_role();
   // Invariant (8): waits (mutex_ held) while the queue is shorter than the last group.
   void linger() REQUIRES(mutex_);
   void commit_group(std::vector<Item>& group);
