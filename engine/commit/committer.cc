@@ -196,9 +196,9 @@ void Committer::run() {
       // A sync that returned meanwhile first releases what it covered.
       bool release_first = false;
       while (!stopping_ && !queue_.empty() && queue_.front().batch && redo &&
-             queue_.size() < kGroupBatchesMax &&
-             (redo->backlogged() ||
-              (redo->sync_in_flight() && queue_.size() < last_group_batches_))) {
+             queue_.size() < kGroupBatchesMax) {
+        const store::RedoLog::SyncState sync = redo->sync_state();
+        if (!sync.backlogged && !(sync.in_flight && queue_.size() < last_group_batches_)) break;
         if (synced_moved_) {
           synced_moved_ = false;
           release_first = true;

@@ -416,14 +416,10 @@ Status RedoLog::reserve(size_t payload_bytes) {
   return Status::ok();
 }
 
-bool RedoLog::backlogged() const {
+RedoLog::SyncState RedoLog::sync_state() const {
   MutexLock lock(mutex_);
-  return broken_.is_ok() && written_ > syncing_;
-}
-
-bool RedoLog::sync_in_flight() const {
-  MutexLock lock(mutex_);
-  return broken_.is_ok() && syncing_ > synced_;
+  if (!broken_.is_ok()) return {};
+  return {.backlogged = written_ > syncing_, .in_flight = syncing_ > synced_};
 }
 
 uint64_t RedoLog::synced() const {

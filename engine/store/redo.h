@@ -186,11 +186,16 @@ class RedoLog {
   Result<uint64_t> append(const RedoOps& ops);
   // Invariant (1): every record up to this one is durable.
   uint64_t synced() const;
-  // A written record waits for a sync that has not begun: another commit
-  // now would only join it (committer.h (9) waits instead). False when broken.
-  bool backlogged() const;
-  // A sync has begun and not yet returned.
-  bool sync_in_flight() const;
+  // What the syncer is doing, read under one lock (committer.h (9) asks on
+  // every evaluation of its gathering rule). Both false when broken.
+  struct SyncState {
+    // A written record waits for a sync that has not begun: another commit
+    // now would only join it.
+    bool backlogged = false;
+    // A sync has begun and not yet returned.
+    bool in_flight = false;
+  };
+  SyncState sync_state() const;
   // Called on the syncer thread when a sync begins and after it moved
   // synced(), and when the log breaks; set before the first append, cleared before the
   // callee goes away.

@@ -362,13 +362,12 @@ Status Store::open_env(const StoreOptions& options, bool creating) {
   // redo.h (9): the mark without redo.ckpt is a log whose files were removed.
   bool marked = false;
   if (!creating) {
-    MDB_val k = to_val(kRedoMarkKey), v;
-    rc = mdb_get(txn, dbis_[static_cast<size_t>(Db::kMeta)], &k, &v);
-    if (rc != 0 && rc != MDB_NOTFOUND) {
+    Result<bool> mark = mark_in(txn);
+    if (!mark.is_ok()) {
       mdb_txn_abort(txn);
-      return from_mdb(rc, "read the redo log mark");
+      return mark.status();
     }
-    marked = rc == 0;
+    marked = *mark;
   }
   if (std::string lost = marked && !read_only_ ? lost_redo_files(redo, true) : "";
       !lost.empty()) {
@@ -479,15 +478,20 @@ int Store::commit_durably(MDB_txn* txn) const {
   return rc;
 }
 
+Result<bool> Store::mark_in(MDB_txn* txn) const {
+  MDB_val k = to_val(kRedoMarkKey), v;
+  int rc = mdb_get(txn, dbis_[static_cast<size_t>(Db::kMeta)], &k, &v);
+  if (rc != 0 && rc != MDB_NOTFOUND) return from_mdb(rc, "read the redo log mark");
+  return rc == 0;
+}
+
 Result<bool> Store::read_mark() const {
   MDB_txn* txn = nullptr;
   int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn);
   if (rc != 0) return from_mdb(rc, "begin a read transaction for the redo log mark");
-  MDB_val k = to_val(kRedoMarkKey), v;
-  rc = mdb_get(txn, dbis_[static_cast<size_t>(Db::kMeta)], &k, &v);
+  Result<bool> mark = mark_in(txn);
   mdb_txn_abort(txn);
-  if (rc != 0 && rc != MDB_NOTFOUND) return from_mdb(rc, "read the redo log mark");
-  return rc == 0;
+  return mark;
 }
 
 Status Store::check_lost_for_reader(const RedoState& redo, bool marked) const {

@@ -211,6 +211,8 @@ class Store {
   static constexpr int kSecondLookMs = 20;
   // The mark, in a read transaction of its own.
   Result<bool> read_mark() const;
+  // The mark as txn sees it.
+  Result<bool> mark_in(MDB_txn* txn) const;
   // redo.h (9): a copy (copy_compact) of a directory whose log is in use
   // holds the mark; this deletes it and syncs the copy.
   static Status delete_mark_in_copy(const std::string& path);
