@@ -6,7 +6,10 @@
 // exactly that copy and the commits since are only in the log.
 #include "engine/store/redo.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <lmdb.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -15,6 +18,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <iterator>
 #include <mutex>
@@ -116,6 +120,25 @@ Options options_at(const std::string& dir) {
   for (;;) ::pause();
 }
 
+// Deletes the log's mark from data.mdb with LMDB alone (as the last step of a
+// writer's clean close does, redo.h (9)), beside the test's read-only open;
+// reports 'y' when the deletion committed.
+[[noreturn]] void play_unmarker(const char* dir) {
+  MDB_env* env = nullptr;
+  MDB_txn* txn = nullptr;
+  MDB_dbi meta = 0;
+  MDB_val k = store::to_val(store::kRedoMarkKey);
+  const std::string meta_name(store::db_name(store::Db::kMeta));
+  bool ok = mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 16) == 0 &&
+            mdb_env_open(env, dir, MDB_NOTLS, 0644) == 0 &&
+            mdb_txn_begin(env, nullptr, 0, &txn) == 0 &&
+            mdb_dbi_open(txn, meta_name.c_str(), 0, &meta) == 0 &&
+            mdb_del(txn, meta, &k, nullptr) == 0 && mdb_txn_commit(txn) == 0;
+  char c = ok ? 'y' : 'n';
+  (void)!::write(kReportFd, &c, 1);
+  for (;;) ::pause();
+}
+
 const bool kPlaysRole = [] {
   const char* role = std::getenv(kRoleEnv);
   const char* dir = std::getenv(kDirEnv);
@@ -125,6 +148,7 @@ const bool kPlaysRole = [] {
   if (r == "recoverer") play_recoverer(dir);
   if (r == "slow-recoverer") play_slow_recoverer(dir);
   if (r == "discarder") play_discarder(dir);
+  if (r == "unmarker") play_unmarker(dir);
   return false;
 }();
 
@@ -355,13 +379,75 @@ std::optional<std::string> redo_mark(const std::string& dir) {
   return testing::read_db(*e, store::Db::kMeta, std::string(store::kRedoMarkKey));
 }
 
-void expect_lost(const Result<std::unique_ptr<Engine>>& e, const std::string& what) {
+template <typename T>  // an Engine's or a Store's open
+void expect_lost(const Result<T>& e, const std::string& what) {
   ASSERT_FALSE(e.is_ok());
   EXPECT_EQ(e.status().code(), Code::kCorruption) << e.status().to_string();
   for (const std::string& part : {"lost part of its redo log: " + what,
                                   std::string("recover --discard-lost-redo")}) {
     EXPECT_NE(e.status().message().find(part), std::string::npos) << e.status().to_string();
   }
+}
+
+// A directory whose writer died with its log in use, and whose redo files
+// are then gone: the mark says the log is in use, and no file of it is left.
+bool lose_the_files(const std::string& dir) {
+  if (!write_then_sigkill(dir)) return false;
+  for (const char* f : {"/redo.ckpt", "/redo.0", "/redo.1"}) fs::remove(dir + f);
+  return true;
+}
+
+// A read-only Store::open of dir; hook runs when its first look finds a loss.
+Result<std::unique_ptr<store::Store>> open_reader(const std::string& dir,
+                                                  std::function<void()> hook) {
+  store::StoreOptions so;
+  so.dir = dir;
+  so.create_if_missing = false;
+  so.read_only = true;
+  so.reader_first_look_hook = std::move(hook);
+  return store::Store::open(so);
+}
+
+// redo.h (9): a loss a read-only open still sees at its second look, with no
+// writer alive, is refused. (The pair of the test below.)
+TEST(RedoTest, AReaderRefusesALossItsSecondLookAgreesWith) {
+  TempDir dir;
+  ASSERT_TRUE(lose_the_files(dir.path()));
+  int first_looks = 0;
+  auto st = open_reader(dir.path(), [&] { ++first_looks; });
+  EXPECT_EQ(first_looks, 1);
+  expect_lost(st, "redo.ckpt is missing");
+}
+
+// redo.h (9): a loss seen at the first look but gone at the second (a writer
+// closing cleanly between the two removed the mark after its files) is not
+// refused: the second look decides.
+TEST(RedoTest, AReaderAcceptsALossItsSecondLookDoesNotSee) {
+  TempDir dir;
+  ASSERT_TRUE(lose_the_files(dir.path()));
+  int first_looks = 0;
+  auto st = open_reader(dir.path(), [&] {
+    ++first_looks;
+    EXPECT_EQ(testing::play_role(kRoleEnv, "unmarker", kDirEnv, dir.path()), 'y');
+  });
+  EXPECT_EQ(first_looks, 1);
+  EXPECT_TRUE(st.is_ok()) << st.status().to_string();
+}
+
+// redo.h (9): a loss seen while a writer is alive (it holds data.mdb's writer
+// lock: it is starting or closing the log) is the writer's work in progress,
+// not a loss.
+TEST(RedoTest, AReaderAcceptsALossSeenWhileAWriterIsAlive) {
+  TempDir dir;
+  ASSERT_TRUE(lose_the_files(dir.path()));
+  int writer_lock = -1;
+  auto st = open_reader(dir.path(), [&] {
+    writer_lock = ::open((dir.path() + "/data.mdb").c_str(), O_RDONLY | O_CLOEXEC);
+    EXPECT_EQ(::flock(writer_lock, LOCK_EX | LOCK_NB), 0);
+  });
+  ASSERT_GE(writer_lock, 0);
+  EXPECT_TRUE(st.is_ok()) << st.status().to_string();
+  ::close(writer_lock);
 }
 
 // store.cc kFormatValue: a carrel-5 directory (no mark) migrates to carrel-6

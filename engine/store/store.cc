@@ -225,6 +225,7 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
   store->dir_ = options.dir;
   store->read_only_ = options.read_only;
   store->redo_fault_hook_ = options.redo_fault_hook;
+  store->reader_first_look_hook_ = options.reader_first_look_hook;
   {
     MutexLock lock(open_dirs().mutex);
     if (!open_dirs().dirs.emplace(st.st_dev, st.st_ino).second) {
@@ -501,7 +502,9 @@ Status Store::check_lost_for_reader(const RedoState& redo, bool marked) const {
   // after its last. So a loss counts only when two looks, with no writer
   // alive after either, agree.
   std::string lost = lost_redo_files(redo, marked);
-  if (lost.empty() || writer_alive()) return Status::ok();
+  if (lost.empty()) return Status::ok();
+  if (reader_first_look_hook_) reader_first_look_hook_();
+  if (writer_alive()) return Status::ok();
   std::this_thread::sleep_for(std::chrono::milliseconds(kSecondLookMs));
   CARREL_ASSIGN_OR_RETURN(RedoState again, read_redo_state(dir_));
   CARREL_ASSIGN_OR_RETURN(bool marked_again, read_mark());

@@ -108,6 +108,9 @@ struct StoreOptions {
   // redo.h (9): a writable open of a directory whose redo files were lost
   // opens data.mdb as it was last written instead of refusing.
   bool discard_lost_redo_log = false;
+  // Tests: called by a read-only open whose first look found the log lost,
+  // before it asks whether a writer is alive (redo.h (9)).
+  std::function<void()> reader_first_look_hook;
 };
 
 class RedoLog;
@@ -241,6 +244,7 @@ class Store {
   int dead_readers_at_open_ = 0;
   std::unique_ptr<RedoLog> redo_;
   RedoFaultHook redo_fault_hook_;
+  std::function<void()> reader_first_look_hook_;  // StoreOptions::reader_first_look_hook
   RedoRecovery recovery_;
   uint64_t dev_ = 0, ino_ = 0;  // registry key for invariant (1)
   Mutex pool_mutex_;
