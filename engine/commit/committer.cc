@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <thread>
 #include <cstdint>
 #include <set>
 #include <string>
@@ -16,6 +17,8 @@ namespace carrel::detail {
 namespace {
 // Committer::release_before_sync_for_tests: read by each committer at construction.
 std::atomic<bool> g_release_before_sync{false};
+// Committer::delay_rounds_for_tests: likewise.
+std::atomic<int> g_round_delay_ms{0};
 // The committer whose thread this is (Committer::on_committer_thread).
 thread_local const Committer* tl_committer = nullptr;
 }  // namespace
@@ -31,6 +34,11 @@ bool Committer::on_committer_thread() const {
 
 void Committer::release_before_sync_for_tests(bool on) {
   g_release_before_sync.store(on);
+}
+
+void Committer::delay_rounds_for_tests(int ms) {
+  CARREL_ASSERT(ms >= 0 && ms <= kRoundDelayMsMax, "committer.h: a test's round delay is short");
+  g_round_delay_ms.store(ms);
 }
 
 EngineStats Counters::snapshot() const {
@@ -69,6 +77,7 @@ Committer::Committer(store::Store& store, Records& records, Clock& clock, const 
       counters_(counters),
       defer_meta_sync_(options.defer_meta_sync),
       release_before_sync_(g_release_before_sync.load()),
+      round_delay_ms_(g_round_delay_ms.load()),
       linger_(sync_ && options.group_commit_linger && store.redo() == nullptr) {
   if (store::RedoLog* redo = store_.redo()) {
     // Invariant (9): a sync (or a broken log) wakes the committer to release.
@@ -173,6 +182,7 @@ void Committer::run() {
   for (;;) {
     group.clear();
     bool stopping = false;
+    if (round_delay_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(round_delay_ms_));
     {
       MutexLock lock(mutex_);
       // Invariant (1): the role the last round took goes back here, in the
@@ -188,24 +198,24 @@ void Committer::run() {
       while (role_taken_ || (!stopping_ && queue_.empty() && !held_ && !synced_moved_)) {
         cv_.wait(mutex_);
       }
-      synced_moved_ = false;
       linger();
       // Invariant (9): while a written group waits for a sync that has not
       // begun, or a sync runs and fewer batches wait than the last group
       // held, the next group gathers; each sync (begun or done) wakes this.
-      // A sync that returned meanwhile first releases what it covered.
+      // A sync that returned meanwhile, before this round or during its
+      // gathering, first releases what it covered.
       bool release_first = false;
       while (!stopping_ && !queue_.empty() && queue_.front().batch && redo &&
              queue_.size() < kGroupBatchesMax) {
         const store::RedoLog::SyncState sync = redo->sync_state();
         if (!sync.backlogged && !(sync.in_flight && queue_.size() < last_group_batches_)) break;
         if (synced_moved_) {
-          synced_moved_ = false;
           release_first = true;
           break;
         }
         cv_.wait(mutex_);
       }
+      synced_moved_ = false;  // release_synced() below covers every sync so far
       role_taken_ = holds_role = true;  // invariant (1): given back next round
       committed_batches = 0;
       if (release_first) {

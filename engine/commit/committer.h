@@ -130,6 +130,11 @@ class Committer {
   // the sync that makes its meta page durable; with the redo log (9), its
   // record is appended without a sync. Never set outside that test.
   static void release_before_sync_for_tests(bool on);
+  // Tests: committers constructed while it is set sleep this long before
+  // each round of run(), so that what other threads do between two rounds
+  // (a sync of the redo log returning, say) lands there. Never set outside tests.
+  static constexpr int kRoundDelayMsMax = 1000;
+  static void delay_rounds_for_tests(int ms);
 
   Committer(store::Store& store, Records& records, Clock& clock, const Options& options,
             CommitterHooks hooks, Counters& counters);
@@ -221,6 +226,7 @@ class Committer {
   const bool defer_meta_sync_;      // Options::defer_meta_sync (6)
   bool meta_flag_on_ = true;        // committer thread only: MDB_NOMETASYNC as last set (the store opens with it)
   const bool release_before_sync_;  // release_before_sync_for_tests() at construction
+  const int round_delay_ms_;        // delay_rounds_for_tests() at construction
   uint64_t commit_number_ = 0;      // committer thread only
   uint64_t synced_number_ = 0;      // committer thread only: commits up to it are durable (6)
   std::optional<Release> held_;     // committer thread only: the commit (6) waits on
