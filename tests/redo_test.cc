@@ -129,7 +129,7 @@ Options options_at(const std::string& dir) {
   MDB_dbi meta = 0;
   MDB_val k = store::to_val(store::kRedoMarkKey);
   const std::string meta_name(store::db_name(store::Db::kMeta));
-  bool ok = mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 16) == 0 &&
+  bool ok = mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, store::kDbCount) == 0 &&
             mdb_env_open(env, dir, MDB_NOTLS, 0644) == 0 &&
             mdb_txn_begin(env, nullptr, 0, &txn) == 0 &&
             mdb_dbi_open(txn, meta_name.c_str(), 0, &meta) == 0 &&

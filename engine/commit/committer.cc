@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <thread>
 #include <cstdint>
 #include <set>
 #include <string>
+#include <thread>
 #include <unordered_set>
 #include <utility>
 
