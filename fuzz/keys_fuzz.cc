@@ -57,13 +57,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (sign_bytes(pa, pb) != sign(p, q)) fail("u32 order");
 
   auto ids = sign(ia.bytes, ib.bytes);
-  if (sign_bytes(store::object_key(ia, na), store::object_key(ib, nb)) !=
-      (ids != 0 ? ids : sign_bytes(na, nb))) {
-    fail("object_key order is not (id, suffix) order");
+  // keys.h (1), (2): per-object keys sort by (number, suffix), and start with the number.
+  const store::ObjectNo oa{a}, ob{b};
+  const int nos = sign(a, b);
+  if (sign_bytes(store::object_key(oa, na), store::object_key(ob, nb)) !=
+      (nos != 0 ? nos : sign_bytes(na, nb))) {
+    fail("object_key order is not (number, suffix) order");
   }
-  if (store::object_key(ia, na).substr(0, store::kIdBytes) != ia.raw()) fail("object_key prefix");
-  if (sign_bytes(store::page_key(ia, p), store::page_key(ib, q)) != (ids != 0 ? ids : sign(p, q))) {
-    fail("page_key order is not (id, page) order");
+  if (store::object_key(oa, na).substr(0, store::kPrefixBytes) != store::object_prefix(oa) ||
+      store::prefix_of(store::object_key(oa, na)) != oa) {
+    fail("object_key prefix");
+  }
+  if (na.size() <= store::kLmdbKeyBytesMax - store::kPrefixBytes &&
+      store::ObjectKeyOnStack(oa, na).view() != store::object_key(oa, na)) {
+    fail("ObjectKeyOnStack differs from object_key");
+  }
+  if (sign_bytes(store::page_key(oa, p), store::page_key(ob, q)) != (nos != 0 ? nos : sign(p, q))) {
+    fail("page_key order is not (number, page) order");
   }
   // A key from disk of any length: its number when 8 bytes, Corruption otherwise.
   auto decoded = store::decode_u64_key(na, "history");

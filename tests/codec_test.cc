@@ -6,7 +6,6 @@
 #include "engine/history/undo.h"
 #include "engine/store/keys.h"
 #include "engine/store/object_record.h"
-#include "tests/carrel3_records.h"
 
 namespace carrel::store {
 namespace {
@@ -155,6 +154,7 @@ TEST(CodecTest, VstrRoundTripsAndRefusesALengthPastTheInput) {
 
 ObjectRecord full_record() {
   ObjectRecord o;
+  o.number = ObjectNo{UINT64_MAX};
   o.class_name = "Room";
   o.name = "lobby";
   o.created_ms = 1700000000000;
@@ -169,15 +169,14 @@ ObjectRecord full_record() {
   return o;
 }
 
-// object_record.h: version 2 keeps every field, extremes included, and
-// carrel-3's version 1 still decodes to the same record.
-TEST(CodecTest, ObjectRecordOfEitherVersionDecodesToTheSameRecord) {
-  for (ObjectRecord o : {full_record(), ObjectRecord{}}) {
-    for (const std::string& b : {o.encode(), testing::encode_carrel3(o)}) {
-      auto back = ObjectRecord::decode(b);
-      ASSERT_TRUE(back.is_ok()) << back.status().message();
-      EXPECT_EQ(*back, o);
-    }
+// object_record.h: version 3 keeps every field, extremes included.
+TEST(CodecTest, ObjectRecordKeepsEveryField) {
+  ObjectRecord bare;
+  bare.number = ObjectNo{1};
+  for (const ObjectRecord& o : {full_record(), bare}) {
+    auto back = ObjectRecord::decode(o.encode());
+    ASSERT_TRUE(back.is_ok()) << back.status().message();
+    EXPECT_EQ(*back, o);
   }
   ObjectRecord far = full_record();
   far.created_ms = INT64_MIN;
@@ -190,6 +189,7 @@ TEST(CodecTest, ObjectRecordOfEitherVersionDecodesToTheSameRecord) {
 // object_record.h: a new KV-only object's record is its names and a few bytes.
 TEST(CodecTest, NewObjectRecordIsAboutItsNames) {
   ObjectRecord o;
+  o.number = ObjectNo{1000000};
   o.class_name = "Bench";
   o.name = "o0000001";
   o.created_ms = 1764556800000;
@@ -198,14 +198,21 @@ TEST(CodecTest, NewObjectRecordIsAboutItsNames) {
   o.kv_keys = 1;
   o.kv_bytes = 101;
   o.log_no = 1000000;
-  EXPECT_LE(o.encode().size(), 18 + o.class_name.size() + o.name.size());
-  EXPECT_LT(o.encode().size() * 2, testing::encode_carrel3(o).size());
+  EXPECT_LE(o.encode().size(), 21 + o.class_name.size() + o.name.size());
+}
+
+// object_record.h: a record without a number is not a record this build wrote.
+TEST(CodecTest, ObjectRecordWithNumberZeroIsCorruption) {
+  std::string b = full_record().encode();
+  // version, mask, then the number: UINT64_MAX's varint is 10 bytes; write 0 in 1.
+  b.replace(2, store::kVarintBytesMax, std::string(1, '\0'));
+  EXPECT_EQ(ObjectRecord::decode(b).status().code(), Code::kCorruption);
 }
 
 // Invariant (2): every truncation and any trailing byte is Corruption.
 TEST(CodecTest, ObjectRecordRoundTripsAndRefusesDamage) {
   ObjectRecord o = full_record();
-  for (const std::string& b : {o.encode(), testing::encode_carrel3(o)}) {
+  for (const std::string& b : {o.encode()}) {
     auto back = ObjectRecord::decode(b);
     ASSERT_TRUE(back.is_ok()) << back.status().message();
     EXPECT_EQ(*back, o);
@@ -215,29 +222,30 @@ TEST(CodecTest, ObjectRecordRoundTripsAndRefusesDamage) {
     }
   }
   std::string b = o.encode();
-  b[0] = 3;  // a version this build does not know
+  b[0] = 2;  // carrel-6's version: its keys held the id, not the number
   EXPECT_EQ(ObjectRecord::decode(b).status().code(), Code::kCorruption);
 }
 
 history::LogRecord sample_log_record() {
   history::LogRecord rec;
   ObjectId id = id_from_name("Room", "lobby");
-  rec.header = {id, 7, 1700000000000, 3};
+  const ObjectNo no{77};
+  rec.header = {id, no, 7, 1700000000000, 3};
   rec.sql_pages_before = 2;
   rec.sql_pages_after = 5;
   rec.deltas = {1, 40, -1, 0};
-  rec.undo.push_back({Db::kKv, object_key(id, "k"), std::nullopt});
-  rec.undo.push_back({Db::kKv, object_key(id, "v"), std::string("old")});
+  rec.undo.push_back({Db::kKv, object_key(no, "k"), std::nullopt});
+  rec.undo.push_back({Db::kKv, object_key(no, "v"), std::string("old")});
+  rec.undo.push_back({Db::kKv, object_key(ObjectNo{78}, "k"), std::nullopt});  // another's
   rec.undo.push_back({Db::kSchedule, schedule_key(5, id, "a"), std::string()});
   rec.undo.push_back({Db::kOutbox, log_key(9), std::nullopt});
   return rec;
 }
 
-// undo.h (9): carrel-3's version 2 and version 3 decode to the same record;
-// own keys lose their id prefix on disk, not in the record.
-TEST(CodecTest, LogRecordOfEitherVersionDecodesToTheSameRecord) {
+// undo.h (9): own keys lose their number prefix on disk, not in the record.
+TEST(CodecTest, LogRecordDecodesToTheSameRecord) {
   history::LogRecord rec = sample_log_record();
-  for (const std::string& b : {rec.encode(), testing::encode_carrel3(rec)}) {
+  for (const std::string& b : {rec.encode()}) {
     auto back = history::LogRecord::decode(b);
     ASSERT_TRUE(back.is_ok()) << back.status().message();
     EXPECT_EQ(*back, rec);
@@ -251,21 +259,21 @@ TEST(CodecTest, LogRecordOfEitherVersionDecodesToTheSameRecord) {
   }
 }
 
-// undo.h (9): a first KV write's record is about 40 bytes.
+// undo.h (9): a first KV write's record is about 43 bytes.
 TEST(CodecTest, FirstWriteLogRecordIsSmall) {
   history::LogRecord rec;
   ObjectId id = id_from_name("Bench", "o0000001");
-  rec.header = {id, 1, 1764556800000, 0};
+  const ObjectNo no{1000000};
+  rec.header = {id, no, 1, 1764556800000, 0};
   rec.deltas = {1, 101, 0, 0};
-  rec.undo.push_back({Db::kKv, object_key(id, "k"), std::nullopt});
-  EXPECT_LE(rec.encode().size(), 40u);
-  EXPECT_LT(rec.encode().size() * 2, testing::encode_carrel3(rec).size());
+  rec.undo.push_back({Db::kKv, object_key(no, "k"), std::nullopt});
+  EXPECT_LE(rec.encode().size(), 43u);
 }
 
 // undo.h (9): an entry tag with unknown bits is Corruption, not a guess.
 TEST(CodecTest, LogRecordEntryTagWithUnknownBitsIsCorruption) {
   history::LogRecord rec;
-  rec.header = {id_from_name("Room", "x"), 1, 1, 0};
+  rec.header = {id_from_name("Room", "x"), ObjectNo{1}, 1, 1, 0};
   rec.undo.push_back({Db::kKv, "zz", std::nullopt});  // not an own key: stored whole
   std::string b = rec.encode();
   // The tag is the byte before the key's length and its 2 bytes, less the redo count.

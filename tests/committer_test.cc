@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -97,6 +98,7 @@ struct Fixture {
     auto b = std::make_unique<CommitBatch>();
     b->slot = std::move(slot);
     b->object = object;
+    b->object_no = number_of(object);
     b->generation = b->slot->generation.load();
     b->seq = b->slot->sealed_seq.load() + 1;
     b->slot->sealed_seq.store(b->seq);
@@ -130,16 +132,23 @@ struct Fixture {
     gate.pass();
     return gate.wait_held(2).has_value();
   }
+  // The object's number (store/keys.h (2)), given here as the engine gives
+  // it: the next one, the first time the object is met.
+  store::ObjectNo number_of(const ObjectRef& object) {
+    auto [it, fresh] = numbers.try_emplace(object.id, numbers.size() + 1);
+    return store::ObjectNo{it->second};
+  }
   // The committed value of kv "k" of `object`, or "" when absent.
   std::string stored(const ObjectRef& object) {
     auto txn = store->begin_read();
     if (!txn.is_ok()) return "<" + txn.status().to_string() + ">";
-    auto v = txn->get(store::Db::kKv, store::object_key(object.id, "k"));
+    auto v = txn->get(store::Db::kKv, store::object_key(number_of(object), "k"));
     if (!v.is_ok()) return "<" + v.status().to_string() + ">";
     return *v ? std::string(**v) : std::string();
   }
   EngineStats stats() const { return counters.snapshot(); }
 
+  std::map<ObjectId, uint64_t> numbers;
   TempDir dir;
   SystemClock clock;
   Options options;

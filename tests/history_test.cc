@@ -15,7 +15,6 @@
 
 #include "carrel/carrel.h"
 #include "engine/history/undo.h"
-#include "tests/carrel3_records.h"
 #include "tests/store_probe.h"
 #include "tests/test_util.h"
 
@@ -229,88 +228,6 @@ TEST_F(EngineHistoryTest, RestoreToEveryBookmarkOfARandomHistory) {
     previous_mark = bookmark(ref);
     EXPECT_GT(previous_mark, marks.back());  // a restore is a new commit, not a rewind
   }
-}
-
-// Rewrites a closed engine's directory as carrel-3 wrote it: the format
-// key, and every object record and log record in its fixed-width version.
-void rewrite_as_carrel_3(const std::string& dir) {
-  auto rewrite = [&](store::Db db, auto reencode) {
-    testing::damage_in_txn(dir, db, [&](MDB_txn* txn, MDB_dbi dbi) {
-      std::vector<std::pair<std::string, std::string>> rows;
-      MDB_cursor* c = nullptr;
-      int rc = mdb_cursor_open(txn, dbi, &c);
-      if (rc != 0) return rc;
-      MDB_val k, v;
-      for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-           rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        rows.emplace_back(store::from_val(k), reencode(store::from_val(v)));
-      }
-      mdb_cursor_close(c);
-      if (rc != MDB_NOTFOUND) return rc;
-      for (auto& [key, value] : rows) {
-        k = store::to_val(key);
-        v = store::to_val(value);
-        if ((rc = mdb_put(txn, dbi, &k, &v, 0)) != 0) return rc;
-      }
-      return 0;
-    });
-  };
-  rewrite(store::Db::kObjects, [](std::string_view b) {
-    auto r = store::ObjectRecord::decode(b);
-    EXPECT_TRUE(r.is_ok()) << r.status().to_string();
-    return r.is_ok() ? testing::encode_carrel3(*r) : std::string(b);
-  });
-  rewrite(store::Db::kHistory, [](std::string_view b) {
-    auto r = history::LogRecord::decode(b);
-    EXPECT_TRUE(r.is_ok()) << r.status().to_string();
-    return r.is_ok() ? testing::encode_carrel3(*r) : std::string(b);
-  });
-  testing::damage_db(dir, store::Db::kMeta, "format", "carrel-3");
-}
-
-std::string stored_format(Engine& engine) {
-  return testing::read_db(engine, store::Db::kMeta, "format").value_or("none");
-}
-
-// store.cc kFormatValue: a carrel-3 directory (fixed-width records) opens
-// read-only as it is, and a writable open migrates it to carrel-6 by its
-// format key alone; the old records restore as before, beside new ones.
-TEST_F(EngineHistoryTest, Carrel3DirectoryReadsAsItIsAndMigratesAtWritableOpen) {
-  open();
-  auto ref = ObjectRef::named("Doc", "old");
-  std::mt19937_64 rng(33);
-  std::vector<std::string> marks;
-  std::vector<Snapshot> snaps;
-  random_history(ref, rng, 8, &marks, &snaps);
-  auto record = testing::object_record(*engine_, ref.id);
-  ASSERT_TRUE(engine_->close().is_ok());
-  engine_.reset();
-  rewrite_as_carrel_3(dir_.path());
-
-  Options ro = options_;
-  ro.read_only = true;
-  {
-    auto reader = Engine::open(ro);
-    ASSERT_TRUE(reader.is_ok()) << reader.status().to_string();
-    EXPECT_EQ(testing::object_record(**reader, ref.id), record);
-    auto current = (*reader)->current_bookmark(ref);
-    ASSERT_TRUE(current.is_ok()) << current.status().to_string();
-    EXPECT_EQ(*current, marks.back());
-    EXPECT_EQ(stored_format(**reader), "carrel-3");  // a reader changes nothing
-  }
-  open();
-  EXPECT_EQ(stored_format(*engine_), "carrel-6");
-  EXPECT_EQ(engine_->core()->store().migrated_from(), "carrel-3");
-  EXPECT_TRUE(snapshot(ref) == snaps.back());
-  clock_->advance_ms(5);
-  ASSERT_TRUE(engine_->run(ref, [&](Context& ctx) { return random_turn(ctx, rng, 8); }).is_ok());
-  // The restore undoes the new record, then carrel-3's.
-  ASSERT_TRUE(engine_->restore(ref, marks[2]).is_ok());
-  EXPECT_TRUE(snapshot(ref) == snaps[2]);
-  expect_integrity(ref);
-  reopen();
-  EXPECT_EQ(engine_->core()->store().migrated_from(), "");  // once
-  EXPECT_TRUE(snapshot(ref) == snaps[2]);
 }
 
 TEST_F(EngineHistoryTest, UndoingARestoreReturnsToThePreRestoreState) {

@@ -50,10 +50,11 @@ class PageSourceTest : public ::testing::Test {
   std::unique_ptr<store::Store> store_;
   store::ReadTxn snapshot_;
   ObjectId id_ = id_from_name("Doc", "pages");
+  store::ObjectNo no_{1};
 };
 
 TEST_F(PageSourceTest, PagesOfASealedCommitReadAsPendingUntilPrunedPastIt) {
-  ObjectPageSource pages(id_, kPageBytes, kTurnBytesMax);
+  ObjectPageSource pages(id_, no_, kPageBytes, kTurnBytesMax);
   seal_page(pages, 'a', /*seq=*/3);
   std::string page;
   auto found = pages.read_page(0, &page);
@@ -74,7 +75,7 @@ TEST_F(PageSourceTest, PagesOfASealedCommitReadAsPendingUntilPrunedPastIt) {
 // from whichever layer holds the page, and false for a page that reads as
 // absent, leaving the buffer as it was.
 TEST_F(PageSourceTest, SlicesAreThePageBytesOfTheLayerThatHoldsThePage) {
-  ObjectPageSource pages(id_, kPageBytes, kTurnBytesMax);
+  ObjectPageSource pages(id_, no_, kPageBytes, kTurnBytesMax);
   seal_page(pages, 'a', /*seq=*/3);  // page 0 pending
   std::string turn_page(kPageBytes, 'b');
   turn_page[100] = 'x';
@@ -99,7 +100,7 @@ TEST_F(PageSourceTest, SlicesAreThePageBytesOfTheLayerThatHoldsThePage) {
 TEST_F(PageSourceTest, TheBoundPageCountIsTheSealedOneWithoutALookup) {
   // Invariant (4): the count comes from the caller (the activation), not from
   // the object record in the snapshot, which holds none here.
-  ObjectPageSource pages(id_, kPageBytes, kTurnBytesMax);
+  ObjectPageSource pages(id_, no_, kPageBytes, kTurnBytesMax);
   pages.begin_turn(&snapshot_, /*sealed_pages=*/7);
   EXPECT_EQ(pages.page_count(), 7u);
   std::string page;
@@ -110,7 +111,7 @@ TEST_F(PageSourceTest, TheBoundPageCountIsTheSealedOneWithoutALookup) {
 
 TEST_F(PageSourceTest, SealingAdvancesTheBoundCountForTheRestOfTheTurn) {
   // Invariant (4): after a mid-turn seal (ctx.call) the file keeps its new length.
-  ObjectPageSource pages(id_, kPageBytes, kTurnBytesMax);
+  ObjectPageSource pages(id_, no_, kPageBytes, kTurnBytesMax);
   pages.begin_turn(&snapshot_, /*sealed_pages=*/1);
   ASSERT_TRUE(pages.write_page(3, std::string(kPageBytes, 'c')).is_ok());
   EXPECT_EQ(pages.page_count(), 4u);
@@ -125,7 +126,7 @@ TEST_F(PageSourceTest, SealingAdvancesTheBoundCountForTheRestOfTheTurn) {
 // store/checksum.h (4): a sealed page is one buffer, shared by the batch and
 // the pending pages, that opens under its own key.
 TEST_F(PageSourceTest, TheBatchAndThePendingPagesShareOneSealedPage) {
-  ObjectPageSource pages(id_, kPageBytes, kTurnBytesMax);
+  ObjectPageSource pages(id_, no_, kPageBytes, kTurnBytesMax);
   pages.begin_turn(&snapshot_, /*sealed_pages=*/0);
   ASSERT_TRUE(pages.write_page(0, std::string(kPageBytes, 'd')).is_ok());
   CommitBatch batch;
@@ -134,7 +135,7 @@ TEST_F(PageSourceTest, TheBatchAndThePendingPagesShareOneSealedPage) {
   ASSERT_EQ(batch.pages.size(), 1u);
   const store::SealedBytes& sealed = batch.pages[0].second;
   ASSERT_NE(sealed, nullptr);
-  auto opened = store::open(store::Db::kPages, store::page_key(id_, 0), *sealed);
+  auto opened = store::open(store::Db::kPages, store::page_key(no_, 0), *sealed);
   ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
   EXPECT_EQ(*opened, std::string(kPageBytes, 'd'));
   EXPECT_EQ(sealed.use_count(), 2) << "the pending pages hold a copy of their own";
@@ -144,7 +145,7 @@ TEST_F(PageSourceTest, TheBatchAndThePendingPagesShareOneSealedPage) {
 
 TEST_F(PageSourceTest, AnActivationMovesWithItsPendingPages) {
   Activation a;
-  a.sql = std::make_unique<ObjectSql>(id_, kPageBytes, kTurnBytesMax);
+  a.sql = std::make_unique<ObjectSql>(id_, no_, kPageBytes, kTurnBytesMax);
   seal_page(a.sql->pages, 'b', /*seq=*/1);
   Activation moved(std::move(a));
   Activation assigned;

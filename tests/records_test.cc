@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "carrel/carrel.h"
 #include "engine/commit/group_writer.h"
@@ -68,11 +69,11 @@ Status write_objects(Engine& e) {
 
 // Every record agrees with the object's data, and with what write_objects made.
 void expect_records_match_data(Engine& e) {
-  std::map<ObjectId, std::pair<uint64_t, uint64_t>> counted;  // keys, bytes
+  std::map<uint64_t, std::pair<uint64_t, uint64_t>> counted;  // by number: keys, bytes
   for (auto& [key, value] : testing::scan_db(e, store::Db::kKv)) {
-    auto& c = counted[ObjectId::from_raw(std::string_view(key).substr(0, store::kIdBytes))];
+    auto& c = counted[store::prefix_of(key).value];
     c.first += 1;
-    c.second += key.size() - store::kIdBytes + value.size();  // scan_db opens values
+    c.second += key.size() - store::kPrefixBytes + value.size();  // scan_db opens values
   }
   auto records = testing::all_records(e);
   ASSERT_EQ(records.size(), static_cast<size_t>(kObjects));
@@ -81,8 +82,8 @@ void expect_records_match_data(Engine& e) {
     ASSERT_EQ(records.count(id), 1u) << i;
     const store::ObjectRecord& r = records[id];
     EXPECT_EQ(r.last_seq, static_cast<uint64_t>(kTurnsPerObject)) << i;
-    EXPECT_EQ(r.kv_keys, counted[id].first) << i;
-    EXPECT_EQ(r.kv_bytes, counted[id].second) << i;
+    EXPECT_EQ(r.kv_keys, counted[r.number.value].first) << i;
+    EXPECT_EQ(r.kv_bytes, counted[r.number.value].second) << i;
     EXPECT_EQ(r.kv_keys, static_cast<uint64_t>(i + 1)) << i;
     EXPECT_EQ(r.alarms, i % 2 == 0 ? 1u : 0u) << i;
     // The engine's own view (cache, records.h (1)) is the same record.
@@ -267,10 +268,11 @@ TEST(RecordCacheTest, CheckpointIsTriggeredByTheDirtyCap) {
     const ObjectRef ref = object_no(static_cast<int>(i));
     detail::CommitBatch b;
     b.object = ref;
+    b.object_no = store::ObjectNo{i + 1};
     b.seq = seq;
     b.commit_ms = kT0;
     b.kv.emplace_back("k",
-                      store::seal_shared(store::Db::kKv, store::object_key(ref.id, "k"), "value"));
+                      store::seal_shared(store::Db::kKv, store::object_key(b.object_no, "k"), "value"));
     MDB_txn* txn = nullptr;
     if (mdb_txn_begin((*st)->env(), nullptr, 0, &txn) != 0) return false;
     detail::GroupWriter w(**st, records, txn, kT0, /*keep_history=*/true, 0);
@@ -307,16 +309,104 @@ TEST(RecordCacheTest, CheckpointIsTriggeredByTheDirtyCap) {
   }
 }
 
+// records.h (6), store/keys.h (3): objects are numbered in the order they are
+// first loaded, a number given to an object that never commits is skipped,
+// and numbering resumes past every stored number after a reopen, so no two
+// objects ever share a key prefix.
+TEST(ObjectNumberTest, NumbersFollowCreationOrderAndResumeAfterReopen) {
+  TempDir dir;
+  auto clock = std::make_shared<ManualClock>(kT0);
+  auto put = [](Engine& e, const ObjectRef& ref) {
+    return e.run(ref, [](Context& ctx) { return ctx.kv().put("k", "v"); });
+  };
+  std::vector<uint64_t> numbers;
+  {
+    auto e = testing::open_engine(options_at(dir.path(), clock));
+    ASSERT_TRUE(e);
+    ASSERT_TRUE(put(*e, object_no(0)).is_ok());
+    // Loaded, never committed: its number is given and skipped.
+    ASSERT_TRUE(e->run(object_no(1), [](Context& ctx) { return ctx.kv().get("k").status(); })
+                    .is_ok());
+    ASSERT_TRUE(put(*e, object_no(2)).is_ok());
+    ASSERT_TRUE(put(*e, object_no(0)).is_ok());  // an existing object keeps its number
+    for (int i : {0, 2}) numbers.push_back(testing::object_no(*e, object_no(i).id).value);
+    EXPECT_FALSE(testing::object_record(*e, object_no(1).id).has_value());
+    ASSERT_TRUE(e->close().is_ok());
+  }
+  EXPECT_EQ(numbers, (std::vector<uint64_t>{1, 3}));
+  auto e = testing::open_engine(options_at(dir.path(), clock));
+  ASSERT_TRUE(e);
+  ASSERT_TRUE(put(*e, object_no(3)).is_ok());
+  ASSERT_TRUE(put(*e, object_no(1)).is_ok());
+  EXPECT_EQ(testing::object_no(*e, object_no(3).id).value, 4u);
+  EXPECT_EQ(testing::object_no(*e, object_no(1).id).value, 5u);
+  EXPECT_EQ(testing::object_no(*e, object_no(0).id).value, 1u);
+  EXPECT_EQ(testing::kv_read(*e, object_no(0), "k"), "v");
+  // The kv keys lie in creation order, each object's under its own number.
+  std::vector<uint64_t> prefixes;
+  for (auto& [key, value] : testing::scan_db(*e, store::Db::kKv)) {
+    prefixes.push_back(store::prefix_of(key).value);
+  }
+  EXPECT_EQ(prefixes, (std::vector<uint64_t>{1, 3, 4, 5}));
+}
+
+// group_writer.cc load(): a batch sealed under another number than its
+// object holds (its values' checksums cover that number) is refused, and
+// nothing of it is written.
+TEST(ObjectNumberTest, BatchSealedForAnotherNumberIsRefused) {
+  TempDir dir;
+  store::StoreOptions so;
+  so.dir = dir.path();
+  auto st = store::Store::open(so);
+  ASSERT_TRUE(st.is_ok()) << st.status().to_string();
+  detail::Records records(**st, /*follow_log=*/false);
+  ASSERT_TRUE(records.recover().is_ok());
+  auto apply = [&](uint64_t number, uint64_t seq) -> Status {
+    detail::CommitBatch b;
+    b.object = object_no(0);
+    b.object_no = store::ObjectNo{number};
+    b.seq = seq;
+    b.commit_ms = kT0;
+    b.kv.emplace_back("k", store::seal_shared(store::Db::kKv,
+                                              store::object_key(b.object_no, "k"), "value"));
+    MDB_txn* txn = nullptr;
+    if (mdb_txn_begin((*st)->env(), nullptr, 0, &txn) != 0) return Status::aborted("begin");
+    detail::GroupWriter w(**st, records, txn, kT0, /*keep_history=*/true, 0);
+    Status s = w.apply(b);
+    if (s.is_ok()) s = w.finish(false);
+    if (!s.is_ok()) {
+      mdb_txn_abort(txn);
+      return s;
+    }
+    if (mdb_txn_commit(txn) != 0) return Status::aborted("commit");
+    records.publish(w.take_records(), w.log_records(), w.checkpoint_log_no(), kT0);
+    return Status::ok();
+  };
+  ASSERT_TRUE(apply(7, 1).is_ok());
+  Status s = apply(8, 2);
+  EXPECT_EQ(s.code(), Code::kAborted) << s.to_string();
+  EXPECT_NE(s.message().find("sealed for object number 8"), std::string::npos) << s.to_string();
+  EXPECT_NE(s.message().find("holds number 7"), std::string::npos) << s.to_string();
+  auto txn = (*st)->begin_read();
+  ASSERT_TRUE(txn.is_ok());
+  auto stray = txn->get(store::Db::kKv, store::object_key(store::ObjectNo{8}, "k"));
+  ASSERT_TRUE(stray.is_ok());
+  EXPECT_FALSE(stray->has_value());
+  auto next = txn->get(store::Db::kMeta, store::kNextObjectNoKey);
+  ASSERT_TRUE(next.is_ok() && next->has_value());
+  EXPECT_EQ(store::read_u64(**next, 0), 8u);  // past number 7
+}
+
 // undo.h (7): the summary the tail applies is the record without its entries,
 // and a record made with history off says so.
 TEST(LogTailTest, SummaryIsTheRecordWithoutItsEntries) {
   history::LogRecord rec;
-  rec.header = {object_no(0).id, 7, kT0, 3};
+  rec.header = {object_no(0).id, store::ObjectNo{1}, 7, kT0, 3};
   rec.sql_pages_before = 2;
   rec.sql_pages_after = 5;
   rec.deltas = {1, 40, -1, 0};
   rec.undo_kept = false;
-  rec.undo.push_back({store::Db::kKv, store::object_key(object_no(0).id, "k"), std::nullopt});
+  rec.undo.push_back({store::Db::kKv, store::object_key(store::ObjectNo{1}, "k"), std::nullopt});
   const std::string bytes = rec.encode();
   auto full = history::LogRecord::decode(bytes);
   ASSERT_TRUE(full.is_ok()) << full.status().to_string();
@@ -341,7 +431,7 @@ TEST(LogTailTest, ARecordAppliesOnlyWhenItsSeqFollowsTheRecords) {
   r.kv_keys = 3;
   r.alarms = 1;
   history::LogRecord s;
-  s.header = {object_no(0).id, 4, kT0, 0};
+  s.header = {object_no(0).id, store::ObjectNo{1}, 4, kT0, 0};
   s.deltas = {1, 10, -1, 0};
   s.sql_pages_after = 9;
   bool applied = true;

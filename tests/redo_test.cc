@@ -450,24 +450,6 @@ TEST(RedoTest, AReaderAcceptsALossSeenWhileAWriterIsAlive) {
   ::close(writer_lock);
 }
 
-// store.cc kFormatValue: a carrel-5 directory (no mark) migrates to carrel-6
-// at a writable open, whose log then writes the mark; its data is intact.
-TEST(RedoTest, Carrel5DirectoryMigratesAndItsLogWritesTheMark) {
-  TempDir dir;
-  {
-    auto e = testing::open_engine(options_at(dir.path()));
-    ASSERT_TRUE(e);
-    ASSERT_TRUE(e->run(kRef, [](Context& ctx) { return ctx.kv().put("k", "v"); }).is_ok());
-    ASSERT_TRUE(e->close().is_ok());
-  }
-  testing::damage_db(dir.path(), store::Db::kMeta, "format", "carrel-5");
-  auto e = testing::open_engine(options_at(dir.path()));
-  ASSERT_TRUE(e);
-  EXPECT_EQ(testing::read_db(*e, store::Db::kMeta, "format"), "carrel-6");
-  EXPECT_TRUE(testing::read_db(*e, store::Db::kMeta, std::string(store::kRedoMarkKey)));
-  EXPECT_EQ(testing::kv_read(*e, kRef, "k"), "v");
-}
-
 // redo.h (9): the mark is in data.mdb while the log is in use, and gone once
 // a clean close (or an open without the log) removed the files.
 TEST(RedoTest, MarkIsHeldExactlyWhileTheLogIsInUse) {

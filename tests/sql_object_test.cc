@@ -32,6 +32,7 @@
 #include "engine/store/keys.h"
 #include "engine/store/store.h"
 #include "tests/sql_script.h"
+#include "tests/store_probe.h"
 #include "tests/test_util.h"
 
 namespace carrel {
@@ -149,7 +150,8 @@ std::string integrity(Engine& e, const ObjectRef& ref) {
   return c->rows()[0].get_text(0).value_or("not text");
 }
 
-// Pages the `pages` db holds for one object (keys start with its 16 raw id bytes).
+// Pages the `pages` db holds for one object (keys start with its number,
+// store/keys.h (2)).
 size_t stored_pages(Engine& e, const ObjectId& id) {
   store::Store& st = e.core()->store();
   auto txn = st.begin_read();
@@ -157,11 +159,11 @@ size_t stored_pages(Engine& e, const ObjectId& id) {
   if (!txn.is_ok()) return 0;
   MDB_cursor* c = nullptr;
   EXPECT_EQ(mdb_cursor_open(txn->get(), st.dbi(store::Db::kPages), &c), 0);
-  std::string prefix(id.raw());
+  std::string prefix = store::object_prefix(testing::object_no(e, id));
   MDB_val k = store::to_val(prefix), v;
   size_t n = 0;
   for (int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-       rc == 0 && store::from_val(k).substr(0, store::kIdBytes) == prefix;
+       rc == 0 && store::from_val(k).starts_with(prefix);
        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
     ++n;
   }

@@ -64,7 +64,7 @@ class SqlUndoTest : public ::testing::Test {
     for (const history::UndoEntry& e : last_record().undo) {
       if (e.db != Db::kPages) continue;
       out.push_back(
-          {store::read_u32(e.key, store::kIdBytes), e.delta, e.before ? e.before->size() : 0});
+          {store::read_u32(e.key, store::kPrefixBytes), e.delta, e.before ? e.before->size() : 0});
     }
     return out;
   }

@@ -92,6 +92,28 @@ inline std::optional<store::ObjectRecord> object_record(Engine& engine, const Ob
   return out;
 }
 
+// The object's number, the prefix of its keys (store/keys.h (2)); 0, which
+// no key starts with, when it has no record.
+inline store::ObjectNo object_no(Engine& engine, const ObjectId& id) {
+  std::optional<store::ObjectRecord> r = object_record(engine, id);
+  return r ? r->number : store::ObjectNo{};
+}
+
+// The same, in the directory of a closed engine.
+inline store::ObjectNo object_no_in(const std::string& dir, const ObjectId& id) {
+  store::StoreOptions so;
+  so.dir = dir;
+  so.read_only = true;
+  auto st = store::Store::open(so);
+  EXPECT_TRUE(st.is_ok()) << st.status().to_string();
+  if (!st.is_ok()) return {};
+  auto txn = (*st)->begin_read();
+  if (!txn.is_ok()) return {};
+  auto rec = history::current_record(txn->get(), **st, id);
+  EXPECT_TRUE(rec.is_ok()) << rec.status().to_string();
+  return rec.is_ok() && *rec ? (*rec)->number : store::ObjectNo{};
+}
+
 // Every object's record (stored plus the log tail), by id.
 inline std::map<ObjectId, store::ObjectRecord> all_records(Engine& engine) {
   std::map<ObjectId, store::ObjectRecord> out;
@@ -140,7 +162,7 @@ inline void damage_db(const std::string& dir, store::Db db, std::string_view key
 
 inline std::optional<DeadLetter> dead_letter(Engine& engine, const ObjectId& id,
                                              const std::string& name) {
-  auto raw = read_db(engine, store::Db::kDead, store::object_key(id, name));
+  auto raw = read_db(engine, store::Db::kDead, store::object_key(object_no(engine, id), name));
   if (!raw) return std::nullopt;
   auto d = alarm::decode_dead(name, *raw);
   if (!d.is_ok()) return std::nullopt;
@@ -153,20 +175,27 @@ inline std::optional<DeadLetter> dead_letter(Engine& engine, const ObjectId& id,
 inline void expect_timetable_matches(Engine& engine) {
   std::map<std::string, int> expected;  // schedule key -> 1
   std::map<ObjectId, uint32_t> alarms_per_object, dead_per_object;
+  const std::map<ObjectId, store::ObjectRecord> records = all_records(engine);
+  std::map<uint64_t, ObjectId> ids;  // keys name their object by number
+  for (auto& [id, rec] : records) ids.emplace(rec.number.value, id);
+  auto owner = [&](std::string_view key) {
+    auto it = ids.find(store::prefix_of(key).value);
+    EXPECT_NE(it, ids.end()) << "a key of an object number no record holds";
+    return it == ids.end() ? ObjectId{} : it->second;
+  };
   for (auto& [key, value] : scan_db(engine, store::Db::kAlarms)) {
-    ObjectId id = ObjectId::from_raw(std::string_view(key).substr(0, store::kIdBytes));
+    ObjectId id = owner(key);
     auto due = alarm::decode_due(value);
     ASSERT_TRUE(due.is_ok()) << due.status().to_string();
-    expected[store::schedule_key(static_cast<uint64_t>(*due), id, key.substr(store::kIdBytes))] = 1;
+    expected[store::schedule_key(static_cast<uint64_t>(*due), id,
+                                 key.substr(store::kPrefixBytes))] = 1;
     alarms_per_object[id] += 1;
   }
   std::map<std::string, int> actual;
   for (auto& [key, value] : scan_db(engine, store::Db::kSchedule)) actual[key] = 1;
   EXPECT_EQ(actual, expected) << "timetable and alarm entries differ";
-  for (auto& [key, value] : scan_db(engine, store::Db::kDead)) {
-    dead_per_object[ObjectId::from_raw(std::string_view(key).substr(0, store::kIdBytes))] += 1;
-  }
-  for (auto& [id, rec] : all_records(engine)) {
+  for (auto& [key, value] : scan_db(engine, store::Db::kDead)) dead_per_object[owner(key)] += 1;
+  for (auto& [id, rec] : records) {
     EXPECT_EQ(rec.alarms, alarms_per_object[id]) << "object " << id.to_hex();
     EXPECT_EQ(rec.dead_letters, dead_per_object[id]) << "object " << id.to_hex();
   }

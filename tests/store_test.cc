@@ -57,7 +57,7 @@ TEST(StoreOpenTest, OptionsAreValidatedBeforeTheDirectoryIsTouched) {
     const char* named;
   };
   const Case cases[] = {
-      {"key_bytes_max 496", [](Options& o) { o.key_bytes_max = 496; }, "key_bytes_max"},
+      {"key_bytes_max 504", [](Options& o) { o.key_bytes_max = 504; }, "key_bytes_max"},
       {"key_bytes_max 0", [](Options& o) { o.key_bytes_max = 0; }, "key_bytes_max"},
       {"sql_page_bytes 1000", [](Options& o) { o.sql_page_bytes = 1000; }, "sql_page_bytes"},
       {"sql_page_bytes 256", [](Options& o) { o.sql_page_bytes = 256; }, "sql_page_bytes"},
@@ -102,7 +102,7 @@ TEST(StoreOpenTest, OptionsAreValidatedBeforeTheDirectoryIsTouched) {
   }
   // The bounds themselves are fine.
   Options o = options_for(path);
-  o.key_bytes_max = 495;
+  o.key_bytes_max = 503;
   o.sql_page_bytes = 65536;
   auto e = Engine::open(o);
   EXPECT_TRUE(e.is_ok()) << e.status().to_string();
@@ -208,14 +208,10 @@ TEST(StoreOpenTest, LmdbEnvironmentThatIsNotAnEngineIsCorruption) {
   EXPECT_EQ(e.status().code(), Code::kCorruption) << e.status().to_string();
 }
 
-// Creates an engine in dir, then puts key -> value into its LMDB database
-// `db` through LMDB itself (another release's marker, a damaged record).
-void make_engine_with(const testing::TempDir& dir, const char* db, const std::string& key,
+// Puts key -> value into the LMDB database `db` in dir through LMDB itself
+// (another release's marker, a damaged record).
+void put_through_lmdb(const testing::TempDir& dir, const char* db, const std::string& key,
                       const std::string& value) {
-  {
-    auto e = Engine::open(options_for(dir.path()));
-    ASSERT_TRUE(e.is_ok()) << e.status().to_string();
-  }
   MDB_env* env = nullptr;
   ASSERT_EQ(mdb_env_create(&env), 0);
   mdb_env_set_maxdbs(env, 16);
@@ -229,6 +225,16 @@ void make_engine_with(const testing::TempDir& dir, const char* db, const std::st
   ASSERT_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
   ASSERT_EQ(mdb_txn_commit(txn), 0);
   mdb_env_close(env);
+}
+
+// Creates an engine in dir, then puts key -> value as put_through_lmdb does.
+void make_engine_with(const testing::TempDir& dir, const char* db, const std::string& key,
+                      const std::string& value) {
+  {
+    auto e = Engine::open(options_for(dir.path()));
+    ASSERT_TRUE(e.is_ok()) << e.status().to_string();
+  }
+  put_through_lmdb(dir, db, key, value);
 }
 
 void make_engine_with_format(const testing::TempDir& dir, const std::string& format) {
@@ -255,12 +261,12 @@ TEST(StoreOpenTest, OtherFormatVersionIsCorruption) {
   EXPECT_TRUE(contains(e.status(), "carrel-9")) << e.status().to_string();
 }
 
-// carrel-1 kept history per object; carrel-2's log held whole page
-// before-images and every commit rewrote its object record; carrel-6 reads
-// only its own layout. The error names both formats and the way across
-// (export, then import).
+// store.cc kFormatValue: every older format keyed an object's data by its
+// id; carrel-7 reads only its own layout. The error names both formats and
+// the way across (export, then import).
 TEST(StoreOpenTest, OlderFormatIsRefusedNamingBothVersionsAndTheRemedy) {
-  for (const char* older : {"carrel-1", "carrel-2"}) {
+  for (const char* older :
+       {"carrel-1", "carrel-2", "carrel-3", "carrel-4", "carrel-5", "carrel-6"}) {
     testing::TempDir dir;
     make_engine_with_format(dir, older);
     for (bool read_only : {false, true}) {
@@ -269,10 +275,30 @@ TEST(StoreOpenTest, OlderFormatIsRefusedNamingBothVersionsAndTheRemedy) {
       auto e = Engine::open(o);
       ASSERT_FALSE(e.is_ok());
       EXPECT_EQ(e.status().code(), Code::kInvalidArgument) << e.status().to_string();
-      for (const char* part : {older, "carrel-6", "carrel export", "import"}) {
+      for (const char* part : {older, "carrel-7", "carrel export", "import"}) {
         EXPECT_TRUE(contains(e.status(), part)) << part << ": " << e.status().to_string();
       }
     }
+  }
+}
+
+// store.cc kFormatValue: an older directory's redo files hold its own keys,
+// so the refusal comes before they are read: a carrel-6 directory left by a
+// crash keeps its log, byte for byte, for the build that wrote it.
+TEST(StoreOpenTest, OlderFormatsRedoFilesAreLeftAsTheyAre) {
+  testing::TempDir dir;
+  make_engine_with_format(dir, "carrel-6");
+  const std::string log = std::string(4096, 'r');
+  for (const char* file : {"redo.ckpt", "redo.0", "redo.1"}) write_file(dir.sub(file), log);
+  put_through_lmdb(dir, "meta", "redo_log", "");  // redo.h (9): the log's mark
+  Options o = options_for(dir.path());
+  o.durability = Durability::kSync;
+  auto e = Engine::open(o);
+  ASSERT_FALSE(e.is_ok());
+  EXPECT_EQ(e.status().code(), Code::kInvalidArgument) << e.status().to_string();
+  for (const char* file : {"redo.ckpt", "redo.0", "redo.1"}) {
+    std::ifstream f(dir.sub(file), std::ios::binary);
+    EXPECT_EQ(std::string(std::istreambuf_iterator<char>(f), {}), log) << file;
   }
 }
 

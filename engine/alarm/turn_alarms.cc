@@ -12,8 +12,9 @@ using detail::bytes_text;
 
 Result<Encoded> TurnAlarms::lookup(std::string_view name) {
   if (std::optional<Encoded> above = overlay_.find(name)) return std::move(*above);
-  CARREL_ASSIGN_OR_RETURN(
-      auto v, store::read_sealed(snapshot_, store::Db::kAlarms, store::object_key(object_.id, name)));
+  auto read = store::read_sealed(snapshot_, store::Db::kAlarms, store::object_key(no_, name));
+  if (!read.is_ok()) return read.status().with_context("object " + object_.id.to_hex());
+  const std::optional<std::string_view>& v = *read;
   if (!v) return Encoded{};
   return Encoded{std::string(*v)};
 }
@@ -69,15 +70,14 @@ Result<bool> TurnAlarms::remove(std::string_view name) {
 
 Result<std::vector<AlarmEntry>> TurnAlarms::list() {
   Writes merged;
-  std::string prefix(object_.id.raw());
+  const std::string prefix = store::object_prefix(no_);
   CARREL_ASSIGN_OR_RETURN(store::Cursor c,
                           store::Cursor::open(snapshot_.get(), alarms_dbi_, store::Db::kAlarms));
-  for (bool on = c.seek(prefix); on && c.key().substr(0, store::kIdBytes) == prefix;
-       on = c.next()) {
+  for (bool on = c.seek(prefix); on && c.key().starts_with(prefix); on = c.next()) {
     // checksum.h (5): an entry that fails its checksum ends the list.
-    CARREL_ASSIGN_OR_RETURN(std::string_view entry,
-                            store::open(store::Db::kAlarms, c.key(), c.value()));
-    merged[std::string(c.key().substr(store::kIdBytes))] = std::string(entry);
+    auto entry = store::open(store::Db::kAlarms, c.key(), c.value());
+    if (!entry.is_ok()) return entry.status().with_context("object " + object_.id.to_hex());
+    merged[std::string(c.key().substr(store::kPrefixBytes))] = std::string(*entry);
   }
   CARREL_RETURN_IF_ERROR(c.status());
   overlay_.collect(&merged);

@@ -21,6 +21,7 @@
 #include "carrel/alarms.h"
 #include "carrel/context.h"
 #include "carrel/options.h"
+#include "engine/store/keys.h"
 #include "engine/store/store.h"
 
 namespace carrel::alarm {
@@ -62,11 +63,12 @@ class AlarmOverlay {
 class TurnAlarms {
  public:
   TurnAlarms(AlarmOverlay& overlay, const store::ReadTxn& snapshot, MDB_dbi alarms_dbi,
-             const ObjectRef& object, const Options& options)
+             const ObjectRef& object, store::ObjectNo no, const Options& options)
       : overlay_(overlay),
         snapshot_(snapshot),
         alarms_dbi_(alarms_dbi),
         object_(object),
+        no_(no),
         options_(options) {}
 
   Result<std::optional<AlarmEntry>> get(std::string_view name);
@@ -91,6 +93,7 @@ class TurnAlarms {
   const store::ReadTxn& snapshot_;
   MDB_dbi alarms_dbi_;
   const ObjectRef& object_;
+  const store::ObjectNo no_;  // the prefix of its keys (store/keys.h (2))
   const Options& options_;
 };
 

@@ -13,6 +13,7 @@
 #include "carrel/context.h"
 #include "carrel/status.h"
 #include "engine/store/checksum.h"
+#include "engine/store/keys.h"
 
 namespace carrel::detail {
 
@@ -44,6 +45,7 @@ using WriteList = std::vector<std::pair<K, store::SealedBytes>>;
 struct CommitBatch {
   std::shared_ptr<CommitProgress> slot;
   ObjectRef object;
+  store::ObjectNo object_no;  // the prefix of its keys (store/keys.h (2)); set when seq != 0
   uint64_t generation = 0;  // the slot's generation when sealed; stale batches fail
   uint64_t seq = 0;         // the object's commit sequence; 0: the batch only carries outputs
   int64_t commit_ms = 0;    // commit time (engine clock at seal; never below the previous)

@@ -110,6 +110,7 @@ Result<GroupWriter::ObjectState*> GroupWriter::load(const CommitBatch& b) {
   auto it = objects_.find(b.object.id);
   if (it == objects_.end()) {
     ObjectState st;
+    st.id = b.object.id;
     // Invariant (2), records.h (1): the cache holds the newest record of an
     // object committed since the checkpoint, `objects` every other one's.
     std::optional<store::ObjectRecord> cached = records_.find_dirty(b.object.id);
@@ -122,12 +123,22 @@ Result<GroupWriter::ObjectState*> GroupWriter::load(const CommitBatch& b) {
       } else {
         st.record.class_name = b.object.class_name;
         st.record.created_ms = b.commit_ms;
+        st.record.number = b.object_no;  // records.h (6)
         st.created = true;
+        next_object_no_ = std::max(next_object_no_.value_or(0), b.object_no.value + 1);
       }
     }
     it = objects_.emplace(b.object.id, std::move(st)).first;
   }
   ObjectState& st = it->second;
+  // records.h (6): the batch's values were sealed under the number its
+  // activation read from this record (or gave it, for a new one).
+  if (st.record.number != b.object_no) {
+    return Status::aborted("commit " + std::to_string(b.seq) + " of " + b.object.label() +
+                           " was sealed for object number " + std::to_string(b.object_no.value) +
+                           ", but the object holds number " +
+                           std::to_string(st.record.number.value));
+  }
   if (st.record.name.empty() && !b.object.name.empty()) st.record.name = b.object.name;
   return &st;
 }
@@ -170,14 +181,14 @@ Status GroupWriter::write(ObjectState& st, Db db, const std::string& key,
     CARREL_RETURN_IF_ERROR(store::from_mdb(rc, "delete from " + std::string(store::db_name(db))));
   }
   store::ObjectRecord& r = st.record;
-  std::string_view suffix = std::string_view(key).substr(store::kIdBytes);
+  std::string_view suffix = std::string_view(key).substr(store::kPrefixBytes);
   switch (db) {
     case Db::kKv:
       if (old) r.kv_keys -= 1, r.kv_bytes -= suffix.size() + store::value_bytes(*old);
       if (value) r.kv_keys += 1, r.kv_bytes += suffix.size() + store::value_bytes(*value);
       break;
     case Db::kAlarms: {
-      ObjectId id = ObjectId::from_raw(key);
+      const ObjectId& id = st.id;
       if (old) {
         CARREL_ASSIGN_OR_RETURN(std::string_view entry, store::open(db, key, *old));
         CARREL_ASSIGN_OR_RETURN(UnixMs due, alarm::decode_due(entry));
@@ -267,7 +278,7 @@ Status GroupWriter::apply_restore(ObjectState& st, const ObjectId& id, uint64_t 
     for (const history::UndoEntry& e : rec->undo) {
       // Connection records stay as they are: the connections belong to the
       // transport, which a restore does not roll back (kv/reserved.h).
-      if (e.db == Db::kKv && is_reserved_key(std::string_view(e.key).substr(store::kIdBytes))) {
+      if (e.db == Db::kKv && is_reserved_key(std::string_view(e.key).substr(store::kPrefixBytes))) {
         continue;
       }
       if (!e.delta) {
@@ -317,32 +328,34 @@ Status GroupWriter::apply(const CommitBatch& b) {
   history::LogRecord& log = st->log;
   log = history::LogRecord{};
   log.header.id = b.object.id;
+  log.header.number = r.number;
   log.header.seq = b.seq;
   log.header.prev_no = r.log_no;
   log.sql_pages_before = r.sql_pages;
   const ObjectId& id = b.object.id;
+  const store::ObjectNo number = r.number;
   if (b.restore_to_seq) CARREL_RETURN_IF_ERROR(apply_restore(*st, id, *b.restore_to_seq));
   if (b.kv_cleared) {
-    std::string from(id.raw());
+    std::string from = store::object_prefix(number);
     CARREL_RETURN_IF_ERROR(clear_range(*st, Db::kKv, from, store::prefix_successor(from)));
   }
   for (auto& [k, v] : b.kv) {
-    CARREL_RETURN_IF_ERROR(write(*st, Db::kKv, store::object_key(id, k), stored_bytes(v)));
+    CARREL_RETURN_IF_ERROR(write(*st, Db::kKv, store::object_key(number, k), stored_bytes(v)));
   }
   CARREL_DASSERT(pages_within_file(b), "group_writer.h (7): no SQL page past the file's length");
   for (auto& [n, page] : b.pages) {
-    CARREL_RETURN_IF_ERROR(write(*st, Db::kPages, store::page_key(id, n), stored_bytes(page)));
+    CARREL_RETURN_IF_ERROR(write(*st, Db::kPages, store::page_key(number, n), stored_bytes(page)));
   }
   if (b.sql_pages) {
-    CARREL_RETURN_IF_ERROR(clear_range(*st, Db::kPages, store::page_key(id, *b.sql_pages),
-                                       store::prefix_successor(std::string(id.raw()))));
+    CARREL_RETURN_IF_ERROR(clear_range(*st, Db::kPages, store::page_key(number, *b.sql_pages),
+                                       store::prefix_successor(store::object_prefix(number))));
     r.sql_pages = *b.sql_pages;
   }
   for (auto& [name, v] : b.alarms) {
-    CARREL_RETURN_IF_ERROR(write(*st, Db::kAlarms, store::object_key(id, name), stored_bytes(v)));
+    CARREL_RETURN_IF_ERROR(write(*st, Db::kAlarms, store::object_key(number, name), stored_bytes(v)));
   }
   for (auto& [name, v] : b.dead) {
-    CARREL_RETURN_IF_ERROR(write(*st, Db::kDead, store::object_key(id, name), stored_bytes(v)));
+    CARREL_RETURN_IF_ERROR(write(*st, Db::kDead, store::object_key(number, name), stored_bytes(v)));
   }
   for (const OutMessage& m : b.messages) {
     CARREL_ASSIGN_OR_RETURN(uint64_t no, next_message_no());
@@ -446,6 +459,16 @@ Status GroupWriter::finish(bool checkpoint) {
     std::string v;
     store::append_u64(&v, *message_no_);
     CARREL_RETURN_IF_ERROR(put_raw(Db::kMeta, kNextMessageKey, v));
+  }
+  if (next_object_no_) {
+    // records.h (6): numbers given out of creation order never lower it.
+    CARREL_ASSIGN_OR_RETURN(auto raw, get_raw(Db::kMeta, store::kNextObjectNoKey));
+    CARREL_ASSIGN_OR_RETURN(uint64_t stored, decode_counter(raw, store::kNextObjectNoKey, 1));
+    if (*next_object_no_ > stored) {
+      std::string v;
+      store::append_u64(&v, *next_object_no_);
+      CARREL_RETURN_IF_ERROR(put_raw(Db::kMeta, store::kNextObjectNoKey, v));
+    }
   }
   return Status::ok();
 }

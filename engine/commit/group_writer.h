@@ -8,7 +8,8 @@
 //  (2) Object records are read once per group (from the record cache, else
 //      `objects`) and handed to the cache after the commit; `objects` is
 //      written at finish() only for objects this group creates and at a
-//      checkpoint (records.h (3), (5)).
+//      checkpoint (records.h (3), (5)); a group that creates objects raises
+//      meta.next_object_no past their numbers (records.h (6)).
 //  (3) A GroupWriter is used by the holder of the committer role only
 //      (committer.h (1)): the committer thread, or a caller committing its
 //      own batch (committer.h (10)).
@@ -96,6 +97,7 @@ class GroupWriter {
 
  private:
   struct ObjectState {
+    ObjectId id;
     store::ObjectRecord record;
     history::LogRecord log;
     // This batch's first touches: each key's index in log.undo.
@@ -135,6 +137,8 @@ class GroupWriter {
   std::vector<std::pair<uint64_t, OutMessage>> sent_;
   std::optional<int64_t> earliest_alarm_;
   std::optional<uint64_t> message_no_;
+  // Past the number of every object this group creates (records.h (6)).
+  std::optional<uint64_t> next_object_no_;
   std::optional<uint64_t> log_no_;  // the next log number, read once per group
   uint64_t log_records_ = 0;
   std::optional<uint64_t> checkpoint_no_;

@@ -22,12 +22,24 @@ Status Records::recover() {
         return Status::ok();
       }));
   CARREL_ASSIGN_OR_RETURN(auto rebuilt, history::tail_records(txn.get(), store_));
+  CARREL_ASSIGN_OR_RETURN(auto next, txn.get(store::Db::kMeta, store::kNextObjectNoKey));
+  if (next && next->size() != 8) {
+    return Status::corruption("meta." + std::string(store::kNextObjectNoKey) + " is " +
+                              std::to_string(next->size()) + " bytes, not 8; run `carrel verify`");
+  }
+  next_number_.store(next ? std::max<uint64_t>(1, store::read_u64(*next, 0)) : 1,
+                     std::memory_order_relaxed);
   MutexLock lock(mutex_);
   dirty_.clear();
   for (auto& [id, r] : rebuilt) dirty_.emplace(id, std::move(r));
   checkpoint_no_ = from;
   tail_records_ = records;
   return Status::ok();
+}
+
+store::ObjectNo Records::give_number() {
+  CARREL_ASSERT(!follow_log_, "records.h (6): only a writable engine creates objects");
+  return store::ObjectNo{next_number_.fetch_add(1, std::memory_order_relaxed)};
 }
 
 Result<std::optional<store::ObjectRecord>> Records::get(const store::ReadTxn& txn,

@@ -23,8 +23,15 @@
 //  (5) A new object's record is written to `objects` by the group that
 //      creates it (so class and name are always stored), and after that only
 //      by checkpoints. It does not become dirty: `objects` holds it whole.
+//  (6) Numbers (store/keys.h (3)): an object with no record is given the
+//      next number when it is first loaded (give_number), before any of its
+//      values is sealed under a key that holds it; the group that creates it
+//      stores the number in its record and raises meta.next_object_no past
+//      it, which is where the count resumes at open. A number is given once
+//      per engine lifetime; one whose object never commits is skipped.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <unordered_map>
@@ -60,8 +67,12 @@ class Records {
   Records(store::Store& store, bool follow_log, size_t dirty_max = kDirtyRecordsMax);
 
   // At open, before any commit or lookup: every record the log tail changes
-  // becomes dirty (invariant (1)).
+  // becomes dirty (invariant (1)), and numbering resumes (invariant (6)).
   Status recover();
+
+  // Any thread of a writable engine: the number for an object that has no
+  // record (invariant (6)).
+  store::ObjectNo give_number();
 
   // Any thread. The newest committed record of id, at least as new as what
   // txn holds (invariant (2), (3)); nullopt when it never committed.
@@ -91,6 +102,7 @@ class Records {
   uint64_t tail_records_ GUARDED_BY(mutex_) = 0;   // log records since the checkpoint
   uint64_t groups_since_ GUARDED_BY(mutex_) = 0;
   std::optional<int64_t> checkpoint_ms_ GUARDED_BY(mutex_);
+  std::atomic<uint64_t> next_number_{1};  // invariant (6)
 };
 
 }  // namespace carrel::detail

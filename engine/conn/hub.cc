@@ -205,22 +205,27 @@ Result<size_t> ConnectionHub::reconcile() {
   detail::EngineCore& core = *impl_->core;
   CARREL_RETURN_IF_ERROR(core.check_open());
   auto transport = impl_->current_transport();
-  // Every stored connection: one seek to each object's reserved range.
+  // Every stored connection: one seek to each object's reserved range, the
+  // objects taken from `objects`, which holds every object's number from its
+  // creation on (records.h (5), (6)).
   std::vector<std::pair<ObjectRef, ConnectionId>> gone;
   {
     CARREL_ASSIGN_OR_RETURN(auto txn, core.store().begin_read());
+    CARREL_ASSIGN_OR_RETURN(auto objects,
+                            store::Cursor::open(core.store(), txn, store::Db::kObjects));
     CARREL_ASSIGN_OR_RETURN(auto c, store::Cursor::open(core.store(), txn, store::Db::kKv));
-    std::string pos;
-    while (c.seek(pos)) {
-      std::string id_raw(c.key().substr(0, store::kIdBytes));
-      std::string reserved = id_raw + detail::kReservedPrefix;
+    for (bool more = objects.first(); more; more = objects.next()) {
+      if (objects.key().size() != store::kIdBytes) continue;  // `carrel verify` names it
+      auto stored = store::ObjectRecord::decode(objects.value());
+      if (!stored.is_ok()) continue;
+      const ObjectId oid = ObjectId::from_raw(objects.key());
+      std::string reserved = store::object_key(stored->number, detail::kReservedPrefix);
       bool on = c.seek(reserved);
       std::optional<ObjectRef> ref;
       while (on && c.key().substr(0, reserved.size()) == reserved) {
         std::string_view key = c.key();
         if (key.size() == reserved.size() + 8) {
           if (!ref) {
-            ObjectId oid = ObjectId::from_raw(id_raw);
             auto rec = core.records().get(txn, oid);
             if (!rec.is_ok() || !*rec) break;
             ref = ObjectRef{(*rec)->class_name, oid, (*rec)->name};
@@ -231,9 +236,8 @@ Result<size_t> ConnectionHub::reconcile() {
         on = c.next();
       }
       if (!c.status().is_ok()) break;
-      pos = store::prefix_successor(id_raw);
-      if (pos.empty()) break;
     }
+    CARREL_RETURN_IF_ERROR(objects.status());
     CARREL_RETURN_IF_ERROR(c.status());
   }
   std::vector<std::future<Status>> turns;

@@ -6,35 +6,33 @@
 
 namespace carrel::history {
 namespace {
-// 2 (carrel-3): fixed-width fields, whole keys. 3 (carrel-4): varints, and a
-// key under the record's own object prefix holds only what follows the id
-// (invariant (9)). Both decode; encode writes the newest.
-constexpr uint8_t kFixedVersion = 2;
-constexpr uint8_t kCompactVersion = 3;
+// 4 (carrel-7): version 3's varints (carrel-4 to carrel-6) with the object's
+// number after its id, and a key under the record's own object prefix (the
+// number) holds only what follows it (invariant (9)). Only version 4 decodes:
+// older records name keys by the id prefix carrel-7 no longer uses.
+constexpr uint8_t kVersion = 4;
 // How an entry holds its value: absent, whole, or a page delta (invariant (7)).
 enum class Form : uint8_t { kAbsent = 0, kWhole = 1, kDelta = 2 };
-// Version 3's entry tag: the database in the low bits, the form above it,
+// The entry tag: the database in the low bits, the form above it,
 // and whether the key is the record's id followed by the stored bytes.
 constexpr uint8_t kTagDbMask = 0x0f;
 constexpr int kTagFormShift = 4;
 constexpr uint8_t kTagFormMask = 0x30;
 constexpr uint8_t kTagOwnKey = 0x40;
 static_assert(store::kDbCount <= kTagDbMask + 1, "a database number fits the tag");
-// Version 3's flags byte.
+// The flags byte.
 constexpr uint8_t kFlagUndoKept = 0x01;
-// version, id, seq, time, prev_no; counters and flags (version 3 at most)
-constexpr size_t kHeaderBytesMax = 1 + store::kIdBytes + 3 * store::kVarintBytesMax;
+// version, id, number, seq, time, prev_no; counters and flags
+constexpr size_t kHeaderBytesMax = 1 + store::kIdBytes + 4 * store::kVarintBytesMax;
 constexpr size_t kSummaryBytesMax = kHeaderBytesMax + 1 + 6 * store::kVarintBytesMax + 2 * 5;
 // Entries a record of n bytes can hold at most: each takes at least this
-// many bytes (version 2: db, key length, form; version 3: tag, key length),
-// so a count past that is malformed, not a reason to reserve memory.
-constexpr size_t entry_bytes_min(uint8_t version) {
-  return version == kFixedVersion ? 1 + 4 + 1 : 1 + 1;
-}
+// many bytes (tag, key length), so a count past that is malformed, not a
+// reason to reserve memory.
+constexpr size_t kEntryBytesMin = 1 + 1;
 
-void encode_entries(store::Writer& w, const ObjectId& id, const std::vector<UndoEntry>& entries) {
+void encode_entries(store::Writer& w, store::ObjectNo no, const std::vector<UndoEntry>& entries) {
   w.varint(entries.size());
-  const std::string_view prefix = id.raw();
+  const std::string prefix = store::object_prefix(no);
   for (const UndoEntry& e : entries) {
     Form form = !e.before ? Form::kAbsent : e.delta ? Form::kDelta : Form::kWhole;
     const bool own = std::string_view(e.key).starts_with(prefix);  // invariant (9)
@@ -46,10 +44,9 @@ void encode_entries(store::Writer& w, const ObjectId& id, const std::vector<Undo
   }
 }
 
-// The database, key and form of one entry, in either version.
-bool decode_entry_head(store::Reader& r, uint8_t version, const ObjectId& id, uint8_t* db,
-                       uint8_t* form, std::string* key) {
-  if (version == kFixedVersion) return r.u8(db) && r.str32(key) && r.u8(form);
+// The database, key and form of one entry.
+bool decode_entry_head(store::Reader& r, std::string_view prefix, uint8_t* db, uint8_t* form,
+                       std::string* key) {
   uint8_t tag = 0;
   std::string_view stored;
   if (!r.u8(&tag) || (tag & ~(kTagDbMask | kTagFormMask | kTagOwnKey)) != 0 || !r.vstr(&stored)) {
@@ -58,17 +55,17 @@ bool decode_entry_head(store::Reader& r, uint8_t version, const ObjectId& id, ui
   *db = tag & kTagDbMask;
   *form = static_cast<uint8_t>((tag & kTagFormMask) >> kTagFormShift);
   key->clear();
-  if (tag & kTagOwnKey) key->append(id.raw());
+  if (tag & kTagOwnKey) key->append(prefix);
   key->append(stored);
   return true;
 }
 
 // Malformed entries are Corruption naming the section and the entry.
-Status decode_entries(store::Reader& r, uint8_t version, const ObjectId& id,
-                      std::string_view section, std::vector<UndoEntry>* out) {
+Status decode_entries(store::Reader& r, store::ObjectNo no, std::string_view section,
+                      std::vector<UndoEntry>* out) {
   uint32_t n = 0;
-  bool counted = version == kFixedVersion ? r.u32(&n) : r.varint(&n);
-  if (!counted || n > r.remaining() / entry_bytes_min(version)) return r.corruption(section);
+  if (!r.varint(&n) || n > r.remaining() / kEntryBytesMin) return r.corruption(section);
+  const std::string prefix = store::object_prefix(no);
   out->reserve(n);
   for (uint32_t i = 0; i < n; ++i) {
     UndoEntry e;
@@ -77,14 +74,14 @@ Status decode_entries(store::Reader& r, uint8_t version, const ObjectId& id,
       return r.corruption(std::string(section) + ", entry " + std::to_string(i) + ": " +
                           std::string(what));
     };
-    if (!decode_entry_head(r, version, id, &db, &form, &e.key) || db >= store::kDbCount ||
+    if (!decode_entry_head(r, prefix, &db, &form, &e.key) || db >= store::kDbCount ||
         form > static_cast<uint8_t>(Form::kDelta)) {
       return bad("database, key or form");
     }
     e.db = static_cast<store::Db>(db);
     if (form != static_cast<uint8_t>(Form::kAbsent)) {
       std::string v;
-      if (!(version == kFixedVersion ? r.str32(&v) : r.vstr(&v))) return bad("value");
+      if (!r.vstr(&v)) return bad("value");
       e.before = std::move(v);
     }
     if (form == static_cast<uint8_t>(Form::kDelta)) {
@@ -99,27 +96,17 @@ Status decode_entries(store::Reader& r, uint8_t version, const ObjectId& id,
   return Status::ok();
 }
 
-// The header in either version; *version is the one read.
-bool decode_header_into(store::Reader& r, LogHeader* h, uint8_t* version) {
+bool decode_header_into(store::Reader& r, LogHeader* h) {
   std::string_view id;
-  if (!r.version_in(kFixedVersion, kCompactVersion, version) || !r.raw(store::kIdBytes, &id)) {
-    return false;
-  }
+  if (!r.version(kVersion) || !r.raw(store::kIdBytes, &id)) return false;
   h->id = ObjectId::from_raw(id);
-  if (*version == kFixedVersion) return r.u64(&h->seq) && r.i64(&h->time_ms) && r.u64(&h->prev_no);
-  return r.varint(&h->seq) && r.svarint(&h->time_ms) && r.varint(&h->prev_no);
+  return r.varint(&h->number.value) && h->number.value != 0 && r.varint(&h->seq) &&
+         r.svarint(&h->time_ms) && r.varint(&h->prev_no);
 }
 
-bool decode_counters(store::Reader& r, uint8_t version, LogRecord* rec) {
+bool decode_counters(store::Reader& r, LogRecord* rec) {
   uint8_t kept = 0;
   CounterDeltas& d = rec->deltas;
-  if (version == kFixedVersion) {
-    bool ok = r.u32(&rec->sql_pages_before) && r.u32(&rec->sql_pages_after) && r.i64(&d.kv_keys) &&
-              r.i64(&d.kv_bytes) && r.i64(&d.alarms) && r.i64(&d.dead_letters) && r.u8(&kept) &&
-              kept <= 1;
-    rec->undo_kept = kept == 1;
-    return ok;
-  }
   bool ok = r.u8(&kept) && (kept & ~kFlagUndoKept) == 0 && r.varint(&rec->sql_pages_before) &&
             r.varint(&rec->sql_pages_after) && r.svarint(&d.kv_keys) && r.svarint(&d.kv_bytes) &&
             r.svarint(&d.alarms) && r.svarint(&d.dead_letters);
@@ -128,9 +115,9 @@ bool decode_counters(store::Reader& r, uint8_t version, LogRecord* rec) {
 }
 
 // Everything before the entries; the reader stays at the undo section.
-Status decode_summary_into(store::Reader& r, LogRecord* rec, uint8_t* version) {
-  if (!decode_header_into(r, &rec->header, version)) return r.corruption("header");
-  if (!decode_counters(r, *version, rec)) {
+Status decode_summary_into(store::Reader& r, LogRecord* rec) {
+  if (!decode_header_into(r, &rec->header)) return r.corruption("header");
+  if (!decode_counters(r, rec)) {
     return r.corruption("counters of seq " + std::to_string(rec->header.seq));
   }
   return Status::ok();
@@ -146,8 +133,10 @@ std::string LogRecord::encode() const {
   }
   out.reserve(bytes);
   store::Writer w(&out);
-  w.version(kCompactVersion);
+  CARREL_ASSERT(header.number.value != 0, "keys.h (3): a committed object has a number");
+  w.version(kVersion);
   w.raw(header.id.raw());
+  w.varint(header.number.value);
   w.varint(header.seq);
   w.svarint(header.time_ms);
   w.varint(header.prev_no);
@@ -158,36 +147,33 @@ std::string LogRecord::encode() const {
   w.svarint(deltas.kv_bytes);
   w.svarint(deltas.alarms);
   w.svarint(deltas.dead_letters);
-  encode_entries(w, header.id, undo);
-  encode_entries(w, header.id, redo);  // invariant (5)
+  encode_entries(w, header.number, undo);
+  encode_entries(w, header.number, redo);  // invariant (5)
   return out;
 }
 
 Result<LogHeader> LogRecord::decode_header(std::string_view b) {
   store::Reader r(b, "history log record");
   LogHeader h;
-  uint8_t version = 0;
-  if (!decode_header_into(r, &h, &version)) return r.corruption("header");
+  if (!decode_header_into(r, &h)) return r.corruption("header");
   return h;
 }
 
 Result<LogRecord> LogRecord::decode_summary(std::string_view b) {
   store::Reader r(b, "history log record");
   LogRecord rec;
-  uint8_t version = 0;
-  CARREL_RETURN_IF_ERROR(decode_summary_into(r, &rec, &version));
+  CARREL_RETURN_IF_ERROR(decode_summary_into(r, &rec));
   return rec;
 }
 
 Result<LogRecord> LogRecord::decode(std::string_view b) {
   store::Reader r(b, "history log record");
   LogRecord rec;
-  uint8_t version = 0;
-  CARREL_RETURN_IF_ERROR(decode_summary_into(r, &rec, &version));
+  CARREL_RETURN_IF_ERROR(decode_summary_into(r, &rec));
   const std::string seq = std::to_string(rec.header.seq);
-  const ObjectId& id = rec.header.id;
-  CARREL_RETURN_IF_ERROR(decode_entries(r, version, id, "undo entries of seq " + seq, &rec.undo));
-  CARREL_RETURN_IF_ERROR(decode_entries(r, version, id, "redo section of seq " + seq, &rec.redo));
+  const store::ObjectNo no = rec.header.number;
+  CARREL_RETURN_IF_ERROR(decode_entries(r, no, "undo entries of seq " + seq, &rec.undo));
+  CARREL_RETURN_IF_ERROR(decode_entries(r, no, "redo section of seq " + seq, &rec.redo));
   if (!r.done()) return r.corruption("bytes past the redo section of seq " + seq);
   return rec;
 }

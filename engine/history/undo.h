@@ -24,8 +24,7 @@
 //  (5) The redo section is counted and empty in this build; a later one fills
 //      it with after-images in the undo entries' form without a format change.
 //  (6) Every log record is encoded and decoded here (LogRecord), nowhere else
-//      in the engine; tests write carrel-3's version 2 with
-//      tests/carrel3_records.h, a frozen copy of what carrel-3 wrote.
+//      in the engine.
 //  (7) An undo entry of a SQL page the commit changed in place (the page
 //      existed before and after, at one size) may hold a delta
 //      (page_delta.h) instead of the whole before-image: the bytes that
@@ -46,13 +45,13 @@
 //      record's log_no is 0). Its summary (seq, time, sql_pages_after, the
 //      counter deltas) is what rebuilds the object record from the log
 //      (history/tail.h).
-//  (9) Encoding (store/codec.h): version 3 (format carrel-4) writes seqs,
-//      times, log numbers, page counts, counter deltas, entry counts and
-//      lengths as varints, and an entry whose key starts with the record's
-//      object id stores only the rest of the key: a first KV write's record
-//      is about 40 bytes, where version 2 (carrel-3) took 113. Every reader
-//      decodes both (a directory migrated from carrel-3 holds both); encode
-//      writes version 3, and the decoded record is the same either way.
+//  (9) Encoding (store/codec.h): version 4 (format carrel-7) writes the
+//      object's id and number, then seqs, times, log numbers, page counts,
+//      counter deltas, entry counts and lengths as varints, and an entry
+//      whose key starts with the object's prefix (its number, store/keys.h
+//      (2)) stores only the rest of the key: a first KV write's record is
+//      about 43 bytes (version 2, carrel-3's fixed-width form, took 113).
+//      Only version 4 decodes (store.cc refuses older formats).
 #pragma once
 
 #include <lmdb.h>
@@ -65,6 +64,7 @@
 
 #include "carrel/id.h"
 #include "carrel/status.h"
+#include "engine/store/keys.h"
 #include "engine/store/store.h"
 
 namespace carrel::history {
@@ -91,6 +91,7 @@ struct CounterDeltas {
 // The fixed head of a record: enough to walk a chain and to prune.
 struct LogHeader {
   ObjectId id;
+  store::ObjectNo number;  // the object's key prefix (store/keys.h (2))
   uint64_t seq = 0;
   int64_t time_ms = 0;
   uint64_t prev_no = 0;  // invariant (3)

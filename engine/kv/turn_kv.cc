@@ -68,8 +68,10 @@ Status TurnKv::check_batch(std::string_view call, size_t n, std::string_view wha
 
 Result<std::optional<std::string>> TurnKv::lookup(std::string_view key) {
   if (std::optional<Value> above = overlay_.find(key)) return std::move(*above);
-  store::ObjectKeyOnStack full_key(id_, key);
-  CARREL_ASSIGN_OR_RETURN(auto v, store::read_sealed(snapshot_, store::Db::kKv, full_key.view()));
+  store::ObjectKeyOnStack full_key(no_, key);
+  auto read = store::read_sealed(snapshot_, store::Db::kKv, full_key.view());
+  if (!read.is_ok()) return read.status().with_context("object " + id_.to_hex());
+  const std::optional<std::string_view>& v = *read;
   if (!v) return std::optional<std::string>{};
   return std::optional<std::string>{std::string(*v)};
 }
@@ -170,9 +172,9 @@ Result<Entries> TurnKv::merge_list(const KeyRange& range, const ListOptions& o) 
   bool lmdb_hidden = overlay_.collect(range, &overlay);
   size_t limit = o.limit.value_or(SIZE_MAX);
 
-  std::string full_lo = store::object_key(id_, range.lo);
-  std::string full_hi = range.hi ? store::object_key(id_, *range.hi)
-                                 : store::prefix_successor(std::string(id_.raw()));
+  std::string full_lo = store::object_key(no_, range.lo);
+  std::string full_hi = range.hi ? store::object_key(no_, *range.hi)
+                                 : store::prefix_successor(store::object_prefix(no_));
   std::optional<store::Cursor> c;
   bool on = false;  // c stands on an entry
   if (!lmdb_hidden) {
@@ -191,7 +193,7 @@ Result<Entries> TurnKv::merge_list(const KeyRange& range, const ListOptions& o) 
     if (!on) return std::nullopt;
     std::string_view k = c->key();
     if (k < full_lo || (!full_hi.empty() && k >= full_hi)) return std::nullopt;
-    return k.substr(store::kIdBytes);
+    return k.substr(store::kPrefixBytes);
   };
   auto advance = [&] { on = o.reverse ? c->prev() : c->next(); };
   auto emit = [&](std::string_view k, std::string_view v) { out.emplace_back(k, v); };
@@ -214,9 +216,9 @@ Result<Entries> TurnKv::merge_list(const KeyRange& range, const ListOptions& o) 
         ++ov;
     } else {
       // checksum.h (5): a value that fails its checksum ends the list.
-      CARREL_ASSIGN_OR_RETURN(std::string_view v,
-                              store::open(store::Db::kKv, c->key(), c->value()));
-      emit(*lk, v);
+      auto opened = store::open(store::Db::kKv, c->key(), c->value());
+      if (!opened.is_ok()) return opened.status().with_context("object " + id_.to_hex());
+      emit(*lk, *opened);
       advance();
     }
   }

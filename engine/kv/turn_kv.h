@@ -23,6 +23,7 @@
 #include "carrel/context.h"
 #include "carrel/kv.h"
 #include "carrel/options.h"
+#include "engine/store/keys.h"
 #include "engine/store/store.h"
 
 namespace carrel::kv {
@@ -67,9 +68,11 @@ class KvOverlay {
 // One turn's KV (see carrel/kv.h for the contracts). Lives as long as its turn.
 class TurnKv {
  public:
+  // id names the object in messages; no is its key prefix (store/keys.h (2)).
   TurnKv(KvOverlay& overlay, const store::ReadTxn& snapshot, MDB_dbi kv_dbi, const ObjectId& id,
-         const Options& options)
-      : overlay_(overlay), snapshot_(snapshot), kv_dbi_(kv_dbi), id_(id), options_(options) {}
+         store::ObjectNo no, const Options& options)
+      : overlay_(overlay), snapshot_(snapshot), kv_dbi_(kv_dbi), id_(id), no_(no),
+        options_(options) {}
 
   Result<std::optional<std::string>> get(std::string_view key);
   Result<Entries> get_many(const std::vector<std::string>& keys);
@@ -94,6 +97,7 @@ class TurnKv {
   const store::ReadTxn& snapshot_;
   MDB_dbi kv_dbi_;
   const ObjectId& id_;
+  const store::ObjectNo no_;
   const Options& options_;
 };
 

@@ -63,11 +63,12 @@ Status validate_connections(const Options& o) {
 
 Status validate(const Options& o) {
   auto bad = [](std::string m) { return Status::invalid_argument(std::move(m)); };
-  if (o.key_bytes_max == 0 || o.key_bytes_max > store::kLmdbKeyBytesMax - store::kIdBytes) {
+  if (o.key_bytes_max == 0 || o.key_bytes_max > store::kLmdbKeyBytesMax - store::kPrefixBytes) {
     return bad("key_bytes_max is " + std::to_string(o.key_bytes_max) + "; it must be 1.." +
-               std::to_string(store::kLmdbKeyBytesMax - store::kIdBytes) +
-               " (LMDB's 511-byte key limit less the 16-byte object id)");
+               std::to_string(store::kLmdbKeyBytesMax - store::kPrefixBytes) +
+               " (LMDB's 511-byte key limit less the 8-byte object number)");
   }
+  // The timetable's key holds the due time and the 16-byte id before the name.
   if (o.alarm_name_bytes_max > store::kLmdbKeyBytesMax - store::kIdBytes - 8) {
     return bad("alarm_name_bytes_max may not exceed " +
                std::to_string(store::kLmdbKeyBytesMax - store::kIdBytes - 8));
@@ -479,6 +480,8 @@ Status EngineCore::prepare(ObjectSlot& slot, const Event& event, store::ReadTxn&
     act.sql_pages = rec.sql_pages;
     act.class_name = raw ? rec.class_name : event.object.class_name;
     act.name = rec.name;
+    // records.h (6): before this activation seals anything under its keys.
+    act.number = raw ? rec.number : records_->give_number();
     slot.sealed_seq.store(rec.last_seq, std::memory_order_release);
     slot.durable_seq.store(rec.last_seq, std::memory_order_release);
     durable = rec.last_seq;

@@ -89,6 +89,9 @@ struct Activation {
   int64_t last_commit_ms = 0;   // commit times never decrease (bookmark order)
   std::string class_name;       // from the object record, or the first event
   std::string name;
+  // The prefix of the object's keys (store/keys.h (2)): from the object
+  // record, or given at this load when the object has none (keys.h (3)).
+  store::ObjectNo number;
   std::unique_ptr<Handler> handler;
   bool started = false;         // on_start committed for this activation
   PendingOverlay pending;

@@ -23,8 +23,9 @@ Result<std::optional<std::string_view>> ObjectPageSource::find_page(uint32_t pag
     return View{it->second.view()};
   }
   if (txn_ == nullptr) return Status::aborted("SQL page read outside a turn");
-  CARREL_ASSIGN_OR_RETURN(
-      auto v, store::read_sealed(*txn_, store::Db::kPages, store::page_key(id_, page_no)));
+  auto read = store::read_sealed(*txn_, store::Db::kPages, store::page_key(no_, page_no));
+  if (!read.is_ok()) return read.status().with_context("object " + id_.to_hex());
+  const std::optional<std::string_view>& v = *read;
   if (!v) return View{};
   if (v->size() != page_bytes_) {
     return Status::corruption("SQL page " + std::to_string(page_no) + " of object " + id_.to_hex() +
@@ -88,7 +89,7 @@ void ObjectPageSource::take_turn_writes(CommitBatch* batch) {
   for (auto& [n, page] : turn_pages_) {
     store::SealedBytes sealed;
     if (page)
-      sealed = store::seal_shared(store::Db::kPages, store::page_key(id_, n), std::move(*page));
+      sealed = store::seal_shared(store::Db::kPages, store::page_key(no_, n), std::move(*page));
     pending_pages_[n] = PendingValue{batch->seq, sealed};
     batch->pages.emplace_back(n, std::move(sealed));
   }
@@ -109,8 +110,9 @@ void ObjectPageSource::discard_turn_writes() {
   turn_count_.reset();
 }
 
-ObjectSql::ObjectSql(const ObjectId& id, uint32_t page_bytes, size_t turn_bytes_max)
-    : pages(id, page_bytes, turn_bytes_max) {}
+ObjectSql::ObjectSql(const ObjectId& id, store::ObjectNo no, uint32_t page_bytes,
+                     size_t turn_bytes_max)
+    : pages(id, no, page_bytes, turn_bytes_max) {}
 ObjectSql::~ObjectSql() = default;
 
 Activation::Activation() = default;

@@ -26,6 +26,7 @@
 #include "engine/commit/batch.h"
 #include "engine/loop/pending.h"
 #include "engine/sql/page_source.h"
+#include "engine/store/keys.h"
 #include "engine/store/store.h"
 
 namespace carrel::sql {
@@ -37,8 +38,9 @@ namespace carrel::detail {
 class ObjectPageSource final : public sql::PageSource {
  public:
   // turn_bytes_max bounds the pages one turn may hold (Options::turn_dirty_bytes_max).
-  ObjectPageSource(const ObjectId& id, uint32_t page_bytes, size_t turn_bytes_max)
-      : id_(id), page_bytes_(page_bytes), turn_bytes_max_(turn_bytes_max) {}
+  ObjectPageSource(const ObjectId& id, store::ObjectNo no, uint32_t page_bytes,
+                   size_t turn_bytes_max)
+      : id_(id), no_(no), page_bytes_(page_bytes), turn_bytes_max_(turn_bytes_max) {}
   ObjectPageSource(const ObjectPageSource&) = delete;
   ObjectPageSource& operator=(const ObjectPageSource&) = delete;
 
@@ -73,7 +75,8 @@ class ObjectPageSource final : public sql::PageSource {
   // nullopt when the page reads as absent.
   Result<std::optional<std::string_view>> find_page(uint32_t page_no);
 
-  ObjectId id_;
+  ObjectId id_;       // for messages
+  store::ObjectNo no_;  // the prefix of its page keys (store/keys.h (2))
   uint32_t page_bytes_;
   size_t turn_bytes_max_;
   std::map<uint32_t, PendingValue> pending_pages_;
@@ -88,7 +91,7 @@ class ObjectPageSource final : public sql::PageSource {
 // connection is declared last, so it closes first (closing may roll back,
 // which writes pages back to the source).
 struct ObjectSql {
-  ObjectSql(const ObjectId& id, uint32_t page_bytes, size_t turn_bytes_max);
+  ObjectSql(const ObjectId& id, store::ObjectNo no, uint32_t page_bytes, size_t turn_bytes_max);
   ~ObjectSql();
   ObjectSql(const ObjectSql&) = delete;
   ObjectSql& operator=(const ObjectSql&) = delete;

@@ -63,8 +63,9 @@ Turn::Turn(EngineCore& core, std::shared_ptr<ObjectSlot> slot, store::ReadTxn& t
       event_(event),
       object_{act_.class_name, slot_->id, act_.name},
       ctx_(this),
-      kv_(kv_layers_, txn_, core_.store().dbi(Db::kKv), object_.id, core_.options()),
-      alarms_(alarm_layers_, txn_, core_.store().dbi(Db::kAlarms), object_, core_.options()) {
+      kv_(kv_layers_, txn_, core_.store().dbi(Db::kKv), object_.id, act_.number, core_.options()),
+      alarms_(alarm_layers_, txn_, core_.store().dbi(Db::kAlarms), object_, act_.number,
+              core_.options()) {
   layers_.emplace_back();
 }
 
@@ -166,7 +167,7 @@ void Turn::AlarmLayers::write_dead(std::string name, std::string encoded) {
 Status Turn::bind_pages() {
   if (pages_bound_) return Status::ok();
   if (!act_.sql) {
-    act_.sql = std::make_unique<ObjectSql>(object_.id, core_.store().sql_page_bytes(),
+    act_.sql = std::make_unique<ObjectSql>(object_.id, act_.number, core_.store().sql_page_bytes(),
                                            core_.options().turn_dirty_bytes_max);
   }
   page_source().begin_turn(&txn_, act_.sql_pages);
@@ -307,7 +308,7 @@ Result<std::unique_ptr<CommitBatch>> Turn::seal() {
   // pending overlay share the sealed bytes.
   auto seal_value = [&](Db db, std::string_view name, std::optional<std::string>& value) {
     if (!value) return store::SealedBytes();
-    store::ObjectKeyOnStack key(object_.id, name);
+    store::ObjectKeyOnStack key(act_.number, name);
     return store::seal_shared(db, key.view(), std::move(*value));
   };
   for (auto& [k, v] : base.kv) {
@@ -337,6 +338,7 @@ std::unique_ptr<CommitBatch> Turn::output_batch() {
   auto b = std::make_unique<CommitBatch>();
   b->slot = slot_;
   b->object = object_;
+  b->object_no = act_.number;
   b->generation = act_.generation;
   return b;
 }

@@ -121,9 +121,11 @@ Result<std::optional<std::string_view>> read_sealed(const ReadTxn& txn, Db db,
 }
 
 std::string describe_value(Db db, std::string_view key) {
-  if (key.size() < kIdBytes) return std::string(db_name(db)) + " key '" + shown(key) + "'";
-  std::string object = " of object " + ObjectId::from_raw(key.substr(0, kIdBytes)).to_hex();
-  std::string_view suffix = key.substr(kIdBytes);
+  if (key.size() < kPrefixBytes) return std::string(db_name(db)) + " key '" + shown(key) + "'";
+  // keys.h (2): the key names the object by its number; callers that know
+  // the id name it too (the turn's object, the CLI's).
+  std::string object = " of object number " + std::to_string(prefix_of(key).value);
+  std::string_view suffix = key.substr(kPrefixBytes);
   switch (db) {
     case Db::kKv:
       return "KV key '" + shown(suffix) + "'" + object;

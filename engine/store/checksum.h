@@ -7,7 +7,7 @@
 //  (1) Every value in the sealed databases (is_sealed(): kKv, kPages,
 //      kAlarms, kDead) is seal(db, key, value) for its own LMDB key; nothing
 //      else is ever stored there. The trailer is kChecksumBytes, big-endian.
-//  (2) The checksum covers the database, the whole LMDB key (object id ‖ user
+//  (2) The checksum covers the database, the whole LMDB key (object number ‖ user
 //      key, alarm name or page number) and the value: a value that lands under
 //      another key, another object or in another database fails open() as
 //      surely as a flipped bit does.
@@ -78,8 +78,8 @@ inline std::string_view sealed_value(std::string_view stored) {
   return stored.substr(0, value_bytes(stored));
 }
 
-// What db's value under key is, for messages: "KV key 'k' of object <hex>",
-// "SQL page 7 of object <hex>", "alarm 'a' of object <hex>".
+// What db's value under key is, for messages: "KV key 'k' of object number
+// 12", "SQL page 7 of object number 12", "alarm 'a' of object number 12".
 std::string describe_value(Db db, std::string_view key);
 
 }  // namespace carrel::store

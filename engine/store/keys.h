@@ -2,9 +2,16 @@
 //
 // Invariants:
 //  (1) Integers in keys are fixed-width big-endian, so byte order is numeric order.
-//  (2) Every per-object key starts with the object's 16 raw id bytes, so one
-//      object's keys are one contiguous range and no key of another object
-//      shares its prefix (ids are fixed width).
+//  (2) Every per-object key (kv, pages, alarms, dead) starts with the
+//      object's number (ObjectNo, 8 bytes), so one object's keys are one
+//      contiguous range and no key of another object shares its prefix
+//      (numbers are fixed width and never given twice).
+//  (3) Numbers are given in creation order (the engine's next number when an
+//      object is first loaded, records.h (5)), so the keys of objects made
+//      one after another land at the right edge of each tree and fill its
+//      leaves, where 16 random id bytes scattered them over half-full ones
+//      (docs/design-notes.md, "The creation-ordered layout"). Number 0 is
+//      never given: no key starts with it.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +26,18 @@
 namespace carrel::store {
 
 constexpr size_t kIdBytes = 16;
+
+// An object's number: the prefix of its per-object keys (invariants (2), (3)).
+// A type of its own, so no id can be passed where a key wants the number.
+struct ObjectNo {
+  uint64_t value = 0;
+  bool operator==(const ObjectNo&) const = default;
+  auto operator<=>(const ObjectNo&) const = default;
+};
+constexpr size_t kPrefixBytes = 8;
+// The meta key holding one past the highest number a stored object holds
+// (u64 BE; engine/commit/records.h (6)).
+inline constexpr std::string_view kNextObjectNoKey = "next_object_no";
 // LMDB's compile-time key limit (mdb_env_get_maxkeysize with default build).
 constexpr size_t kLmdbKeyBytesMax = 511;
 
@@ -83,24 +102,41 @@ inline uint32_t read_u32(std::string_view s, size_t at) {
   return v;
 }
 
-// id ‖ suffix: keys of kv, alarms, dead letters.
-inline std::string object_key(const ObjectId& id, std::string_view suffix) {
+// The number (u64 BE): the first bytes of every key of the object (invariant (2)).
+inline std::string object_prefix(ObjectNo no) {
   std::string k;
-  k.reserve(kIdBytes + suffix.size());
-  k.append(id.raw());
+  append_u64(&k, no.value);
+  return k;
+}
+
+// The number a per-object key starts with; REQUIRES: the key holds one.
+inline ObjectNo prefix_of(std::string_view key) {
+  return ObjectNo{read_u64(key, 0)};
+}
+
+// number ‖ suffix: keys of kv, alarms, dead letters.
+inline std::string object_key(ObjectNo no, std::string_view suffix) {
+  std::string k;
+  k.reserve(kPrefixBytes + suffix.size());
+  append_u64(&k, no.value);
   k.append(suffix);
   return k;
 }
 
-// id ‖ suffix built on the stack, for reads on hot paths (a KV get), where
+// number ‖ suffix built on the stack, for reads on hot paths (a KV get), where
 // object_key()'s allocation would cost more than the lookup's checksum.
 class ObjectKeyOnStack {
  public:
   // REQUIRES: suffix fits LMDB's key limit (the caller checked the key's size).
-  ObjectKeyOnStack(const ObjectId& id, std::string_view suffix) : size_(kIdBytes + suffix.size()) {
-    CARREL_ASSERT(suffix.size() <= kLmdbKeyBytesMax - kIdBytes, "keys.h: key within LMDB's limit");
-    std::memcpy(bytes_, id.raw().data(), kIdBytes);
-    if (!suffix.empty()) std::memcpy(bytes_ + kIdBytes, suffix.data(), suffix.size());
+  ObjectKeyOnStack(ObjectNo no, std::string_view suffix) : size_(kPrefixBytes + suffix.size()) {
+    CARREL_ASSERT(suffix.size() <= kLmdbKeyBytesMax - kPrefixBytes,
+                  "keys.h: key within LMDB's limit");
+    uint64_t v = no.value;
+    for (int i = 7; i >= 0; --i) {
+      bytes_[i] = static_cast<char>(v & 0xff);
+      v >>= 8;
+    }
+    if (!suffix.empty()) std::memcpy(bytes_ + kPrefixBytes, suffix.data(), suffix.size());
   }
   std::string_view view() const { return {bytes_, size_}; }
 
@@ -109,9 +145,9 @@ class ObjectKeyOnStack {
   size_t size_;
 };
 
-// id ‖ page number (u32 BE)
-inline std::string page_key(const ObjectId& id, uint32_t page_no) {
-  std::string k(id.raw());
+// number ‖ page number (u32 BE)
+inline std::string page_key(ObjectNo no, uint32_t page_no) {
+  std::string k = object_prefix(no);
   append_u32(&k, page_no);
   return k;
 }

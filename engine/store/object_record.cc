@@ -4,15 +4,15 @@
 
 namespace carrel::store {
 namespace {
-// 1 (carrel-3): fixed-width fields. 2 (carrel-4): a presence mask, then
-// varints for the fields present, so a new object's record is about its
-// names (object_record.h). Both decode; encode writes the newest.
-constexpr uint8_t kFixedVersion = 1;
-constexpr uint8_t kCompactVersion = 2;
-// version, mask, every field's longest varint, two name lengths
-constexpr size_t kCompactBytesMax = 1 + 1 + 6 * kVarintBytesMax + 3 * 5 + 2 * 3;
+// 3 (carrel-7): version 2's presence mask and varints (carrel-4 to carrel-6),
+// with the object's number after the mask. Only version 3 decodes: a carrel-7
+// directory holds no other (store.cc refuses older formats at open), and an
+// older record would not say which keys are the object's.
+constexpr uint8_t kVersion = 3;
+// version, mask, the number and every field's longest varint, two name lengths
+constexpr size_t kRecordBytesMax = 1 + 1 + 7 * kVarintBytesMax + 3 * 5 + 2 * 3;
 
-// The presence mask of version 2: a field whose bit is clear is zero.
+// The presence mask: a field whose bit is clear is zero.
 enum Present : uint8_t {
   kLastSeq = 1 << 0,
   kLastCommit = 1 << 1,
@@ -24,27 +24,18 @@ enum Present : uint8_t {
   kDeadLetters = 1 << 7,
 };
 
-Result<ObjectRecord> decode_fixed(Reader& r) {
-  ObjectRecord o;
-  bool ok = r.i64(&o.created_ms) && r.u64(&o.last_seq) && r.i64(&o.last_commit_ms) &&
-            r.u64(&o.kv_keys) && r.u64(&o.kv_bytes) && r.u64(&o.log_no) && r.u32(&o.sql_pages) &&
-            r.u32(&o.alarms) && r.u32(&o.dead_letters) && r.str16(&o.class_name) &&
-            r.str16(&o.name);
-  if (!ok || !r.done()) return r.corruption();
-  return o;
-}
-
 // Reads the field of `bit` when the mask has it; it stays zero otherwise.
 template <typename T>
 bool optional_varint(Reader& r, uint8_t mask, uint8_t bit, T* v) {
   return (mask & bit) == 0 || r.varint(v);
 }
 
-Result<ObjectRecord> decode_compact(Reader& r) {
+Result<ObjectRecord> decode_fields(Reader& r) {
   ObjectRecord o;
   uint8_t mask = 0;
   uint64_t commit_after_created = 0;
-  bool ok = r.u8(&mask) && r.svarint(&o.created_ms) &&
+  bool ok = r.u8(&mask) && r.varint(&o.number.value) && o.number.value != 0 &&
+            r.svarint(&o.created_ms) &&
             optional_varint(r, mask, kLastSeq, &o.last_seq) &&
             optional_varint(r, mask, kLastCommit, &commit_after_created) &&
             optional_varint(r, mask, kKvKeys, &o.kv_keys) &&
@@ -67,14 +58,16 @@ Result<ObjectRecord> decode_compact(Reader& r) {
 
 std::string ObjectRecord::encode() const {
   std::string out;
-  out.reserve(kCompactBytesMax + class_name.size() + name.size());
+  CARREL_ASSERT(number.value != 0, "keys.h (3): a stored object has a number");
+  out.reserve(kRecordBytesMax + class_name.size() + name.size());
   Writer w(&out);
-  w.version(kCompactVersion);
+  w.version(kVersion);
   uint8_t mask = (last_seq ? kLastSeq : 0) | (last_commit_ms ? kLastCommit : 0) |
                  (kv_keys ? kKvKeys : 0) | (kv_bytes ? kKvBytes : 0) | (log_no ? kLogNo : 0) |
                  (sql_pages ? kSqlPages : 0) | (alarms ? kAlarms : 0) |
                  (dead_letters ? kDeadLetters : 0);
   w.u8(mask);
+  w.varint(number.value);
   w.svarint(created_ms);
   if (last_seq) w.varint(last_seq);
   // The commit time as its distance from the creation: a few bytes, not 8.
@@ -95,11 +88,8 @@ std::string ObjectRecord::encode() const {
 
 Result<ObjectRecord> ObjectRecord::decode(std::string_view b) {
   Reader r(b, "object record");
-  uint8_t version = 0;
-  if (!r.version_in(kFixedVersion, kCompactVersion, &version)) {
-    return r.corruption("unknown version or empty");
-  }
-  return version == kFixedVersion ? decode_fixed(r) : decode_compact(r);
+  if (!r.version(kVersion)) return r.corruption("unknown version or empty");
+  return decode_fields(r);
 }
 
 }  // namespace carrel::store

@@ -1,11 +1,9 @@
 // The per-object record in the `objects` database.
 //
-// Encoding (codec.h): version 2 (format carrel-4) is a presence mask, the
-// creation time, the nonzero fields as varints (the commit time as its
-// distance from the creation) and the class and name with varint lengths:
-// 30 bytes for a KV-only object with short names, where version 1 (carrel-3)
-// took 78 with every field fixed-width. decode reads both, so a directory
-// migrated from carrel-3 holds records of either version; encode writes 2.
+// Encoding (codec.h): version 3 (format carrel-7) is a presence mask, the
+// object's number, the creation time, the nonzero fields as varints (the
+// commit time as its distance from the creation) and the class and name with
+// varint lengths: about 33 bytes for a KV-only object with short names.
 #pragma once
 
 #include <cstdint>
@@ -14,10 +12,12 @@
 #include <string_view>
 
 #include "carrel/status.h"
+#include "engine/store/keys.h"
 
 namespace carrel::store {
 
 struct ObjectRecord {
+  ObjectNo number;  // the prefix of its keys (keys.h (2)); never 0 once stored
   std::string class_name;
   std::string name;
   int64_t created_ms = 0;

@@ -37,31 +37,30 @@ constexpr std::string_view kFormatKey = "format";
 // rebuilding the newer records (engine/history/tail.h); carrel-2 rewrote
 // each record per commit.
 // carrel-4: object records and log records use varints and presence
-// masks (object_record.h, history/undo.h (9)). Its readers decode carrel-3's
-// fixed-width records as well, so a carrel-3 directory is migrated in place
-// at a writable open by rewriting this key alone: old records stay as they
-// are and are read as they are, new writes use the compact encoding. A
-// read-only open reads a carrel-3 directory without changing it.
+// masks (object_record.h, history/undo.h (9)).
 // carrel-5: sync commits may be made durable by the redo log (redo.h): the
 // directory's state is data.mdb together with redo.ckpt and the segments, so
-// a build that knows only data.mdb must not open it. carrel-4 (and carrel-3)
-// directories migrate in place by this key: they have no redo files yet.
+// a build that knows only data.mdb must not open it.
 // carrel-6: while the redo log is in use, the meta database holds its mark
 // (redo.h (9)), so an open finds redo files that were removed or damaged
-// instead of taking data.mdb alone for the state. A build that knows no mark
-// must not open it: it would close the log and leave the mark, and the next
-// open would take that clean directory for one that lost its log. carrel-5
-// directories migrate in place by this key: the first log this build starts
-// in one writes the mark.
-constexpr std::string_view kFormatValue = "carrel-6";
-constexpr std::string_view kMigratedFormats[] = {"carrel-3", "carrel-4", "carrel-5"};
-constexpr std::string_view kOlderFormats[] = {"carrel-1", "carrel-2"};
+// instead of taking data.mdb alone for the state.
+// carrel-7: per-object keys start with the object's number, given in
+// creation order, not its 16 id bytes (keys.h (2), (3)); object records and
+// log records carry the number (object_record.h, undo.h (9)). Every key and
+// every checksum of kv, pages, alarms and dead letters changes with it (the
+// checksum covers the key), and a log record's page deltas rebuild pages
+// sealed under the old keys, so no older directory converts in place: each
+// is refused by name before anything in it is touched, redo files included,
+// with the remedy (export with the carrel that wrote it, import with this).
+constexpr std::string_view kFormatValue = "carrel-7";
+constexpr std::string_view kOlderFormats[] = {"carrel-1", "carrel-2", "carrel-3",
+                                              "carrel-4", "carrel-5", "carrel-6"};
 constexpr std::string_view kPageBytesKey = "sql_page_bytes";
 constexpr unsigned kMaxReaders = 1024;
 
-bool migrated_in_place(std::string_view format) {
-  return std::find(std::begin(kMigratedFormats), std::end(kMigratedFormats), format) !=
-         std::end(kMigratedFormats);
+bool older_format(std::string_view format) {
+  return std::find(std::begin(kOlderFormats), std::end(kOlderFormats), format) !=
+         std::end(kOlderFormats);
 }
 
 // Invariant (1): directories this process has open, by (device, inode).
@@ -360,6 +359,18 @@ Status Store::open_env(const StoreOptions& options, bool creating) {
       return from_mdb(rc, "write engine format");
     }
   }
+  // An older format is refused before its redo files are read or recovered:
+  // they hold that format's keys, and only the build that wrote them may
+  // replay them (kFormatValue).
+  if (!creating) {
+    MDB_val fk = to_val(kFormatKey), fv;
+    if (mdb_get(txn, dbis_[static_cast<size_t>(Db::kMeta)], &fk, &fv) == 0 &&
+        older_format(from_val(fv))) {
+      std::string found(from_val(fv));
+      mdb_txn_abort(txn);
+      return refuse_format(found);
+    }
+  }
   // redo.h (9): the mark without redo.ckpt is a log whose files were removed.
   bool marked = false;
   if (!creating) {
@@ -378,15 +389,10 @@ Status Store::open_env(const StoreOptions& options, bool creating) {
     }
     if (recovery_.discarded.empty()) recovery_.discarded = lost;
   }
-  bool migrating = false;
-  if (!creating && !read_only_) {
-    CARREL_ASSIGN_OR_RETURN(migrating, migrate_format(txn));
-  }
-  // A creation or migration in sync mode is made durable before open()
-  // returns, in order (pages, then the meta page), so a power loss cannot
-  // keep a meta page whose pages it lost: no checkpoint covers it yet.
-  rc = (creating || migrating) && options.sync && !read_only_ ? commit_durably(txn)
-                                                               : mdb_txn_commit(txn);
+  // A creation in sync mode is made durable before open() returns, in order
+  // (pages, then the meta page), so a power loss cannot keep a meta page
+  // whose pages it lost: no checkpoint covers it yet.
+  rc = creating && options.sync && !read_only_ ? commit_durably(txn) : mdb_txn_commit(txn);
   CARREL_RETURN_IF_ERROR(commit_status(rc, "commit database handles", 0));
   if (read_only_) return check_lost_for_reader(redo, marked);
   if (!redo.present && !use_redo && !marked && recovery_.discarded.empty()) return Status::ok();
@@ -571,22 +577,14 @@ Status Store::share_with_readers() {
                       "without closing it; open it again once that open has finished");
 }
 
-Result<bool> Store::migrate_format(MDB_txn* txn) {
-  MDB_dbi meta = dbis_[static_cast<size_t>(Db::kMeta)];
-  MDB_val k = to_val(kFormatKey), v;
-  int rc = mdb_get(txn, meta, &k, &v);
-  if (rc == MDB_NOTFOUND || (rc == 0 && !migrated_in_place(from_val(v)))) return false;
-  if (rc == 0) {
-    migrated_from_ = std::string(from_val(v));
-    v = to_val(kFormatValue);
-    rc = mdb_put(txn, meta, &k, &v, 0);
-  }
-  if (rc != 0) {
-    mdb_txn_abort(txn);
-    return from_mdb(rc,
-                    "migrate the engine format of '" + dir_ + "' to " + std::string(kFormatValue));
-  }
-  return true;
+Status Store::refuse_format(const std::string& found) const {
+  return Status::invalid_argument(
+      "'" + dir_ + "' has engine format '" + found + "', written by an older carrel; this build "
+      "reads '" + std::string(kFormatValue) + "' and does not convert in place (its keys start "
+      "with each object's number, not its id): with the older carrel, open the directory once "
+      "(it recovers its redo log, if any) and export each object (carrel export), then import "
+      "the exports into a new directory with this build (point-in-time history does not carry "
+      "over); nothing in '" + dir_ + "' was changed");
 }
 
 // Invariant (1). writer.lock is taken first (older carrel builds look only
@@ -638,22 +636,10 @@ Status Store::check_meta() {
   MDB_dbi meta = dbi(Db::kMeta);
   MDB_val k = to_val(kFormatKey), v;
   rc = mdb_get(txn, meta, &k, &v);
-  // A read-only open reads a carrel-3 directory as it is (kFormatValue).
-  bool readable =
-      rc == 0 && (from_val(v) == kFormatValue || (read_only_ && migrated_in_place(from_val(v))));
-  if (!readable) {
+  if (rc != 0 || from_val(v) != kFormatValue) {
     std::string found = rc == 0 ? std::string(from_val(v)) : std::string("none");
     mdb_txn_abort(txn);
-    for (std::string_view older : kOlderFormats) {
-      if (found != older) continue;
-      std::string remedy =
-          "; this build does not convert in place: with the older carrel, export each object "
-          "(carrel export), then import the exports into a new directory with this build "
-          "(point-in-time history does not carry over)";
-      return Status::invalid_argument("'" + dir_ + "' has engine format '" + found +
-                                      "', written by an older carrel; this build reads '" +
-                                      std::string(kFormatValue) + "'" + remedy);
-    }
+    if (older_format(found)) return refuse_format(found);
     return Status::corruption("'" + dir_ + "' has engine format '" + found + "'; this build reads '" +
                               std::string(kFormatValue) + "'");
   }

@@ -44,13 +44,13 @@ namespace carrel::store {
 
 enum class Db : uint8_t {
   kObjects,   // id -> ObjectRecord
-  kKv,        // id ‖ key -> value
-  kPages,     // id ‖ page_no -> SQLite page
-  kAlarms,    // id ‖ name -> AlarmEntry
+  kKv,        // number ‖ key -> value (keys.h (2))
+  kPages,     // number ‖ page_no -> SQLite page
+  kAlarms,    // number ‖ name -> AlarmEntry
   kSchedule,  // due ‖ id ‖ name -> empty
   kHistory,   // log number -> log record (engine/history/undo.h)
   kOutbox,    // message_no -> message
-  kDead,      // id ‖ name -> dead letter
+  kDead,      // number ‖ name -> dead letter
   kMeta,      // setting -> value
   kCount,
 };
@@ -154,9 +154,6 @@ class Store {
   const RedoFaultHook& redo_fault_hook() const { return redo_fault_hook_; }
   // data.mdb, open read-write (writable stores only; -1 otherwise).
   int data_fd() const { return data_fd_; }
-  // The format this open migrated the directory from ("carrel-3"), or empty
-  // when it found the current one (store.cc kFormatValue).
-  const std::string& migrated_from() const { return migrated_from_; }
 
   // A snapshot of the latest committed state.
   Result<ReadTxn> begin_read();
@@ -175,7 +172,7 @@ class Store {
   Status commit_status(int rc, std::string_view what, uint64_t bytes) const;
   // mdb_txn_commit as LMDB's default does it, whatever the environment's
   // flags: the pages synced, then the meta page written and synced. For
-  // commits nothing else makes durable (creation, migration, the redo log's
+  // commits nothing else makes durable (creation, the redo log's
   // mark: redo.h (9)). Only where no other write transaction can run.
   int commit_durably(MDB_txn* txn) const;
 
@@ -199,10 +196,9 @@ class Store {
   Status check_meta();
   // Takes the writer locks of invariant (1); Busy when another process has them.
   Status lock_for_writing();
-  // In the writable open's transaction: rewrites the format key of a
-  // directory in a format this build migrates in place; whether it did.
-  // Aborts txn when it fails.
-  Result<bool> migrate_format(MDB_txn* txn);
+  // InvalidArgument naming an older format `found`, this build's and the
+  // remedy (store.cc kFormatValue).
+  Status refuse_format(const std::string& found) const;
   // redo.h (5): replays what the redo log holds past its checkpoint, then
   // starts the log (use_redo) or removes its files.
   Status start_redo(const RedoState& redo, bool use_redo, bool marked);
@@ -235,7 +231,6 @@ class Store {
   std::string dir_;
   bool read_only_ = false;
   uint32_t sql_page_bytes_ = 0;
-  std::string migrated_from_;
   MDB_env* env_ = nullptr;
   MDB_dbi dbis_[kDbCount] = {};
   int lock_fd_ = -1;

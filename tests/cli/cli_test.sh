@@ -221,19 +221,23 @@ expect_err "is not an empty directory" "backup destination named"
 if command -v mdb_load >/dev/null; then
   hex() { printf '%s' "$1" | sed 's/../\\&/g'; }
   DAMAGED=$WORK/backup
-  printf '%szzz\nstray\n' "$(hex "$LOBBY_ID")" | mdb_load -T -s kv "$DAMAGED"
+  # The object's keys start with its number, 8 bytes big-endian (docs/architecture.md).
+  LOBBY_NO=$("$CARREL" --dir "$DIR" --json show Room:lobby | sed -E 's/.*"number":([0-9]+).*/\1/')
+  LOBBY_PREFIX=$(printf '%016x' "$LOBBY_NO")
+  printf '%szzz\nstray\n' "$(hex "$LOBBY_PREFIX")" | mdb_load -T -s kv "$DAMAGED"
   printf '\\00\\00\\00\\00\\00\\00\\00\\01%sghost\n\n' "$(hex "$LOBBY_ID")" |
     mdb_load -T -s schedule "$DAMAGED"
-  printf '%s\\00\\00\\00\\01\n%s\n' "$(hex "$LOBBY_ID")" "$(printf '\\ab%.0s' $(seq 1 1024))" |
+  printf '%s\\00\\00\\00\\01\n%s\n' "$(hex "$LOBBY_PREFIX")" "$(printf '\\ab%.0s' $(seq 1 1024))" |
     mdb_load -T -s pages "$DAMAGED"
   "$CARREL" --dir "$DAMAGED" verify >"$OUT" 2>"$ERR"
   RC=$?
   expect_rc 1 "verify of a damaged copy"
   expect_out "kv_keys is 3 in the record but 4 in the data" "verify: record vs kv"
   expect_out "alarm 'ghost' of Room:lobby .* matches no alarm" "verify: timetable vs alarms"
-  expect_out "KV key 'zzz' of object $LOBBY_ID is 5 bytes, too short to hold its checksum" \
+  expect_out "Room:lobby: KV key 'zzz' of object number $LOBBY_NO is 5 bytes, too short to hold its checksum" \
     "verify: kv value without a checksum"
-  expect_out "SQL page 1 of object $LOBBY_ID fails its checksum" "verify: page checksum"
+  expect_out "Room:lobby: SQL page 1 of object number $LOBBY_NO fails its checksum" \
+    "verify: page checksum"
   expect_out "sql Room:lobby: integrity_check failed: .*SQL page 1 of object" "verify: SQL integrity"
   expect_out "^6 problems found$" \
     "verify counts problems (2 checksums, kv_keys, kv_bytes, timetable, sql)"

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -272,7 +273,8 @@ Status scan(store::Store& store, MDB_txn* txn, store::Db db, const std::string& 
 Status check_record(store::Store& store, MDB_txn* txn, std::string_view id_raw,
                     const store::ObjectRecord& r, uint64_t* alarms_total) {
   const ObjectId id = ObjectId::from_raw(id_raw);
-  const std::string from(id_raw), to = store::prefix_successor(from);
+  // store/keys.h (2): the object's keys start with its number.
+  const std::string from = store::object_prefix(r.number), to = store::prefix_successor(from);
   auto bad = [&](const std::string& what) {
     return Status::corruption("object " + r.class_name + ":" + r.name + ": invariant (4): " + what);
   };
@@ -280,7 +282,7 @@ Status check_record(store::Store& store, MDB_txn* txn, std::string_view id_raw,
   CARREL_RETURN_IF_ERROR(
       scan(store, txn, store::Db::kKv, from, to, [&](std::string_view k, std::string_view v) {
         ++kv_keys;
-        kv_bytes += k.size() - store::kIdBytes + v.size();
+        kv_bytes += k.size() - store::kPrefixBytes + v.size();
         return Status::ok();
       }));
   if (kv_keys != r.kv_keys || kv_bytes != r.kv_bytes) {
@@ -294,10 +296,10 @@ Status check_record(store::Store& store, MDB_txn* txn, std::string_view id_raw,
         ++alarms;
         CARREL_ASSIGN_OR_RETURN(UnixMs due, alarm::decode_due(v));
         std::string sk =
-            store::schedule_key(static_cast<uint64_t>(due), id, k.substr(store::kIdBytes));
+            store::schedule_key(static_cast<uint64_t>(due), id, k.substr(store::kPrefixBytes));
         MDB_val key = store::to_val(sk), val;
         if (mdb_get(txn, store.dbi(store::Db::kSchedule), &key, &val) != 0) {
-          return bad("alarm '" + std::string(k.substr(store::kIdBytes)) +
+          return bad("alarm '" + std::string(k.substr(store::kPrefixBytes)) +
                      "' has no timetable entry at " + std::to_string(due));
         }
         return Status::ok();
@@ -318,7 +320,7 @@ Status check_record(store::Store& store, MDB_txn* txn, std::string_view id_raw,
   CARREL_RETURN_IF_ERROR(
       scan(store, txn, store::Db::kPages, from, to, [&](std::string_view k, std::string_view) {
         ++pages;
-        uint32_t n = store::read_u32(k, store::kIdBytes);
+        uint32_t n = store::read_u32(k, store::kPrefixBytes);
         if (n >= r.sql_pages) {
           return bad("page " + std::to_string(n) + " lies past sql_pages " +
                      std::to_string(r.sql_pages));
@@ -390,9 +392,20 @@ Status check_store(Engine& engine) {
   store::Store& store = engine.core()->store();
   CARREL_ASSIGN_OR_RETURN(store::ReadTxn txn, store.begin_read());
   uint64_t alarms = 0;
+  // records.h (6): one object per number, each below meta.next_object_no.
+  CARREL_ASSIGN_OR_RETURN(auto next_raw, txn.get(store::Db::kMeta, store::kNextObjectNoKey));
+  const uint64_t next_no = next_raw && next_raw->size() == 8 ? store::read_u64(*next_raw, 0) : 0;
+  std::set<uint64_t> numbers;
   // Every record as the engine sees it: stored, plus the log tail (history/tail.h).
   CARREL_RETURN_IF_ERROR(history::for_each_record(
       txn.get(), store, [&](const ObjectId& id, const store::ObjectRecord& r) {
+        if (r.number.value == 0 || r.number.value >= next_no ||
+            !numbers.insert(r.number.value).second) {
+          return Status::corruption("object " + r.class_name + ":" + r.name + ": number " +
+                                    std::to_string(r.number.value) +
+                                    " is 0, held twice, or not below meta.next_object_no (" +
+                                    std::to_string(next_no) + ")");
+        }
         return check_record(store, txn.get(), id.raw(), r, &alarms);
       }));
   uint64_t scheduled = 0;

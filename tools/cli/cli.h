@@ -73,6 +73,9 @@ Result<ObjectSpec> parse_object(const std::string& text);
 struct ResolvedObject {
   ObjectRef ref;
   std::optional<store::ObjectRecord> record;  // nullopt: the object never committed
+  // The prefix of its keys (store/keys.h (2)); 0, which no key starts with,
+  // when it never committed.
+  store::ObjectNo number() const { return record ? record->number : store::ObjectNo{}; }
 };
 // Reads the object's record. NotFound naming the input when must_exist and the
 // object has none (a bare or '#' id always needs one); InvalidArgument when a

@@ -30,7 +30,7 @@ using store::Db;
 class SnapshotExportSource final : public transfer::ExportSource {
  public:
   SnapshotExportSource(const Inspection& in, uint32_t sql_pages)
-      : in_(in), id_(in.object.ref.id.raw()), sql_pages_(sql_pages) {}
+      : in_(in), prefix_(store::object_prefix(in.object.number())), sql_pages_(sql_pages) {}
 
   Status for_each_kv(const std::function<Status(std::string_view, std::string_view)>& f) override {
     return each_of_object(
@@ -38,7 +38,8 @@ class SnapshotExportSource final : public transfer::ExportSource {
   }
   Status for_each_page(const std::function<Status(uint32_t)>& on_count,
                        const std::function<Status(uint32_t, std::string_view)>& on_page) override {
-    SnapshotPageSource pages(in_.txn, in_.object.ref.id, in_.store->sql_page_bytes(), sql_pages_);
+    SnapshotPageSource pages(in_.txn, in_.object.ref.id, in_.object.number(),
+                             in_.store->sql_page_bytes(), sql_pages_);
     CARREL_RETURN_IF_ERROR(on_count(sql_pages_));
     std::string page;
     for (uint32_t n = 0; n < sql_pages_; ++n) {
@@ -61,19 +62,19 @@ class SnapshotExportSource final : public transfer::ExportSource {
   }
 
  private:
-  // f(key after the object id, checked value) on each of the object's entries in db, in key order.
+  // f(key after the object's number, checked value) on each of the object's
+  // entries in db, in key order.
   Status each_of_object(Db db, const std::function<Status(std::string_view, std::string_view)>& f) {
     CARREL_ASSIGN_OR_RETURN(ScanCursor cur, ScanCursor::open(*in_.store, in_.txn, db));
-    for (bool ok = cur.seek(id_); ok && cur.key().substr(0, store::kIdBytes) == id_;
-         ok = cur.next()) {
+    for (bool ok = cur.seek(prefix_); ok && cur.key().starts_with(prefix_); ok = cur.next()) {
       CARREL_ASSIGN_OR_RETURN(std::string_view value, cur.opened());
-      CARREL_RETURN_IF_ERROR(f(cur.key().substr(store::kIdBytes), value));
+      CARREL_RETURN_IF_ERROR(f(cur.key().substr(store::kPrefixBytes), value));
     }
     return cur.status();
   }
 
   const Inspection& in_;
-  std::string id_;
+  std::string prefix_;  // the object's number (store/keys.h (2))
   uint32_t sql_pages_;
 };
 

@@ -6,6 +6,7 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <unordered_map>
 
 #include "engine/alarm/entry.h"
 #include "engine/history/bookmark.h"
@@ -97,7 +98,7 @@ std::string clip(std::string s, size_t max = 60) {
 void record_json(JsonWriter& j, const ObjectId& id, const store::ObjectRecord& r,
                  uint32_t page_bytes) {
   j.field("id", id.to_hex()).field("class", r.class_name).field("name", r.name);
-  j.field("label", label_of(r, id));
+  j.field("label", label_of(r, id)).field("number", r.number.value);
   j.field("created_ms", r.created_ms).field("created", format_time(r.created_ms));
   j.field("last_seq", r.last_seq);
   j.field("last_commit_ms", r.last_commit_ms).field("last_commit", format_time(r.last_commit_ms));
@@ -186,6 +187,7 @@ int cmd_show(const Globals& g, const std::string& obj) {
   };
   row("object", display_bytes(ref.label()));
   row("id", ref.id.to_hex());
+  row("number", std::to_string(r.number.value) + " (the prefix of its keys)");
   row("class", display_bytes(r.class_name));
   row("name", r.name.empty() ? "-" : display_bytes(r.name));
   row("created", format_time(r.created_ms));
@@ -207,8 +209,8 @@ int cmd_kv_get(const Globals& g, const std::string& obj, const std::string& key,
   auto in = inspect(g, &obj);
   if (!in.is_ok()) return fail(in.status());
   const ObjectRef& ref = in->object.ref;
-  auto v = store::read_sealed(in->txn, Db::kKv, store::object_key(ref.id, key));
-  if (!v.is_ok()) return fail(v.status());
+  auto v = store::read_sealed(in->txn, Db::kKv, store::object_key(in->object.number(), key));
+  if (!v.is_ok()) return fail(v.status().with_context("object " + ref.id.to_hex()));
   if (!*v) {
     return fail("key '" + display_bytes(key) + "' not found in object " +
                 display_bytes(ref.label()));
@@ -242,12 +244,12 @@ int cmd_kv_list(const Globals& g, const std::string& obj, const KvListArgs& a) {
     std::string succ = store::prefix_successor(*a.prefix);
     if (!succ.empty() && (!hi || succ < *hi)) hi = succ;
   }
-  std::string id(ref.id.raw());
+  std::string id = store::object_prefix(in->object.number());
   auto cur = ScanCursor::open(*in->store, in->txn, Db::kKv);
   if (!cur.is_ok()) return fail(cur.status());
   auto in_range = [&](std::string_view k) {
-    if (k.substr(0, store::kIdBytes) != id) return false;
-    std::string_view user = k.substr(store::kIdBytes);
+    if (!k.starts_with(id)) return false;
+    std::string_view user = k.substr(store::kPrefixBytes);
     return user >= lo && (!hi || user < *hi);
   };
   bool ok;
@@ -263,9 +265,9 @@ int cmd_kv_list(const Globals& g, const std::string& obj, const KvListArgs& a) {
   for (; ok && in_range(cur->key()) && (!a.limit || n < *a.limit);
        ok = a.reverse ? cur->prev() : cur->next()) {
     ++n;
-    std::string_view key = cur->key().substr(store::kIdBytes);
+    std::string_view key = cur->key().substr(store::kPrefixBytes);
     auto value = cur->opened();
-    if (!value.is_ok()) return fail(value.status());
+    if (!value.is_ok()) return fail(value.status().with_context("object " + ref.id.to_hex()));
     if (g.json) {
       JsonWriter j;
       j.begin_object().bytes_field("key", key).bytes_field("value", *value);
@@ -288,12 +290,30 @@ int cmd_alarms_list(const Globals& g, const std::optional<std::string>& obj, boo
                     std::optional<size_t> limit) {
   auto in = inspect(g, obj ? &*obj : nullptr);
   if (!in.is_ok()) return fail(in.status());
-  std::string prefix = obj ? std::string(in->object.ref.id.raw()) : std::string();
+  std::string prefix = obj ? store::object_prefix(in->object.number()) : std::string();
   // The records as the engine sees them (stored plus the log tail), read as
   // every other inspection reads them: a log tail that does not read fails
   // the listing too, instead of a list that only looks whole.
   auto tail = history::tail_records(in->txn.get(), *in->store);
   if (!tail.is_ok()) return fail(tail.status());
+  // Keys name their object by number (store/keys.h (2)); `objects` holds
+  // every object's from its creation on (records.h (5)).
+  std::unordered_map<uint64_t, ObjectId> ids;
+  if (obj) {
+    ids.emplace(in->object.number().value, in->object.ref.id);
+  } else {
+    auto objects = ScanCursor::open(*in->store, in->txn, Db::kObjects);
+    if (!objects.is_ok()) return fail(objects.status());
+    for (bool ok = objects->first(); ok; ok = objects->next()) {
+      auto r = store::ObjectRecord::decode(objects->value());
+      if (objects->key().size() != store::kIdBytes || !r.is_ok()) {
+        return fail("objects: the record under key " + store::key_hex(objects->key()) +
+                    " does not read; run `carrel verify`");
+      }
+      ids.emplace(r->number.value, ObjectId::from_raw(objects->key()));
+    }
+    if (!objects->status().is_ok()) return fail(objects->status());
+  }
   auto cur = ScanCursor::open(*in->store, in->txn, dead ? Db::kDead : Db::kAlarms);
   if (!cur.is_ok()) return fail(cur.status());
   struct Row {
@@ -304,10 +324,19 @@ int cmd_alarms_list(const Globals& g, const std::optional<std::string>& obj, boo
   for (bool ok = cur->seek(prefix); ok && cur->key().substr(0, prefix.size()) == prefix;
        ok = cur->next()) {
     Row row;
-    row.id = ObjectId::from_raw(cur->key().substr(0, store::kIdBytes));
-    std::string_view name = cur->key().substr(store::kIdBytes);
+    if (cur->key().size() < store::kPrefixBytes) {
+      return fail("alarms: key " + store::key_hex(cur->key()) + " is too short; run `carrel verify`");
+    }
+    auto owner = ids.find(store::prefix_of(cur->key()).value);
+    if (owner == ids.end()) {
+      return fail("alarms: an entry of object number " +
+                  std::to_string(store::prefix_of(cur->key()).value) +
+                  ", which no object record holds; run `carrel verify`");
+    }
+    row.id = owner->second;
+    std::string_view name = cur->key().substr(store::kPrefixBytes);
     auto value = cur->opened();
-    if (!value.is_ok()) return fail(value.status());
+    if (!value.is_ok()) return fail(value.status().with_context("object " + row.id.to_hex()));
     if (dead) {
       auto d = alarm::decode_dead(name, *value);
       if (!d.is_ok()) return fail(d.status().with_context("object " + row.id.to_hex()));
@@ -393,7 +422,9 @@ int cmd_history(const Globals& g, const std::string& obj, std::optional<size_t> 
     std::vector<std::string> kv, alarms, dead;
     size_t pages = 0;
     for (const history::UndoEntry& e : u->undo) {
-      std::string_view suffix = std::string_view(e.key).substr(store::kIdBytes);
+      // store/keys.h (2): what follows the object's number.
+      std::string_view suffix =
+          std::string_view(e.key).substr(std::min(e.key.size(), store::kPrefixBytes));
       switch (e.db) {
         case Db::kKv:
           kv.emplace_back(suffix);

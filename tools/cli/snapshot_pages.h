@@ -20,9 +20,10 @@ namespace carrel::cli {
 // One object's SQL file as of a snapshot; writes stay in memory.
 class SnapshotPageSource final : public sql::PageSource {
  public:
-  SnapshotPageSource(const store::ReadTxn& txn, const ObjectId& id, uint32_t page_bytes,
-                     uint32_t pages)
-      : txn_(txn), id_(id), page_bytes_(page_bytes), count_(pages) {}
+  // no: the object's number (its key prefix, store/keys.h (2)).
+  SnapshotPageSource(const store::ReadTxn& txn, const ObjectId& id, store::ObjectNo no,
+                     uint32_t page_bytes, uint32_t pages)
+      : txn_(txn), id_(id), no_(no), page_bytes_(page_bytes), count_(pages) {}
   uint32_t page_bytes() const override { return page_bytes_; }
   uint32_t page_count() override { return count_; }
   Result<bool> read_page(uint32_t page_no, std::string* out) override {
@@ -32,8 +33,9 @@ class SnapshotPageSource final : public sql::PageSource {
       *out = *it->second;
       return true;
     }
-    CARREL_ASSIGN_OR_RETURN(
-        auto v, store::read_sealed(txn_, store::Db::kPages, store::page_key(id_, page_no)));
+    auto read = store::read_sealed(txn_, store::Db::kPages, store::page_key(no_, page_no));
+    if (!read.is_ok()) return read.status().with_context("object " + id_.to_hex());
+    const std::optional<std::string_view>& v = *read;
     if (!v) return false;
     if (v->size() != page_bytes_) {
       return Status::corruption("SQL page " + std::to_string(page_no) + " is " +
@@ -57,6 +59,7 @@ class SnapshotPageSource final : public sql::PageSource {
  private:
   const store::ReadTxn& txn_;
   ObjectId id_;
+  store::ObjectNo no_;
   uint32_t page_bytes_;
   uint32_t count_;
   std::map<uint32_t, std::optional<std::string>> written_;

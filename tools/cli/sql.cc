@@ -313,7 +313,7 @@ Status run_on_snapshot(const Globals& g, store::Store& store, const ObjectSpec& 
                        std::string_view turns, const Step** failed, bool* quit) {
   CARREL_ASSIGN_OR_RETURN(ResolvedObject r, resolve_object(store, spec, /*must_exist=*/true));
   CARREL_ASSIGN_OR_RETURN(store::ReadTxn txn, store.begin_read());
-  SnapshotPageSource pages(txn, r.ref.id, store.sql_page_bytes(), r.record->sql_pages);
+  SnapshotPageSource pages(txn, r.ref.id, r.number(), store.sql_page_bytes(), r.record->sql_pages);
   sql::SqlLimits limits;
   limits.query_only = true;
   limits.interrupt = &LineEditor::interrupt_pending;  // line_editor.h (1)

@@ -4,7 +4,8 @@
 //   (2) every object record (stored, plus the log tail) matches its data:
 //       kv keys and bytes, alarm and dead-letter counts, SQL pages below the
 //       recorded page count, history sequence numbers at or below last_seq;
-//       no data without a record;
+//       no data without a record; no two objects with one number, and every
+//       number below meta.next_object_no (store/keys.h (2), records.h (6));
 //   (3) the timetable (`schedule`) and the alarm queues (`alarms`) agree one
 //       to one, with the same due times;
 //   (4) every object's SQL database passes PRAGMA integrity_check, run on a
@@ -26,6 +27,7 @@
 #include <iostream>
 #include <map>
 #include <set>
+#include <unordered_map>
 
 #include "engine/alarm/entry.h"
 #include "engine/history/page_delta.h"
@@ -101,6 +103,8 @@ class Verifier {
   std::set<std::string> history_errors_;  // reported by history_problem
   std::map<std::string, uint64_t> entries_;
   std::map<ObjectId, store::ObjectRecord> records_;
+  // (2) keys name their object by number (store/keys.h (2)).
+  std::unordered_map<uint64_t, ObjectId> ids_;
   std::map<ObjectId, Counted> counted_;
   size_t objects_checked_ = 0, sql_checked_ = 0;
   bool intact_ = true;  // the value walk() visits passed its checksum (5)
@@ -160,8 +164,11 @@ Status Verifier::walk(Db db, Visit visit) {
       } else {
         intact_ = false;
         std::string_view k = cur.key();
-        if (k.size() < store::kIdBytes || wanted(ObjectId::from_raw(k.substr(0, store::kIdBytes))))
-          problem(opened.status().message());
+        auto it = k.size() < store::kPrefixBytes ? ids_.end()
+                                                 : ids_.find(store::prefix_of(k).value);
+        if (it == ids_.end() ? !only_ : wanted(it->second)) {
+          problem((it == ids_.end() ? "" : label(it->second) + ": ") + opened.status().message());
+        }
         value = value.substr(0, store::value_bytes(value));
       }
     }
@@ -182,7 +189,7 @@ Status Verifier::walk(Db db, Visit visit) {
 
 Status Verifier::check_sql(const ObjectId& id, const store::ObjectRecord& r) {
   ++sql_checked_;
-  SnapshotPageSource pages(txn_, id, store_.sql_page_bytes(), r.sql_pages);
+  SnapshotPageSource pages(txn_, id, r.number, store_.sql_page_bytes(), r.sql_pages);
   auto db = sql::SqlDatabase::open(&pages, sql::SqlLimits{}, label(id));
   if (!db.is_ok()) {
     problem("sql " + label(id) + ": cannot open: " + db.status().message());
@@ -254,9 +261,6 @@ Status Verifier::check_page_deltas(const ObjectId& id, const store::ObjectRecord
 Status Verifier::run() {
   CARREL_RETURN_IF_ERROR(check_environment());
   uint32_t page_bytes = store_.sql_page_bytes();
-  auto prefix_id = [](std::string_view k) {
-    return ObjectId::from_raw(k.substr(0, store::kIdBytes));
-  };
   CARREL_RETURN_IF_ERROR(walk(Db::kObjects, [&](std::string_view k, std::string_view v) {
     if (k.size() != store::kIdBytes)
       return problem("objects: a key is " + std::to_string(k.size()) + " bytes, not 16");
@@ -272,34 +276,58 @@ Status Verifier::run() {
   } else {
     for (auto& [id, r] : *tail) records_[id] = std::move(r);
   }
-  // (2) data without a record, and per-object counts.
+  // (2) one object per number, every number given before meta.next_object_no.
+  auto next_raw = txn_.get(Db::kMeta, store::kNextObjectNoKey);
+  std::optional<uint64_t> next_no;
+  if (next_raw.is_ok() && *next_raw && (*next_raw)->size() == 8) {
+    next_no = store::read_u64(**next_raw, 0);
+  } else if (!records_.empty()) {
+    problem("meta: next_object_no is missing or malformed");
+  }
+  for (const auto& [id, r] : records_) {
+    auto [it, first] = ids_.emplace(r.number.value, id);
+    if (!first && (wanted(id) || wanted(it->second))) {
+      problem("objects: " + label(id) + " and " + label(it->second) + " both hold number " +
+              std::to_string(r.number.value));
+    }
+    if (next_no && r.number.value >= *next_no && wanted(id)) {
+      problem("objects: " + label(id) + " holds number " + std::to_string(r.number.value) +
+              ", not below meta.next_object_no (" + std::to_string(*next_no) + ")");
+    }
+  }
+  // (2) data without a record, and per-object counts. owner() gives the id
+  // of the object whose number the key starts with.
+  ObjectId id_of_key;
   auto owner = [&](std::string_view db, std::string_view k,
                    size_t min_bytes) -> const store::ObjectRecord* {
     if (k.size() < min_bytes) {
       problem(std::string(db) + ": a key of " + std::to_string(k.size()) + " bytes is too short");
       return nullptr;
     }
-    ObjectId id = prefix_id(k);
-    auto it = records_.find(id);
-    if (it == records_.end()) {
-      if (wanted(id))
-        problem(std::string(db) + ": data of object " + id.to_hex() + ", which has no record");
+    const uint64_t no = store::prefix_of(k).value;
+    auto by_no = ids_.find(no);
+    if (by_no == ids_.end()) {
+      if (!only_) {
+        problem(std::string(db) + ": data of object number " + std::to_string(no) +
+                ", which no object record holds");
+      }
       return nullptr;
     }
-    return &it->second;
+    id_of_key = by_no->second;
+    return &records_.at(id_of_key);
   };
   CARREL_RETURN_IF_ERROR(walk(Db::kKv, [&](std::string_view k, std::string_view v) {
-    if (owner("kv", k, store::kIdBytes) == nullptr) return;
-    Counted& c = counted_[prefix_id(k)];
+    if (owner("kv", k, store::kPrefixBytes) == nullptr) return;
+    Counted& c = counted_[id_of_key];
     c.kv_keys += 1;
-    c.kv_bytes += k.size() - store::kIdBytes + v.size();
+    c.kv_bytes += k.size() - store::kPrefixBytes + v.size();
   }));
   CARREL_RETURN_IF_ERROR(walk(Db::kPages, [&](std::string_view k, std::string_view v) {
-    const store::ObjectRecord* r = owner("pages", k, store::kIdBytes + 4);
-    if (r == nullptr || !wanted(prefix_id(k))) return;
-    ObjectId id = prefix_id(k);
-    uint32_t n = store::read_u32(k, store::kIdBytes);
-    if (k.size() != store::kIdBytes + 4) problem("pages " + label(id) + ": malformed page key");
+    const store::ObjectRecord* r = owner("pages", k, store::kPrefixBytes + 4);
+    if (r == nullptr || !wanted(id_of_key)) return;
+    const ObjectId id = id_of_key;
+    uint32_t n = store::read_u32(k, store::kPrefixBytes);
+    if (k.size() != store::kPrefixBytes + 4) problem("pages " + label(id) + ": malformed page key");
     if (intact_ && v.size() != page_bytes) {
       problem("pages " + label(id) + ": page " + std::to_string(n) + " is " +
               std::to_string(v.size()) + " bytes, not " + std::to_string(page_bytes));
@@ -312,10 +340,10 @@ Status Verifier::run() {
   // (3) alarms -> schedule
   std::set<std::string> expected_schedule;
   CARREL_RETURN_IF_ERROR(walk(Db::kAlarms, [&](std::string_view k, std::string_view v) {
-    if (owner("alarms", k, store::kIdBytes) == nullptr) return;
-    ObjectId id = prefix_id(k);
+    if (owner("alarms", k, store::kPrefixBytes) == nullptr) return;
+    const ObjectId id = id_of_key;
     counted_[id].alarms += 1;
-    std::string_view name = k.substr(store::kIdBytes);
+    std::string_view name = k.substr(store::kPrefixBytes);
     if (!intact_) return;
     auto e = alarm::decode_entry(name, v);
     if (!e.is_ok()) {
@@ -340,11 +368,11 @@ Status Verifier::run() {
             " matches no alarm with that due time");
   }));
   CARREL_RETURN_IF_ERROR(walk(Db::kDead, [&](std::string_view k, std::string_view v) {
-    if (owner("dead", k, store::kIdBytes) == nullptr) return;
-    ObjectId id = prefix_id(k);
+    if (owner("dead", k, store::kPrefixBytes) == nullptr) return;
+    const ObjectId id = id_of_key;
     counted_[id].dead += 1;
     if (!intact_) return;
-    auto d = alarm::decode_dead(k.substr(store::kIdBytes), v);
+    auto d = alarm::decode_dead(k.substr(store::kPrefixBytes), v);
     if (!d.is_ok() && wanted(id))
       problem("dead letters " + label(id) + ": " + d.status().message());
   }));
