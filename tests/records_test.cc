@@ -397,6 +397,73 @@ TEST(ObjectNumberTest, BatchSealedForAnotherNumberIsRefused) {
   EXPECT_EQ(store::read_u64(**next, 0), 8u);  // past number 7
 }
 
+// records.h (6): numbering that restarted at 1 would hand a new object
+// another object's keys, so a counter missing beside stored objects stops
+// the open instead.
+TEST(ObjectNumberTest, MissingCounterBesideStoredObjectsStopsTheOpen) {
+  TempDir dir;
+  auto clock = std::make_shared<ManualClock>(kT0);
+  {
+    auto e = testing::open_engine(options_at(dir.path(), clock));
+    ASSERT_TRUE(e);
+    ASSERT_TRUE(e->run(object_no(0), [](Context& ctx) { return ctx.kv().put("k", "v"); }).is_ok());
+    ASSERT_TRUE(e->close().is_ok());
+  }
+  testing::damage_db(dir.path(), store::Db::kMeta, store::kNextObjectNoKey, std::nullopt);
+  auto e = Engine::open(options_at(dir.path(), clock));
+  ASSERT_FALSE(e.is_ok());
+  EXPECT_EQ(e.status().code(), Code::kCorruption) << e.status().to_string();
+  EXPECT_NE(e.status().message().find("next_object_no is missing"), std::string::npos)
+      << e.status().to_string();
+}
+
+// history::ChainWalk: a log record whose number is not its object's (a
+// damaged varint) is Corruption, never applied: its own keys would decode
+// under another object's prefix, and a restore would write them there.
+TEST(ObjectNumberTest, LogRecordWithAnotherNumberIsNotRestored) {
+  TempDir dir;
+  auto clock = std::make_shared<ManualClock>(kT0);
+  const ObjectRef a = object_no(0), b = object_no(1);
+  std::string mark;
+  {
+    auto e = testing::open_engine(options_at(dir.path(), clock));
+    ASSERT_TRUE(e);
+    ASSERT_TRUE(e->run(b, [](Context& ctx) { return ctx.kv().put("k", "b's"); }).is_ok());
+    ASSERT_TRUE(e->run(a, [](Context& ctx) { return ctx.kv().put("k", "one"); }).is_ok());
+    auto m = e->current_bookmark(a);
+    ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+    mark = *m;
+    clock->advance_ms(1);
+    ASSERT_TRUE(e->run(a, [](Context& ctx) { return ctx.kv().put("k", "two"); }).is_ok());
+    ASSERT_TRUE(e->close().is_ok());
+  }
+  // a's newest record now names b's number (1; a, made second, holds 2).
+  testing::damage_in_txn(dir.path(), store::Db::kHistory, [](MDB_txn* txn, MDB_dbi dbi) {
+    MDB_cursor* c = nullptr;
+    if (int rc = mdb_cursor_open(txn, dbi, &c); rc != 0) return rc;
+    MDB_val k, v;
+    int rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+    mdb_cursor_close(c);
+    if (rc != 0) return rc;
+    std::string key(store::from_val(k));
+    auto rec = history::LogRecord::decode(store::from_val(v));
+    if (!rec.is_ok() || rec->header.number.value != 2) return MDB_INCOMPATIBLE;
+    rec->header.number = store::ObjectNo{1};
+    std::string bytes = rec->encode();
+    MDB_val pk = store::to_val(key), pv = store::to_val(bytes);
+    return mdb_put(txn, dbi, &pk, &pv, 0);
+  });
+  auto e = testing::open_engine(options_at(dir.path(), clock));
+  ASSERT_TRUE(e);
+  auto restored = e->restore(a, mark);
+  ASSERT_FALSE(restored.is_ok());
+  EXPECT_EQ(restored.status().code(), Code::kCorruption) << restored.status().to_string();
+  EXPECT_NE(restored.status().message().find("names object number 1"), std::string::npos)
+      << restored.status().to_string();
+  EXPECT_EQ(testing::kv_read(*e, b, "k"), "b's");  // the other object is untouched
+  EXPECT_EQ(testing::kv_read(*e, a, "k"), "two");
+}
+
 // undo.h (7): the summary the tail applies is the record without its entries,
 // and a record made with history off says so.
 TEST(LogTailTest, SummaryIsTheRecordWithoutItsEntries) {

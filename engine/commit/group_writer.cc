@@ -137,7 +137,9 @@ Result<GroupWriter::ObjectState*> GroupWriter::load(const CommitBatch& b) {
     return Status::aborted("commit " + std::to_string(b.seq) + " of " + b.object.label() +
                            " was sealed for object number " + std::to_string(b.object_no.value) +
                            ", but the object holds number " +
-                           std::to_string(st.record.number.value));
+                           std::to_string(st.record.number.value) +
+                           ": its values are not written; the object reloads its state from "
+                           "disk, and the turn may be retried");
   }
   if (st.record.name.empty() && !b.object.name.empty()) st.record.name = b.object.name;
   return &st;
@@ -189,8 +191,14 @@ Status GroupWriter::write(ObjectState& st, Db db, const std::string& key,
       break;
     case Db::kAlarms: {
       const ObjectId& id = st.id;
+      // Store messages name the object by number (store/keys.h (2)); add its id.
+      auto opened = [&](std::string_view stored) {
+        Result<std::string_view> r = store::open(db, key, stored);
+        return r.is_ok() ? r : Result<std::string_view>(r.status().with_context(
+                                   "object " + id.to_hex()));
+      };
       if (old) {
-        CARREL_ASSIGN_OR_RETURN(std::string_view entry, store::open(db, key, *old));
+        CARREL_ASSIGN_OR_RETURN(std::string_view entry, opened(*old));
         CARREL_ASSIGN_OR_RETURN(UnixMs due, alarm::decode_due(entry));
         std::string timetable_key = store::schedule_key(due, id, suffix);
         CARREL_DASSERT(holds(txn_, store_.dbi(Db::kSchedule), timetable_key),
@@ -199,7 +207,7 @@ Status GroupWriter::write(ObjectState& st, Db db, const std::string& key,
         r.alarms -= 1;
       }
       if (value) {
-        CARREL_ASSIGN_OR_RETURN(std::string_view entry, store::open(db, key, *value));
+        CARREL_ASSIGN_OR_RETURN(std::string_view entry, opened(*value));
         CARREL_ASSIGN_OR_RETURN(UnixMs due, alarm::decode_due(entry));
         CARREL_RETURN_IF_ERROR(put_raw(Db::kSchedule, store::schedule_key(due, id, suffix), {}));
         r.alarms += 1;
@@ -262,7 +270,7 @@ Status GroupWriter::apply_restore(ObjectState& st, const ObjectId& id, uint64_t 
   // Undo newest first (invariant (4) of history/undo.h). The restore's own log
   // record captures the current values on first touch, so it can be undone.
   const store::ObjectRecord& r = st.record;
-  history::ChainWalk walk(txn_, store_.dbi(Db::kHistory), id, r.log_no, r.last_seq,
+  history::ChainWalk walk(txn_, store_.dbi(Db::kHistory), id, r,
                           history::cap_floor(r.last_seq, history_commits_max_));
   uint32_t sql_pages = r.sql_pages;
   for (uint64_t seq = r.last_seq; seq > to_seq; --seq) {

@@ -23,9 +23,18 @@ Status Records::recover() {
       }));
   CARREL_ASSIGN_OR_RETURN(auto rebuilt, history::tail_records(txn.get(), store_));
   CARREL_ASSIGN_OR_RETURN(auto next, txn.get(store::Db::kMeta, store::kNextObjectNoKey));
-  if (next && next->size() != 8) {
-    return Status::corruption("meta." + std::string(store::kNextObjectNoKey) + " is " +
-                              std::to_string(next->size()) + " bytes, not 8; run `carrel verify`");
+  MDB_stat objects{};
+  int rc = mdb_stat(txn.get(), store_.dbi(store::Db::kObjects), &objects);
+  if (rc != 0) return store::from_mdb(rc, "count the object records");
+  // Invariant (6): numbering that restarted below a stored number would give
+  // a new object another object's keys, so a damaged counter stops the open.
+  if ((next && next->size() != 8) || (!next && objects.ms_entries > 0)) {
+    return Status::corruption(
+        "'" + store_.dir() + "': meta." + std::string(store::kNextObjectNoKey) + " is " +
+        (next ? std::to_string(next->size()) + " bytes, not 8" : std::string("missing")) +
+        " while `objects` holds " + std::to_string(objects.ms_entries) +
+        " records, so new objects cannot be numbered safely; run `carrel verify`, which names "
+        "the highest number stored, and restore the directory from a backup");
   }
   next_number_.store(next ? std::max<uint64_t>(1, store::read_u64(*next, 0)) : 1,
                      std::memory_order_relaxed);

@@ -214,6 +214,13 @@ Result<std::optional<ChainWalk::Step>> ChainWalk::next() {
   step.no = no_;
   step.bytes = store::from_val(v);
   CARREL_ASSIGN_OR_RETURN(step.header, LogRecord::decode_header(step.bytes));
+  if (step.header.id == id_ && step.header.seq == seq_ && step.header.number != number_) {
+    return Status::corruption("history log record " + std::to_string(no_) + " of object " +
+                              id_.to_hex() + " names object number " +
+                              std::to_string(step.header.number.value) + ", but the object's " +
+                              "record holds number " + std::to_string(number_.value) +
+                              ": the record is damaged and is not applied; run `carrel verify`");
+  }
   if (step.header.id != id_ || step.header.seq != seq_) {
     return Status::corruption("history log record " + std::to_string(no_) + " holds commit " +
                               std::to_string(step.header.seq) + " of object " +

@@ -65,6 +65,7 @@
 #include "carrel/id.h"
 #include "carrel/status.h"
 #include "engine/store/keys.h"
+#include "engine/store/object_record.h"
 #include "engine/store/store.h"
 
 namespace carrel::history {
@@ -123,9 +124,17 @@ struct LogRecord {
 // (history_commits_max) is enforced here, before retention deletes them.
 class ChainWalk {
  public:
-  ChainWalk(MDB_txn* txn, MDB_dbi log, const ObjectId& id, uint64_t newest_no, uint64_t newest_seq,
+  // From the newest record the object record of id names (its log_no and
+  // last_seq), for the object's number.
+  ChainWalk(MDB_txn* txn, MDB_dbi log, const ObjectId& id, const store::ObjectRecord& record,
             uint64_t floor_seq)
-      : txn_(txn), log_(log), id_(id), no_(newest_no), seq_(newest_seq), floor_(floor_seq) {}
+      : txn_(txn),
+        log_(log),
+        id_(id),
+        number_(record.number),
+        no_(record.log_no),
+        seq_(record.last_seq),
+        floor_(floor_seq) {}
 
   struct Step {
     uint64_t no = 0;
@@ -133,7 +142,9 @@ class ChainWalk {
     std::string_view bytes;  // valid while the transaction is
   };
   // The next record, nullopt at the chain's end. Corruption when the record
-  // under the expected number is another object's or another seq's, or is
+  // under the expected number is another object's, holds another object
+  // number (its own keys would decode under another object's prefix), or
+  // another seq's, or is
   // missing from the middle of the log (retention prunes only its head), or
   // when the log's first key is not a log number.
   Result<std::optional<Step>> next();
@@ -144,6 +155,7 @@ class ChainWalk {
   MDB_txn* txn_;
   MDB_dbi log_;
   ObjectId id_;
+  store::ObjectNo number_;
   uint64_t no_;
   uint64_t seq_;
   uint64_t floor_;

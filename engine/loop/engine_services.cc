@@ -298,8 +298,7 @@ Result<std::string> EngineCore::bookmark_for_time(const ObjectRef& object, UnixM
     return history::Bookmark{rec.last_commit_ms, rec.last_seq, object.id}.to_string();
   }
   // Walk the object's chain from the newest commit back to the last one at or before t.
-  history::ChainWalk walk(txn.get(), store_->dbi(store::Db::kHistory), object.id, rec.log_no,
-                          rec.last_seq,
+  history::ChainWalk walk(txn.get(), store_->dbi(store::Db::kHistory), object.id, rec,
                           history::cap_floor(rec.last_seq, options_.history_commits_max));
   uint64_t oldest_seq = 0;
   int64_t oldest_ms = 0;

@@ -267,7 +267,7 @@ Status check_bookmark_seq(const ObjectRef& object, uint64_t target, uint64_t las
 Result<BookmarkWitness> walk_to_bookmark(store::Store& store, const store::ReadTxn& txn,
                                          const ObjectId& id, const store::ObjectRecord& rec,
                                          uint64_t target, uint64_t last, uint64_t commits_max) {
-  history::ChainWalk walk(txn.get(), store.dbi(store::Db::kHistory), id, rec.log_no, rec.last_seq,
+  history::ChainWalk walk(txn.get(), store.dbi(store::Db::kHistory), id, rec,
                           history::cap_floor(rec.last_seq, commits_max));
   BookmarkWitness w;
   for (uint64_t seq = last; seq >= target && seq > 0; --seq) {

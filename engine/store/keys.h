@@ -7,7 +7,7 @@
 //      contiguous range and no key of another object shares its prefix
 //      (numbers are fixed width and never given twice).
 //  (3) Numbers are given in creation order (the engine's next number when an
-//      object is first loaded, records.h (5)), so the keys of objects made
+//      object is first loaded, engine/commit/records.h (6)), so the keys of objects made
 //      one after another land at the right edge of each tree and fill its
 //      leaves, where 16 random id bytes scattered them over half-full ones
 //      (docs/design-notes.md, "The creation-ordered layout"). Number 0 is

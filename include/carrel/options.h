@@ -94,8 +94,8 @@ struct Options {
   // Address space reserved for the LMDB map (not disk). Hitting it is NoSpace.
   uint64_t map_bytes_max = uint64_t{64} << 30;
 
-  // KV limits. LMDB keys are at most 511 bytes and carrel prefixes each with a
-  // 16-byte object id, so key_bytes_max may not exceed 495.
+  // KV limits. LMDB keys are at most 511 bytes and carrel prefixes each with
+  // the object's 8-byte number, so key_bytes_max may not exceed 503.
   size_t key_bytes_max = 495;
   size_t value_bytes_max = size_t{2} << 20;
   // Keys in one get_many / put_many / del_many call (Durable Objects: 128).

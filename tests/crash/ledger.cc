@@ -332,7 +332,7 @@ Status check_record(store::Store& store, MDB_txn* txn, std::string_view id_raw,
                std::to_string(pages));
   }
   if (r.last_seq > 0) {
-    history::ChainWalk walk(txn, store.dbi(store::Db::kHistory), id, r.log_no, r.last_seq, 0);
+    history::ChainWalk walk(txn, store.dbi(store::Db::kHistory), id, r, 0);
     auto newest = walk.next();
     if (!newest.is_ok()) return bad(newest.status().message());
     if (!*newest) return bad("no history record of its last commit " + std::to_string(r.last_seq));

@@ -46,7 +46,7 @@ Status walk_history(const Inspection& in,
   const ObjectId& id = in.object.ref.id;
   if (!in.object.record) return Status::ok();
   const store::ObjectRecord& r = *in.object.record;  // with the log tail (history/tail.h)
-  history::ChainWalk walk(in.txn.get(), in.store->dbi(Db::kHistory), id, r.log_no, r.last_seq, 0);
+  history::ChainWalk walk(in.txn.get(), in.store->dbi(Db::kHistory), id, r, 0);
   for (;;) {
     if (stop_requested()) return Status::aborted("walk history: " + stop_reason());
     CARREL_ASSIGN_OR_RETURN(auto step, walk.next());

@@ -221,7 +221,7 @@ Status Verifier::check_page_deltas(const ObjectId& id, const store::ObjectRecord
     std::optional<std::string> bytes;  // nullopt: the page did not exist
   };
   std::map<std::string, Image> images;  // one per page number the chain touches
-  history::ChainWalk walk(txn_.get(), store_.dbi(Db::kHistory), id, r.log_no, r.last_seq, 0);
+  history::ChainWalk walk(txn_.get(), store_.dbi(Db::kHistory), id, r, 0);
   for (;;) {
     auto step = walk.next();
     if (!step.is_ok()) {
@@ -282,7 +282,14 @@ Status Verifier::run() {
   if (next_raw.is_ok() && *next_raw && (*next_raw)->size() == 8) {
     next_no = store::read_u64(**next_raw, 0);
   } else if (!records_.empty()) {
-    problem("meta: next_object_no is missing or malformed");
+    uint64_t highest = 0;
+    for (const auto& [id, r] : records_) highest = std::max(highest, r.number.value);
+    problem("meta: next_object_no is " +
+            (next_raw.is_ok() && *next_raw
+                 ? std::to_string((*next_raw)->size()) + " bytes, not 8"
+                 : std::string("missing")) +
+            "; it must be at least " + std::to_string(highest + 1) +
+            " (past the highest object number stored) before the engine opens for writing");
   }
   for (const auto& [id, r] : records_) {
     auto [it, first] = ids_.emplace(r.number.value, id);
