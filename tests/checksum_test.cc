@@ -67,7 +67,8 @@ class ChecksumEngine : public ::testing::Test {
   Status run(const std::function<Status(Context&)>& fn) { return engine_->run(ref_, fn); }
   // The object's number, the prefix of its keys (store/keys.h (2)).
   store::ObjectNo no() {
-    return engine_ ? testing::object_no(*engine_, ref_.id) : testing::object_no_in(dir_.path(), ref_.id);
+    return engine_ ? testing::object_no(*engine_, ref_.id)
+                   : testing::object_no_in(dir_.path(), ref_.id);
   }
   // OK when a turn reads `expected` under key.
   Status kv_reads(const std::string& key, const std::string& expected) {

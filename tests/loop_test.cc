@@ -199,7 +199,8 @@ size_t outbox_size(Engine& e) {
 std::optional<std::string> durable_kv(Engine& e, const ObjectRef& ref, std::string_view key) {
   auto txn = e.core()->store().begin_read();
   if (!txn.is_ok()) return std::nullopt;
-  auto v = store::read_sealed(*txn, store::Db::kKv, store::object_key(testing::object_no(e, ref.id), key));
+  auto v = store::read_sealed(*txn, store::Db::kKv,
+                              store::object_key(testing::object_no(e, ref.id), key));
   if (!v.is_ok() || !*v) return std::nullopt;
   return std::string(**v);
 }

@@ -271,8 +271,8 @@ TEST(RecordCacheTest, CheckpointIsTriggeredByTheDirtyCap) {
     b.object_no = store::ObjectNo{i + 1};
     b.seq = seq;
     b.commit_ms = kT0;
-    b.kv.emplace_back("k",
-                      store::seal_shared(store::Db::kKv, store::object_key(b.object_no, "k"), "value"));
+    b.kv.emplace_back(
+        "k", store::seal_shared(store::Db::kKv, store::object_key(b.object_no, "k"), "value"));
     MDB_txn* txn = nullptr;
     if (mdb_txn_begin((*st)->env(), nullptr, 0, &txn) != 0) return false;
     detail::GroupWriter w(**st, records, txn, kT0, /*keep_history=*/true, 0);
@@ -325,8 +325,8 @@ TEST(ObjectNumberTest, NumbersFollowCreationOrderAndResumeAfterReopen) {
     ASSERT_TRUE(e);
     ASSERT_TRUE(put(*e, object_no(0)).is_ok());
     // Loaded, never committed: its number is given and skipped.
-    ASSERT_TRUE(e->run(object_no(1), [](Context& ctx) { return ctx.kv().get("k").status(); })
-                    .is_ok());
+    ASSERT_TRUE(
+        e->run(object_no(1), [](Context& ctx) { return ctx.kv().get("k").status(); }).is_ok());
     ASSERT_TRUE(put(*e, object_no(2)).is_ok());
     ASSERT_TRUE(put(*e, object_no(0)).is_ok());  // an existing object keeps its number
     for (int i : {0, 2}) numbers.push_back(testing::object_no(*e, object_no(i).id).value);
@@ -367,8 +367,8 @@ TEST(ObjectNumberTest, BatchSealedForAnotherNumberIsRefused) {
     b.object_no = store::ObjectNo{number};
     b.seq = seq;
     b.commit_ms = kT0;
-    b.kv.emplace_back("k", store::seal_shared(store::Db::kKv,
-                                              store::object_key(b.object_no, "k"), "value"));
+    b.kv.emplace_back(
+        "k", store::seal_shared(store::Db::kKv, store::object_key(b.object_no, "k"), "value"));
     MDB_txn* txn = nullptr;
     if (mdb_txn_begin((*st)->env(), nullptr, 0, &txn) != 0) return Status::aborted("begin");
     detail::GroupWriter w(**st, records, txn, kT0, /*keep_history=*/true, 0);

@@ -194,8 +194,9 @@ Status GroupWriter::write(ObjectState& st, Db db, const std::string& key,
       // Store messages name the object by number (store/keys.h (2)); add its id.
       auto opened = [&](std::string_view stored) {
         Result<std::string_view> r = store::open(db, key, stored);
-        return r.is_ok() ? r : Result<std::string_view>(r.status().with_context(
-                                   "object " + id.to_hex()));
+        return r.is_ok()
+                   ? r
+                   : Result<std::string_view>(r.status().with_context("object " + id.to_hex()));
       };
       if (old) {
         CARREL_ASSIGN_OR_RETURN(std::string_view entry, opened(*old));
@@ -360,7 +361,8 @@ Status GroupWriter::apply(const CommitBatch& b) {
     r.sql_pages = *b.sql_pages;
   }
   for (auto& [name, v] : b.alarms) {
-    CARREL_RETURN_IF_ERROR(write(*st, Db::kAlarms, store::object_key(number, name), stored_bytes(v)));
+    CARREL_RETURN_IF_ERROR(
+        write(*st, Db::kAlarms, store::object_key(number, name), stored_bytes(v)));
   }
   for (auto& [name, v] : b.dead) {
     CARREL_RETURN_IF_ERROR(write(*st, Db::kDead, store::object_key(number, name), stored_bytes(v)));

@@ -71,7 +71,11 @@ class TurnKv {
   // id names the object in messages; no is its key prefix (store/keys.h (2)).
   TurnKv(KvOverlay& overlay, const store::ReadTxn& snapshot, MDB_dbi kv_dbi, const ObjectId& id,
          store::ObjectNo no, const Options& options)
-      : overlay_(overlay), snapshot_(snapshot), kv_dbi_(kv_dbi), id_(id), no_(no),
+      : overlay_(overlay),
+        snapshot_(snapshot),
+        kv_dbi_(kv_dbi),
+        id_(id),
+        no_(no),
         options_(options) {}
 
   Result<std::optional<std::string>> get(std::string_view key);

@@ -75,7 +75,7 @@ class ObjectPageSource final : public sql::PageSource {
   // nullopt when the page reads as absent.
   Result<std::optional<std::string_view>> find_page(uint32_t page_no);
 
-  ObjectId id_;       // for messages
+  ObjectId id_;         // for messages
   store::ObjectNo no_;  // the prefix of its page keys (store/keys.h (2))
   uint32_t page_bytes_;
   size_t turn_bytes_max_;

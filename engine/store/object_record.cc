@@ -35,8 +35,7 @@ Result<ObjectRecord> decode_fields(Reader& r) {
   uint8_t mask = 0;
   uint64_t commit_after_created = 0;
   bool ok = r.u8(&mask) && r.varint(&o.number.value) && o.number.value != 0 &&
-            r.svarint(&o.created_ms) &&
-            optional_varint(r, mask, kLastSeq, &o.last_seq) &&
+            r.svarint(&o.created_ms) && optional_varint(r, mask, kLastSeq, &o.last_seq) &&
             optional_varint(r, mask, kLastCommit, &commit_after_created) &&
             optional_varint(r, mask, kKvKeys, &o.kv_keys) &&
             optional_varint(r, mask, kKvBytes, &o.kv_bytes) &&

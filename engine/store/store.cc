@@ -586,13 +586,16 @@ Status Store::refuse_format(const std::string& found) const {
             "first step of the recovery the older carrel makes at its next open) and changed "
             "nothing else"
           : "nothing in '" + dir_ + "' was changed";
-  return Status::invalid_argument(
-      "'" + dir_ + "' has engine format '" + found + "', written by an older carrel; this build "
-      "reads '" + std::string(kFormatValue) + "' and does not convert in place (its keys start "
-      "with each object's number, not its id): with the older carrel, open the directory once "
-      "(it recovers its redo log, if any) and export each object (carrel export), then import "
-      "the exports into a new directory with this build (point-in-time history does not carry "
-      "over); " + changed);
+  const std::string remedy =
+      "with the older carrel, open the directory once (it recovers its redo log, if any) and "
+      "export each object (carrel export), then import the exports into a new directory with "
+      "this build (point-in-time history does not carry over)";
+  return Status::invalid_argument("'" + dir_ + "' has engine format '" + found +
+                                  "', written by an older carrel; this build reads '" +
+                                  std::string(kFormatValue) +
+                                  "' and does not convert in place (its keys start with each "
+                                  "object's number, not its id): " +
+                                  remedy + "; " + changed);
 }
 
 // Invariant (1). writer.lock is taken first (older carrel builds look only

@@ -325,7 +325,8 @@ int cmd_alarms_list(const Globals& g, const std::optional<std::string>& obj, boo
        ok = cur->next()) {
     Row row;
     if (cur->key().size() < store::kPrefixBytes) {
-      return fail("alarms: key " + store::key_hex(cur->key()) + " is too short; run `carrel verify`");
+      return fail("alarms: key " + store::key_hex(cur->key()) +
+                  " is too short; run `carrel verify`");
     }
     auto owner = ids.find(store::prefix_of(cur->key()).value);
     if (owner == ids.end()) {

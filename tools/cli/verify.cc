@@ -164,8 +164,8 @@ Status Verifier::walk(Db db, Visit visit) {
       } else {
         intact_ = false;
         std::string_view k = cur.key();
-        auto it = k.size() < store::kPrefixBytes ? ids_.end()
-                                                 : ids_.find(store::prefix_of(k).value);
+        auto it =
+            k.size() < store::kPrefixBytes ? ids_.end() : ids_.find(store::prefix_of(k).value);
         if (it == ids_.end() ? !only_ : wanted(it->second)) {
           problem((it == ids_.end() ? "" : label(it->second) + ": ") + opened.status().message());
         }
@@ -285,9 +285,8 @@ Status Verifier::run() {
     uint64_t highest = 0;
     for (const auto& [id, r] : records_) highest = std::max(highest, r.number.value);
     problem("meta: next_object_no is " +
-            (next_raw.is_ok() && *next_raw
-                 ? std::to_string((*next_raw)->size()) + " bytes, not 8"
-                 : std::string("missing")) +
+            (next_raw.is_ok() && *next_raw ? std::to_string((*next_raw)->size()) + " bytes, not 8"
+                                           : std::string("missing")) +
             "; it must be at least " + std::to_string(highest + 1) +
             " (past the highest object number stored) before the engine opens for writing");
   }
