@@ -6,6 +6,10 @@
 # fuzz/corpus-work/<name>/ (ignored by git; set CARREL_FUZZ_WORK to put it elsewhere).
 # Crash inputs land in <work>/artifacts/<name>/. Prints one summary line per target and
 # exits non-zero if any target crashed, leaked, timed out or found no seeds to replay.
+#
+# Targets run CARREL_FUZZ_JOBS at a time (default: nproc; each libFuzzer run is one
+# process on one core), so the whole run takes about ceil(targets / jobs) times
+# SECONDS_PER_TARGET. Their summary lines come out in target order once all ended.
 set -u -o pipefail
 
 if [ $# -ne 2 ] || ! [[ $2 =~ ^[0-9]+$ ]] || [ "$2" -lt 1 ]; then
@@ -32,30 +36,41 @@ explain() {
   grep -E 'ERROR:|SUMMARY:|Test unit written to|^cron ' "$1" | head -n 10 | sed 's/^/  /'
 }
 
-failed=0
-for binary in "${binaries[@]}"; do
-  if [ ! -f "$binary" ] || [ ! -x "$binary" ]; then continue; fi
-  name=${binary##*/fuzz_}
-  seeds=("$repo/fuzz/corpus/$name"/*)
-  scratch=$work/$name
-  artifacts=$work/artifacts/$name/
-  replay_log=$work/$name.replay.log
-  log=$work/$name.log
+jobs=${CARREL_FUZZ_JOBS:-$(nproc)}
+if ! [[ $jobs =~ ^[0-9]+$ ]] || [ "$jobs" -lt 1 ] || [ "$jobs" -gt 64 ]; then
+  echo "CARREL_FUZZ_JOBS must be a whole number from 1 to 64, not '$jobs'" >&2
+  exit 2
+fi
+mkdir -p "$work"
+results=$(mktemp -d "${TMPDIR:-/tmp}/carrel-fuzz.XXXXXX")
+trap 'rm -rf "$results"' EXIT
+
+# One target: replay its seeds, then fuzz. Its summary goes to $results/<name>.out,
+# and $results/<name>.failed exists when it failed.
+run_target() {
+  local binary=$1
+  local name=${binary##*/fuzz_}
+  local seeds=("$repo/fuzz/corpus/$name"/*)
+  local scratch=$work/$name
+  local artifacts=$work/artifacts/$name/
+  local replay_log=$work/$name.replay.log
+  local log=$work/$name.log
+  local result executions corpus
   rm -rf "$scratch"
   mkdir -p "$scratch" "$artifacts"
 
   if [ ${#seeds[@]} -eq 0 ]; then
     echo "fuzz_$name: FAIL no seeds in fuzz/corpus/$name/"
-    failed=1
-    continue
+    touch "$results/$name.failed"
+    return
   fi
   # 1. Replay every seed as its own run: a crash names the seed.
   if ! "$binary" -timeout="$input_timeout_s" -artifact_prefix="$artifacts" "${seeds[@]}" \
       >"$replay_log" 2>&1; then
     echo "fuzz_$name: FAIL replaying ${#seeds[@]} seeds (log: $replay_log)"
     explain "$replay_log"
-    failed=1
-    continue
+    touch "$results/$name.failed"
+    return
   fi
   cp "${seeds[@]}" "$scratch/"
 
@@ -64,7 +79,7 @@ for binary in "${binaries[@]}"; do
   if ! "$binary" -max_total_time="$seconds" -timeout="$input_timeout_s" -print_final_stats=1 \
       -artifact_prefix="$artifacts" "$scratch" >"$log" 2>&1; then
     result=FAIL
-    failed=1
+    touch "$results/$name.failed"
   fi
   executions=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$log" | tail -n 1)
   corpus=$(find "$scratch" -type f | wc -l)
@@ -73,5 +88,20 @@ for binary in "${binaries[@]}"; do
   if [ "$result" != ok ]; then
     explain "$log"
   fi
+}
+
+names=()
+for binary in "${binaries[@]}"; do
+  if [ ! -f "$binary" ] || [ ! -x "$binary" ]; then continue; fi
+  # At most $jobs targets at once: wait for one to end before starting another.
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+  names+=("${binary##*/fuzz_}")
+  run_target "$binary" >"$results/${binary##*/fuzz_}.out" 2>&1 &
+done
+wait
+failed=0
+for name in "${names[@]}"; do
+  cat "$results/$name.out"
+  if [ -e "$results/$name.failed" ]; then failed=1; fi
 done
 exit "$failed"

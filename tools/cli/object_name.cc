@@ -13,9 +13,9 @@
 
 #include "engine/history/tail.h"
 #include "tools/cli/cli.h"
+#include "tools/cli/nearest_word.h"
 #include "tools/cli/output.h"
 #include "tools/cli/scan.h"
-#include "tools/cli/usage.h"
 
 namespace carrel::cli {
 namespace {
