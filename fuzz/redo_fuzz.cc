@@ -6,7 +6,8 @@
 // as they are (checksums almost never hold: the readers' rejection paths).
 // Built: a checkpoint naming data.mdb's real transaction and meta page, and
 // records numbered from its base with valid checksums but fuzzed numbers,
-// durable claims and operations (the replay's parser and LMDB's input checks).
+// durable claims and operations (the replay's parser and LMDB's input checks),
+// page deltas among them.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -100,8 +101,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (shape % 16 == 0) number += shape / 16;  // a gap, or stale numbers
       const uint64_t durable = shape % 16 == 1 ? number + in.pick(4) : number - 1;
       // Operations: kind, database, key and value as the replay reads them,
-      // built from fuzzed bytes (lengths included).
-      const std::string payload = in.bytes(512);
+      // built from fuzzed bytes (lengths included); or a page delta onto a
+      // page the template lacks or one the record put first (redo.h (10)).
+      std::string payload;
+      if (shape % 16 == 3) {
+        carrel::store::RedoOps ops;
+        const std::string key = in.bytes(24);
+        if (in.byte() % 2 == 0) ops.put(carrel::store::Db::kPages, key, in.bytes(256));
+        ops.put_delta(carrel::store::Db::kPages, key, in.bytes(256));
+        payload = ops.bytes();
+      } else {
+        payload = in.bytes(512);
+      }
       files[1 + (shape % 16 == 2 ? 1 : 0)] +=
           carrel::store::encode_redo_record(number, durable, payload);
       ++number;

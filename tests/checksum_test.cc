@@ -274,7 +274,7 @@ TEST(ChecksumFormat, OlderFormatDirectoryIsRefusedNamingBothVersionsAndTheRemedy
   auto e = Engine::open(options_for(dir));
   ASSERT_FALSE(e.is_ok());
   EXPECT_TRUE(contains(e.status(), "'carrel-1'")) << e.status().to_string();
-  EXPECT_TRUE(contains(e.status(), "'carrel-7'")) << e.status().to_string();
+  EXPECT_TRUE(contains(e.status(), "'carrel-8'")) << e.status().to_string();
   EXPECT_TRUE(contains(e.status(), "export")) << e.status().to_string();
 }
 

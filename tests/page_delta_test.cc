@@ -1,19 +1,27 @@
-// Page deltas (engine/history/page_delta.h): a delta rebuilds its target from
+// Page deltas (engine/store/page_delta.h): a delta rebuilds its target from
 // its base (invariant (2)), its runs are ordered, apart and inside the page
 // (invariant (1)), and anything else is Corruption.
-#include "engine/history/page_delta.h"
+#include "engine/store/page_delta.h"
 
 #include <gtest/gtest.h>
 
 #include <random>
 #include <string>
 
+#include "engine/history/undo.h"
 #include "engine/store/checksum.h"
 #include "engine/store/codec.h"
 #include "engine/store/keys.h"
 
 namespace carrel::history {
 namespace {
+
+using store::apply_page_delta;
+using store::check_page_delta;
+using store::kDeltaHeaderBytes;
+using store::kRunGapBytesMax;
+using store::kRunHeaderBytes;
+using store::make_page_delta;
 
 constexpr size_t kPageBytes = 1024 + 8;  // a default SQL page and its checksum trailer
 

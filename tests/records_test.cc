@@ -37,6 +37,37 @@ ObjectRef object_no(int i) {
   return ObjectRef::named("Room", "r" + std::to_string(i));
 }
 
+// Commits one batch of `ref`, sealed under `number`, that writes key "k", as
+// the committer commits a group of one: apply, finish, commit, publish. With
+// `checkpointed` set, the group checkpoints when the cache says one is due
+// (records.h (4)) and *checkpointed says whether it did; without, it never does.
+Status commit_one(store::Store& st, detail::Records& records, const ObjectRef& ref, uint64_t number,
+                  uint64_t seq, bool* checkpointed = nullptr) {
+  detail::CommitBatch b;
+  b.object = ref;
+  b.object_no = store::ObjectNo{number};
+  b.seq = seq;
+  b.commit_ms = kT0;
+  b.kv.emplace_back(
+      "k", store::seal_shared(store::Db::kKv, store::object_key(b.object_no, "k"), "value"));
+  MDB_txn* txn = nullptr;
+  if (int rc = mdb_txn_begin(st.env(), nullptr, 0, &txn); rc != 0) {
+    return store::from_mdb(rc, "begin");
+  }
+  detail::GroupWriter w(st, records, txn, kT0, /*keep_history=*/true, 0);
+  Status s = w.apply(b);
+  const bool due = s.is_ok() && checkpointed && records.checkpoint_due(w.object_count(), kT0);
+  if (s.is_ok()) s = w.finish(due);
+  if (!s.is_ok()) {
+    mdb_txn_abort(txn);
+    return s;
+  }
+  if (int rc = mdb_txn_commit(txn); rc != 0) return store::from_mdb(rc, "commit");
+  records.publish(w.take_records(), w.log_records(), w.checkpoint_log_no(), kT0);
+  if (checkpointed) *checkpointed = due;
+  return Status::ok();
+}
+
 // A fixed clock: no checkpoint falls due by time (records.h
 // kCheckpointIntervalMs), so every commit after the first of each object is
 // in the log tail only.
@@ -255,35 +286,18 @@ TEST(RecordCacheTest, RetentionDoesNotPrunePastTheCheckpoint) {
 // nothing (records.h (5)).
 TEST(RecordCacheTest, CheckpointIsTriggeredByTheDirtyCap) {
   TempDir dir;
-  store::StoreOptions so;
-  so.dir = dir.path();
-  auto st = store::Store::open(so);
-  ASSERT_TRUE(st.is_ok()) << st.status().to_string();
+  auto st = testing::open_store(dir.path());
+  ASSERT_TRUE(st);
   constexpr size_t kCap = 4;
-  detail::Records records(**st, /*follow_log=*/false, kCap);
+  detail::Records records(*st, /*follow_log=*/false, kCap);
   ASSERT_TRUE(records.recover().is_ok());
   // One commit of one object per group: seq 1 creates objects 0..kCap; seq 2
   // dirties them, and the (kCap + 1)th dirty record checkpoints.
   auto commit = [&](size_t i, uint64_t seq) -> bool {
-    const ObjectRef ref = object_no(static_cast<int>(i));
-    detail::CommitBatch b;
-    b.object = ref;
-    b.object_no = store::ObjectNo{i + 1};
-    b.seq = seq;
-    b.commit_ms = kT0;
-    b.kv.emplace_back(
-        "k", store::seal_shared(store::Db::kKv, store::object_key(b.object_no, "k"), "value"));
-    MDB_txn* txn = nullptr;
-    if (mdb_txn_begin((*st)->env(), nullptr, 0, &txn) != 0) return false;
-    detail::GroupWriter w(**st, records, txn, kT0, /*keep_history=*/true, 0);
-    const bool due = w.apply(b).is_ok() && records.checkpoint_due(w.object_count(), kT0);
-    if (!w.finish(due).is_ok()) {
-      mdb_txn_abort(txn);
-      return false;
-    }
-    if (mdb_txn_commit(txn) != 0) return false;
-    records.publish(w.take_records(), w.log_records(), w.checkpoint_log_no(), kT0);
-    return due;
+    bool checkpointed = false;
+    Status s = commit_one(*st, records, object_no(static_cast<int>(i)), i + 1, seq, &checkpointed);
+    EXPECT_TRUE(s.is_ok()) << s.to_string();
+    return checkpointed;
   };
   for (size_t i = 0; i <= kCap; ++i) EXPECT_FALSE(commit(i, 1)) << i;
   EXPECT_EQ(records.dirty_count(), 0u);
@@ -295,13 +309,13 @@ TEST(RecordCacheTest, CheckpointIsTriggeredByTheDirtyCap) {
   EXPECT_EQ(records.dirty_count(), 0u);
   const uint64_t end = 2 * (kCap + 1) + 1;  // log numbers 1..2(kCap+1) are covered
   EXPECT_EQ(records.checkpoint_log_no(), end);
-  auto txn = (*st)->begin_read();
+  auto txn = st->begin_read();
   ASSERT_TRUE(txn.is_ok());
-  auto at = history::checkpoint_log_no(txn->get(), **st);
+  auto at = history::checkpoint_log_no(txn->get(), *st);
   ASSERT_TRUE(at.is_ok());
   EXPECT_EQ(*at, end);
   for (size_t i = 0; i <= kCap; ++i) {
-    auto r = history::stored_record(txn->get(), **st, object_no(static_cast<int>(i)).id);
+    auto r = history::stored_record(txn->get(), *st, object_no(static_cast<int>(i)).id);
     ASSERT_TRUE(r.is_ok() && r->has_value()) << i;
     EXPECT_EQ((*r)->kv_keys, 1u) << i;
     EXPECT_EQ((*r)->last_seq, 2u) << i;
@@ -355,39 +369,16 @@ TEST(ObjectNumberTest, NumbersFollowCreationOrderAndResumeAfterReopen) {
 // nothing of it is written.
 TEST(ObjectNumberTest, BatchSealedForAnotherNumberIsRefused) {
   TempDir dir;
-  store::StoreOptions so;
-  so.dir = dir.path();
-  auto st = store::Store::open(so);
-  ASSERT_TRUE(st.is_ok()) << st.status().to_string();
-  detail::Records records(**st, /*follow_log=*/false);
+  auto st = testing::open_store(dir.path());
+  ASSERT_TRUE(st);
+  detail::Records records(*st, /*follow_log=*/false);
   ASSERT_TRUE(records.recover().is_ok());
-  auto apply = [&](uint64_t number, uint64_t seq) -> Status {
-    detail::CommitBatch b;
-    b.object = object_no(0);
-    b.object_no = store::ObjectNo{number};
-    b.seq = seq;
-    b.commit_ms = kT0;
-    b.kv.emplace_back(
-        "k", store::seal_shared(store::Db::kKv, store::object_key(b.object_no, "k"), "value"));
-    MDB_txn* txn = nullptr;
-    if (mdb_txn_begin((*st)->env(), nullptr, 0, &txn) != 0) return Status::aborted("begin");
-    detail::GroupWriter w(**st, records, txn, kT0, /*keep_history=*/true, 0);
-    Status s = w.apply(b);
-    if (s.is_ok()) s = w.finish(false);
-    if (!s.is_ok()) {
-      mdb_txn_abort(txn);
-      return s;
-    }
-    if (mdb_txn_commit(txn) != 0) return Status::aborted("commit");
-    records.publish(w.take_records(), w.log_records(), w.checkpoint_log_no(), kT0);
-    return Status::ok();
-  };
-  ASSERT_TRUE(apply(7, 1).is_ok());
-  Status s = apply(8, 2);
+  ASSERT_TRUE(commit_one(*st, records, object_no(0), 7, 1).is_ok());
+  Status s = commit_one(*st, records, object_no(0), 8, 2);
   EXPECT_EQ(s.code(), Code::kAborted) << s.to_string();
   EXPECT_NE(s.message().find("sealed for object number 8"), std::string::npos) << s.to_string();
   EXPECT_NE(s.message().find("holds number 7"), std::string::npos) << s.to_string();
-  auto txn = (*st)->begin_read();
+  auto txn = st->begin_read();
   ASSERT_TRUE(txn.is_ok());
   auto stray = txn->get(store::Db::kKv, store::object_key(store::ObjectNo{8}, "k"));
   ASSERT_TRUE(stray.is_ok());

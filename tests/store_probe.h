@@ -7,6 +7,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -63,6 +64,16 @@ inline std::vector<std::pair<std::string, std::string>> scan_db(Engine& engine, 
     mdb_cursor_close(c);
   });
   return out;
+}
+
+// dir's Store, opened for writing with default options (created when
+// missing), as the engine opens it; null after an EXPECT failure naming why.
+inline std::unique_ptr<store::Store> open_store(const std::string& dir) {
+  store::StoreOptions so;
+  so.dir = dir;
+  auto st = store::Store::open(so);
+  EXPECT_TRUE(st.is_ok()) << st.status().to_string();
+  return st.is_ok() ? std::move(*st) : nullptr;
 }
 
 // One value of one LMDB database (opened when the database is sealed), or nullopt.

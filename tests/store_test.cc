@@ -11,6 +11,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <string>
 
@@ -18,6 +19,7 @@
 #include "engine/history/tail.h"
 #include "engine/loop/engine_core.h"
 #include "engine/store/object_record.h"
+#include "tests/store_probe.h"
 #include "tests/test_util.h"
 
 namespace carrel {
@@ -237,6 +239,27 @@ void make_engine_with(const testing::TempDir& dir, const char* db, const std::st
   put_through_lmdb(dir, db, key, value);
 }
 
+// The value under key in the LMDB database `db` in dir, read through LMDB
+// itself; nullopt when absent.
+std::optional<std::string> get_through_lmdb(const testing::TempDir& dir, const char* db,
+                                            const std::string& key) {
+  MDB_env* env = nullptr;
+  std::optional<std::string> out;
+  MDB_txn* txn = nullptr;
+  MDB_dbi dbi;
+  MDB_val k{key.size(), const_cast<char*>(key.data())}, v;
+  if (mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 16) == 0 &&
+      mdb_env_open(env, dir.path().c_str(), MDB_RDONLY, 0644) == 0 &&
+      mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn) == 0) {
+    if (mdb_dbi_open(txn, db, 0, &dbi) == 0 && mdb_get(txn, dbi, &k, &v) == 0) {
+      out.emplace(static_cast<const char*>(v.mv_data), v.mv_size);
+    }
+    mdb_txn_abort(txn);
+  }
+  mdb_env_close(env);
+  return out;
+}
+
 void make_engine_with_format(const testing::TempDir& dir, const std::string& format) {
   make_engine_with(dir, "meta", "format", format);
 }
@@ -261,8 +284,39 @@ TEST(StoreOpenTest, OtherFormatVersionIsCorruption) {
   EXPECT_TRUE(contains(e.status(), "carrel-9")) << e.status().to_string();
 }
 
+// store.cc kFormatValue: carrel-8 differs from carrel-7 only in what its
+// redo log may hold (page deltas, redo.h (10)), so a carrel-7 directory is
+// read as it is by a read-only open and upgraded in place by the first
+// writable one, its data kept.
+TEST(StoreOpenTest, Carrel7DirectoryIsReadAsItIsAndUpgradedByAWritableOpen) {
+  testing::TempDir dir;
+  const ObjectRef ref = ObjectRef::named("Room", "kept");
+  {
+    auto e = Engine::open(options_for(dir.path()));
+    ASSERT_TRUE(e.is_ok()) << e.status().to_string();
+    ASSERT_TRUE((*e)->run(ref, [](Context& ctx) { return ctx.kv().put("k", "v"); }).is_ok());
+  }
+  put_through_lmdb(dir, "meta", "format", "carrel-7");
+  {
+    Options ro = options_for(dir.path());
+    ro.read_only = true;
+    auto e = Engine::open(ro);
+    ASSERT_TRUE(e.is_ok()) << e.status().to_string();
+    EXPECT_EQ(testing::read_db(**e, store::Db::kMeta, "format"), "carrel-7");
+  }
+  EXPECT_EQ(get_through_lmdb(dir, "meta", "format"), "carrel-7");  // a reader changes nothing
+  {
+    Options o = options_for(dir.path());
+    o.durability = Durability::kSync;
+    auto e = Engine::open(o);
+    ASSERT_TRUE(e.is_ok()) << e.status().to_string();
+    EXPECT_EQ(testing::kv_read(**e, ref, "k"), "v");
+  }
+  EXPECT_EQ(get_through_lmdb(dir, "meta", "format"), "carrel-8");
+}
+
 // store.cc kFormatValue: every older format keyed an object's data by its
-// id; carrel-7 reads only its own layout. The error names both formats and
+// id; carrel-7 and later read only their own layout. The error names both formats and
 // the way across (export, then import).
 TEST(StoreOpenTest, OlderFormatIsRefusedNamingBothVersionsAndTheRemedy) {
   for (const char* older :
@@ -275,7 +329,7 @@ TEST(StoreOpenTest, OlderFormatIsRefusedNamingBothVersionsAndTheRemedy) {
       auto e = Engine::open(o);
       ASSERT_FALSE(e.is_ok());
       EXPECT_EQ(e.status().code(), Code::kInvalidArgument) << e.status().to_string();
-      for (const char* part : {older, "carrel-7", "carrel export", "import"}) {
+      for (const char* part : {older, "carrel-8", "carrel export", "import"}) {
         EXPECT_TRUE(contains(e.status(), part)) << part << ": " << e.status().to_string();
       }
     }

@@ -4,13 +4,13 @@
 
 #include "engine/alarm/entry.h"
 #include "engine/base/check.h"
-#include "engine/history/page_delta.h"
 #include "engine/history/tail.h"
 #include "engine/kv/reserved.h"
 #include "engine/store/checksum.h"
 #include "engine/store/codec.h"
 #include "engine/store/cursor.h"
 #include "engine/store/keys.h"
+#include "engine/store/page_delta.h"
 
 namespace carrel::detail {
 namespace {
@@ -175,7 +175,7 @@ Status GroupWriter::write(ObjectState& st, Db db, const std::string& key,
     MDB_val pk = store::to_val(key), pv = store::to_val(*value);
     rc = mdb_cursor_put(c, &pk, &pv, old ? MDB_CURRENT : 0);
     bytes_written_ += key.size() + value->size();
-    if (redo_) redo_->put(db, key, *value);
+    if (redo_) note_redo(db, key, old, *value);
     CARREL_RETURN_IF_ERROR(store::from_mdb(rc, "write " + std::string(store::db_name(db))));
   } else {
     rc = mdb_cursor_del(c, 0);
@@ -225,6 +225,20 @@ Status GroupWriter::write(ObjectState& st, Db db, const std::string& key,
   return Status::ok();
 }
 
+void GroupWriter::note_redo(Db db, std::string_view key, const std::optional<std::string>& old,
+                            std::string_view value) {
+  // store/redo.h (10): a page changed in place is logged by the bytes that
+  // changed, when they are fewer than the page.
+  if (db == Db::kPages && old && old->size() == value.size()) {
+    std::string delta = store::make_page_delta(*old, value);
+    if (delta.size() < value.size()) {
+      redo_->put_delta(db, key, delta);
+      return;
+    }
+  }
+  redo_->put(db, key, value);
+}
+
 Status GroupWriter::note_undo(ObjectState& st, Db db, const std::string& key,
                               const std::optional<std::string>& old,
                               std::optional<std::string_view> value) {
@@ -233,8 +247,8 @@ Status GroupWriter::note_undo(ObjectState& st, Db db, const std::string& key,
     // Invariant (6), history/undo.h (7): a page changed in place keeps the
     // bytes that rebuild its before-image from the new value.
     if (db == Db::kPages && old && value && old->size() == value->size()) {
-      std::string delta = history::make_page_delta(*value, *old);
-      CARREL_DASSERT(history::apply_page_delta(delta, *value).value_or("") == *old,
+      std::string delta = store::make_page_delta(*value, *old);
+      CARREL_DASSERT(store::apply_page_delta(delta, *value).value_or("") == *old,
                      "page_delta.h (2): the delta rebuilds the before-image from the new page");
       st.log.undo.push_back({db, key, std::move(delta), true});
     } else {
@@ -247,7 +261,7 @@ Status GroupWriter::note_undo(ObjectState& st, Db db, const std::string& key,
   // The delta's base, the value this batch wrote, is about to change: keep
   // the whole before-image instead (invariant (6)).
   CARREL_ASSERT(old.has_value(), "group_writer.h (6): a delta's base is the value the batch wrote");
-  CARREL_ASSIGN_OR_RETURN(std::string whole, history::apply_page_delta(*e.before, *old));
+  CARREL_ASSIGN_OR_RETURN(std::string whole, store::apply_page_delta(*e.before, *old));
   e.before = std::move(whole);
   e.delta = false;
   return Status::ok();

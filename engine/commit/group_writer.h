@@ -108,6 +108,10 @@ class GroupWriter {
   // value: the stored bytes to put, nullopt to delete.
   Status write(ObjectState& st, store::Db db, const std::string& key,
                std::optional<std::string_view> value);
+  // Records the put in the redo ops (redo_ set): a SQL page changed in
+  // place as its delta from `old` (store/redo.h (10)), anything else whole.
+  void note_redo(store::Db db, std::string_view key, const std::optional<std::string>& old,
+                 std::string_view value);
   // Records key's before-image `old` in the batch's log record on first
   // touch (invariant (6)); `value` is what the key is about to hold.
   Status note_undo(ObjectState& st, store::Db db, const std::string& key,

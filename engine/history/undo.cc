@@ -1,8 +1,8 @@
 #include "engine/history/undo.h"
 
-#include "engine/history/page_delta.h"
 #include "engine/store/codec.h"
 #include "engine/store/keys.h"
+#include "engine/store/page_delta.h"
 
 namespace carrel::history {
 namespace {
@@ -87,7 +87,7 @@ Status decode_entries(store::Reader& r, store::ObjectNo no, std::string_view sec
     if (form == static_cast<uint8_t>(Form::kDelta)) {
       // Invariant (7): only pages, and only well-formed deltas.
       if (e.db != store::Db::kPages) return bad("a delta outside the pages database");
-      Status delta = check_page_delta(*e.before);
+      Status delta = store::check_page_delta(*e.before);
       if (!delta.is_ok()) return bad(delta.message());
       e.delta = true;
     }
@@ -231,6 +231,13 @@ Result<std::optional<ChainWalk::Step>> ChainWalk::next() {
   no_ = step.header.prev_no;
   --seq_;
   return std::optional<Step>{step};
+}
+
+Result<std::string> rebuild_before_image(std::string_view key, std::string_view delta,
+                                         std::optional<std::string_view> current, uint64_t no) {
+  return store::rebuild_page(key, delta, current,
+                             "history log record " + std::to_string(no) + ": the undo delta",
+                             "run `carrel verify`");
 }
 
 }  // namespace carrel::history

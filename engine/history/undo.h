@@ -167,4 +167,13 @@ inline uint64_t cap_floor(uint64_t last_seq, uint64_t history_commits_max) {
                                                                     : 0;
 }
 
+// The before-image that the undo delta of the SQL page under `key` (a pages
+// key) in log record `no` rebuilds from `current`, the stored page the
+// commit left (nullopt: there is none), as (7) has it: the rebuilt page's
+// checksum trailer must verify (store/page_delta.h rebuild_page). Corruption
+// naming the record and the page otherwise. Restore and `carrel verify`
+// both rebuild through here.
+Result<std::string> rebuild_before_image(std::string_view key, std::string_view delta,
+                                         std::optional<std::string_view> current, uint64_t no);
+
 }  // namespace carrel::history

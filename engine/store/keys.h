@@ -41,12 +41,17 @@ inline constexpr std::string_view kNextObjectNoKey = "next_object_no";
 // LMDB's compile-time key limit (mdb_env_get_maxkeysize with default build).
 constexpr size_t kLmdbKeyBytesMax = 511;
 
-inline void append_u64(std::string* out, uint64_t v) {
-  char b[8];
+// v as 8 big-endian bytes at out[0..8).
+inline void write_u64(char* out, uint64_t v) {
   for (int i = 7; i >= 0; --i) {
-    b[i] = static_cast<char>(v & 0xff);
+    out[i] = static_cast<char>(v & 0xff);
     v >>= 8;
   }
+}
+
+inline void append_u64(std::string* out, uint64_t v) {
+  char b[8];
+  write_u64(b, v);
   out->append(b, 8);
 }
 
@@ -131,11 +136,7 @@ class ObjectKeyOnStack {
   ObjectKeyOnStack(ObjectNo no, std::string_view suffix) : size_(kPrefixBytes + suffix.size()) {
     CARREL_ASSERT(suffix.size() <= kLmdbKeyBytesMax - kPrefixBytes,
                   "keys.h: key within LMDB's limit");
-    uint64_t v = no.value;
-    for (int i = 7; i >= 0; --i) {
-      bytes_[i] = static_cast<char>(v & 0xff);
-      v >>= 8;
-    }
+    write_u64(bytes_, no.value);
     if (!suffix.empty()) std::memcpy(bytes_ + kPrefixBytes, suffix.data(), suffix.size());
   }
   std::string_view view() const { return {bytes_, size_}; }

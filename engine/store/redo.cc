@@ -18,6 +18,7 @@
 
 #include "engine/base/check.h"
 #include "engine/store/codec.h"
+#include "engine/store/page_delta.h"
 
 namespace carrel::store {
 namespace {
@@ -26,6 +27,7 @@ constexpr uint32_t kRecordMagic = 0x43524432;  // "CRD2"
 constexpr uint32_t kSlotMagic = 0x43524B31;    // "CRK1"
 constexpr uint8_t kOpPut = 1;
 constexpr uint8_t kOpDel = 2;
+constexpr uint8_t kOpPutDelta = 3;  // invariant (10), format carrel-8
 // magic, number, the highest record durable when it was written (2),
 // payload length; then the payload and an XXH3-64 of all but the magic.
 constexpr size_t kHeaderBytes = 4 + 8 + 8 + 4;
@@ -280,6 +282,15 @@ void RedoOps::put(Db db, std::string_view key, std::string_view value) {
   w.u8(static_cast<uint8_t>(db));
   w.str16(key);
   w.str32(value);
+}
+
+void RedoOps::put_delta(Db db, std::string_view key, std::string_view delta) {
+  CARREL_ASSERT(db == Db::kPages, "redo.h (10): only SQL pages are put as deltas");
+  Writer w(&bytes_);
+  w.u8(kOpPutDelta);
+  w.u8(static_cast<uint8_t>(db));
+  w.str16(key);
+  w.str32(delta);
 }
 
 void RedoOps::del(Db db, std::string_view key) {
@@ -750,6 +761,25 @@ Result<uint64_t> apply_ops(const Store& store, MDB_txn* txn, std::string_view op
       if (!r.str32(&value)) return r.corruption();
       MDB_val v = to_val(value);
       rc = mdb_put(txn, store.dbi(static_cast<Db>(db)), &k, &v, 0);
+    } else if (op == kOpPutDelta) {
+      // Invariant (10): the delta rebuilds the page from the one the replay
+      // left under the key, which is the page its commit changed.
+      if (!r.str32(&value)) return r.corruption();
+      if (db != static_cast<uint8_t>(Db::kPages)) {
+        return r.corruption("a page delta for database " + std::to_string(db) +
+                            ", which holds no SQL pages");
+      }
+      MDB_val cur;
+      rc = mdb_get(txn, store.dbi(Db::kPages), &k, &cur);
+      if (rc != 0 && rc != MDB_NOTFOUND) return from_mdb(rc, "replay the redo log: read pages");
+      std::optional<std::string_view> current;
+      if (rc == 0) current = from_val(cur);
+      CARREL_ASSIGN_OR_RETURN(std::string page,
+                              rebuild_page(key, value, current, "the redo delta",
+                                           "the commits from this record on cannot be "
+                                           "recovered; restore the directory from a backup"));
+      MDB_val v = to_val(page);
+      rc = mdb_put(txn, store.dbi(Db::kPages), &k, &v, 0);
     } else if (op == kOpDel) {
       rc = mdb_del(txn, store.dbi(static_cast<Db>(db)), &k, nullptr);
       if (rc == MDB_NOTFOUND) rc = 0;

@@ -91,6 +91,14 @@
 //      with the mark set redo.ckpt never goes missing; the mark is committed
 //      with LMDB's ordered sync (Store::commit_durably), since a fresh log has
 //      no checkpoint to rewind a torn commit to.
+//  (10) A SQL page changed in place is recorded as a delta from the page
+//      before the write (put_delta; store/page_delta.h), not whole: a one-row
+//      INSERT's record holds about the row's bytes. Replay rebuilds the page
+//      from the one under its key, which is the page the commit changed:
+//      records replay in order from the checkpoint's T, which holds every
+//      record up to B and none after (3), so each one meets the state its
+//      commit met. A rebuilt page whose checksum does not verify is
+//      Corruption, never stored.
 #pragma once
 
 #include <lmdb.h>
@@ -114,6 +122,9 @@ namespace carrel::store {
 class RedoOps {
  public:
   void put(Db db, std::string_view key, std::string_view value);
+  // Invariant (10): a put of the page that `delta` rebuilds from the one
+  // under key. REQUIRES: db is Db::kPages.
+  void put_delta(Db db, std::string_view key, std::string_view delta);
   void del(Db db, std::string_view key);
   const std::string& bytes() const { return bytes_; }
   bool empty() const { return bytes_.empty(); }

@@ -52,7 +52,15 @@ constexpr std::string_view kFormatKey = "format";
 // sealed under the old keys, so no older directory converts in place: each
 // is refused by name before anything in it is touched, redo files included,
 // with the remedy (export with the carrel that wrote it, import with this).
-constexpr std::string_view kFormatValue = "carrel-7";
+// carrel-8: the redo log may hold a SQL page as a delta from the page before
+// its commit (redo.h (10)), which a carrel-7 build cannot replay. Nothing
+// else changed, and a carrel-7 redo log holds whole values only, which this
+// build replays: a carrel-7 directory is upgraded in place by its first
+// writable open (the format key, in the open's first transaction, before its
+// redo log is replayed or a new one starts), and read as it is by a
+// read-only one.
+constexpr std::string_view kFormatValue = "carrel-8";
+constexpr std::string_view kUpgradedFormat = "carrel-7";
 constexpr std::string_view kOlderFormats[] = {"carrel-1", "carrel-2", "carrel-3",
                                               "carrel-4", "carrel-5", "carrel-6"};
 constexpr std::string_view kPageBytesKey = "sql_page_bytes";
@@ -364,11 +372,23 @@ Status Store::open_env(const StoreOptions& options, bool creating) {
   // replay them (kFormatValue).
   if (!creating) {
     MDB_val fk = to_val(kFormatKey), fv;
-    if (mdb_get(txn, dbis_[static_cast<size_t>(Db::kMeta)], &fk, &fv) == 0 &&
-        older_format(from_val(fv))) {
-      std::string found(from_val(fv));
-      mdb_txn_abort(txn);
-      return refuse_format(found);
+    if (mdb_get(txn, dbis_[static_cast<size_t>(Db::kMeta)], &fk, &fv) == 0) {
+      if (older_format(from_val(fv))) {
+        std::string found(from_val(fv));
+        mdb_txn_abort(txn);
+        return refuse_format(found);
+      }
+      // kFormatValue: carrel-7 becomes carrel-8 in place, in this transaction.
+      if (from_val(fv) == kUpgradedFormat && !read_only_) {
+        MDB_val nv = to_val(kFormatValue);
+        rc = mdb_put(txn, dbis_[static_cast<size_t>(Db::kMeta)], &fk, &nv, 0);
+        if (rc != 0) {
+          mdb_txn_abort(txn);
+          return from_mdb(rc, "upgrade the engine format of '" + dir_ + "' from '" +
+                                  std::string(kUpgradedFormat) + "' to '" +
+                                  std::string(kFormatValue) + "'");
+        }
+      }
     }
   }
   // redo.h (9): the mark without redo.ckpt is a log whose files were removed.
@@ -647,7 +667,10 @@ Status Store::check_meta() {
   MDB_dbi meta = dbi(Db::kMeta);
   MDB_val k = to_val(kFormatKey), v;
   rc = mdb_get(txn, meta, &k, &v);
-  if (rc != 0 || from_val(v) != kFormatValue) {
+  // A read-only open reads a carrel-7 directory as it is (kFormatValue).
+  const bool readable =
+      rc == 0 && (from_val(v) == kFormatValue || (read_only_ && from_val(v) == kUpgradedFormat));
+  if (!readable) {
     std::string found = rc == 0 ? std::string(from_val(v)) : std::string("none");
     mdb_txn_abort(txn);
     if (older_format(found)) return refuse_format(found);

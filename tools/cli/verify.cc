@@ -30,13 +30,13 @@
 #include <unordered_map>
 
 #include "engine/alarm/entry.h"
-#include "engine/history/page_delta.h"
 #include "engine/history/tail.h"
 #include "engine/history/undo.h"
 #include "engine/sql/sql_database.h"
 #include "engine/store/checksum.h"
 #include "engine/store/keys.h"
 #include "engine/store/object_record.h"
+#include "engine/store/page_delta.h"
 #include "tools/cli/cli.h"
 #include "tools/cli/env_check.h"
 #include "tools/cli/output.h"

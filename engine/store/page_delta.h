@@ -1,8 +1,9 @@
 // Page deltas: how to rebuild one stored SQL page from another of the same
 // size, by the byte ranges where they differ. The history log keeps the undo
 // of a page changed in place as a delta from the page the commit left
-// (undo.h (7)), so a one-row INSERT's undo costs about the row's bytes, not
-// a whole page.
+// (history/undo.h (7)), and the redo log its redo as a delta from the page
+// before the commit (redo.h (10)), so a one-row INSERT costs each log about
+// the row's bytes, not a whole page.
 //
 // Layout (codec.h): u32 page bytes (the stored size, checksum trailer
 // included), u32 run count, then per run u32 offset, u32 length and the
@@ -31,7 +32,7 @@
 
 #include "carrel/status.h"
 
-namespace carrel::history {
+namespace carrel::store {
 
 // Runs closer than this many unchanged bytes are merged (invariant (1)): a
 // run's header (offset and length) is 8 bytes.
@@ -54,13 +55,14 @@ Status check_page_delta(std::string_view delta, uint32_t* page_bytes = nullptr);
 // delta is malformed or base is not of the delta's page size.
 Result<std::string> apply_page_delta(std::string_view delta, std::string_view base);
 
-// The before-image that the undo delta of the SQL page under `key` (a pages
-// key) in log record `no` rebuilds from `current`, the stored page the
-// commit left (nullopt: there is none), as undo.h (7) has it: the rebuilt
-// page is a stored value, so its checksum trailer must verify. Corruption
-// naming the record and the page otherwise. Restore and `carrel verify`
-// both rebuild through here.
-Result<std::string> rebuild_before_image(std::string_view key, std::string_view delta,
-                                         std::optional<std::string_view> current, uint64_t no);
+// The stored page under `key` (a pages key) that `delta` rebuilds from
+// `current` (nullopt: there is none). The rebuilt page is a stored value, so
+// its checksum trailer must verify (invariant (2)). Otherwise Corruption
+// that starts with `what` (the delta's record), names the page and ends with
+// `remedy`. Restore, `carrel verify` (undo deltas: history/undo.h (7)) and
+// redo replay (redo.h (10)) all rebuild through here.
+Result<std::string> rebuild_page(std::string_view key, std::string_view delta,
+                                 std::optional<std::string_view> current, std::string_view what,
+                                 std::string_view remedy);
 
-}  // namespace carrel::history
+}  // namespace carrel::store

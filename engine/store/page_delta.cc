@@ -1,5 +1,5 @@
 // Page deltas. See page_delta.h for the layout and the invariants.
-#include "engine/history/page_delta.h"
+#include "engine/store/page_delta.h"
 
 #include <cstring>
 #include <utility>
@@ -9,7 +9,7 @@
 #include "engine/store/checksum.h"
 #include "engine/store/codec.h"
 
-namespace carrel::history {
+namespace carrel::store {
 namespace {
 
 uint64_t load64(const char* p) {
@@ -35,7 +35,7 @@ uint64_t runs_max(uint32_t page_bytes) {
 // fn(offset, bytes). Its page size in *page_bytes.
 template <typename Fn>
 Status read_runs(std::string_view delta, uint32_t* page_bytes, Fn&& fn) {
-  store::Reader r(delta, "SQL page delta");
+  Reader r(delta, "SQL page delta");
   uint32_t size = 0, count = 0;
   if (!r.u32(&size) || !r.u32(&count)) return r.corruption("header");
   if (count > runs_max(size)) {
@@ -90,7 +90,7 @@ std::string make_page_delta(std::string_view base, std::string_view target) {
   size_t bytes = kDeltaHeaderBytes;
   for (auto [start, end] : runs) bytes += kRunHeaderBytes + (end - start);
   out.reserve(bytes);
-  store::Writer w(&out);
+  Writer w(&out);
   w.u32(static_cast<uint32_t>(n));
   w.u32(static_cast<uint32_t>(runs.size()));
   for (auto [start, end] : runs) {
@@ -126,21 +126,22 @@ Result<std::string> apply_page_delta(std::string_view delta, std::string_view ba
   return out;
 }
 
-Result<std::string> rebuild_before_image(std::string_view key, std::string_view delta,
-                                         std::optional<std::string_view> current, uint64_t no) {
-  const std::string at = "history log record " + std::to_string(no) + ": the undo delta of " +
-                         store::describe_value(store::Db::kPages, key);
+Result<std::string> rebuild_page(std::string_view key, std::string_view delta,
+                                 std::optional<std::string_view> current, std::string_view what,
+                                 std::string_view remedy) {
+  const std::string at = std::string(what) + " of " + describe_value(Db::kPages, key);
   if (!current) {
-    return Status::corruption(at + " has no current page to apply to; run `carrel verify`");
+    return Status::corruption(at + " has no current page to apply to; " + std::string(remedy));
   }
   auto rebuilt = apply_page_delta(delta, *current);
-  if (!rebuilt.is_ok()) return rebuilt.status().with_context(at);
-  if (!store::open(store::Db::kPages, key, *rebuilt).is_ok()) {
-    return Status::corruption(at +
-                              " does not rebuild a page whose checksum verifies; run "
-                              "`carrel verify`");
+  if (!rebuilt.is_ok()) {
+    return Status::corruption(at + ": " + rebuilt.status().message() + "; " + std::string(remedy));
+  }
+  if (!store::open(Db::kPages, key, *rebuilt).is_ok()) {
+    return Status::corruption(at + " does not rebuild a page whose checksum verifies; " +
+                              std::string(remedy));
   }
   return rebuilt;
 }
 
-}  // namespace carrel::history
+}  // namespace carrel::store
