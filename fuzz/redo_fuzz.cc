@@ -7,7 +7,7 @@
 // Built: a checkpoint naming data.mdb's real transaction and meta page, and
 // records numbered from its base with valid checksums but fuzzed numbers,
 // durable claims and operations (the replay's parser and LMDB's input checks),
-// page deltas among them.
+// and page deltas of sealed pages, valid or not (page_delta_ops).
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -18,6 +18,9 @@
 #include <string>
 #include <string_view>
 
+#include "engine/store/checksum.h"
+#include "engine/store/keys.h"
+#include "engine/store/page_delta.h"
 #include "engine/store/redo.h"
 #include "engine/store/store.h"
 #include "fuzz/fuzz_input.h"
@@ -72,6 +75,39 @@ void write_file(const std::string& path, std::string_view bytes) {
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
+// Operations ending in a page delta (redo.h (10)) of a sealed page: put
+// whole first and then changed by the delta (replay stores it), or the delta
+// alone (no page to apply to), or onto another sealed page, or with a byte of
+// the delta flipped (the rebuilt page's checksum fails).
+std::string page_delta_ops(carrel::fuzz::Input& in) {
+  using carrel::store::Db;
+  const std::string key = carrel::store::page_key(carrel::store::ObjectNo{1 + in.pick(4)},
+                                                  static_cast<uint32_t>(in.pick(8)));
+  std::string value = in.bytes(256);
+  value.resize(256, 'p');
+  std::string changed = value;
+  changed[in.pick(changed.size())] ^= static_cast<char>(1 + in.pick(255));
+  const std::string before = carrel::store::seal(Db::kPages, key, value);
+  std::string delta =
+      carrel::store::make_page_delta(before, carrel::store::seal(Db::kPages, key, changed));
+  carrel::store::RedoOps ops;
+  switch (in.pick(4)) {
+    case 0:
+      ops.put(Db::kPages, key, before);
+      break;
+    case 1:
+      break;
+    case 2:
+      ops.put(Db::kPages, key, carrel::store::seal(Db::kPages, key, changed + "x"));
+      break;
+    default:
+      ops.put(Db::kPages, key, before);
+      delta[in.pick(delta.size())] ^= static_cast<char>(1 + in.pick(255));
+  }
+  ops.put_delta(Db::kPages, key, delta);
+  return ops.bytes();
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -93,7 +129,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     c.base = in.pick(8);
     std::string slot = carrel::store::encode_redo_slot(c);
     slot.resize(RedoLog::kSlotBytes, '\0');
-    files[0] = (c.number % 2 == 0 ? std::string(RedoLog::kSlotBytes, '\0') + slot : slot);
+    // Checkpoint k lives in slot k % 2 (redo.h (3)).
+    files[0] = (c.number % 2 == 0 ? slot : std::string(RedoLog::kSlotBytes, '\0') + slot);
     uint64_t number = c.base + 1;
     const size_t records = in.pick(32);
     for (size_t i = 0; i < records; ++i) {
@@ -105,11 +142,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       // page the template lacks or one the record put first (redo.h (10)).
       std::string payload;
       if (shape % 16 == 3) {
-        carrel::store::RedoOps ops;
-        const std::string key = in.bytes(24);
-        if (in.byte() % 2 == 0) ops.put(carrel::store::Db::kPages, key, in.bytes(256));
-        ops.put_delta(carrel::store::Db::kPages, key, in.bytes(256));
-        payload = ops.bytes();
+        payload = page_delta_ops(in);
       } else {
         payload = in.bytes(512);
       }

@@ -24,6 +24,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "carrel/carrel.h"
 #include "engine/history/bookmark.h"
@@ -414,14 +415,71 @@ TEST(RedoTest, PageDeltaOnAnotherPageIsCorruption) {
   EXPECT_EQ(replay_onto(other, &replayed), other);
   ASSERT_FALSE(replayed.is_ok());
   EXPECT_EQ(replayed.status().code(), Code::kCorruption) << replayed.status().to_string();
-  for (const char* part :
-       {"redo log record 1", "redo delta", "restore the directory from a backup"}) {
+  for (const char* part : {"redo log record 1", "redo delta", "restore it from a backup"}) {
     EXPECT_NE(replayed.status().message().find(part), std::string::npos)
         << part << ": " << replayed.status().to_string();
   }
   EXPECT_EQ(replay_onto(before, &replayed), after);
   ASSERT_TRUE(replayed.is_ok()) << replayed.status().to_string();
   EXPECT_EQ(*replayed, 1u);
+}
+
+// store.cc kFormatValue: a carrel-7 directory its writer left unclean, its
+// log holding whole values (all a carrel-7 log holds), is upgraded by the
+// next writable open, which replays that log: nothing acknowledged is lost.
+TEST(RedoTest, Carrel7LogIsReplayedByTheOpenThatUpgradesIt) {
+  TempDir dir;
+  {
+    auto e = testing::open_engine(options_at(dir.path()));
+    ASSERT_TRUE(e);
+    ASSERT_TRUE(e->close().is_ok());
+  }
+  // data.mdb as a carrel-7 writer leaves it: its format, and the log's mark
+  // (redo.h (9)); then a checkpoint of its newest transaction and one record.
+  MDB_env* env = nullptr;
+  MDB_txn* txn = nullptr;
+  MDB_dbi meta = 0;
+  ASSERT_EQ(mdb_env_create(&env), 0);
+  ASSERT_EQ(mdb_env_set_maxdbs(env, store::kDbCount), 0);
+  ASSERT_EQ(mdb_env_open(env, dir.path().c_str(), MDB_NOTLS, 0644), 0);
+  ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
+  const std::string meta_name(store::db_name(store::Db::kMeta));
+  ASSERT_EQ(mdb_dbi_open(txn, meta_name.c_str(), 0, &meta), 0);
+  for (auto [key, value] : {std::pair<std::string_view, std::string_view>{"format", "carrel-7"},
+                            {store::kRedoMarkKey, ""}}) {
+    MDB_val k = store::to_val(key), v = store::to_val(value);
+    ASSERT_EQ(mdb_put(txn, meta, &k, &v, 0), 0);
+  }
+  ASSERT_EQ(mdb_txn_commit(txn), 0);
+  MDB_envinfo info{};
+  MDB_stat stat{};
+  ASSERT_EQ(mdb_env_info(env, &info), 0);
+  ASSERT_EQ(mdb_env_stat(env, &stat), 0);
+  mdb_env_close(env);
+  std::ifstream data(dir.path() + "/data.mdb", std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(data)), std::istreambuf_iterator<char>());
+  store::RedoCheckpoint c;
+  c.number = 1;
+  c.txnid = info.me_last_txnid;
+  c.base = 0;
+  c.meta = bytes.substr((c.txnid & 1) * stat.ms_psize, store::RedoLog::kMetaBytes);
+  // Checkpoint k lives in slot k % 2 (redo.h (3)): number 1 in the second.
+  std::string slot = std::string(store::RedoLog::kSlotBytes, '\0') + store::encode_redo_slot(c);
+  slot.resize(2 * store::RedoLog::kSlotBytes, '\0');
+  store::RedoOps ops;
+  ops.put(store::Db::kMeta, "acknowledged", "yes");
+  for (auto [name, contents] : {std::pair<const char*, std::string>{"redo.ckpt", slot},
+                                {"redo.0", store::encode_redo_record(1, 0, ops.bytes())},
+                                {"redo.1", ""}}) {
+    std::ofstream f(dir.path() + "/" + name, std::ios::binary | std::ios::trunc);
+    f.write(contents.data(), static_cast<std::streamsize>(contents.size()));
+  }
+  auto e = testing::open_engine(options_at(dir.path()));
+  ASSERT_TRUE(e);
+  EXPECT_TRUE(e->core()->store().recovery().found);
+  EXPECT_EQ(e->core()->store().recovery().records, 1u);
+  EXPECT_EQ(testing::read_db(*e, store::Db::kMeta, "acknowledged"), "yes");
+  EXPECT_EQ(testing::read_db(*e, store::Db::kMeta, "format"), "carrel-8");
 }
 
 // redo.h (2): a torn last record ends the log; what came before is applied.

@@ -18,8 +18,9 @@
 //      applied.
 //  (2) apply_page_delta(make_page_delta(base, target), base) == target, for
 //      any base and target of one size. Applied to another base of that size
-//      it yields some page: the caller checks what it rebuilt (undo.h (7):
-//      the stored page's checksum trailer must verify).
+//      it yields some page: the caller checks what it rebuilt (rebuild_page,
+//      for history/undo.h (7) and redo.h (10): the stored page's checksum
+//      trailer must verify).
 //  (3) The run count is at most page bytes / (kRunGapBytesMax + 1) + 1, which
 //      (1) implies; a count past it is refused before anything is reserved.
 #pragma once

@@ -766,8 +766,10 @@ Result<uint64_t> apply_ops(const Store& store, MDB_txn* txn, std::string_view op
       // left under the key, which is the page its commit changed.
       if (!r.str32(&value)) return r.corruption();
       if (db != static_cast<uint8_t>(Db::kPages)) {
-        return r.corruption("a page delta for database " + std::to_string(db) +
-                            ", which holds no SQL pages");
+        return r.corruption("a page delta for database '" +
+                            std::string(db_name(static_cast<Db>(db))) +
+                            "', which holds no SQL pages: the directory cannot be recovered; "
+                            "restore it from a backup");
       }
       MDB_val cur;
       rc = mdb_get(txn, store.dbi(Db::kPages), &k, &cur);
@@ -776,8 +778,11 @@ Result<uint64_t> apply_ops(const Store& store, MDB_txn* txn, std::string_view op
       if (rc == 0) current = from_val(cur);
       CARREL_ASSIGN_OR_RETURN(std::string page,
                               rebuild_page(key, value, current, "the redo delta",
-                                           "the commits from this record on cannot be "
-                                           "recovered; restore the directory from a backup"));
+                                           "data.mdb's page at the redo checkpoint is not the "
+                                           "one this commit changed (data.mdb is damaged, or "
+                                           "the redo files belong to another data.mdb), so the "
+                                           "directory cannot be recovered: restore it from a "
+                                           "backup"));
       MDB_val v = to_val(page);
       rc = mdb_put(txn, store.dbi(Db::kPages), &k, &v, 0);
     } else if (op == kOpDel) {

@@ -94,11 +94,17 @@
 //  (10) A SQL page changed in place is recorded as a delta from the page
 //      before the write (put_delta; store/page_delta.h), not whole: a one-row
 //      INSERT's record holds about the row's bytes. Replay rebuilds the page
-//      from the one under its key, which is the page the commit changed:
-//      records replay in order from the checkpoint's T, which holds every
-//      record up to B and none after (3), so each one meets the state its
-//      commit met. A rebuilt page whose checksum does not verify is
-//      Corruption, never stored.
+//      from the one under its key, which is the page the commit changed,
+//      because T holds every record up to B that replay can reach and no
+//      later one: a commit's record is appended before committed() may begin
+//      a checkpoint of it, a commit without a record is checkpointed at once
+//      (checkpoint_now; committer.h (9)), and start() numbers its records
+//      past any left behind after a torn one (2). Records replay in order from
+//      T, and a recovery cut short starts over from T (5), so each record
+//      meets the state its commit met. A rebuilt page whose checksum does not
+//      verify is Corruption, never stored: data.mdb's page at the checkpoint
+//      is damaged, or the log is another data.mdb's. (Whole values would have
+//      overwritten such a page; a delta cannot, and the open is refused.)
 #pragma once
 
 #include <lmdb.h>
@@ -159,11 +165,15 @@ class RedoLog {
   // each, a transaction stays well inside LMDB's 131,072 dirty pages.
   static constexpr uint64_t kReplayOpsPerTxn = 4096;
   static_assert(kReplayOpsPerTxn * 16 < (uint64_t{1} << 17), "LMDB's dirty page bound");
-  // ... and bytes of records per recovery transaction (32 MiB: 8,192 pages of
-  // values at most, beside the operations' pages); a larger record is alone.
+  // ... and bytes of records per recovery transaction (32 MiB); a larger
+  // record is alone. A page delta (10) may rewrite more bytes than it holds,
+  // but only one SQL page of at most 64 KiB (17 LMDB pages with its leaf and
+  // branches, ~22 for the operation): 4,096 of them stay well inside the bound.
   static constexpr uint64_t kReplayBytesPerTxn = uint64_t{32} << 20;
   static_assert(kReplayOpsPerTxn * 16 + (kReplayBytesPerTxn >> 12) < (uint64_t{1} << 17),
                 "LMDB's dirty page bound");
+  static_assert(kReplayOpsPerTxn * 22 + (kReplayBytesPerTxn >> 12) < (uint64_t{1} << 17),
+                "LMDB's dirty page bound, every operation a delta of a 64 KiB page");
   // The prefix of LMDB's meta page kept per checkpoint: the page header and
   // MDB_meta (mdb.c, data format 1) fit in it.
   static constexpr size_t kMetaBytes = 256;

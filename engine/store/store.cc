@@ -367,27 +367,32 @@ Status Store::open_env(const StoreOptions& options, bool creating) {
       return from_mdb(rc, "write engine format");
     }
   }
-  // An older format is refused before its redo files are read or recovered:
-  // they hold that format's keys, and only the build that wrote them may
-  // replay them (kFormatValue).
+  // A format this build does not read is refused before its redo files are
+  // read or recovered: they hold that format's keys or operations, and only
+  // the build that wrote them may replay them (kFormatValue).
   if (!creating) {
     MDB_val fk = to_val(kFormatKey), fv;
-    if (mdb_get(txn, dbis_[static_cast<size_t>(Db::kMeta)], &fk, &fv) == 0) {
-      if (older_format(from_val(fv))) {
-        std::string found(from_val(fv));
+    rc = mdb_get(txn, dbis_[static_cast<size_t>(Db::kMeta)], &fk, &fv);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+      mdb_txn_abort(txn);
+      return from_mdb(rc, "read the engine format of '" + dir_ + "'");
+    }
+    const std::string found = rc == 0 ? std::string(from_val(fv)) : std::string("none");
+    if (Status s = check_format(found); !s.is_ok()) {
+      mdb_txn_abort(txn);
+      return s;
+    }
+    // kFormatValue: carrel-7 becomes carrel-8 in place, in this transaction.
+    if (found == kUpgradedFormat && !read_only_) {
+      MDB_val nv = to_val(kFormatValue);
+      rc = mdb_put(txn, dbis_[static_cast<size_t>(Db::kMeta)], &fk, &nv, 0);
+      if (rc != 0) {
         mdb_txn_abort(txn);
-        return refuse_format(found);
-      }
-      // kFormatValue: carrel-7 becomes carrel-8 in place, in this transaction.
-      if (from_val(fv) == kUpgradedFormat && !read_only_) {
-        MDB_val nv = to_val(kFormatValue);
-        rc = mdb_put(txn, dbis_[static_cast<size_t>(Db::kMeta)], &fk, &nv, 0);
-        if (rc != 0) {
-          mdb_txn_abort(txn);
-          return from_mdb(rc, "upgrade the engine format of '" + dir_ + "' from '" +
-                                  std::string(kUpgradedFormat) + "' to '" +
-                                  std::string(kFormatValue) + "'");
-        }
+        return from_mdb(rc, "upgrade the engine format of '" + dir_ + "' from '" +
+                                std::string(kUpgradedFormat) + "' to '" +
+                                std::string(kFormatValue) +
+                                "' (nothing was changed; the directory still opens read-only, "
+                                "and a writable open tries again)");
       }
     }
   }
@@ -597,25 +602,38 @@ Status Store::share_with_readers() {
                       "without closing it; open it again once that open has finished");
 }
 
-Status Store::refuse_format(const std::string& found) const {
+std::string Store::changed_before_refusal() const {
   // open_env refuses before the redo log is replayed; only a recovery's first
   // step, rewinding data.mdb's meta page to the log's checkpoint, may precede it.
-  const std::string changed =
-      recovery_.meta_restored
-          ? "this open rewound data.mdb's meta page to the redo log's last checkpoint (the "
-            "first step of the recovery the older carrel makes at its next open) and changed "
-            "nothing else"
-          : "nothing in '" + dir_ + "' was changed";
-  const std::string remedy =
-      "with the older carrel, open the directory once (it recovers its redo log, if any) and "
-      "export each object (carrel export), then import the exports into a new directory with "
-      "this build (point-in-time history does not carry over)";
-  return Status::invalid_argument("'" + dir_ + "' has engine format '" + found +
-                                  "', written by an older carrel; this build reads '" +
-                                  std::string(kFormatValue) +
-                                  "' and does not convert in place (its keys start with each "
-                                  "object's number, not its id): " +
-                                  remedy + "; " + changed);
+  return recovery_.meta_restored
+             ? "this open rewound data.mdb's meta page to the redo log's last checkpoint (the "
+               "first step of the recovery the carrel that wrote it makes at its next open) and "
+               "changed nothing else"
+             : "nothing in '" + dir_ + "' was changed";
+}
+
+Status Store::check_format(const std::string& found) const {
+  if (found == kFormatValue || found == kUpgradedFormat) return Status::ok();
+  if (older_format(found)) {
+    const std::string remedy =
+        "with the older carrel, open the directory once (it recovers its redo log, if any) and "
+        "export each object (carrel export), then import the exports into a new directory with "
+        "this build (point-in-time history does not carry over)";
+    return Status::invalid_argument("'" + dir_ + "' has engine format '" + found +
+                                    "', written by an older carrel; this build reads '" +
+                                    std::string(kFormatValue) + "' and '" +
+                                    std::string(kUpgradedFormat) +
+                                    "' and does not convert older ones in place (their keys "
+                                    "start with each object's id, not its number): " +
+                                    remedy + "; " + changed_before_refusal());
+  }
+  return Status::corruption(
+      "'" + dir_ + "' has engine format '" + found +
+      "', which this build does not read (it reads '" + std::string(kFormatValue) + "', and '" +
+      std::string(kUpgradedFormat) +
+      "', which a writable open upgrades in place): open it with the carrel that wrote it (its "
+      "redo log, if any, is that build's to replay); " +
+      changed_before_refusal());
 }
 
 // Invariant (1). writer.lock is taken first (older carrel builds look only
@@ -673,9 +691,14 @@ Status Store::check_meta() {
   if (!readable) {
     std::string found = rc == 0 ? std::string(from_val(v)) : std::string("none");
     mdb_txn_abort(txn);
-    if (older_format(found)) return refuse_format(found);
-    return Status::corruption("'" + dir_ + "' has engine format '" + found + "'; this build reads '" +
-                              std::string(kFormatValue) + "'");
+    Status s = check_format(found);
+    // open_env upgraded a writable open's carrel-7 marker before this reads it.
+    if (s.is_ok()) {
+      return Status::corruption("'" + dir_ + "' still has engine format '" + found +
+                                "' after its upgrade to '" + std::string(kFormatValue) +
+                                "' committed; run `carrel verify` on it");
+    }
+    return s;
   }
   MDB_val k2 = to_val(kPageBytesKey), v2;
   rc = mdb_get(txn, meta, &k2, &v2);

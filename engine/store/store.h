@@ -196,9 +196,13 @@ class Store {
   Status check_meta();
   // Takes the writer locks of invariant (1); Busy when another process has them.
   Status lock_for_writing();
-  // InvalidArgument naming an older format `found`, this build's and the
-  // remedy (store.cc kFormatValue).
-  Status refuse_format(const std::string& found) const;
+  // Ok when this build reads format `found` (store.cc kFormatValue: its own,
+  // or carrel-7, which a writable open upgrades); InvalidArgument naming an
+  // older one, this build's and the remedy; Corruption naming any other
+  // (a newer build's, or none), what this build reads and the remedy.
+  Status check_format(const std::string& found) const;
+  // What the open changed before a refusal (a recovery's first step, or nothing).
+  std::string changed_before_refusal() const;
   // redo.h (5): replays what the redo log holds past its checkpoint, then
   // starts the log (use_redo) or removes its files.
   Status start_redo(const RedoState& redo, bool use_redo, bool marked);
