@@ -1118,6 +1118,51 @@ TEST(RedoFaultTest, BookmarkOnTheCommitterThreadIsRefusedNotAHang) {
   EXPECT_TRUE(other.get().is_ok());
 }
 
+// committer.h (4), (9): a failed commit resets its objects only once no
+// earlier commit waits for the log. Here b = 2 is committed and its sync held,
+// then the object's next commit fails (a full disk at its reserve). A reset
+// object reloads its record, which holds b: had b still waited, the object's
+// next turn would read b = 2 and reply before b was durable, and b's release
+// would come behind the durable_seq the reload took (an invariant failure).
+TEST(RedoFaultTest, FailedCommitResetsItsObjectOnlyAfterEarlierCommitsAreDurable) {
+  TempDir dir;
+  auto h = std::make_unique<HeldCommit>();
+  RedoFault full(RedoStep::kReserve, Status::no_space("injected: the disk is full"), true);
+  RedoFaultHook gate = h->gate.hook(), reserve = full.hook();
+  Options o = options_at(dir.path());
+  o.redo_fault_hook = [&](RedoStep step) {
+    CARREL_RETURN_IF_ERROR(reserve(step));
+    return gate(step);
+  };
+  h->engine = testing::open_engine(o);
+  ASSERT_TRUE(h->engine);
+  Engine& e = *h->engine;
+  ASSERT_TRUE(put(e, "a", "1").is_ok());
+  h->gate.arm();
+  h->turn = e.submit(kRef, [](Context& ctx) { return ctx.kv().put("b", "2"); });
+  ASSERT_TRUE(h->gate.wait_held());
+  ASSERT_TRUE(testing::eventually([&] { return cache_holds(e, 2); }));
+  full.arm();
+  auto failed = e.submit(kRef, [](Context& ctx) { return ctx.kv().put("c", "3"); });
+  ASSERT_EQ(failed.wait_for(testing::kEventuallyWait), std::future_status::ready);
+  EXPECT_EQ(failed.get().code(), Code::kNoSpace);
+  // The syncer's sync is still held; b was made durable by the failure's own.
+  ASSERT_EQ(h->turn.wait_for(std::chrono::seconds(0)), std::future_status::ready)
+      << "the failed commit reset the object while b still waited for its sync";
+  EXPECT_TRUE(h->turn.get().is_ok());
+  std::string seen = "(not run)";
+  Status read = e.run(kRef, [&](Context& ctx) -> Status {
+    CARREL_ASSIGN_OR_RETURN(auto v, ctx.kv().get("b"));
+    seen = v ? *v : "(absent)";
+    return Status::ok();
+  });
+  EXPECT_TRUE(read.is_ok()) << read.to_string();
+  EXPECT_EQ(seen, "2");
+  h->gate.release(Status::ok());
+  EXPECT_TRUE(put(e, "d", "4").is_ok());
+  EXPECT_EQ(testing::kv_read(e, kRef, "c"), "(absent)");
+}
+
 // ---- how groups gather while the log syncs (committer.h (9)) -------------
 
 // Holds each armed sync of the redo log's segment until its release: unlike

@@ -15,7 +15,12 @@
 //      after it returned from mdb_txn_commit.
 //  (4) A failed commit fails every batch in it; each object with a write batch
 //      in it has its generation bumped, which fails every later batch it
-//      sealed before it noticed (stale generation), until it resets.
+//      sealed before it noticed (stale generation), until it resets. Every
+//      earlier commit is released (or failed) first: (6)'s held one after a
+//      sync of data.mdb, (9)'s waiting ones after a sync of the log. A reset
+//      object reloads its record, which holds those commits, and takes its
+//      durable_seq from it; one still waiting would be read and replied to
+//      before it was durable, and released behind its own durable_seq.
 //  (5) A batch's writes are applied in queue order; batches of one object are
 //      queued in seq order by the worker that owns the object.
 //  (6) Delayed release (sync mode). LMDB runs with MDB_NOMETASYNC: its commit

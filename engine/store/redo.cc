@@ -507,6 +507,11 @@ void RedoLog::notify() {
   if (on_synced_) on_synced_();
 }
 
+Status RedoLog::sync_now() {
+  CARREL_RETURN_IF_ERROR(status());
+  return sync_segment();
+}
+
 uint64_t RedoLog::syncs() const {
   MutexLock lock(mutex_);
   return syncs_;

@@ -221,6 +221,10 @@ class RedoLog {
   // synced(), and when the log breaks; set before the first append, cleared before the
   // callee goes away.
   void set_on_synced(std::function<void()> f);
+  // The committer thread: fdatasyncs the segment now, beside the syncer, so
+  // that synced() covers every record written (committer.h (4): before a
+  // failed commit resets its objects). A failure breaks the log (7).
+  Status sync_now();
   // Ok, or why the log is broken (7).
   Status status() const;
   // The log broke (7): data.mdb may hold a commit whose record was never
