@@ -91,6 +91,20 @@ TEST(PageDelta, RebuildsTheTargetFromItsBaseForRandomEdits) {
   }
 }
 
+// make_page_deltas: one scan gives exactly the two deltas make_page_delta
+// makes each way (the history log's undo and the redo log's redo).
+TEST(PageDelta, PairIsTheDeltaEachWay) {
+  std::mt19937_64 rng(20261202);
+  for (int round = 0; round < 500; ++round) {
+    const size_t bytes = round % 10 == 0 ? 1 + rng() % 5000 : kPageBytes;
+    std::string before = random_page(rng, bytes);
+    std::string after = edited(before, rng, static_cast<int>(rng() % 12));
+    store::PageDeltas pair = store::make_page_deltas(before, after);
+    ASSERT_EQ(pair.to_before, make_page_delta(after, before)) << "round " << round;
+    ASSERT_EQ(pair.to_after, make_page_delta(before, after)) << "round " << round;
+  }
+}
+
 // The delta costs the changed bytes plus a header per run, not the page.
 TEST(PageDelta, HoldsOnlyTheChangedBytes) {
   std::mt19937_64 rng(7);

@@ -170,12 +170,14 @@ Status GroupWriter::write(ObjectState& st, Db db, const std::string& key,
   if (!old && !value) return Status::ok();
   // Invariant (6): rewriting a page with its own bytes changes nothing.
   if (db == Db::kPages && old && value && *old == *value) return Status::ok();
-  if (keep_history_) CARREL_RETURN_IF_ERROR(note_undo(st, db, key, old, value));
+  Change change{old, value, db == Db::kPages && old && value && old->size() == value->size(),
+                std::nullopt};
+  if (keep_history_) CARREL_RETURN_IF_ERROR(note_undo(st, db, key, change));
   if (value) {
     MDB_val pk = store::to_val(key), pv = store::to_val(*value);
     rc = mdb_cursor_put(c, &pk, &pv, old ? MDB_CURRENT : 0);
     bytes_written_ += key.size() + value->size();
-    if (redo_) note_redo(db, key, old, *value);
+    if (redo_) note_redo(db, key, change);
     CARREL_RETURN_IF_ERROR(store::from_mdb(rc, "write " + std::string(store::db_name(db))));
   } else {
     rc = mdb_cursor_del(c, 0);
@@ -225,30 +227,28 @@ Status GroupWriter::write(ObjectState& st, Db db, const std::string& key,
   return Status::ok();
 }
 
-void GroupWriter::note_redo(Db db, std::string_view key, const std::optional<std::string>& old,
-                            std::string_view value) {
+void GroupWriter::note_redo(Db db, std::string_view key, Change& change) {
   // store/redo.h (10): a page changed in place is logged by the bytes that
   // changed, when they are fewer than the page.
-  if (db == Db::kPages && old && old->size() == value.size()) {
-    std::string delta = store::make_page_delta(*old, value);
-    if (delta.size() < value.size()) {
+  if (change.page_in_place) {
+    const std::string& delta = change.page_deltas().to_after;
+    if (delta.size() < change.value->size()) {
       redo_->put_delta(db, key, delta);
       return;
     }
   }
-  redo_->put(db, key, value);
+  redo_->put(db, key, *change.value);
 }
 
-Status GroupWriter::note_undo(ObjectState& st, Db db, const std::string& key,
-                              const std::optional<std::string>& old,
-                              std::optional<std::string_view> value) {
+Status GroupWriter::note_undo(ObjectState& st, Db db, const std::string& key, Change& change) {
+  const std::optional<std::string>& old = change.old;
   auto [it, first] = st.touched.try_emplace({static_cast<uint8_t>(db), key}, st.log.undo.size());
   if (first) {
     // Invariant (6), history/undo.h (7): a page changed in place keeps the
     // bytes that rebuild its before-image from the new value.
-    if (db == Db::kPages && old && value && old->size() == value->size()) {
-      std::string delta = store::make_page_delta(*value, *old);
-      CARREL_DASSERT(store::apply_page_delta(delta, *value).value_or("") == *old,
+    if (change.page_in_place) {
+      std::string delta = std::move(change.page_deltas().to_before);
+      CARREL_DASSERT(store::apply_page_delta(delta, *change.value).value_or("") == *old,
                      "page_delta.h (2): the delta rebuilds the before-image from the new page");
       st.log.undo.push_back({db, key, std::move(delta), true});
     } else {

@@ -46,6 +46,7 @@
 #include "engine/commit/records.h"
 #include "engine/history/undo.h"
 #include "engine/store/object_record.h"
+#include "engine/store/page_delta.h"
 #include "engine/store/redo.h"
 #include "engine/store/store.h"
 
@@ -108,14 +109,24 @@ class GroupWriter {
   // value: the stored bytes to put, nullopt to delete.
   Status write(ObjectState& st, store::Db db, const std::string& key,
                std::optional<std::string_view> value);
+  // A write's before-image and value; for a SQL page changed in place, its
+  // two deltas (store/page_delta.h), made by one scan when a log first asks.
+  struct Change {
+    const std::optional<std::string>& old;
+    std::optional<std::string_view> value;
+    bool page_in_place = false;
+    std::optional<store::PageDeltas> deltas;
+    store::PageDeltas& page_deltas() {
+      if (!deltas) deltas = store::make_page_deltas(*old, *value);
+      return *deltas;
+    }
+  };
   // Records the put in the redo ops (redo_ set): a SQL page changed in
-  // place as its delta from `old` (store/redo.h (10)), anything else whole.
-  void note_redo(store::Db db, std::string_view key, const std::optional<std::string>& old,
-                 std::string_view value);
-  // Records key's before-image `old` in the batch's log record on first
-  // touch (invariant (6)); `value` is what the key is about to hold.
-  Status note_undo(ObjectState& st, store::Db db, const std::string& key,
-                   const std::optional<std::string>& old, std::optional<std::string_view> value);
+  // place as its delta from the old page (store/redo.h (10)), anything else whole.
+  void note_redo(store::Db db, std::string_view key, Change& change);
+  // Records key's before-image in the batch's log record on first touch
+  // (invariant (6)).
+  Status note_undo(ObjectState& st, store::Db db, const std::string& key, Change& change);
   // The before-image a page delta entry of log record `no` stands for,
   // rebuilt from the page's current value (history/undo.h (7)).
   Result<std::string> rebuild_page(const history::UndoEntry& e, uint64_t no);

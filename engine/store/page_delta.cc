@@ -65,13 +65,18 @@ Status read_runs(std::string_view delta, uint32_t* page_bytes, Fn&& fn) {
 
 }  // namespace
 
-std::string make_page_delta(std::string_view base, std::string_view target) {
+namespace {
+
+using Runs = std::vector<std::pair<size_t, size_t>>;  // [start, end)
+
+// Where a and b differ, as runs apart by invariant (1).
+Runs find_runs(std::string_view base, std::string_view target) {
   CARREL_ASSERT(base.size() == target.size() && base.size() <= UINT32_MAX,
                 "page_delta.h: a delta joins two pages of one size");
   const size_t n = base.size();
   const char* a = base.data();
   const char* b = target.data();
-  std::vector<std::pair<size_t, size_t>> runs;  // [start, end)
+  Runs runs;
   size_t i = next_difference(a, b, 0, n);
   while (i < n) {
     size_t start = i, end = i;
@@ -86,12 +91,17 @@ std::string make_page_delta(std::string_view base, std::string_view target) {
     runs.emplace_back(start, end);
     i = next_difference(a, b, end, n);
   }
+  return runs;
+}
+
+// The delta of `runs` that rebuilds `target`: each run holds target's bytes.
+std::string encode_runs(const Runs& runs, std::string_view target) {
   std::string out;
   size_t bytes = kDeltaHeaderBytes;
   for (auto [start, end] : runs) bytes += kRunHeaderBytes + (end - start);
   out.reserve(bytes);
   Writer w(&out);
-  w.u32(static_cast<uint32_t>(n));
+  w.u32(static_cast<uint32_t>(target.size()));
   w.u32(static_cast<uint32_t>(runs.size()));
   for (auto [start, end] : runs) {
     w.u32(static_cast<uint32_t>(start));
@@ -99,6 +109,17 @@ std::string make_page_delta(std::string_view base, std::string_view target) {
     w.raw(target.substr(start, end - start));
   }
   return out;
+}
+
+}  // namespace
+
+std::string make_page_delta(std::string_view base, std::string_view target) {
+  return encode_runs(find_runs(base, target), target);
+}
+
+PageDeltas make_page_deltas(std::string_view before, std::string_view after) {
+  const Runs runs = find_runs(before, after);
+  return PageDeltas{encode_runs(runs, before), encode_runs(runs, after)};
 }
 
 Status check_page_delta(std::string_view delta, uint32_t* page_bytes) {

@@ -48,6 +48,17 @@ static_assert(kRunGapBytesMax == kRunHeaderBytes, "merge a gap that costs no mor
 // target.size() <= UINT32_MAX.
 std::string make_page_delta(std::string_view base, std::string_view target);
 
+// Both deltas of one change of a page, from one scan of the two (the bytes
+// that differ are the same either way): `to_before` is
+// make_page_delta(after, before), the history log's undo; `to_after` is
+// make_page_delta(before, after), the redo log's. A commit that keeps both
+// logs compares the page once.
+struct PageDeltas {
+  std::string to_before;
+  std::string to_after;
+};
+PageDeltas make_page_deltas(std::string_view before, std::string_view after);
+
 // OK when `delta` is well formed (invariant (1)); Corruption naming the
 // first fault otherwise. Its page bytes, when out is not null.
 Status check_page_delta(std::string_view delta, uint32_t* page_bytes = nullptr);
