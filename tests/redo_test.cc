@@ -23,6 +23,7 @@
 #include <iterator>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 
@@ -147,16 +148,9 @@ Options options_at(const std::string& dir) {
 // writer's clean close does, redo.h (9)), beside the test's read-only open;
 // reports 'y' when the deletion committed.
 [[noreturn]] void play_unmarker(const char* dir) {
-  MDB_env* env = nullptr;
-  MDB_txn* txn = nullptr;
-  MDB_dbi meta = 0;
-  MDB_val k = store::to_val(store::kRedoMarkKey);
-  const std::string meta_name(store::db_name(store::Db::kMeta));
-  bool ok = mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, store::kDbCount) == 0 &&
-            mdb_env_open(env, dir, MDB_NOTLS, 0644) == 0 &&
-            mdb_txn_begin(env, nullptr, 0, &txn) == 0 &&
-            mdb_dbi_open(txn, meta_name.c_str(), 0, &meta) == 0 &&
-            mdb_del(txn, meta, &k, nullptr) == 0 && mdb_txn_commit(txn) == 0;
+  const std::string meta(store::db_name(store::Db::kMeta));
+  const bool ok =
+      testing::write_through_lmdb(dir, meta, {{std::string(store::kRedoMarkKey), std::nullopt}}).ok;
   char c = ok ? 'y' : 'n';
   (void)!::write(kReportFd, &c, 1);
   for (;;) ::pause();
@@ -436,33 +430,17 @@ TEST(RedoTest, Carrel7LogIsReplayedByTheOpenThatUpgradesIt) {
   }
   // data.mdb as a carrel-7 writer leaves it: its format, and the log's mark
   // (redo.h (9)); then a checkpoint of its newest transaction and one record.
-  MDB_env* env = nullptr;
-  MDB_txn* txn = nullptr;
-  MDB_dbi meta = 0;
-  ASSERT_EQ(mdb_env_create(&env), 0);
-  ASSERT_EQ(mdb_env_set_maxdbs(env, store::kDbCount), 0);
-  ASSERT_EQ(mdb_env_open(env, dir.path().c_str(), MDB_NOTLS, 0644), 0);
-  ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
-  const std::string meta_name(store::db_name(store::Db::kMeta));
-  ASSERT_EQ(mdb_dbi_open(txn, meta_name.c_str(), 0, &meta), 0);
-  for (auto [key, value] : {std::pair<std::string_view, std::string_view>{"format", "carrel-7"},
-                            {store::kRedoMarkKey, ""}}) {
-    MDB_val k = store::to_val(key), v = store::to_val(value);
-    ASSERT_EQ(mdb_put(txn, meta, &k, &v, 0), 0);
-  }
-  ASSERT_EQ(mdb_txn_commit(txn), 0);
-  MDB_envinfo info{};
-  MDB_stat stat{};
-  ASSERT_EQ(mdb_env_info(env, &info), 0);
-  ASSERT_EQ(mdb_env_stat(env, &stat), 0);
-  mdb_env_close(env);
+  const testing::LmdbCommit written =
+      testing::write_through_lmdb(dir.path(), std::string(store::db_name(store::Db::kMeta)),
+                                  {{"format", "carrel-7"}, {std::string(store::kRedoMarkKey), ""}});
+  ASSERT_TRUE(written.ok);
   std::ifstream data(dir.path() + "/data.mdb", std::ios::binary);
   const std::string bytes((std::istreambuf_iterator<char>(data)), std::istreambuf_iterator<char>());
   store::RedoCheckpoint c;
   c.number = 1;
-  c.txnid = info.me_last_txnid;
+  c.txnid = written.txnid;
   c.base = 0;
-  c.meta = bytes.substr((c.txnid & 1) * stat.ms_psize, store::RedoLog::kMetaBytes);
+  c.meta = bytes.substr((c.txnid & 1) * written.page_bytes, store::RedoLog::kMetaBytes);
   // Checkpoint k lives in slot k % 2 (redo.h (3)): number 1 in the second.
   std::string slot = std::string(store::RedoLog::kSlotBytes, '\0') + store::encode_redo_slot(c);
   slot.resize(2 * store::RedoLog::kSlotBytes, '\0');
@@ -1124,13 +1102,21 @@ TEST(RedoFaultTest, BookmarkOnTheCommitterThreadIsRefusedNotAHang) {
 // object reloads its record, which holds b: had b still waited, the object's
 // next turn would read b = 2 and reply before b was durable, and b's release
 // would come behind the durable_seq the reload took (an invariant failure).
+// The failure waits for the syncer rather than syncing beside it: only the
+// syncer syncs a segment (redo.h (1)).
 TEST(RedoFaultTest, FailedCommitResetsItsObjectOnlyAfterEarlierCommitsAreDurable) {
   TempDir dir;
   auto h = std::make_unique<HeldCommit>();
   RedoFault full(RedoStep::kReserve, Status::no_space("injected: the disk is full"), true);
   RedoFaultHook gate = h->gate.hook(), reserve = full.hook();
+  std::mutex mutex;
+  std::set<std::thread::id> syncing;  // the threads that ran a segment sync
   Options o = options_at(dir.path());
   o.redo_fault_hook = [&](RedoStep step) {
+    if (step == RedoStep::kSync) {
+      std::lock_guard<std::mutex> lock(mutex);
+      syncing.insert(std::this_thread::get_id());
+    }
     CARREL_RETURN_IF_ERROR(reserve(step));
     return gate(step);
   };
@@ -1144,11 +1130,13 @@ TEST(RedoFaultTest, FailedCommitResetsItsObjectOnlyAfterEarlierCommitsAreDurable
   ASSERT_TRUE(testing::eventually([&] { return cache_holds(e, 2); }));
   full.arm();
   auto failed = e.submit(kRef, [](Context& ctx) { return ctx.kv().put("c", "3"); });
+  EXPECT_EQ(failed.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout)
+      << "the failed commit reset the object while b still waited for its sync";
+  h->gate.release(Status::ok());
   ASSERT_EQ(failed.wait_for(testing::kEventuallyWait), std::future_status::ready);
   EXPECT_EQ(failed.get().code(), Code::kNoSpace);
-  // The syncer's sync is still held; b was made durable by the failure's own.
   ASSERT_EQ(h->turn.wait_for(std::chrono::seconds(0)), std::future_status::ready)
-      << "the failed commit reset the object while b still waited for its sync";
+      << "b was not released before the failure that followed it";
   EXPECT_TRUE(h->turn.get().is_ok());
   std::string seen = "(not run)";
   Status read = e.run(kRef, [&](Context& ctx) -> Status {
@@ -1158,9 +1146,40 @@ TEST(RedoFaultTest, FailedCommitResetsItsObjectOnlyAfterEarlierCommitsAreDurable
   });
   EXPECT_TRUE(read.is_ok()) << read.to_string();
   EXPECT_EQ(seen, "2");
-  h->gate.release(Status::ok());
   EXPECT_TRUE(put(e, "d", "4").is_ok());
   EXPECT_EQ(testing::kv_read(e, kRef, "c"), "(absent)");
+  std::lock_guard<std::mutex> lock(mutex);
+  EXPECT_EQ(syncing.size(), 1u) << "a segment was synced by more than one thread";
+}
+
+// turn.h: a restore waits for its commit to be durable before its object
+// reloads, even when no spare worker may be started for the wait
+// (workers_blocked_extra_max): answering Busy with the commit in flight let
+// the object's next turn read the restored state and reply before it was
+// durable, and the commit's release then broke the seq-order invariant.
+TEST(RedoFaultTest, RestoreWaitsForItsCommitWithNoWorkerToSpare) {
+  TempDir dir;
+  auto h = std::make_unique<HeldCommit>();
+  Options o = options_at(dir.path());
+  o.redo_fault_hook = h->gate.hook();
+  o.workers_blocked_extra_max = 0;
+  h->engine = testing::open_engine(o);
+  ASSERT_TRUE(h->engine);
+  Engine& e = *h->engine;
+  ASSERT_TRUE(put(e, "a", "1").is_ok());
+  Result<std::string> first = e.current_bookmark(kRef);
+  ASSERT_TRUE(first.is_ok()) << first.status().to_string();
+  ASSERT_TRUE(put(e, "a", "2").is_ok());
+  h->gate.arm();  // the restore's sync is held
+  auto restored = std::async(std::launch::async, [&] { return e.restore(kRef, *first); });
+  ASSERT_TRUE(h->gate.wait_held());
+  EXPECT_EQ(restored.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout)
+      << "the restore answered before its commit was durable";
+  h->gate.release(Status::ok());
+  ASSERT_EQ(restored.wait_for(testing::kEventuallyWait), std::future_status::ready);
+  Result<std::string> undo = restored.get();
+  EXPECT_TRUE(undo.is_ok()) << undo.status().to_string();
+  EXPECT_EQ(testing::kv_read(e, kRef, "a"), "1");
 }
 
 // ---- how groups gather while the log syncs (committer.h (9)) -------------

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <lmdb.h>
 
 #include <chrono>
 #include <functional>
@@ -74,6 +75,76 @@ inline std::unique_ptr<store::Store> open_store(const std::string& dir) {
   auto st = store::Store::open(so);
   EXPECT_TRUE(st.is_ok()) << st.status().to_string();
   return st.is_ok() ? std::move(*st) : nullptr;
+}
+
+// What write_through_lmdb committed.
+struct LmdbCommit {
+  bool ok = false;          // every change was made and the transaction committed
+  uint64_t txnid = 0;       // the environment's last transaction after it
+  unsigned page_bytes = 0;  // LMDB's page size
+};
+
+// Puts (and, with nullopt, deletes) key -> value in the LMDB database named
+// `db` of dir, in one transaction through LMDB alone: what another build, an
+// operator or damage leaves, with no carrel code in the way. A delete of an
+// absent key fails. Reports instead of asserting: child processes (the
+// crash roles) call it too.
+inline LmdbCommit write_through_lmdb(
+    const std::string& dir, const std::string& db,
+    const std::vector<std::pair<std::string, std::optional<std::string>>>& changes) {
+  LmdbCommit out;
+  MDB_env* env = nullptr;
+  MDB_txn* txn = nullptr;
+  MDB_dbi dbi = 0;
+  bool ok = mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 32) == 0 &&
+            mdb_env_open(env, dir.c_str(), MDB_NOTLS, 0644) == 0 &&
+            mdb_txn_begin(env, nullptr, 0, &txn) == 0;
+  ok = ok && mdb_dbi_open(txn, db.c_str(), 0, &dbi) == 0;
+  for (const auto& [key, value] : changes) {
+    MDB_val k = store::to_val(key);
+    if (!ok) break;
+    if (value) {
+      MDB_val v = store::to_val(*value);
+      ok = mdb_put(txn, dbi, &k, &v, 0) == 0;
+    } else {
+      ok = mdb_del(txn, dbi, &k, nullptr) == 0;
+    }
+  }
+  if (txn != nullptr) {
+    if (ok) {
+      ok = mdb_txn_commit(txn) == 0;
+    } else {
+      mdb_txn_abort(txn);
+    }
+  }
+  MDB_envinfo info{};
+  MDB_stat stat{};
+  if (ok && mdb_env_info(env, &info) == 0 && mdb_env_stat(env, &stat) == 0) {
+    out = {true, info.me_last_txnid, stat.ms_psize};
+  }
+  if (env != nullptr) mdb_env_close(env);
+  return out;
+}
+
+// The value under key in the LMDB database named `db` of dir, read through
+// LMDB alone, read-only; nullopt when absent or unreadable.
+inline std::optional<std::string> read_through_lmdb(const std::string& dir, const std::string& db,
+                                                    const std::string& key) {
+  std::optional<std::string> out;
+  MDB_env* env = nullptr;
+  MDB_txn* txn = nullptr;
+  MDB_dbi dbi = 0;
+  MDB_val k = store::to_val(key), v;
+  if (mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 32) == 0 &&
+      mdb_env_open(env, dir.c_str(), MDB_RDONLY | MDB_NOTLS, 0644) == 0 &&
+      mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn) == 0) {
+    if (mdb_dbi_open(txn, db.c_str(), 0, &dbi) == 0 && mdb_get(txn, dbi, &k, &v) == 0) {
+      out.emplace(store::from_val(v));
+    }
+    mdb_txn_abort(txn);
+  }
+  if (env != nullptr) mdb_env_close(env);
+  return out;
 }
 
 // One value of one LMDB database (opened when the database is sealed), or nullopt.

@@ -215,19 +215,7 @@ TEST(StoreOpenTest, LmdbEnvironmentThatIsNotAnEngineIsCorruption) {
 // (another release's marker, a damaged record).
 void put_through_lmdb(const testing::TempDir& dir, const char* db, const std::string& key,
                       const std::string& value) {
-  MDB_env* env = nullptr;
-  ASSERT_EQ(mdb_env_create(&env), 0);
-  mdb_env_set_maxdbs(env, 16);
-  ASSERT_EQ(mdb_env_open(env, dir.path().c_str(), 0, 0644), 0);
-  MDB_txn* txn = nullptr;
-  ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
-  MDB_dbi dbi;
-  ASSERT_EQ(mdb_dbi_open(txn, db, 0, &dbi), 0);
-  MDB_val k{key.size(), const_cast<char*>(key.data())};
-  MDB_val v{value.size(), const_cast<char*>(value.data())};
-  ASSERT_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
-  ASSERT_EQ(mdb_txn_commit(txn), 0);
-  mdb_env_close(env);
+  ASSERT_TRUE(testing::write_through_lmdb(dir.path(), db, {{key, value}}).ok) << db << " " << key;
 }
 
 // Creates an engine in dir, then puts key -> value as put_through_lmdb does.
@@ -240,25 +228,9 @@ void make_engine_with(const testing::TempDir& dir, const char* db, const std::st
   put_through_lmdb(dir, db, key, value);
 }
 
-// The value under key in the LMDB database `db` in dir, read through LMDB
-// itself; nullopt when absent.
 std::optional<std::string> get_through_lmdb(const testing::TempDir& dir, const char* db,
                                             const std::string& key) {
-  MDB_env* env = nullptr;
-  std::optional<std::string> out;
-  MDB_txn* txn = nullptr;
-  MDB_dbi dbi;
-  MDB_val k{key.size(), const_cast<char*>(key.data())}, v;
-  if (mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 16) == 0 &&
-      mdb_env_open(env, dir.path().c_str(), MDB_RDONLY, 0644) == 0 &&
-      mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn) == 0) {
-    if (mdb_dbi_open(txn, db, 0, &dbi) == 0 && mdb_get(txn, dbi, &k, &v) == 0) {
-      out.emplace(static_cast<const char*>(v.mv_data), v.mv_size);
-    }
-    mdb_txn_abort(txn);
-  }
-  mdb_env_close(env);
-  return out;
+  return testing::read_through_lmdb(dir.path(), db, key);
 }
 
 void make_engine_with_format(const testing::TempDir& dir, const std::string& format) {

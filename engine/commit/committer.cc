@@ -446,10 +446,11 @@ void Committer::commit_group(std::vector<Item>& group) {
     // Invariant (4), (6): the held commit's meta page is not covered by this
     // one; sync explicitly, so it is released (or failed) before these fail.
     if (held_) (void)sync_and_release();
-    // Invariant (4), (9): likewise what waits for the log (a failed sync
-    // breaks it, and then what waits fails). What a broken log leaves waiting
-    // fails first (its objects reset), and then every output here, as above.
-    if (redo && !waiting_.empty()) (void)redo->sync_now();
+    // Invariant (4), (9): likewise what waits for the log, once the syncer
+    // covered it (a failed sync breaks the log, and then what waits fails).
+    // What a broken log leaves waiting fails first (its objects reset), and
+    // then every output here, as above.
+    if (redo && !waiting_.empty()) (void)redo->wait_synced();
     release_synced();
     fail(live, s, /*every_output=*/redo && !redo->status().is_ok());
     return;

@@ -17,7 +17,8 @@
 //      in it has its generation bumped, which fails every later batch it
 //      sealed before it noticed (stale generation), until it resets. Every
 //      earlier commit is released (or failed) first: (6)'s held one after a
-//      sync of data.mdb, (9)'s waiting ones after a sync of the log. A reset
+//      sync of data.mdb, (9)'s waiting ones once the log's syncer covered
+//      them (RedoLog::wait_synced; only the syncer syncs the log). A reset
 //      object reloads its record, which holds those commits, and takes its
 //      durable_seq from it; one still waiting would be read and replied to
 //      before it was durable, and released behind its own durable_seq.

@@ -387,9 +387,14 @@ Status Turn::wait_durable(std::unique_ptr<CommitBatch> batch) {
   auto future = promise->get_future();
   release_after_durable(std::move(batch), {[promise](const Status& s) { promise->set_value(s); }});
   if (future.wait_for(std::chrono::seconds(0)) == std::future_status::ready) return future.get();
-  CARREL_RETURN_IF_ERROR(core_.begin_blocking());
+  // The batch is in flight: wait for it whatever begin_blocking says. A Busy
+  // (too many workers blocked) only means no spare worker is started for this
+  // one; returning early would let the caller go on, a restore reset its
+  // object, while the commit it waits for is not yet durable. The wait is one
+  // commit's, which needs no worker.
+  const bool counted = core_.begin_blocking().is_ok();
   Status s = future.get();
-  core_.end_blocking();
+  if (counted) core_.end_blocking();
   return s;
 }
 

@@ -102,7 +102,9 @@ class Turn {
   // order (connection frames, conn_state.h (2)).
   void release_after_durable(std::unique_ptr<CommitBatch> batch, std::vector<Completion> outputs,
                              bool through_committer = false);
-  // Waits (blocking this worker) until every commit sealed so far is durable.
+  // Waits (blocking this worker) until every commit sealed so far is durable,
+  // or failed: once the batch is submitted it always waits, even when no
+  // spare worker may start for the wait (workers_blocked_extra_max).
   Status wait_durable(std::unique_ptr<CommitBatch> batch);
 
  private:

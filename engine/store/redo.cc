@@ -353,6 +353,7 @@ RedoLog::~RedoLog() {
   }
   cv_.notify_all();
   sync_cv_.notify_all();
+  synced_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
   if (syncer_.joinable()) syncer_.join();
   MutexLock lock(mutex_);
@@ -459,6 +460,7 @@ void RedoLog::set_broken(const Status& s) {
                          "is reopened, whose recovery replays every acknowledged commit");
     }
   }
+  synced_cv_.notify_all();
   notify();
 }
 
@@ -495,9 +497,11 @@ Status RedoLog::sync_to(int fd, uint64_t target, const std::string& what) {
   }
   {
     MutexLock lock(mutex_);
+    if (!broken_.is_ok()) return broken_;  // (1): synced() stops once the log broke
     synced_ = std::max(synced_, target);
     ++syncs_;
   }
+  synced_cv_.notify_all();
   notify();
   return Status::ok();
 }
@@ -507,23 +511,21 @@ void RedoLog::notify() {
   if (on_synced_) on_synced_();
 }
 
-Status RedoLog::sync_now() {
-  CARREL_RETURN_IF_ERROR(status());
-  return sync_segment();
+Status RedoLog::wait_synced() {
+  MutexLock lock(mutex_);
+  const uint64_t target = written_;
+  // Invariant (1): the syncer syncs while records wait (syncer_main), so this
+  // ends with its next sync or two, or when the log breaks or closes.
+  while (broken_.is_ok() && !stopping_ && synced_ < target) synced_cv_.wait(mutex_);
+  if (!broken_.is_ok()) return broken_;
+  if (synced_ < target)
+    return Status::aborted("the redo log closed before its last records were synced");
+  return Status::ok();
 }
 
 uint64_t RedoLog::syncs() const {
   MutexLock lock(mutex_);
   return syncs_;
-}
-
-Status RedoLog::sync_segment() {
-  uint64_t target;
-  {
-    MutexLock lock(mutex_);
-    target = syncing_ = std::max(syncing_, written_);
-  }
-  return sync_to(seg_fd_[cur_], target, "'" + store_.dir() + "/" + kSegmentNames[cur_] + "'");
 }
 
 void RedoLog::hold_checkpoints_for_tests(bool on) {
@@ -564,8 +566,15 @@ void RedoLog::committed(uint64_t txnid) {
 
 Status RedoLog::checkpoint_now(uint64_t txnid) {
   CARREL_RETURN_IF_ERROR(wait_idle());
-  CARREL_ASSIGN_OR_RETURN(Pending p, begin_checkpoint(txnid));
-  return finish_checkpoint(p);
+  Result<Pending> p = begin_checkpoint(txnid);
+  if (!p.is_ok()) {
+    // (7), (10): the commit asking has no record, and only this checkpoint
+    // would cover it; as a failed checkpoint after its begin does.
+    Status s = p.status().with_context("begin a redo log checkpoint");
+    set_broken(s);
+    return s;
+  }
+  return finish_checkpoint(*p);
 }
 
 Status RedoLog::close() {
@@ -614,7 +623,7 @@ Result<RedoLog::Pending> RedoLog::begin_checkpoint(uint64_t txnid) {
   // Invariant (4): the other segment is written over only when nothing in
   // it is newer than the durable checkpoint, and the one left is synced.
   if (at_ > 0 && durable_base >= other_last_) {
-    Status synced = sync_segment();
+    Status synced = wait_synced();
     if (!synced.is_ok()) {
       mdb_txn_abort(p.pin);
       return synced;

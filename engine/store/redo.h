@@ -20,6 +20,10 @@
 //      checkpoint of a transaction at or after it is durable. Nothing else
 //      makes it durable: data.mdb's pages past the checkpoint are never
 //      trusted (5). A record that could not be written breaks the log (7).
+//      Only the syncer fdatasyncs a segment (others wait for it: wait_synced):
+//      Linux reports a failed writeback once per open file, so of two syncs
+//      of one descriptor one could return 0 over pages whose write failed.
+//      Once the log broke, synced() no longer moves.
 //  (2) A segment holds records with consecutive numbers from its first one; a
 //      reader stops at the first record that fails its checksum or breaks the
 //      sequence (the stale bytes of an earlier round always have lower
@@ -35,7 +39,7 @@
 //      wrote or tore.
 //  (4) The committer switches to the other segment (from offset 0) only when
 //      the durable checkpoint covers every record that segment holds, and
-//      after the segment it leaves is synced, so no record recovery could
+//      after the syncer synced every record of the segment it leaves, so no record recovery could
 //      need is ever written over and the syncer only ever syncs one segment.
 //  (5) Recovery (the first writable open): the valid slot with the highest
 //      k names (T, B, meta). If data.mdb's newest meta page is not T's, T's
@@ -221,10 +225,10 @@ class RedoLog {
   // synced(), and when the log breaks; set before the first append, cleared before the
   // callee goes away.
   void set_on_synced(std::function<void()> f);
-  // The committer thread: fdatasyncs the segment now, beside the syncer, so
-  // that synced() covers every record written (committer.h (4): before a
-  // failed commit resets its objects). A failure breaks the log (7).
-  Status sync_now();
+  // The committer thread: waits until the syncer covered every record written
+  // so far (committer.h (4): before a failed commit resets its objects); the
+  // log's status, broken when a sync failed (7).
+  Status wait_synced();
   // Ok, or why the log is broken (7).
   Status status() const;
   // The log broke (7): data.mdb may hold a commit whose record was never
@@ -259,8 +263,7 @@ class RedoLog {
   // Invariant (3), on the committer thread: pin T, copy its meta page, and
   // switch segments when (4) allows. Fails when the log is broken (7).
   Result<Pending> begin_checkpoint(uint64_t txnid);
-  // Invariant (4): fdatasyncs the current segment on the committer thread.
-  Status sync_segment();
+
   // Invariant (1): fdatasyncs fd, then synced() covers `target`; a failure breaks the log (7).
   Status sync_to(int fd, uint64_t target, const std::string& what);
   // Calls on_synced_ (set_on_synced).
@@ -309,6 +312,7 @@ class RedoLog {
   uint64_t syncs_ GUARDED_BY(mutex_) = 0;
   int sync_fd_ GUARDED_BY(mutex_) = -1;  // the segment written to (4)
   std::thread syncer_;
+  CondVar synced_cv_;  // synced_ moved, or the log broke (wait_synced)
   Mutex callback_mutex_;
   std::function<void()> on_synced_ GUARDED_BY(callback_mutex_);
 };
