@@ -91,17 +91,18 @@ TEST(PageDelta, RebuildsTheTargetFromItsBaseForRandomEdits) {
   }
 }
 
-// make_page_deltas: one scan gives exactly the two deltas make_page_delta
-// makes each way (the history log's undo and the redo log's redo).
-TEST(PageDelta, PairIsTheDeltaEachWay) {
+// One scan's runs, encoded from either page, are exactly the delta
+// make_page_delta makes that way (the history log's undo and the redo log's
+// redo of one change).
+TEST(PageDelta, OneScanEncodesTheDeltaEachWay) {
   std::mt19937_64 rng(20261202);
   for (int round = 0; round < 500; ++round) {
     const size_t bytes = round % 10 == 0 ? 1 + rng() % 5000 : kPageBytes;
     std::string before = random_page(rng, bytes);
     std::string after = edited(before, rng, static_cast<int>(rng() % 12));
-    store::PageDeltas pair = store::make_page_deltas(before, after);
-    ASSERT_EQ(pair.to_before, make_page_delta(after, before)) << "round " << round;
-    ASSERT_EQ(pair.to_after, make_page_delta(before, after)) << "round " << round;
+    const store::PageRuns runs = store::find_page_runs(before, after);
+    ASSERT_EQ(store::encode_page_delta(runs, before), make_page_delta(after, before)) << round;
+    ASSERT_EQ(store::encode_page_delta(runs, after), make_page_delta(before, after)) << round;
   }
 }
 

@@ -231,7 +231,7 @@ void GroupWriter::note_redo(Db db, std::string_view key, Change& change) {
   // store/redo.h (10): a page changed in place is logged by the bytes that
   // changed, when they are fewer than the page.
   if (change.page_in_place) {
-    const std::string& delta = change.page_deltas().to_after;
+    const std::string delta = store::encode_page_delta(change.page_runs(), *change.value);
     if (delta.size() < change.value->size()) {
       redo_->put_delta(db, key, delta);
       return;
@@ -247,7 +247,7 @@ Status GroupWriter::note_undo(ObjectState& st, Db db, const std::string& key, Ch
     // Invariant (6), history/undo.h (7): a page changed in place keeps the
     // bytes that rebuild its before-image from the new value.
     if (change.page_in_place) {
-      std::string delta = std::move(change.page_deltas().to_before);
+      std::string delta = store::encode_page_delta(change.page_runs(), *old);
       CARREL_DASSERT(store::apply_page_delta(delta, *change.value).value_or("") == *old,
                      "page_delta.h (2): the delta rebuilds the before-image from the new page");
       st.log.undo.push_back({db, key, std::move(delta), true});

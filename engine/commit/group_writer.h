@@ -109,16 +109,17 @@ class GroupWriter {
   // value: the stored bytes to put, nullopt to delete.
   Status write(ObjectState& st, store::Db db, const std::string& key,
                std::optional<std::string_view> value);
-  // A write's before-image and value; for a SQL page changed in place, its
-  // two deltas (store/page_delta.h), made by one scan when a log first asks.
+  // A write's before-image and value; for a SQL page changed in place, the
+  // runs where they differ (store/page_delta.h), found once, when a log first
+  // asks, and encoded by each log that keeps a delta.
   struct Change {
     const std::optional<std::string>& old;
     std::optional<std::string_view> value;
     bool page_in_place = false;
-    std::optional<store::PageDeltas> deltas;
-    store::PageDeltas& page_deltas() {
-      if (!deltas) deltas = store::make_page_deltas(*old, *value);
-      return *deltas;
+    std::optional<store::PageRuns> runs;
+    const store::PageRuns& page_runs() {
+      if (!runs) runs = store::find_page_runs(*old, *value);
+      return *runs;
     }
   };
   // Records the put in the redo ops (redo_ set): a SQL page changed in

@@ -65,18 +65,13 @@ Status read_runs(std::string_view delta, uint32_t* page_bytes, Fn&& fn) {
 
 }  // namespace
 
-namespace {
-
-using Runs = std::vector<std::pair<size_t, size_t>>;  // [start, end)
-
-// Where a and b differ, as runs apart by invariant (1).
-Runs find_runs(std::string_view base, std::string_view target) {
+PageRuns find_page_runs(std::string_view base, std::string_view target) {
   CARREL_ASSERT(base.size() == target.size() && base.size() <= UINT32_MAX,
                 "page_delta.h: a delta joins two pages of one size");
   const size_t n = base.size();
   const char* a = base.data();
   const char* b = target.data();
-  Runs runs;
+  PageRuns runs;
   size_t i = next_difference(a, b, 0, n);
   while (i < n) {
     size_t start = i, end = i;
@@ -88,14 +83,13 @@ Runs find_runs(std::string_view base, std::string_view target) {
       if (k == n || k - end > kRunGapBytesMax) break;
       end = k;
     }
-    runs.emplace_back(start, end);
+    runs.emplace_back(static_cast<uint32_t>(start), static_cast<uint32_t>(end));
     i = next_difference(a, b, end, n);
   }
   return runs;
 }
 
-// The delta of `runs` that rebuilds `target`: each run holds target's bytes.
-std::string encode_runs(const Runs& runs, std::string_view target) {
+std::string encode_page_delta(const PageRuns& runs, std::string_view target) {
   std::string out;
   size_t bytes = kDeltaHeaderBytes;
   for (auto [start, end] : runs) bytes += kRunHeaderBytes + (end - start);
@@ -104,22 +98,15 @@ std::string encode_runs(const Runs& runs, std::string_view target) {
   w.u32(static_cast<uint32_t>(target.size()));
   w.u32(static_cast<uint32_t>(runs.size()));
   for (auto [start, end] : runs) {
-    w.u32(static_cast<uint32_t>(start));
-    w.u32(static_cast<uint32_t>(end - start));
+    w.u32(start);
+    w.u32(end - start);
     w.raw(target.substr(start, end - start));
   }
   return out;
 }
 
-}  // namespace
-
 std::string make_page_delta(std::string_view base, std::string_view target) {
-  return encode_runs(find_runs(base, target), target);
-}
-
-PageDeltas make_page_deltas(std::string_view before, std::string_view after) {
-  const Runs runs = find_runs(before, after);
-  return PageDeltas{encode_runs(runs, before), encode_runs(runs, after)};
+  return encode_page_delta(find_page_runs(base, target), target);
 }
 
 Status check_page_delta(std::string_view delta, uint32_t* page_bytes) {

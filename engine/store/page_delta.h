@@ -30,6 +30,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "carrel/status.h"
 
@@ -48,16 +50,16 @@ static_assert(kRunGapBytesMax == kRunHeaderBytes, "merge a gap that costs no mor
 // target.size() <= UINT32_MAX.
 std::string make_page_delta(std::string_view base, std::string_view target);
 
-// Both deltas of one change of a page, from one scan of the two (the bytes
-// that differ are the same either way): `to_before` is
-// make_page_delta(after, before), the history log's undo; `to_after` is
-// make_page_delta(before, after), the redo log's. A commit that keeps both
-// logs compares the page once.
-struct PageDeltas {
-  std::string to_before;
-  std::string to_after;
-};
-PageDeltas make_page_deltas(std::string_view before, std::string_view after);
+// The runs where two pages of one size differ, [start, end), apart as
+// invariant (1) says; the same runs either way. A commit that keeps both logs
+// compares a changed page once and encodes the runs for each (the history
+// log's undo from the new page, the redo log's from the old one).
+// REQUIRES: a.size() == b.size() <= UINT32_MAX.
+using PageRuns = std::vector<std::pair<uint32_t, uint32_t>>;
+PageRuns find_page_runs(std::string_view a, std::string_view b);
+// The delta of `runs` that rebuilds `target`: with runs =
+// find_page_runs(base, target) (or (target, base)), make_page_delta(base, target).
+std::string encode_page_delta(const PageRuns& runs, std::string_view target);
 
 // OK when `delta` is well formed (invariant (1)); Corruption naming the
 // first fault otherwise. Its page bytes, when out is not null.
