@@ -14,9 +14,10 @@
 // which is carrel's layout (engine/store/keys.h), not something LMDB records:
 //   8 bytes starting with three zero bytes: history (log numbers are big-endian);
 //   other 8-byte keys: LMDB's free list (transaction ids, little-endian);
-//   16 bytes: objects (an id); 20 bytes: pages (id and page number) — a KV key of 4
-//   bytes looks the same; a database name: the main database; checkpoint_log_no,
-//   format, next_*: meta; longer keys: kv.
+//   16 bytes: objects (an id); 12 bytes: pages (the object's number and the page
+//   number, keys.h since format carrel-7) — a KV key of 4 bytes looks the same; a
+//   database name: the main database; checkpoint_log_no, format, next_*: meta; other
+//   keys longer than 8 bytes: kv.
 // Counts are approximate for that reason; a run with --engines carrel only writes
 // nothing else to a file named data.mdb.
 #define _GNU_SOURCE
@@ -70,7 +71,7 @@ static void count_pages(const unsigned char* buf, size_t len) {
     if (first + 8 + ksize > 4096) counts[kOther]++;
     else if (ksize == 8) counts[key[0] == 0 && key[1] == 0 && key[2] == 0 ? kHistory : kFree]++;
     else if (ksize == 16) counts[kObjects]++;
-    else if (ksize == 20) counts[kPages]++;
+    else if (ksize == 12) counts[kPages]++;
     else if (is_name(key, ksize, "alarms") || is_name(key, ksize, "dead") ||
              is_name(key, ksize, "history") || is_name(key, ksize, "kv"))
       counts[kMain]++;
@@ -78,7 +79,7 @@ static void count_pages(const unsigned char* buf, size_t len) {
                             memcmp(key, "format", ksize < 6 ? ksize : 6) == 0 ||
                             memcmp(key, "next_", 5) == 0))
       counts[kMeta]++;
-    else if (ksize > 16) counts[kKv]++;
+    else if (ksize > 8) counts[kKv]++;
     else counts[kOther]++;
   }
 }
