@@ -996,8 +996,8 @@ class SyncGate {
 // b = 2 is committed to LMDB and its record written, and the sync that makes
 // it durable is held; current_bookmark is asked meanwhile. Null on a failed setup.
 struct HeldCommit {
-  // A checkpoint (an idle one, after 1 s) would sync the segment itself and
-  // could meet the armed hold instead of the syncer.
+  // A checkpoint (an idle one, after 1 s) that switches segments waits for the
+  // syncer (redo.h (4)), so it would stall the committer behind the held sync.
   HeldCommit() { store::RedoLog::hold_checkpoints_for_tests(true); }
   ~HeldCommit() {
     gate.release(Status::ok());  // a failed check never leaves the sync held
@@ -1106,13 +1106,14 @@ TEST(RedoFaultTest, BookmarkOnTheCommitterThreadIsRefusedNotAHang) {
 // syncer syncs a segment (redo.h (1)).
 TEST(RedoFaultTest, FailedCommitResetsItsObjectOnlyAfterEarlierCommitsAreDurable) {
   TempDir dir;
-  auto h = std::make_unique<HeldCommit>();
+  // Declared before the engine (in h), which calls the hook until it closes.
   RedoFault full(RedoStep::kReserve, Status::no_space("injected: the disk is full"), true);
-  RedoFaultHook gate = h->gate.hook(), reserve = full.hook();
   std::mutex mutex;
   std::set<std::thread::id> syncing;  // the threads that ran a segment sync
+  auto h = std::make_unique<HeldCommit>();
   Options o = options_at(dir.path());
-  o.redo_fault_hook = [&](RedoStep step) {
+  o.redo_fault_hook = [&mutex, &syncing, gate = h->gate.hook(),
+                       reserve = full.hook()](RedoStep step) {
     if (step == RedoStep::kSync) {
       std::lock_guard<std::mutex> lock(mutex);
       syncing.insert(std::this_thread::get_id());

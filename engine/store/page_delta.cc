@@ -90,6 +90,9 @@ PageRuns find_page_runs(std::string_view base, std::string_view target) {
 }
 
 std::string encode_page_delta(const PageRuns& runs, std::string_view target) {
+  CARREL_ASSERT(
+      target.size() <= UINT32_MAX && (runs.empty() || runs.back().second <= target.size()),
+      "page_delta.h: the runs lie inside the page they are encoded from");
   std::string out;
   size_t bytes = kDeltaHeaderBytes;
   for (auto [start, end] : runs) bytes += kRunHeaderBytes + (end - start);

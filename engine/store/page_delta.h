@@ -54,11 +54,12 @@ std::string make_page_delta(std::string_view base, std::string_view target);
 // invariant (1) says; the same runs either way. A commit that keeps both logs
 // compares a changed page once and encodes the runs for each (the history
 // log's undo from the new page, the redo log's from the old one).
-// REQUIRES: a.size() == b.size() <= UINT32_MAX.
+// REQUIRES: base.size() == target.size() <= UINT32_MAX.
 using PageRuns = std::vector<std::pair<uint32_t, uint32_t>>;
-PageRuns find_page_runs(std::string_view a, std::string_view b);
+PageRuns find_page_runs(std::string_view base, std::string_view target);
 // The delta of `runs` that rebuilds `target`: with runs =
 // find_page_runs(base, target) (or (target, base)), make_page_delta(base, target).
+// REQUIRES: runs come from find_page_runs of target and a page of its size.
 std::string encode_page_delta(const PageRuns& runs, std::string_view target);
 
 // OK when `delta` is well formed (invariant (1)); Corruption naming the

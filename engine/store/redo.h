@@ -248,7 +248,7 @@ class RedoLog {
   Status close();
 
   uint64_t checkpoints() const;
-  // The segment fdatasyncs so far (the syncer's and the switches').
+  // The segment fdatasyncs so far (all the syncer's, invariant (1)).
   uint64_t syncs() const;
 
  private:
