@@ -7,6 +7,7 @@
 
 #include <random>
 #include <string>
+#include <vector>
 
 #include "engine/history/undo.h"
 #include "engine/store/checksum.h"
@@ -73,21 +74,37 @@ void expect_runs_apart(const std::string& delta) {
   EXPECT_TRUE(r.done());
 }
 
-// Invariant (2), property style: random pages, random edits, fixed seed.
-TEST(PageDelta, RebuildsTheTargetFromItsBaseForRandomEdits) {
-  std::mt19937_64 rng(20261130);
-  for (int round = 0; round < 2000; ++round) {
+// `rounds` random (base, target) pairs of one size, target a random edit of
+// base (every tenth of a random size, the rest a default page), fixed seed.
+struct EditedPage {
+  std::string base;
+  std::string target;
+};
+std::vector<EditedPage> random_edits(uint64_t seed, int rounds) {
+  std::mt19937_64 rng(seed);
+  std::vector<EditedPage> out;
+  for (int round = 0; round < rounds; ++round) {
     const size_t bytes = round % 10 == 0 ? 1 + rng() % 5000 : kPageBytes;
     std::string base = random_page(rng, bytes);
     std::string target = edited(base, rng, static_cast<int>(rng() % 12));
+    out.push_back({std::move(base), std::move(target)});
+  }
+  return out;
+}
+
+// Invariant (2), property style: random pages, random edits, fixed seed.
+TEST(PageDelta, RebuildsTheTargetFromItsBaseForRandomEdits) {
+  int round = 0;
+  for (const auto& [base, target] : random_edits(20261130, 2000)) {
     std::string delta = make_page_delta(base, target);
     auto rebuilt = apply_page_delta(delta, base);
     ASSERT_TRUE(rebuilt.is_ok()) << rebuilt.status().to_string();
     ASSERT_EQ(*rebuilt, target) << "round " << round;
     uint32_t page_bytes = 0;
     ASSERT_TRUE(check_page_delta(delta, &page_bytes).is_ok());
-    EXPECT_EQ(page_bytes, bytes);
+    EXPECT_EQ(page_bytes, base.size());
     expect_runs_apart(delta);
+    ++round;
   }
 }
 
@@ -95,14 +112,12 @@ TEST(PageDelta, RebuildsTheTargetFromItsBaseForRandomEdits) {
 // make_page_delta makes that way (the history log's undo and the redo log's
 // redo of one change).
 TEST(PageDelta, OneScanEncodesTheDeltaEachWay) {
-  std::mt19937_64 rng(20261202);
-  for (int round = 0; round < 500; ++round) {
-    const size_t bytes = round % 10 == 0 ? 1 + rng() % 5000 : kPageBytes;
-    std::string before = random_page(rng, bytes);
-    std::string after = edited(before, rng, static_cast<int>(rng() % 12));
+  int round = 0;
+  for (const auto& [before, after] : random_edits(20261202, 500)) {
     const store::PageRuns runs = store::find_page_runs(before, after);
     ASSERT_EQ(store::encode_page_delta(runs, before), make_page_delta(after, before)) << round;
     ASSERT_EQ(store::encode_page_delta(runs, after), make_page_delta(before, after)) << round;
+    ++round;
   }
 }
 

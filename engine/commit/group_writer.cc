@@ -170,8 +170,7 @@ Status GroupWriter::write(ObjectState& st, Db db, const std::string& key,
   if (!old && !value) return Status::ok();
   // Invariant (6): rewriting a page with its own bytes changes nothing.
   if (db == Db::kPages && old && value && *old == *value) return Status::ok();
-  Change change{old, value, db == Db::kPages && old && value && old->size() == value->size(),
-                std::nullopt};
+  Change change(db, old, value);
   if (keep_history_) CARREL_RETURN_IF_ERROR(note_undo(st, db, key, change));
   if (value) {
     MDB_val pk = store::to_val(key), pv = store::to_val(*value);

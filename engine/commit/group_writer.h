@@ -113,9 +113,14 @@ class GroupWriter {
   // runs where they differ (store/page_delta.h), found once, when a log first
   // asks, and encoded by each log that keeps a delta.
   struct Change {
+    Change(store::Db db, const std::optional<std::string>& old_value,
+           std::optional<std::string_view> new_value)
+        : old(old_value),
+          value(new_value),
+          page_in_place(db == store::Db::kPages && old && value && old->size() == value->size()) {}
     const std::optional<std::string>& old;
-    std::optional<std::string_view> value;
-    bool page_in_place = false;
+    const std::optional<std::string_view> value;
+    const bool page_in_place;
     std::optional<store::PageRuns> runs;
     const store::PageRuns& page_runs() {
       if (!runs) runs = store::find_page_runs(*old, *value);
