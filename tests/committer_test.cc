@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -71,6 +72,9 @@ struct Fixture {
     store::StoreOptions so;
     so.dir = dir.path();
     so.sync = durability == Durability::kSync;
+    so.data_sync_fault_hook = [this] {
+      return fail_data_sync.load() ? Status::io_error("injected: fdatasync failed") : Status::ok();
+    };
     auto s = store::Store::open(so);
     EXPECT_TRUE(s.is_ok()) << s.status().to_string();
     if (s.is_ok()) store = std::move(*s);
@@ -149,6 +153,7 @@ struct Fixture {
   EngineStats stats() const { return counters.snapshot(); }
 
   std::map<ObjectId, uint64_t> numbers;
+  std::atomic<bool> fail_data_sync{false};  // store.h (5): the next explicit syncs fail
   TempDir dir;
   SystemClock clock;
   Options options;
@@ -198,17 +203,17 @@ TEST(CommitterTest, IdleCommitterReleasesAfterAnExplicitSync) {
   EXPECT_EQ(f.stats().fsyncs, 2u);
 }
 
-// Invariants (4), (6): when commit 2 fails, commit 1 is synced explicitly and
-// released ok; commit 2's turn fails and its object is reset.
+// Invariants (4), (6): when commit 2 fails on a full disk, commit 1 is synced
+// explicitly and released ok; commit 2's turn fails and its object is reset.
 TEST(CommitterTest, FailedNextCommitStillReleasesTheEarlierDurableOne) {
   Fixture f(Durability::kSync);
   ASSERT_TRUE(f.start());
   ASSERT_TRUE(f.hold_commit_2());
-  f.gate.release(Status::io_error("injected: write failed"));
+  f.gate.release(Status::no_space("injected: disk full"));
   ASSERT_TRUE(f.outputs.wait_count(2));
   EXPECT_EQ(f.outputs.order(), (std::vector<std::string>{"a1", "b1"}));
   EXPECT_TRUE(f.outputs.status_of("a1").is_ok());
-  EXPECT_EQ(f.outputs.status_of("b1").code(), Code::kIOError);
+  EXPECT_EQ(f.outputs.status_of("b1").code(), Code::kNoSpace);
   EXPECT_EQ(f.a->durable_seq.load(), 1u);
   EXPECT_EQ(f.b->durable_seq.load(), 0u);
   EXPECT_EQ(f.b->generation.load(), 1u);
@@ -217,6 +222,51 @@ TEST(CommitterTest, FailedNextCommitStillReleasesTheEarlierDurableOne) {
   EXPECT_EQ(f.stored(kB), "");
   EXPECT_EQ(f.stats().commits_failed, 1u);
   EXPECT_EQ(f.stats().fsyncs, 2u);  // commit 1's, and the explicit one
+}
+
+// Invariant (6), store.h (5): when commit 2 fails with an I/O error (which may
+// have been its data sync, the one that was to cover commit 1), commit 1 is
+// not synced and released over it: its turn fails and the store stops.
+TEST(CommitterTest, IoErrorOfTheNextCommitFailsTheHeldOneAndStopsTheStore) {
+  Fixture f(Durability::kSync);
+  ASSERT_TRUE(f.start());
+  ASSERT_TRUE(f.hold_commit_2());
+  f.gate.release(Status::io_error("injected: write failed"));
+  ASSERT_TRUE(f.outputs.wait_count(2));
+  EXPECT_EQ(f.outputs.status_of("a1").code(), Code::kIOError);
+  EXPECT_EQ(f.outputs.status_of("b1").code(), Code::kIOError);
+  EXPECT_EQ(f.a->durable_seq.load(), 0u);
+  EXPECT_EQ(f.a->generation.load(), 1u);
+  EXPECT_EQ(f.stats().fsyncs, 1u);  // commit 1's data sync only: no sync after the error
+  EXPECT_NE(f.stored(kA).find("waited for its sync"), std::string::npos) << f.stored(kA);
+}
+
+// Invariant (6), store.h (5): a failed explicit sync of the held commit fails
+// its turns (and the outputs that waited with it), and the store takes no
+// read and no commit after it.
+TEST(CommitterTest, FailedSyncOfTheHeldCommitStopsTheStore) {
+  Fixture f(Durability::kSync);
+  ASSERT_TRUE(f.start());
+  ASSERT_TRUE(f.hold_commit_1());
+  // Queued during commit 1, so commit 1 defers its meta sync; it writes
+  // nothing, so no commit follows to cover commit 1: the explicit sync must.
+  f.submit_output(kA, f.a, "a-read");
+  f.fail_data_sync = true;
+  f.gate.release();
+  ASSERT_TRUE(f.outputs.wait_count(2));
+  EXPECT_EQ(f.outputs.status_of("a1").code(), Code::kIOError);
+  EXPECT_EQ(f.outputs.status_of("a-read").code(), Code::kIOError);
+  EXPECT_EQ(f.a->durable_seq.load(), 0u);
+  // Commit 1 is in data.mdb, maybe not on the disk: nothing reads it...
+  const std::string read = f.stored(kA);
+  EXPECT_NE(read.find("data.mdb' (fdatasync) after commit 1"), std::string::npos) << read;
+  EXPECT_NE(read.find("reopen the directory"), std::string::npos) << read;
+  // ...and nothing commits after it, not even with the disk healthy again.
+  f.fail_data_sync = false;
+  f.submit_write(kB, f.b, "1", "b1");
+  ASSERT_TRUE(f.outputs.wait_count(3));
+  EXPECT_EQ(f.outputs.status_of("b1").code(), Code::kIOError);
+  EXPECT_EQ(f.stats().commits, 1u);
 }
 
 // Invariants (3), (6): a turn that wrote nothing but read the held commit's

@@ -955,6 +955,38 @@ TEST(RedoFaultTest, FailedCheckpointBreaksTheLogAndLosesNoAcknowledgedTurn) {
   }
 }
 
+// store.h (5), committer.h (6): without the log, the committer's own
+// fdatasync of data.mdb (here at the end of a maintenance task) that fails
+// stops the engine: no turn runs, not even one that only reads, until it is
+// reopened; what was acknowledged before is there.
+TEST(DataSyncFaultTest, FailedSyncOfDataMdbStopsTheEngineUntilReopened) {
+  TempDir dir;
+  std::atomic<bool> armed{false};
+  Options o = options_at(dir.path());
+  o.redo_log = false;
+  o.data_sync_fault_hook = [&armed] {
+    return armed.load() ? Status::io_error("injected: fdatasync failed") : Status::ok();
+  };
+  auto e = testing::open_engine(o);
+  ASSERT_TRUE(e);
+  ASSERT_TRUE(put(*e, "a", "1").is_ok());
+  armed = true;
+  Status pruned = e->core()->prune_history_now();
+  EXPECT_EQ(pruned.code(), Code::kIOError) << pruned.to_string();
+  armed = false;  // the disk is healthy again; the engine stays stopped
+  Status write = put(*e, "b", "2");
+  EXPECT_NE(write.message().find("reopen the directory"), std::string::npos) << write.to_string();
+  Status read = e->run(kRef, [](Context& ctx) { return ctx.kv().get("a").status(); });
+  EXPECT_NE(read.message().find("data.mdb' (fdatasync)"), std::string::npos) << read.to_string();
+  (void)e->close();
+  e.reset();
+  o.data_sync_fault_hook = nullptr;
+  e = testing::open_engine(o);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(testing::kv_read(*e, kRef, "a"), "1");
+  EXPECT_EQ(testing::kv_read(*e, kRef, "b"), "(absent)");
+}
+
 // Holds the redo log's next segment sync once armed, until release() says
 // how it ends.
 class SyncGate {

@@ -280,8 +280,10 @@ void Committer::linger() {
 
 void Committer::run_task(Item& item) {
   MDB_txn* txn = nullptr;
-  int rc = mdb_txn_begin(store_.env(), nullptr, 0, &txn);
-  Status s = store::from_mdb(rc, "begin maintenance transaction");
+  Status s = store_.stopped();  // store.h (5)
+  if (s.is_ok())
+    s = store::from_mdb(mdb_txn_begin(store_.env(), nullptr, 0, &txn),
+                        "begin maintenance transaction");
   if (s.is_ok()) {
     const uint64_t id = mdb_txn_id(txn);
     s = item.task(store_, txn);
@@ -304,7 +306,7 @@ void Committer::run_task(Item& item) {
 }
 
 void Committer::checkpoint_at_stop() {
-  if (records_.dirty_count() == 0) return;
+  if (records_.dirty_count() == 0 || !store_.stopped().is_ok()) return;
   // A failure here loses nothing: the next open rebuilds the dirty records
   // from the log tail (records.h (1)).
   MDB_txn* txn = nullptr;
@@ -319,7 +321,8 @@ void Committer::checkpoint_at_stop() {
   // Invariant (9): no redo record; close_redo's checkpoint covers it (a crash
   // before that loses only this checkpoint of records, as a failure here does).
   // Invariant (6): its meta page may be deferred; nothing follows it.
-  if (sync_ && !store_.redo() && mdb_env_sync(store_.env(), 1) != 0) return;
+  if (sync_ && !store_.redo() && !store_.sync_data("the records' checkpoint at stop").is_ok())
+    return;
   records_.publish({}, 0, writer.checkpoint_log_no(), now);
 }
 
@@ -366,6 +369,12 @@ void Committer::commit_group(std::vector<Item>& group) {
     // for the sync that failed (redo.h (7)). What waits fails first.
     release_synced();
     fail(live, redo->status(), /*every_output=*/true);
+    return;
+  }
+  if (Status stopped = store_.stopped(); !stopped.is_ok()) {
+    // (4), store.h (5): likewise after a failed sync of data.mdb; a turn may
+    // have read the commit it failed to make durable.
+    fail(live, stopped, /*every_output=*/true);
     return;
   }
   bool any_writes = false;
@@ -445,6 +454,18 @@ void Committer::commit_group(std::vector<Item>& group) {
     counters_.commits_failed.fetch_add(1, std::memory_order_relaxed);
     // Invariant (4), (6): the held commit's meta page is not covered by this
     // one; sync explicitly, so it is released (or failed) before these fail.
+    // An I/O error may have been this commit's data sync, which was to cover
+    // the held meta page and whose error the kernel reports once: the
+    // explicit sync could then succeed over a lost page, so the store stops
+    // instead (store.h (5)) and the held commit fails. A full disk did not
+    // sync, and the explicit sync stands.
+    if (held_ && s.code() == Code::kIOError) {
+      store_.fail_stop(Status::io_error(
+          "commit " + std::to_string(commit_number_) + " failed (" + s.message() +
+          ") while commit " + std::to_string(held_->commit_number) +
+          " waited for its sync to make it durable; its turns fail and this engine stops; check "
+          "the disk and its log, then reopen the directory"));
+    }
     if (held_) (void)sync_and_release();
     // Invariant (4), (9): likewise what waits for the log, once the syncer
     // covered it (a failed sync breaks the log, and then what waits fails).
@@ -593,16 +614,11 @@ void Committer::absorb_into(Release& into, Release&& r) {
 }
 
 Status Committer::sync_and_release() {
-  const int rc = mdb_env_sync(store_.env(), 1);
-  Status s = Status::ok();
-  if (rc == 0) {
+  // store.h (5): a failed sync stops the store; a stopped one syncs nothing more.
+  Status s = store_.sync_data("commit " + std::to_string(commit_number_));
+  if (s.is_ok()) {
     counters_.fsyncs.fetch_add(1, std::memory_order_relaxed);
     synced_number_ = commit_number_;
-  } else {
-    s = Status::io_error("sync '" + store_.dir() + "/data.mdb' (fdatasync) after commit " +
-                         std::to_string(commit_number_) + ": " + mdb_strerror(rc) +
-                         "; the turns of the last commit are in the database but may not "
-                         "survive a power loss, so they fail; check the disk and its log");
   }
   if (!held_) return s;
   Release r = std::move(*held_);

@@ -41,7 +41,12 @@
 //      did not come (a task, or no group after all) is synced explicitly. A
 //      failed N+1, a maintenance task and stop() all sync before they
 //      release. A failed sync fails the held turns as a failed commit does
-//      (4). At most one commit is held at a time.
+//      (4) and stops the store (store.h (5)), as does an N+1 failed with an
+//      I/O error (it may have been N+1's data sync, which was to cover N;
+//      the kernel reports such a failure once, so the explicit sync after
+//      it could succeed over N's lost meta page). A stopped store takes no
+//      commit: every batch fails, outputs too. At most one commit is held
+//      at a time.
 //  (7) The record cache (records.h) is published after mdb_txn_commit
 //      succeeded and before durable_seq moves (records.h (2)); stop() ends
 //      with a checkpoint, so a directory closed cleanly has no log tail.

@@ -119,6 +119,7 @@ Result<std::unique_ptr<EngineCore>> EngineCore::open(Options options) {
   so.sql_page_bytes = core->options_.sql_page_bytes;
   so.redo_log = core->options_.redo_log;
   so.redo_fault_hook = core->options_.redo_fault_hook;
+  so.data_sync_fault_hook = core->options_.data_sync_fault_hook;
   so.discard_lost_redo_log = core->options_.discard_lost_redo_log;
   CARREL_ASSIGN_OR_RETURN(core->store_, store::Store::open(so));
   core->records_ = std::make_unique<Records>(*core->store_, core->options_.read_only);

@@ -232,6 +232,7 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
   store->dir_ = options.dir;
   store->read_only_ = options.read_only;
   store->redo_fault_hook_ = options.redo_fault_hook;
+  store->data_sync_fault_hook_ = options.data_sync_fault_hook;
   store->reader_first_look_hook_ = options.reader_first_look_hook;
   {
     MutexLock lock(open_dirs().mutex);
@@ -711,6 +712,33 @@ Status Store::check_meta() {
   return Status::ok();
 }
 
+Status Store::sync_data(std::string_view after) {
+  CARREL_RETURN_IF_ERROR(stopped());
+  Status s = data_sync_fault_hook_ ? data_sync_fault_hook_() : Status::ok();
+  if (s.is_ok()) s = from_mdb(mdb_env_sync(env_, 1), "sync");
+  if (s.is_ok()) return s;
+  s = Status::io_error("sync '" + dir_ + "/data.mdb' (fdatasync) after " + std::string(after) +
+                       ": " + s.message() +
+                       "; commits written since the last sync may not survive a power loss, so "
+                       "their turns fail and this engine stops; check the disk and its log, "
+                       "then reopen the directory");
+  fail_stop(s);
+  return s;
+}
+
+void Store::fail_stop(Status cause) {
+  MutexLock lock(stop_mutex_);
+  if (stopped_.load(std::memory_order_relaxed)) return;
+  stop_cause_ = std::move(cause);
+  stopped_.store(true, std::memory_order_release);
+}
+
+Status Store::stopped() const {
+  if (!stopped_.load(std::memory_order_acquire)) return Status::ok();
+  MutexLock lock(stop_mutex_);
+  return stop_cause_;
+}
+
 Result<int> Store::clear_dead_readers() {
   int dead = 0;
   int rc = mdb_reader_check(env_, &dead);
@@ -722,6 +750,8 @@ Result<ReadTxn> Store::begin_read() {
   // redo.h (7): a broken log may have left a commit in data.mdb that the
   // next open rolls back; nothing may read it.
   if (redo_ && redo_->broken()) return redo_->status();
+  // Invariant (5): nor a commit whose sync failed.
+  if (stopped_.load(std::memory_order_acquire)) return stopped();
   MDB_txn* txn = nullptr;
   {
     MutexLock lock(pool_mutex_);

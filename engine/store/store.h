@@ -24,10 +24,20 @@
 //      the other's pid, when it cannot. That descriptor is closed only after
 //      mdb_env_close: closing any descriptor of lock.mdb drops LMDB's own
 //      fcntl locks on it (the reason for (1)).
+//  (5) Fail-stop after a failed sync of data.mdb (sync mode without the redo
+//      log: sync_data). Under Options::defer_meta_sync a commit is in
+//      data.mdb, and read, before the sync that makes it durable
+//      (committer.h (6)); a failed fdatasync may have dropped its pages, and
+//      the kernel reports that once: a later sync returns success over the
+//      loss. So the first failed sync stops the store for this process:
+//      begin_read refuses and the committer takes no commit (committer.h
+//      (4)), each naming the failed sync; the directory must be reopened.
+//      The redo log's failures stop it the same way (redo.h (7)).
 #pragma once
 
 #include <lmdb.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -105,6 +115,8 @@ struct StoreOptions {
   bool redo_log = false;
   // Fault injection into the redo log's file operations (Options::redo_fault_hook).
   RedoFaultHook redo_fault_hook;
+  // Fault injection into sync_data (Options::data_sync_fault_hook).
+  DataSyncFaultHook data_sync_fault_hook;
   // redo.h (9): a writable open of a directory whose redo files were lost
   // opens data.mdb as it was last written instead of refusing.
   bool discard_lost_redo_log = false;
@@ -157,6 +169,15 @@ class Store {
 
   // A snapshot of the latest committed state.
   Result<ReadTxn> begin_read();
+
+  // An fdatasync of data.mdb (mdb_env_sync), after
+  // StoreOptions::data_sync_fault_hook; `after` says what it makes durable,
+  // for the error. A failure stops the store (5).
+  Status sync_data(std::string_view after);
+  // Invariant (5): stops the store; the first cause is the one kept.
+  void fail_stop(Status cause);
+  // Invariant (5): why the store stopped; ok while it runs.
+  Status stopped() const;
 
   // Frees the reader slots of processes that died holding a read transaction
   // (mdb_reader_check), so LMDB can reuse the pages those snapshots pinned.
@@ -248,6 +269,11 @@ class Store {
   uint64_t dev_ = 0, ino_ = 0;  // registry key for invariant (1)
   Mutex pool_mutex_;
   std::vector<MDB_txn*> pool_ GUARDED_BY(pool_mutex_);  // reset read transactions
+  DataSyncFaultHook data_sync_fault_hook_;
+  // Invariant (5): set once, with stop_cause_ written first.
+  std::atomic<bool> stopped_{false};
+  mutable Mutex stop_mutex_;
+  Status stop_cause_ GUARDED_BY(stop_mutex_);
 };
 
 }  // namespace carrel::store

@@ -53,6 +53,14 @@ enum class RedoStep {
 // breaks the log (engine/store/redo.h (7)). Must not block for long.
 using RedoFaultHook = std::function<Status(RedoStep)>;
 
+// Called before each fdatasync of data.mdb that the committer asks for itself,
+// outside LMDB's own commit: sync mode without Options::redo_log, where a
+// commit held by defer_meta_sync, a maintenance task or stop() is made durable
+// that way (engine/commit/committer.h (6)). A non-ok Status is taken as that
+// sync's failure, exactly as a real I/O error would be: the engine stops
+// (engine/store/store.h (5)). Must not block for long.
+using DataSyncFaultHook = std::function<Status()>;
+
 struct Options {
   // The engine directory. Holds data.mdb, lock.mdb and writer.lock.
   std::string dir;
@@ -169,9 +177,10 @@ struct Options {
 
   // Time. Null: SystemClock.
   std::shared_ptr<Clock> clock;
-  // Fault injection; see CommitHook and RedoFaultHook.
+  // Fault injection; see CommitHook, RedoFaultHook and DataSyncFaultHook.
   CommitHook commit_hook;
   RedoFaultHook redo_fault_hook;
+  DataSyncFaultHook data_sync_fault_hook;
   // Seed for alarm jitter; 0 draws one from the OS.
   uint64_t random_seed = 0;
 };
