@@ -261,12 +261,39 @@ TEST(CommitterTest, FailedSyncOfTheHeldCommitStopsTheStore) {
   const std::string read = f.stored(kA);
   EXPECT_NE(read.find("data.mdb' (fdatasync) after commit 1"), std::string::npos) << read;
   EXPECT_NE(read.find("reopen the directory"), std::string::npos) << read;
-  // ...and nothing commits after it, not even with the disk healthy again.
+  // ...and nothing commits after it, not even with the disk healthy again,
+  // nor is any output released, even of an object commit 1 did not touch.
   f.fail_data_sync = false;
   f.submit_write(kB, f.b, "1", "b1");
-  ASSERT_TRUE(f.outputs.wait_count(3));
+  f.submit_output(kB, f.b, "b-read");
+  ASSERT_TRUE(f.outputs.wait_count(4));
   EXPECT_EQ(f.outputs.status_of("b1").code(), Code::kIOError);
+  EXPECT_EQ(f.outputs.status_of("b-read").code(), Code::kIOError);
   EXPECT_EQ(f.stats().commits, 1u);
+}
+
+// Invariant (6), store.h (5): a maintenance task queued behind commit 1 makes
+// commit 1 defer its meta sync; when the task fails with an I/O error, commit
+// 1 fails without the explicit sync and the store stops, as after a failed
+// commit.
+TEST(CommitterTest, TaskFailingWhileACommitIsHeldStopsTheStore) {
+  Fixture f(Durability::kSync);
+  ASSERT_TRUE(f.start());
+  ASSERT_TRUE(f.hold_commit_1());
+  std::promise<Status> done;
+  f.committer->submit_task(
+      [](store::Store&, MDB_txn*) { return Status::io_error("injected: task write failed"); },
+      [&](const Status& s) { done.set_value(s); });
+  f.gate.release();
+  auto result = done.get_future();
+  ASSERT_EQ(result.wait_for(kWait), std::future_status::ready);
+  EXPECT_EQ(result.get().code(), Code::kIOError);
+  ASSERT_TRUE(f.outputs.wait_count(1));
+  EXPECT_EQ(f.outputs.status_of("a1").code(), Code::kIOError);
+  EXPECT_EQ(f.a->durable_seq.load(), 0u);
+  EXPECT_EQ(f.stats().fsyncs, 1u);  // commit 1's data sync only
+  const std::string read = f.stored(kA);
+  EXPECT_NE(read.find("a maintenance task failed"), std::string::npos) << read;
 }
 
 // Invariants (3), (6): a turn that wrote nothing but read the held commit's

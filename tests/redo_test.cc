@@ -978,7 +978,11 @@ TEST(DataSyncFaultTest, FailedSyncOfDataMdbStopsTheEngineUntilReopened) {
   EXPECT_NE(write.message().find("reopen the directory"), std::string::npos) << write.to_string();
   Status read = e->run(kRef, [](Context& ctx) { return ctx.kv().get("a").status(); });
   EXPECT_NE(read.message().find("data.mdb' (fdatasync)"), std::string::npos) << read.to_string();
-  (void)e->close();
+  TempDir copy;
+  Status backup = e->backup(copy.path() + "/backup");
+  EXPECT_EQ(backup.code(), Code::kIOError) << backup.to_string();
+  Status closed = e->close();
+  EXPECT_EQ(closed.code(), Code::kIOError) << closed.to_string();
   e.reset();
   o.data_sync_fault_hook = nullptr;
   e = testing::open_engine(o);

@@ -244,7 +244,7 @@ void Committer::run() {
         return;  // the role stays taken: no caller commits after the stop (10)
       }
       // Invariant (6): nothing waits to cover the held commit, so sync now. A
-      // failure reaches the held turns' callers; nobody else is waiting on it.
+      // failure fails the held turns and stops the store (store.h (5)).
       (void)sync_and_release();
       continue;
     }
@@ -287,9 +287,14 @@ void Committer::run_task(Item& item) {
   if (s.is_ok()) {
     const uint64_t id = mdb_txn_id(txn);
     s = item.task(store_, txn);
-    if (s.is_ok())
+    bool txn_commit_failed = false;
+    if (s.is_ok()) {
       s = store_.commit_status(mdb_txn_commit(txn), "commit maintenance", 0);
-    else mdb_txn_abort(txn);
+      txn_commit_failed = !s.is_ok();
+    } else {
+      mdb_txn_abort(txn);
+    }
+    stop_if_held_uncovered(s, txn_commit_failed, "a maintenance task");
     // Invariant (9): a task writes no redo record; a checkpoint covers it.
     if (s.is_ok() && store_.redo() && last_txnid() == id) {
       s = store_.redo()->checkpoint_now(id);
@@ -398,6 +403,7 @@ void Committer::commit_group(std::vector<Item>& group) {
   bool wrote = false;
   uint64_t record = 0;  // (9): the redo record that makes this commit durable
   bool meta_synced = !sync_;
+  bool txn_commit_failed = false;  // (6): mdb_txn_commit itself failed
   if (s.is_ok()) {
     writer.emplace(store_, records_, txn, now, keep_history_, history_commits_max_);
     redo_ops_.clear();
@@ -423,6 +429,7 @@ void Committer::commit_group(std::vector<Item>& group) {
       }
       if (s.is_ok()) {
         s = store_.commit_status(mdb_txn_commit(txn), "commit", writer->bytes_written());
+        txn_commit_failed = !s.is_ok();
       } else {
         mdb_txn_abort(txn);
       }
@@ -453,19 +460,9 @@ void Committer::commit_group(std::vector<Item>& group) {
   if (!s.is_ok()) {
     counters_.commits_failed.fetch_add(1, std::memory_order_relaxed);
     // Invariant (4), (6): the held commit's meta page is not covered by this
-    // one; sync explicitly, so it is released (or failed) before these fail.
-    // An I/O error may have been this commit's data sync, which was to cover
-    // the held meta page and whose error the kernel reports once: the
-    // explicit sync could then succeed over a lost page, so the store stops
-    // instead (store.h (5)) and the held commit fails. A full disk did not
-    // sync, and the explicit sync stands.
-    if (held_ && s.code() == Code::kIOError) {
-      store_.fail_stop(Status::io_error(
-          "commit " + std::to_string(commit_number_) + " failed (" + s.message() +
-          ") while commit " + std::to_string(held_->commit_number) +
-          " waited for its sync to make it durable; its turns fail and this engine stops; check "
-          "the disk and its log, then reopen the directory"));
-    }
+    // one; sync explicitly, so it is released (or failed) before these fail,
+    // unless this failure may have been the sync that was to cover it.
+    stop_if_held_uncovered(s, txn_commit_failed, "commit " + std::to_string(commit_number_));
     if (held_) (void)sync_and_release();
     // Invariant (4), (9): likewise what waits for the log, once the syncer
     // covered it (a failed sync breaks the log, and then what waits fails).
@@ -473,7 +470,7 @@ void Committer::commit_group(std::vector<Item>& group) {
     // then every output here, as above.
     if (redo && !waiting_.empty()) (void)redo->wait_synced();
     release_synced();
-    fail(live, s, /*every_output=*/redo && !redo->status().is_ok());
+    fail(live, s, /*every_output=*/(redo && !redo->status().is_ok()) || !store_.stopped().is_ok());
     return;
   }
 
@@ -613,6 +610,21 @@ void Committer::absorb_into(Release& into, Release&& r) {
     into.earliest_alarm = r.earliest_alarm;
 }
 
+void Committer::stop_if_held_uncovered(const Status& failed, bool in_txn_commit,
+                                       const std::string& what) {
+  // Invariant (6), store.h (5): LMDB reports a failed fdatasync of the data
+  // pages as it reports a failed write of them, and the kernel reports a
+  // failed writeback once: the explicit sync after it could succeed over the
+  // held commit's lost meta page. A failure inside mdb_txn_commit, or any I/O
+  // error, may have been that sync; a full disk or map before the commit was not.
+  if (failed.is_ok() || !held_ || (!in_txn_commit && failed.code() != Code::kIOError)) return;
+  store_.fail_stop(Status::io_error(
+      what + " failed (" + failed.message() + ") while commit " +
+      std::to_string(held_->commit_number) +
+      " waited for its sync to make it durable; its turns fail and this engine stops; check the "
+      "disk and its log, then reopen the directory"));
+}
+
 Status Committer::sync_and_release() {
   // store.h (5): a failed sync stops the store; a stopped one syncs nothing more.
   Status s = store_.sync_data("commit " + std::to_string(commit_number_));
@@ -626,9 +638,10 @@ Status Committer::sync_and_release() {
   if (s.is_ok()) {
     release(r);
   } else {
-    // As a failed commit (4). Its messages stay in the outbox until the next
-    // open, its alarms in the timetable for the scheduler's next scan.
-    fail(r.batches, s);
+    // As a failed commit (4), and the store stopped (store.h (5)): every
+    // output of it fails. Its messages stay in the outbox and its alarms in
+    // the timetable for the engine that reopens the directory.
+    fail(r.batches, s, /*every_output=*/true);
   }
   return s;
 }

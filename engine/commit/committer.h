@@ -38,15 +38,17 @@
 //      is (LMDB writes the meta page through its O_DSYNC descriptor, the
 //      commit is durable when it returns: an idle committer pays the two
 //      flushes LMDB's default does, no more). A held commit whose successor
-//      did not come (a task, or no group after all) is synced explicitly. A
-//      failed N+1, a maintenance task and stop() all sync before they
-//      release. A failed sync fails the held turns as a failed commit does
-//      (4) and stops the store (store.h (5)), as does an N+1 failed with an
-//      I/O error (it may have been N+1's data sync, which was to cover N;
-//      the kernel reports such a failure once, so the explicit sync after
-//      it could succeed over N's lost meta page). A stopped store takes no
-//      commit: every batch fails, outputs too. At most one commit is held
-//      at a time.
+//      did not come (a task, or no group after all) is synced explicitly;
+//      so is one whose successor (N+1, or a maintenance task) failed before
+//      its mdb_txn_commit with no I/O error (a full disk or map), and a
+//      maintenance task and stop() sync before they release. A failed sync
+//      fails the held turns as a failed commit does (4) and stops the store
+//      (store.h (5)); so does a successor that failed inside mdb_txn_commit
+//      or with an I/O error, without the explicit sync: it may have been the
+//      successor's data sync, which was to cover N, and the kernel reports
+//      such a failure once, so a sync after it could succeed over N's lost
+//      meta page. A stopped store takes no commit: every batch fails,
+//      outputs too. At most one commit is held at a time.
 //  (7) The record cache (records.h) is published after mdb_txn_commit
 //      succeeded and before durable_seq moves (records.h (2)); stop() ends
 //      with a checkpoint, so a directory closed cleanly has no log tail.
@@ -197,9 +199,14 @@ class Committer {
   // Invariant (6): a commit that just returned covers the held one; it is
   // released too when its own meta page was synced, else held.
   void committed(Release&& release, bool wrote_meta, bool meta_synced);
-  // Invariant (6): mdb_env_sync(env, 1), then the held commit is released, or
-  // failed with the sync's error. Returns that error.
+  // Invariant (6): Store::sync_data, then the held commit is released, or
+  // failed with the sync's error (or the stopped store's). Returns that error.
   Status sync_and_release();
+  // Invariant (6): stops the store when a commit or task failed (`failed`)
+  // while a commit is held, and the failure may have been the sync that was
+  // to cover it: inside mdb_txn_commit (`in_txn_commit`), or an I/O error.
+  // `what` names the failed commit or task for the error.
+  void stop_if_held_uncovered(const Status& failed, bool in_txn_commit, const std::string& what);
   // Joins an outputs-only group, or a commit that wrote nothing, to the held commit.
   void absorb(Release&& release);
   void release(Release& release);

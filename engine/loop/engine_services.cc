@@ -385,8 +385,10 @@ Status EngineCore::close() {
   scheduler_.reset();
   committer_.reset();
   records_.reset();
+  // store.h (5): an engine stopped by a failed sync closes, and says why.
+  Status stopped = store_ ? store_->stopped() : Status::ok();
   store_.reset();
-  return Status::ok();
+  return stopped;
 }
 
 Status EngineCore::check_open() const {

@@ -778,6 +778,10 @@ void Store::recycle(MDB_txn* txn) {
 
 Status Store::copy_compact(const std::string& dest_dir,
                            const std::function<void(int)>& on_copy_fd) {
+  // Invariant (5), redo.h (7): as begin_read, no copy of a commit that may
+  // not be durable.
+  CARREL_RETURN_IF_ERROR(stopped());
+  if (redo_ && redo_->broken()) return redo_->status();
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::create_directories(dest_dir, ec);

@@ -25,13 +25,15 @@
 //      mdb_env_close: closing any descriptor of lock.mdb drops LMDB's own
 //      fcntl locks on it (the reason for (1)).
 //  (5) Fail-stop after a failed sync of data.mdb (sync mode without the redo
-//      log: sync_data). Under Options::defer_meta_sync a commit is in
-//      data.mdb, and read, before the sync that makes it durable
-//      (committer.h (6)); a failed fdatasync may have dropped its pages, and
+//      log: sync_data, or committer.h (6)'s rule for a failed commit while
+//      one is held). Under Options::defer_meta_sync a commit is in data.mdb,
+//      and read, before the sync that makes it durable (committer.h (6)); a
+//      failed fdatasync may have dropped its pages, and
 //      the kernel reports that once: a later sync returns success over the
 //      loss. So the first failed sync stops the store for this process:
-//      begin_read refuses and the committer takes no commit (committer.h
-//      (4)), each naming the failed sync; the directory must be reopened.
+//      begin_read and copy_compact refuse and the committer takes no commit
+//      (committer.h (6)), each naming the failed sync; the directory must be
+//      reopened (Engine::close returns the cause).
 //      The redo log's failures stop it the same way (redo.h (7)).
 #pragma once
 
