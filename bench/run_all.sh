@@ -352,8 +352,11 @@ Caveats that bear on these ratios:
   (64 MiB by default) is flushed and compacted after a short run ends, so that later write
   amplification is not in its figures; LMDB (carrel, lmdb-raw) writes its pages in each commit.
 - Every carrel write also writes its undo record (history, default retention 30 days): the
-  B/turn column counts it. SQL turns write whole 1 KiB pages plus their before-images, hence
-  ~5 KB written per 100-byte INSERT.
+  B/turn column counts it. A SQL turn rewrites the LMDB leaf (4 KiB, three 1 KiB SQL pages)
+  of each SQL page it changed, and logs each change as a delta in the history log and, in
+  sync mode, the redo log; an INSERT of sql-insert changes ~2.4 SQL pages (its 16 clients
+  grow each table at 16 places), hence ~18 KB written per 100-byte INSERT against
+  sqlite-files' ~6 KB (docs/design-notes.md, "What the trailing apply would change").
 - alarms: the run schedules all alarms first; `scheduling_overran_first_due_ms` > 0 means the
   earliest alarms were already due before scheduling finished, and their lag counts that wait.
   `lag_after_setup_*` covers only the alarms due after scheduling finished.
