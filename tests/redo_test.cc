@@ -903,6 +903,8 @@ TEST(RedoFaultTest, BrokenLogRunsNoTurnUntilReopened) {
   EXPECT_FALSE(read.is_ok()) << "a read of the unlogged commit was released: " << seen;
   EXPECT_NE(read.message().find("until the engine is reopened"), std::string::npos)
       << read.to_string();
+  Status closed = e->close();  // the log's records stay for the reopen to recover
+  EXPECT_EQ(closed.code(), Code::kIOError) << closed.to_string();
   e = reopen(std::move(e), dir.path());
   ASSERT_TRUE(e);
   EXPECT_EQ(testing::kv_read(*e, kRef, "c"), "(absent)");

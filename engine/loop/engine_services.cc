@@ -385,10 +385,14 @@ Status EngineCore::close() {
   scheduler_.reset();
   committer_.reset();
   records_.reset();
-  // store.h (5): an engine stopped by a failed sync closes, and says why.
-  Status stopped = store_ ? store_->stopped() : Status::ok();
+  // store.h (5), redo.h (7): an engine stopped by a failed sync of data.mdb,
+  // or whose redo log broke (its files stay for the next open to recover),
+  // closes, and says why.
+  Status ended = store_ ? store_->stopped() : Status::ok();
+  if (ended.is_ok() && store_ && store_->redo() && store_->redo()->broken())
+    ended = store_->redo()->status();
   store_.reset();
-  return stopped;
+  return ended;
 }
 
 Status EngineCore::check_open() const {

@@ -122,7 +122,10 @@ class Engine {
   Status backup(const std::string& dest_dir);
 
   // Stops accepting events, finishes queued ones, waits for the committer and
-  // closes LMDB. Events that could not run get Aborted. Idempotent.
+  // closes LMDB. Events that could not run get Aborted. Idempotent. Returns
+  // the error that stopped the engine, if one did (a broken redo log, a
+  // failed sync of data.mdb: docs/reliability.md); the directory is closed
+  // all the same and may be opened again.
   Status close();
 
   // The transport's way in for connections (carrel/connections.h).
